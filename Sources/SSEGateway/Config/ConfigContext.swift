@@ -1,0 +1,79 @@
+import Foundation
+import Yams
+
+/// State shared by one load: where the file is, the environment, and the errors found so far.
+///
+/// A class because every `ConfigMapping` and `ConfigValue` of the tree reports into the same list,
+/// and the list must outlive them all until `finish()`.
+final class ConfigContext {
+    /// The file as the caller named it; printed in every error.
+    let file: String
+    /// Folder that relative file paths in the config (TLS certificates and keys) resolve against.
+    let baseDirectory: String
+    let environment: [String: String]
+
+    private var errors: [ConfigError] = []
+    /// Every mapping read, so that `finish()` can report the keys nobody asked for.
+    private var mappings: [ConfigMapping] = []
+
+    init(file: String, baseDirectory: String, environment: [String: String]) {
+        self.file = file
+        self.baseDirectory = baseDirectory
+        self.environment = environment
+    }
+
+    /// Records a problem at a node's position. Nodes from `Yams.compose` always carry a mark;
+    /// the 1:1 fallback only keeps an error from being lost if one ever does not.
+    func report(_ message: String, at mark: Mark?) {
+        self.errors.append(
+            ConfigError(file: self.file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message)
+        )
+    }
+
+    func register(_ mapping: ConfigMapping) {
+        self.mappings.append(mapping)
+    }
+
+    /// Reports unknown keys of every mapping read, then returns all errors sorted by position.
+    ///
+    /// Unknown keys are checked last because a key counts as known once any reader asked for it,
+    /// and a feed's `upstream` mapping is asked by two readers (the feed for `url`, the settings for the rest).
+    /// Identical errors are dropped: a YAML alias makes the loader read the same node twice.
+    func finish() -> [ConfigError] {
+        for mapping in self.mappings {
+            mapping.reportUnknownKeys()
+        }
+        var seen = Set<String>()
+        let unique = self.errors.filter { seen.insert($0.description).inserted }
+        // Sorting is stable, so errors at one position keep the order they were found in.
+        return unique.enumerated().sorted { lhs, rhs in
+            (lhs.element.line, lhs.element.column, lhs.offset) < (rhs.element.line, rhs.element.column, rhs.offset)
+        }.map(\.element)
+    }
+
+    /// Resolves a path written in the config against the config file's folder, dropping `.` and `..`
+    /// segments lexically (no symlinks resolved, so the stored path stays recognisable in logs).
+    func resolvePath(_ path: String) -> String {
+        let joined = path.hasPrefix("/") ? path : self.baseDirectory + "/" + path
+        var parts: [Substring] = []
+        for part in joined.split(separator: "/", omittingEmptySubsequences: true) {
+            switch part {
+            case ".":
+                continue
+            case "..":
+                if !parts.isEmpty && parts.last != ".." {
+                    parts.removeLast()
+                } else if !joined.hasPrefix("/") {
+                    parts.append(part)
+                }
+            default:
+                parts.append(part)
+            }
+        }
+        let body = parts.joined(separator: "/")
+        if joined.hasPrefix("/") {
+            return "/" + body
+        }
+        return body.isEmpty ? "." : body
+    }
+}

@@ -1,0 +1,412 @@
+import Foundation
+import NIOCore
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads the gateway's YAML config file into a validated `GatewayConfig` (SPEC §2).
+///
+/// The loader walks `Yams.compose`'s node tree rather than decoding with `Codable`, because only the nodes
+/// know their line and column, and every error must point at the spot to fix. It does not stop at the first
+/// problem: each bad value is reported and skipped, and all errors are thrown together at the end.
+///
+/// Decisions worth knowing (see also `ConfigValue` and `ConfigValueParser`):
+/// - A null value (`key:`, `key: ~`, `key: null`) for a section (`limits`, `defaults`, `replay`, …, `listen`,
+///   `feeds`) means the section was not written. For `admin`, `null` or `false` disables the admin listener;
+///   for a listener's `tls` it means cleartext; for `upstream.tls` (and its `ca`/`certificate`/`private_key`)
+///   it drops what `defaults:` set.
+/// - `${NAME}` is expanded in every scalar value (not in keys); `$${` is a literal `${`.
+/// - Anchors and aliases work (an error inside aliased content points at the anchor); merge keys `<<` do not.
+public enum ConfigLoader {
+    /// Log levels accepted by `log_level`, as swift-log names them.
+    static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
+
+    /// Reads and validates a file. `file` is printed as given in errors.
+    /// Relative paths inside (TLS files) resolve against the file's folder.
+    public static func load(
+        file: String,
+        environment: [String: String] = ProcessInfo.processInfo.environment
+    ) throws(ConfigLoadError) -> GatewayConfig {
+        let yaml: String
+        do {
+            yaml = try self.readFile(file)
+        } catch {
+            throw ConfigLoadError(errors: [
+                ConfigError(file: file, line: 1, column: 1, message: "cannot read file: \(error.message)")
+            ])
+        }
+        return try self.parse(yaml: yaml, file: file, baseDirectory: self.directory(of: file), environment: environment)
+    }
+
+    /// Parses and validates config text. `file` is only used in error messages;
+    /// `baseDirectory` is where relative TLS paths resolve.
+    public static func parse(
+        yaml: String,
+        file: String,
+        baseDirectory: String,
+        environment: [String: String]
+    ) throws(ConfigLoadError) -> GatewayConfig {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch {
+            // Yams stops at the first syntax error, so there is exactly one to report.
+            throw ConfigLoadError(errors: [ConfigError(yamlError: error, file: file, yaml: yaml)])
+        }
+        let context = ConfigContext(file: file, baseDirectory: baseDirectory, environment: environment)
+        var config = GatewayConfig()
+        // An empty file (or one of only comments) is a valid config of all defaults.
+        if let root, !ConfigValue.isNull(root) {
+            if case .mapping(let mapping) = root {
+                self.readTopLevel(ConfigMapping(mapping, path: "", context: context), into: &config)
+            } else {
+                context.report(
+                    "the config must be a mapping of keys such as listen, defaults and feeds, got "
+                        + ConfigValue.kind(of: root),
+                    at: root.mark
+                )
+            }
+        }
+        let errors = context.finish()
+        guard errors.isEmpty else {
+            throw ConfigLoadError(errors: errors)
+        }
+        return config
+    }
+
+    // MARK: - Top level
+
+    /// Where a listener or the admin endpoint binds, kept to report a second use of the same address.
+    private struct Binding {
+        var address: HostPort
+        var owner: String
+        var mark: Mark?
+    }
+
+    private static func readTopLevel(_ top: ConfigMapping, into config: inout GatewayConfig) {
+        // Feed settings written at the top level are a common slip; point to where they belong.
+        for key in ["retry", "keepalive", "padding", "compression", "replay", "client", "upstream", "cors"] {
+            top.hint(key, "'\(key)' belongs under 'defaults:' or a feed")
+        }
+        if let value = top.value("log_level"), let level = value.choice(self.logLevels) {
+            config.logLevel = level
+        }
+
+        var bindings: [Binding] = []
+        if let value = top.value("listen"), !value.isNull, let items = value.list() {
+            if items.isEmpty {
+                value.fail("needs at least one address (leave 'listen' out for the default 0.0.0.0:8080)")
+            } else {
+                let listeners = items.map { self.readListener($0, bindings: &bindings) }
+                if listeners.allSatisfy({ $0 != nil }) {
+                    config.listen = listeners.compactMap { $0 }
+                }
+            }
+        } else {
+            bindings += config.listen.enumerated().map { Binding(address: $1.address, owner: "listen[\($0)]") }
+        }
+
+        if let value = top.value("admin") {
+            config.admin = self.readAdmin(value, bindings: &bindings)
+        } else if let admin = config.admin {
+            bindings.append(Binding(address: admin.address, owner: "admin"))
+        }
+        self.checkBindings(bindings, context: top.context)
+
+        if let value = top.value("shutdown_timeout"), let timeout = value.duration() {
+            config.shutdownTimeout = timeout
+        }
+        if let limits = top.child("limits") {
+            self.applyLimits(limits, to: &config.limits)
+        }
+
+        var defaults = FeedSettings()
+        if let mapping = top.child("defaults") {
+            // Feed-only keys in `defaults:` get a pointed explanation instead of "unknown key".
+            for key in ["name", "path", "connect", "linger", "ids", "max_feeds"] {
+                mapping.hint(key, "'\(key)' can only be set on a feed")
+            }
+            mapping.child("upstream")?.hint("url", "'url' can only be set in a feed's upstream")
+            self.applySettings(mapping, to: &defaults)
+        }
+
+        if let value = top.value("feeds"), !value.isNull, let items = value.list() {
+            var feeds: [FeedConfig] = []
+            var seen: [FeedIdentity] = []
+            for item in items {
+                guard let (feed, identity) = self.readFeed(item, defaults: defaults) else {
+                    continue
+                }
+                if self.checkUnique(identity, against: seen, context: top.context) {
+                    feeds.append(feed)
+                    seen.append(identity)
+                }
+            }
+            config.feeds = feeds
+        }
+    }
+
+    private static func readListener(_ item: ConfigValue, bindings: inout [Binding]) -> ListenerConfig? {
+        guard let mapping = item.mapping() else {
+            return nil
+        }
+        let addressValue = mapping.required("address")
+        let address = addressValue?.hostPort()
+        if let address {
+            bindings.append(Binding(address: address, owner: item.path, mark: addressValue?.mark))
+        }
+        var tls: ServerTLSConfig?
+        var tlsIsValid = true
+        if let tlsValue = mapping.value("tls"), !tlsValue.isNull {
+            if let tlsMapping = mapping.child("tls") {
+                let certificate = tlsMapping.required("certificate")?.readableFile()
+                let privateKey = tlsMapping.required("private_key")?.readableFile()
+                var minVersion = "1.2"
+                if let value = tlsMapping.value("min_version") {
+                    if let version = value.choice(["1.2", "1.3"]) {
+                        minVersion = version
+                    } else {
+                        tlsIsValid = false
+                    }
+                }
+                if let certificate, let privateKey {
+                    tls = ServerTLSConfig(certificate: certificate, privateKey: privateKey, minVersion: minVersion)
+                } else {
+                    tlsIsValid = false
+                }
+            } else {
+                tlsIsValid = false
+            }
+        }
+        guard let address, tlsIsValid else {
+            return nil
+        }
+        return ListenerConfig(address: address, tls: tls)
+    }
+
+    /// `admin:` absent keeps the default 127.0.0.1:9090; `null` or `false` turns the admin listener off.
+    private static func readAdmin(_ value: ConfigValue, bindings: inout [Binding]) -> AdminConfig? {
+        if value.isNull {
+            return nil
+        }
+        if case .scalar(let scalar) = value.node, ["false", "False", "FALSE"].contains(scalar.string), scalar.style == .plain {
+            return nil
+        }
+        guard case .mapping = value.node else {
+            value.fail(
+                "expected a mapping with 'address', or false to disable the admin listener, got "
+                    + ConfigValue.kind(of: value.node)
+            )
+            return nil
+        }
+        guard let mapping = value.mapping(), let addressValue = mapping.required("address"),
+            let address = addressValue.hostPort()
+        else {
+            return nil
+        }
+        bindings.append(Binding(address: address, owner: "admin", mark: addressValue.mark))
+        return AdminConfig(address: address)
+    }
+
+    /// Two listeners on one address would fail at bind time with a less helpful message; say it here.
+    private static func checkBindings(_ bindings: [Binding], context: ConfigContext) {
+        for (index, binding) in bindings.enumerated() {
+            guard let first = bindings[..<index].first(where: { $0.address == binding.address }) else {
+                continue
+            }
+            let firstLine = first.mark.map { " (line \($0.line))" } ?? " (by default)"
+            context.report(
+                "\(binding.owner).address: address \(binding.address) is already used by \(first.owner)\(firstLine)",
+                at: binding.mark
+            )
+        }
+    }
+
+    private static func applyLimits(_ mapping: ConfigMapping, to limits: inout LimitsConfig) {
+        if let value = mapping.value("max_clients"), let count = value.integer(atLeast: 1) {
+            limits.maxClients = count
+        }
+        if let value = mapping.value("header_timeout"), let timeout = value.duration(positive: true) {
+            limits.headerTimeout = timeout
+        }
+        // A request line plus a Host header can pass 1 KiB; anything smaller rejects real browsers.
+        if let value = mapping.value("max_header_bytes"), let bytes = value.size(atLeast: 1024) {
+            limits.maxHeaderBytes = bytes
+        }
+    }
+
+    // MARK: - Feeds
+
+    /// What makes a feed unique, with where it was written, for the duplicate checks.
+    private struct FeedIdentity {
+        var owner: String
+        var name: String
+        var nameMark: Mark?
+        var namePath: String
+        var path: PathTemplate
+        var pathMark: Mark?
+        var pathPath: String
+
+        /// `/rooms/{room}` and `/rooms/{id}` match the same requests, so they compare equal here.
+        var shape: String {
+            self.path.segments.map {
+                switch $0 {
+                case .literal(let literal): return literal
+                case .parameter: return "{}"
+                }
+            }.joined(separator: "/")
+        }
+    }
+
+    private static func readFeed(_ item: ConfigValue, defaults: FeedSettings) -> (FeedConfig, FeedIdentity)? {
+        guard let mapping = item.mapping() else {
+            return nil
+        }
+        let pathValue = mapping.required("path")
+        var path: PathTemplate?
+        if let text = pathValue?.nonEmptyString("a path such as /prices") {
+            do {
+                path = try PathTemplate(parsing: text)
+            } catch {
+                pathValue?.fail(error.message)
+            }
+        }
+
+        var nameValue = mapping.value("name")
+        var name: String?
+        if let value = nameValue {
+            name = value.nonEmptyString("a feed name")
+        } else {
+            name = path?.description
+            nameValue = pathValue
+        }
+
+        var upstreamURL: UpstreamURL?
+        var urlValue: ConfigValue?
+        if let upstreamValue = mapping.required("upstream") {
+            if upstreamValue.isNull {
+                upstreamValue.fail("expected a mapping with 'url', got no value")
+            } else if let upstream = mapping.child("upstream") {
+                urlValue = upstream.required("url")
+            }
+        }
+        if let urlValue, let text = urlValue.nonEmptyString("a URL such as https://backend/stream") {
+            do {
+                upstreamURL = try UpstreamURL(parsing: text)
+            } catch {
+                urlValue.fail(error.message)
+            }
+        }
+        if let path, let url = upstreamURL, let urlValue {
+            let parameters = path.parameterNames
+            for placeholder in url.placeholderNames where !parameters.contains(placeholder) {
+                urlValue.fail("placeholder '{\(placeholder)}' in the URL is not a parameter of the path '\(path)'")
+                upstreamURL = nil
+            }
+        }
+
+        var connect: ConnectMode?
+        if let value = mapping.value("connect"), let word = value.choice(["always", "on_demand"]) {
+            connect = ConnectMode(rawValue: word)
+        }
+        let linger = mapping.value("linger")?.duration()
+        var ids: IDMode?
+        if let value = mapping.value("ids"), let word = value.choice(["upstream", "gateway"]) {
+            ids = IDMode(rawValue: word)
+        }
+        // Meaningful for templates only, but harmless elsewhere, so not rejected.
+        let maxFeeds = mapping.value("max_feeds")?.integer(atLeast: 1)
+
+        var settings = defaults
+        self.applySettings(mapping, to: &settings)
+
+        guard let name, let path, let upstreamURL else {
+            return nil
+        }
+        var feed = FeedConfig(name: name, path: path, upstreamURL: upstreamURL, settings: settings)
+        if let connect { feed.connect = connect }
+        if let linger { feed.linger = linger }
+        if let ids { feed.ids = ids }
+        if let maxFeeds { feed.maxFeeds = maxFeeds }
+        let identity = FeedIdentity(
+            owner: item.path,
+            name: name,
+            nameMark: nameValue?.mark,
+            namePath: nameValue?.path ?? item.path,
+            path: path,
+            pathMark: pathValue?.mark,
+            pathPath: pathValue?.path ?? item.path
+        )
+        return (feed, identity)
+    }
+
+    /// Reports a feed whose path or name an earlier feed already has, at the later one, naming the earlier's line.
+    /// Returns false when the feed is a duplicate.
+    private static func checkUnique(_ feed: FeedIdentity, against earlier: [FeedIdentity], context: ConfigContext) -> Bool {
+        var unique = true
+        if let first = earlier.first(where: { $0.shape == feed.shape }) {
+            let line = first.pathMark.map { ", line \($0.line)" } ?? ""
+            let what =
+                first.path.description == feed.path.description
+                ? "duplicate path '\(feed.path)'"
+                : "path '\(feed.path)' matches the same requests as '\(first.path)'"
+            context.report("\(feed.pathPath): \(what) (first used by \(first.owner)\(line))", at: feed.pathMark)
+            unique = false
+        } else if let first = earlier.first(where: { $0.name == feed.name }) {
+            // Checked only for distinct paths: a duplicate path with a defaulted name would be reported twice.
+            let line = first.nameMark.map { ", line \($0.line)" } ?? ""
+            context.report(
+                "\(feed.namePath): duplicate feed name '\(feed.name)' (first used by \(first.owner)\(line))",
+                at: feed.nameMark
+            )
+            unique = false
+        }
+        return unique
+    }
+
+    // MARK: - Files
+
+    /// Reads the whole file as UTF-8. POSIX calls rather than `Data(contentsOf:)` so the error names the
+    /// cause as the system does ("No such file or directory", "Permission denied").
+    private static func readFile(_ path: String) throws(ConfigValueError) -> String {
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else {
+            throw ConfigValueError(message: String(cString: strerror(errno)))
+        }
+        defer { close(descriptor) }
+        var status = stat()
+        if fstat(descriptor, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR {
+            throw ConfigValueError(message: "is a directory")
+        }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 64 * 1024)
+        while true {
+            let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if count < 0 {
+                if errno == EINTR { continue }
+                throw ConfigValueError(message: String(cString: strerror(errno)))
+            }
+            if count == 0 { break }
+            bytes += buffer[..<count]
+        }
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw ConfigValueError(message: "the file is not valid UTF-8")
+        }
+        return text
+    }
+
+    /// The absolute folder of `file`, so that resolved TLS paths stay valid if the process changes directory.
+    private static func directory(of file: String) -> String {
+        let absolute = file.hasPrefix("/") ? file : FileManager.default.currentDirectoryPath + "/" + file
+        guard let slash = absolute.lastIndex(of: "/"), slash != absolute.startIndex else {
+            return "/"
+        }
+        return String(absolute[..<slash])
+    }
+}

@@ -1,0 +1,247 @@
+import NIOCore
+import NIOHTTP1
+
+/// Serves one HTTP/1.x connection: routes each request, answers the non-stream ones, and for a feed
+/// request becomes the client's `SubscriberSink`, writing the shared, pre-framed event buffers
+/// straight to the socket (no HTTP encoder on the hot path: the response head and chunk framing are
+/// encoded by the gateway once).
+final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = ByteBuffer
+
+    private enum State {
+        /// Waiting for a request head (the header timer runs).
+        case idle
+        /// A response was written; skip the request body until `.end`, then wait for the next head.
+        case discardingBody(close: Bool)
+        /// Asked the feed for the replay; the stream starts when it answers.
+        case joining(StreamRequest, attempts: Int)
+        case streaming(Subscriber, FeedShard)
+        case closed
+    }
+
+    private let gateway: GatewayContext
+    private let limiter: HeadSizeLimiter?
+    private var state = State.idle
+    private var context: ChannelHandlerContext?
+    private var headerTimer: Scheduled<Void>?
+    private var holdsClientSlot = false
+    private(set) var framing: StreamFraming = .chunked
+
+    init(gateway: GatewayContext, limiter: HeadSizeLimiter?) {
+        self.gateway = gateway
+        self.limiter = limiter
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { self.armHeaderTimer(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.armHeaderTimer(context: context)
+        context.fireChannelActive()
+    }
+
+    private func armHeaderTimer(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        let channel = context.channel
+        self.headerTimer = context.eventLoop.scheduleTask(in: self.gateway.limits.headerTimeout) {
+            channel.close(promise: nil)
+        }
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = self.unwrapInboundIn(data)
+        switch (self.state, part) {
+        case (.idle, .head(let head)):
+            self.headerTimer?.cancel()
+            self.headerTimer = nil
+            self.limiter?.headReceived()
+            self.handle(head, context: context)
+        case (.idle, _):
+            break
+        case (.discardingBody(let close), .end):
+            if close {
+                self.state = .closed
+                context.close(promise: nil)
+            } else {
+                self.state = .idle
+                self.limiter?.expectHead()
+                self.armHeaderTimer(context: context)
+            }
+        case (.discardingBody, _), (.joining, _), (.streaming, _), (.closed, _):
+            // A stream never ends from the client side; anything pipelined after it is ignored.
+            break
+        }
+    }
+
+    private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let clientWantsClose = !head.isKeepAlive
+        switch RequestRouter(registry: self.gateway.registry).route(head) {
+        case .respond(let response, let body, let close):
+            self.respond(response, body: body, close: close || clientWantsClose, headOnly: head.method == .HEAD, context: context)
+        case .stream(let request):
+            if request.headOnly {
+                var response = ResponseHead.eventStream()
+                response.headers += request.corsHeaders
+                response.headers.append(("Connection", clientWantsClose ? "close" : "keep-alive"))
+                self.writeHead(response, context: context)
+                context.flush()
+                self.state = .discardingBody(close: clientWantsClose)
+                return
+            }
+            guard self.gateway.admitClient() else {
+                let (response, body) = ResponseHead.plain(
+                    .serviceUnavailable, "too many clients\n",
+                    headers: [("Retry-After", RequestRouter.retryAfter(request.feed.settings.retry))]
+                )
+                self.respond(response, body: body, close: true, headOnly: false, context: context)
+                return
+            }
+            self.holdsClientSlot = true
+            self.framing = request.http10 ? .raw : .chunked
+            self.join(request, attempts: 0, context: context)
+        }
+    }
+
+    private func join(_ request: StreamRequest, attempts: Int, context: ChannelHandlerContext) {
+        self.state = .joining(request, attempts: attempts)
+        let hub = self.gateway.hub(for: context.eventLoop)
+        hub.subscribe(feed: request.feed, resumeID: request.resumeID) { shard, lookup in
+            self.joined(shard: shard, lookup: lookup, context: context)
+        }
+    }
+
+    private func joined(shard: FeedShard, lookup: ReplayBuffer.Lookup?, context: ChannelHandlerContext) {
+        guard case .joining(var request, let attempts) = self.state else {
+            // The client left while the feed answered.
+            shard.detachIfUnused()
+            return
+        }
+        guard let lookup else {
+            // The feed closed meanwhile (an on-demand template that lingered out): resolve the path again.
+            shard.detachIfUnused()
+            guard attempts < 3, case .feed(let feed) = self.gateway.registry.resolve(path: Substring(request.feed.path)) else {
+                self.releaseClientSlot()
+                let (response, body) = ResponseHead.plain(.serviceUnavailable, "feed unavailable\n", headers: [("Retry-After", "1")])
+                self.respond(response, body: body, close: true, headOnly: false, context: context)
+                return
+            }
+            request.feed = feed
+            self.join(request, attempts: attempts + 1, context: context)
+            return
+        }
+        let settings = request.feed.settings
+        var response = ResponseHead.eventStream()
+        response.headers += request.corsHeaders
+        let replayFrom = StreamPrelude.replayStart(lookup)
+        if lookup.resume == .gap {
+            response.headers.append(("Last-Event-ID", replayFrom ?? ""))
+        }
+        if self.framing == .chunked {
+            response.headers.append(("Connection", "keep-alive"))
+            response.headers.append(("Transfer-Encoding", "chunked"))
+        } else {
+            response.headers.append(("Connection", "close"))
+        }
+        self.writeHead(response, context: context)
+        let prelude = StreamPrelude.make(settings: settings, lookup: lookup, resumeID: request.resumeID, replayFrom: replayFrom, allocator: context.channel.allocator)
+        context.write(self.wrapOutboundOut(self.framing.frame(prelude, allocator: context.channel.allocator)), promise: nil)
+
+        let now = NIODeadline.now()
+        let subscriber = Subscriber(sink: self, limits: settings.client, lastSequence: lookup.lastSequence, now: now)
+        self.state = .streaming(subscriber, shard)
+        shard.add(subscriber)
+        subscriber.queue.writabilityChanged(isWritable: context.channel.isWritable, now: now)
+        for event in lookup.events {
+            _ = subscriber.offer(self.framing.bytes(of: event), now: now, replay: true)
+        }
+        context.flush()
+    }
+
+    private func writeHead(_ response: ResponseHead, context: ChannelHandlerContext) {
+        var buffer = context.channel.allocator.buffer(capacity: 256)
+        response.encodeHTTP1(into: &buffer)
+        context.write(self.wrapOutboundOut(buffer), promise: nil)
+    }
+
+    private func respond(_ response: ResponseHead, body: String, close: Bool, headOnly: Bool, context: ChannelHandlerContext) {
+        var response = response
+        response.headers.append(("Content-Length", String(body.utf8.count)))
+        if close { response.headers.append(("Connection", "close")) }
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
+        response.encodeHTTP1(into: &buffer)
+        if !headOnly { buffer.writeString(body) }
+        self.state = .discardingBody(close: close)
+        let written = context.writeAndFlush(self.wrapOutboundOut(buffer))
+        if close {
+            written.whenComplete { _ in context.close(promise: nil) }
+        }
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if case .streaming(let subscriber, _) = self.state {
+            subscriber.writabilityChanged(isWritable: context.channel.isWritable, now: .now())
+        }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        self.headerTimer = nil
+        if case .streaming(let subscriber, let shard) = self.state {
+            shard.remove(subscriber)
+        }
+        self.state = .closed
+        self.releaseClientSlot()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        switch self.state {
+        case .idle, .discardingBody:
+            if let parserError = error as? HTTPParserError {
+                let status: HTTPResponseStatus = parserError == .headerOverflow ? .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large") : .badRequest
+                let (response, body) = ResponseHead.plain(status, "bad request\n")
+                self.respond(response, body: body, close: true, headOnly: false, context: context)
+                self.state = .closed
+                return
+            }
+        case .joining, .streaming, .closed:
+            break
+        }
+        context.close(promise: nil)
+    }
+
+    private func releaseClientSlot() {
+        if self.holdsClientSlot {
+            self.holdsClientSlot = false
+            self.gateway.releaseClient()
+        }
+    }
+
+    // MARK: SubscriberSink
+
+    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+
+    func write(_ bytes: ByteBuffer) {
+        self.context?.write(self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func flush() {
+        self.context?.flush()
+    }
+
+    func evict(_ reason: EvictionReason) {
+        self.context?.close(promise: nil)
+    }
+
+    func close() {
+        guard let context = self.context else { return }
+        if self.framing == .chunked {
+            context.write(self.wrapOutboundOut(ByteBuffer(staticString: "0\r\n\r\n")), promise: nil)
+        }
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).whenComplete { _ in context.close(promise: nil) }
+    }
+}

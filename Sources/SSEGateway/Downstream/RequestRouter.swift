@@ -1,0 +1,132 @@
+import NIOCore
+import NIOHTTP1
+
+/// What to do with a request head: a pure decision (no I/O), shared by HTTP/1 and HTTP/2.
+enum RouteDecision {
+    /// Subscribe the client to `feed`; `headOnly` for HEAD (headers, no stream).
+    case stream(StreamRequest)
+    /// Answer with a complete response; `close` ends the connection after it.
+    case respond(ResponseHead, body: String, close: Bool)
+}
+
+/// A subscribe request after routing.
+struct StreamRequest {
+    var feed: Feed
+    var resumeID: String?
+    var headOnly: Bool
+    /// CORS response headers when the request's `Origin` is allowed.
+    var corsHeaders: [(String, String)]
+    /// HTTP/1.0 or `Connection: close` from the client: stream without chunking, close at the end.
+    var http10: Bool
+}
+
+/// Routes requests to feeds and answers everything that is not a stream (SPEC §3): 404, 405 + `Allow`,
+/// CORS preflight, HEAD, 503 over `max_feeds`.
+struct RequestRouter {
+    static let allowedMethods = "GET, HEAD, OPTIONS"
+    let registry: FeedRegistry
+
+    func route(_ head: HTTPRequestHead) -> RouteDecision {
+        let (path, query) = Self.split(head.uri)
+        if head.method == .OPTIONS && head.uri == "*" {
+            return .respond(ResponseHead(status: .noContent, headers: [("Allow", Self.allowedMethods)]), body: "", close: false)
+        }
+        let feed: Feed
+        switch self.registry.resolve(path: path) {
+        case .feed(let found):
+            feed = found
+        case .notFound:
+            let (response, body) = ResponseHead.plain(.notFound, "not found\n")
+            return .respond(response, body: body, close: false)
+        case .tooManyFeeds(let template):
+            let (response, body) = ResponseHead.plain(
+                .serviceUnavailable, "too many feeds open for \(template.path)\n",
+                headers: [("Retry-After", Self.retryAfter(template.settings.retry))]
+            )
+            return .respond(response, body: body, close: false)
+        }
+        let cors = feed.settings.cors
+        let origin = head.headers.first(name: "Origin")
+        switch head.method {
+        case .GET, .HEAD:
+            let resumeID = head.headers.first(name: "Last-Event-ID") ?? Self.queryResumeID(query)
+            let http10 = head.version.major == 1 && head.version.minor == 0
+            return .stream(StreamRequest(
+                feed: feed, resumeID: resumeID, headOnly: head.method == .HEAD,
+                corsHeaders: Self.corsHeaders(origin: origin, cors: cors), http10: http10
+            ))
+        case .OPTIONS:
+            var headers = [("Allow", Self.allowedMethods)]
+            let allowed = Self.corsHeaders(origin: origin, cors: cors)
+            if !allowed.isEmpty {
+                headers += allowed
+                headers.append(("Access-Control-Allow-Methods", Self.allowedMethods))
+                headers.append(("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control"))
+                headers.append(("Access-Control-Max-Age", "600"))
+            }
+            return .respond(ResponseHead(status: .noContent, headers: headers), body: "", close: false)
+        default:
+            let (response, body) = ResponseHead.plain(.methodNotAllowed, "method not allowed\n", headers: [("Allow", Self.allowedMethods)])
+            return .respond(response, body: body, close: false)
+        }
+    }
+
+    /// `Access-Control-Allow-Origin` and friends when `origin` is allowed; empty otherwise (deny by default).
+    static func corsHeaders(origin: String?, cors: CORSConfig) -> [(String, String)] {
+        guard let origin, !cors.allowOrigins.isEmpty else { return [] }
+        let wildcard = cors.allowOrigins.contains("*")
+        guard wildcard || cors.allowOrigins.contains(origin) else { return [] }
+        var headers: [(String, String)] = []
+        if cors.allowCredentials || !wildcard {
+            headers.append(("Access-Control-Allow-Origin", origin))
+            headers.append(("Vary", "Origin"))
+        } else {
+            headers.append(("Access-Control-Allow-Origin", "*"))
+        }
+        if cors.allowCredentials {
+            headers.append(("Access-Control-Allow-Credentials", "true"))
+        }
+        headers.append(("Access-Control-Expose-Headers", "Last-Event-ID"))
+        return headers
+    }
+
+    static func split(_ uri: String) -> (path: Substring, query: Substring) {
+        let target = Substring(uri)
+        guard let mark = target.firstIndex(of: "?") else { return (target, "") }
+        return (target[..<mark], target[target.index(after: mark)...])
+    }
+
+    /// The resume id from the query parameters polyfills and other hubs use.
+    static func queryResumeID(_ query: Substring) -> String? {
+        guard !query.isEmpty else { return nil }
+        for pair in query.split(separator: "&") {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts[0]
+            guard name == "lastEventId" || name == "last_event_id" || name == "evs_last_event_id" else { continue }
+            return parts.count > 1 ? percentDecode(parts[1]) : ""
+        }
+        return nil
+    }
+
+    static func percentDecode(_ text: Substring) -> String {
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            if byte == UInt8(ascii: "+") {
+                bytes.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            {
+                bytes.append(value)
+            } else {
+                bytes.append(byte)
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    static func retryAfter(_ retry: TimeAmount) -> String {
+        String(max(1, (retry.nanoseconds + 999_999_999) / 1_000_000_000))
+    }
+}

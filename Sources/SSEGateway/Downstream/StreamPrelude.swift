@@ -1,0 +1,57 @@
+import Foundation
+import NIOCore
+import SSE
+
+/// The bytes a stream starts with, before replay and live events: `retry:`, the optional padding
+/// comment, and the gap signals when a resume id is no longer buffered.
+enum StreamPrelude {
+    static func make(settings: FeedSettings, lookup: ReplayBuffer.Lookup, resumeID: String?, replayFrom: String?, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: settings.padding ? 2200 : 64)
+        SSESerializer.writeRetry(milliseconds: settings.retry.nanoseconds / 1_000_000, into: &buffer)
+        if settings.padding {
+            // Old polyfills (IE/XHR streaming) and some proxies only hand data on after the first 2 KiB.
+            SSESerializer.writeComment(String(repeating: " ", count: 2048), into: &buffer)
+        }
+        if lookup.resume == .gap {
+            let from = replayFrom ?? ""
+            SSESerializer.writeComment("gap: last event id \(Self.printable(resumeID ?? "")) is not buffered; replaying from \(Self.printable(from))", into: &buffer)
+            if settings.replay.gapEvent {
+                buffer.writeStaticString("\n")
+                let data = "{\"lastEventId\":\(Self.jsonString(resumeID ?? "")),\"replayFrom\":\(Self.jsonString(from))}"
+                SSESerializer.write(ServerSentEvent(id: nil, type: "gap", data: data), into: &buffer)
+                return buffer
+            }
+        }
+        buffer.writeStaticString("\n")
+        return buffer
+    }
+
+    /// The id of the first replayed event that carries one: where replay started.
+    static func replayStart(_ lookup: ReplayBuffer.Lookup) -> String? {
+        lookup.events.first(where: { ($0.event.id ?? "").isEmpty == false })?.event.id
+    }
+
+    private static func printable(_ text: String) -> String {
+        String(text.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) }.prefix(200))
+    }
+
+    static func jsonString(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 {
+                    out += String(format: "\\u%04x", scalar.value)
+                } else {
+                    out.unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return out + "\""
+    }
+}

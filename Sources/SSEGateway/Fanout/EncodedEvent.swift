@@ -1,0 +1,68 @@
+import NIOCore
+import SSE
+
+/// An event as the fan-out carries it: serialized once, then the same bytes are written to every client.
+///
+/// `chunk` holds the event framed as one HTTP/1.1 chunk (`<hex>\r\n<event>\r\n`); `payload` is a slice of
+/// the same storage without the framing, for HTTP/1.0, HTTP/2 and compressors. Both share one allocation.
+public struct EncodedEvent: Sendable {
+    /// Position in the feed, strictly increasing by one per event (replay and hand-over use it).
+    public let sequence: Int64
+    /// The event as parsed (or assigned an id by the gateway).
+    public let event: ServerSentEvent
+    /// When the gateway received it from upstream: the clock for `max_age` and `max_lag`.
+    public let receivedAt: NIODeadline
+    public let chunk: ByteBuffer
+    public let payload: ByteBuffer
+
+    public init(sequence: Int64, event: ServerSentEvent, receivedAt: NIODeadline, allocator: ByteBufferAllocator) {
+        self.sequence = sequence
+        self.event = event
+        self.receivedAt = receivedAt
+        let length = SSESerializer.encodedLength(of: event)
+        let hex = String(length, radix: 16)
+        var buffer = allocator.buffer(capacity: hex.utf8.count + length + 4)
+        buffer.writeString(hex)
+        buffer.writeStaticString("\r\n")
+        let payloadStart = buffer.writerIndex
+        SSESerializer.write(event, into: &buffer)
+        buffer.writeStaticString("\r\n")
+        self.payload = buffer.getSlice(at: payloadStart, length: length)!
+        self.chunk = buffer
+    }
+
+    /// Bytes this event costs a client's queue and the replay ring.
+    @inlinable
+    public var size: Int { self.payload.readableBytes }
+}
+
+/// How a client's connection frames the event stream.
+public enum StreamFraming: Sendable {
+    /// HTTP/1.1 chunked transfer: write `EncodedEvent.chunk`.
+    case chunked
+    /// Raw bytes (HTTP/1.0 close-delimited, or a framing layer below, such as HTTP/2): write `payload`.
+    case raw
+
+    @inlinable
+    func bytes(of event: EncodedEvent) -> ByteBuffer {
+        switch self {
+        case .chunked: return event.chunk
+        case .raw: return event.payload
+        }
+    }
+
+    /// Frames bytes that are not shared events (the stream prelude, keepalives, gap notices).
+    func frame(_ payload: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
+        switch self {
+        case .raw:
+            return payload
+        case .chunked:
+            var buffer = allocator.buffer(capacity: payload.readableBytes + 12)
+            buffer.writeString(String(payload.readableBytes, radix: 16))
+            buffer.writeStaticString("\r\n")
+            buffer.writeImmutableBuffer(payload)
+            buffer.writeStaticString("\r\n")
+            return buffer
+        }
+    }
+}

@@ -1,0 +1,188 @@
+import Logging
+import NIOCore
+import NIOSSL
+import SSE
+
+/// One concrete feed (a plain path, or one value of a template path): its single upstream connection,
+/// its replay ring, and the shards (one per event loop) of its clients. Lives on `loop`; every method
+/// is called there.
+public final class Feed {
+    /// The concrete path clients use, e.g. `/rooms/42`.
+    public let path: String
+    public let config: FeedConfig
+    public let loop: EventLoop
+    var settings: FeedSettings { self.config.settings }
+    var definitionName: String { self.config.name }
+
+    private var replay: ReplayBuffer
+    private var shards: [ObjectIdentifier: FeedShard] = [:]
+    private let upstream: UpstreamClient
+    private var lingerTask: Scheduled<Void>?
+    private let allocator = ByteBufferAllocator()
+    private let logger: Logger
+    /// Called (on `loop`) when an on-demand template instance has lingered out and closed.
+    var onClose: ((Feed) -> Void)?
+    private(set) var isClosed = false
+    /// Prefix of gateway-assigned ids, unique per process start so ids never repeat across restarts.
+    private let idPrefix: String
+
+    // Counters read by /metrics and /api/feeds (on `loop`).
+    private(set) var eventsIn = 0
+    private(set) var replaysServed = 0
+    private(set) var replayGaps = 0
+    private(set) var upstreamFailures = 0
+
+    init(path: String, config: FeedConfig, upstreamURL: UpstreamURL, loop: EventLoop, tlsContext: Result<NIOSSLContext, Error>?, idPrefix: String, logger: Logger) {
+        self.path = path
+        self.config = config
+        self.loop = loop
+        self.idPrefix = idPrefix
+        var logger = logger
+        logger[metadataKey: "feed"] = "\(path)"
+        self.logger = logger
+        let replay = config.settings.replay
+        self.replay = ReplayBuffer(maxEvents: replay.maxEvents, maxBytes: replay.maxBytes, maxAge: replay.maxAge)
+        self.upstream = UpstreamClient(loop: loop, url: upstreamURL, settings: config.settings.upstream, tlsContext: tlsContext, logger: logger)
+        self.upstream.delegate = self
+    }
+
+    var isTemplateInstance: Bool { self.config.path.isTemplate }
+
+    /// Starts the upstream if this feed holds it regardless of clients.
+    func start() {
+        self.loop.preconditionInEventLoop()
+        if self.config.connect == .always {
+            self.upstream.start()
+        }
+    }
+
+    /// Stops the upstream for good (shutdown or reload removal).
+    func close() {
+        self.loop.preconditionInEventLoop()
+        guard !self.isClosed else { return }
+        self.isClosed = true
+        self.lingerTask?.cancel()
+        self.lingerTask = nil
+        self.upstream.stop()
+    }
+
+    // MARK: Clients
+
+    /// A shard asks to receive this feed on behalf of a new client; returns what the client gets first,
+    /// or nil when the feed has closed (the caller resolves the path again).
+    func join(_ shard: FeedShard, resumeID: String?) -> ReplayBuffer.Lookup? {
+        self.loop.preconditionInEventLoop()
+        guard !self.isClosed else { return nil }
+        self.shards[ObjectIdentifier(shard)] = shard
+        if let linger = self.lingerTask {
+            linger.cancel()
+            self.lingerTask = nil
+        }
+        if self.config.connect == .onDemand || self.isTemplateInstance {
+            self.upstream.start()
+        }
+        let lookup = self.replay.lookup(after: resumeID, now: .now())
+        switch lookup.resume {
+        case .live: break
+        case .resumed: self.replaysServed += 1
+        case .gap:
+            self.replaysServed += 1
+            self.replayGaps += 1
+        }
+        return lookup
+    }
+
+    /// A shard has no clients left.
+    func detach(_ shard: FeedShard) {
+        self.loop.preconditionInEventLoop()
+        guard self.shards.removeValue(forKey: ObjectIdentifier(shard)) != nil else { return }
+        guard self.shards.isEmpty, self.config.connect == .onDemand, !self.isClosed else { return }
+        self.lingerTask = self.loop.scheduleTask(in: self.config.linger) { [weak self] in
+            guard let self, self.shards.isEmpty else { return }
+            self.lingerTask = nil
+            self.logger.debug("no clients for the linger time: closing upstream")
+            if self.isTemplateInstance {
+                self.close()
+                self.onClose?(self)
+            } else {
+                self.upstream.stop()
+            }
+        }
+    }
+
+    var clientShardCount: Int { self.shards.count }
+
+    // MARK: Status
+
+    /// A point-in-time view for `/metrics` and `/api/feeds` (call on `loop`).
+    func status() -> FeedStatus {
+        FeedStatus(
+            path: self.path, definition: self.definitionName, upstreamURL: self.upstream.url.description,
+            upstreamState: UpstreamStateName(self.upstream.state), lastEventID: self.upstream.lastEventID,
+            replayEvents: self.replay.count, replayBytes: self.replay.totalBytes, eventsIn: self.eventsIn,
+            replaysServed: self.replaysServed, replayGaps: self.replayGaps, upstreamReconnects: self.upstream.reconnects,
+            upstreamFailures: self.upstreamFailures, retired: false
+        )
+    }
+}
+
+extension Feed: UpstreamDelegate {
+    func upstreamReceived(_ events: [ServerSentEvent]) {
+        let now = NIODeadline.now()
+        var batch: [EncodedEvent] = []
+        batch.reserveCapacity(events.count)
+        for var event in events {
+            if self.config.ids == .gateway, event.id == nil, event.data != nil {
+                event.id = "\(self.idPrefix)\(self.replay.nextSequence)"
+            }
+            let encoded = EncodedEvent(sequence: self.replay.nextSequence, event: event, receivedAt: now, allocator: self.allocator)
+            self.replay.append(encoded, now: now)
+            batch.append(encoded)
+        }
+        self.eventsIn += batch.count
+        for shard in self.shards.values {
+            if shard.loop === self.loop {
+                shard.deliver(batch)
+            } else {
+                shard.loop.execute { shard.deliver(batch) }
+            }
+        }
+    }
+
+    func upstreamStateChanged(_ state: UpstreamStateMachine.State, failure: UpstreamFailure?) {
+        if failure != nil { self.upstreamFailures += 1 }
+    }
+}
+
+/// The upstream state as `/metrics` and `/api/feeds` name it.
+public enum UpstreamStateName: String, Sendable, CaseIterable {
+    case idle, connecting, streaming, backoff, stopped
+
+    init(_ state: UpstreamStateMachine.State) {
+        switch state {
+        case .idle: self = .idle
+        case .connecting: self = .connecting
+        case .streaming: self = .streaming
+        case .waiting: self = .backoff
+        case .stopped: self = .stopped
+        }
+    }
+}
+
+/// A copy of one feed's state, safe to carry across threads.
+public struct FeedStatus: Sendable {
+    public var path: String
+    public var definition: String
+    public var upstreamURL: String
+    public var upstreamState: UpstreamStateName
+    public var lastEventID: String
+    public var replayEvents: Int
+    public var replayBytes: Int
+    public var eventsIn: Int
+    public var replaysServed: Int
+    public var replayGaps: Int
+    public var upstreamReconnects: Int
+    public var upstreamFailures: Int
+    /// A closed template instance whose totals are kept so that counters never go backwards.
+    public var retired: Bool
+}

@@ -1,0 +1,122 @@
+import NIOCore
+
+/// The clients of one feed that live on one event loop. The feed sends each batch once to each shard
+/// (one cross-loop hop per loop, not per client); the shard writes the shared buffers to its clients
+/// and flushes each client once per batch. Touched only on `loop`.
+final class FeedShard {
+    let feed: Feed
+    let hub: LoopHub
+    let counters: DeliveryCounters
+    let settings: FeedSettings
+    private(set) var subscribers: [Subscriber] = []
+    /// Evictions of the current pass, closed after iterating (closing may re-enter `remove`).
+    private var evicted: [(Subscriber, EvictionReason)] = []
+    /// Subscribes under way (the feed's answer not yet back): the shard must stay attached meanwhile.
+    var pendingJoins = 0
+
+    init(feed: Feed, hub: LoopHub, counters: DeliveryCounters) {
+        self.feed = feed
+        self.hub = hub
+        self.counters = counters
+        self.settings = feed.settings
+    }
+
+    var loop: EventLoop { self.hub.loop }
+    var isEmpty: Bool { self.subscribers.isEmpty }
+
+    func add(_ subscriber: Subscriber) {
+        self.loop.preconditionInEventLoop()
+        subscriber.shardIndex = self.subscribers.count
+        self.subscribers.append(subscriber)
+        self.counters.clients += 1
+    }
+
+    /// Removes a client (idempotent). The last one out detaches the shard from the feed.
+    func remove(_ subscriber: Subscriber) {
+        let index = subscriber.shardIndex
+        guard index >= 0, index < self.subscribers.count, self.subscribers[index] === subscriber else { return }
+        let last = self.subscribers.removeLast()
+        if last !== subscriber {
+            self.subscribers[index] = last
+            last.shardIndex = index
+        }
+        subscriber.shardIndex = -1
+        self.counters.clients -= 1
+        self.detachIfUnused()
+    }
+
+    /// Detaches from the feed once no client is here and none is on its way in.
+    func detachIfUnused() {
+        if self.subscribers.isEmpty && self.pendingJoins == 0 {
+            self.hub.shardBecameEmpty(self)
+        }
+    }
+
+    /// Writes a batch to every client that does not have it yet, then flushes each once.
+    func deliver(_ batch: [EncodedEvent]) {
+        let now = NIODeadline.now()
+        var deliveries = 0
+        var bytes = 0
+        for subscriber in self.subscribers {
+            let framing = subscriber.sink.framing
+            for event in batch where event.sequence > subscriber.lastSequence {
+                subscriber.lastSequence = event.sequence
+                let buffer = framing.bytes(of: event)
+                if let reason = subscriber.offer(buffer, now: now) {
+                    self.evicted.append((subscriber, reason))
+                    break
+                }
+                deliveries += 1
+                bytes += buffer.readableBytes
+            }
+            subscriber.flushIfNeeded()
+        }
+        self.counters.deliveries += deliveries
+        self.counters.bytesOut += bytes
+        self.closeEvicted()
+    }
+
+    /// The loop's coarse timer: keepalive comments for idle clients and the lag check for blocked ones.
+    func tick(now: NIODeadline, keepalive: (StreamFraming) -> ByteBuffer) {
+        let idleBefore = now - self.settings.keepalive
+        for subscriber in self.subscribers {
+            switch subscriber.queue.state {
+            case .writable:
+                if subscriber.lastWriteAt <= idleBefore {
+                    let buffer = keepalive(subscriber.sink.framing)
+                    _ = subscriber.offer(buffer, now: now)
+                    subscriber.flushIfNeeded()
+                    self.counters.keepalives += 1
+                    self.counters.bytesOut += buffer.readableBytes
+                }
+            case .blocked:
+                if let reason = subscriber.queue.checkLag(now: now) {
+                    self.evicted.append((subscriber, reason))
+                }
+            case .evicted:
+                break
+            }
+        }
+        self.closeEvicted()
+    }
+
+    /// Called by the feed when it goes away (template instance closed, feed removed): ends every stream.
+    func closeAll(_ body: (Subscriber) -> Void) {
+        let all = self.subscribers
+        for subscriber in all {
+            self.remove(subscriber)
+            body(subscriber)
+        }
+    }
+
+    private func closeEvicted() {
+        guard !self.evicted.isEmpty else { return }
+        let evicted = self.evicted
+        self.evicted.removeAll(keepingCapacity: true)
+        for (subscriber, reason) in evicted {
+            self.counters.countEviction(reason)
+            self.remove(subscriber)
+            subscriber.sink.evict(reason)
+        }
+    }
+}

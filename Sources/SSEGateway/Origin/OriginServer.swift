@@ -1,0 +1,235 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SSE
+
+/// The built-in SSE origin (`ssegate origin`): a ticker that sends `id: N` events whose data carries the
+/// send time, on any path, to any number of clients, with `Last-Event-ID` resume from a history ring.
+/// Tests and the demo also drive it by hand (`publish`) and make it misbehave (`behaviour`).
+public final class OriginServer: @unchecked Sendable {
+    /// How the origin answers new requests (for tests of upstream failure handling).
+    public enum Behaviour: Sendable, Equatable {
+        case stream
+        case status(Int)
+        case wrongContentType
+        /// Accept and send headers, then nothing at all (not even keepalives).
+        case silent
+    }
+
+    public struct Options: Sendable {
+        public var host = "127.0.0.1"
+        public var port = 0
+        /// Events per second from the ticker; 0 turns it off (`publish` only).
+        public var rate: Double = 0
+        /// Bytes of padding in each ticker event's data.
+        public var payload = 0
+        /// Events kept for `Last-Event-ID` resume.
+        public var history = 10_000
+        /// Comment sent to idle connections this often; nil for none.
+        public var keepalive: TimeAmount? = nil
+        public init() {}
+    }
+
+    private struct State {
+        var nextID = 1
+        var history: [(id: Int, bytes: ByteBuffer)] = []
+        var connections: [ObjectIdentifier: Channel] = [:]
+        var behaviour = Behaviour.stream
+        var requests: [HTTPRequestHead] = []
+        var totalConnections = 0
+    }
+
+    public let options: Options
+    public let group: EventLoopGroup
+    private let ownsGroup: Bool
+    private let state = NIOLockedValueBox(State())
+    private var channel: Channel?
+    private var ticker: RepeatedTask?
+    private var keepaliveTask: RepeatedTask?
+
+    public init(options: Options, group: EventLoopGroup? = nil) {
+        self.options = options
+        self.ownsGroup = group == nil
+        self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    }
+
+    public var port: Int { self.channel?.localAddress?.port ?? self.options.port }
+
+    public var behaviour: Behaviour {
+        get { self.state.withLockedValue { $0.behaviour } }
+        set { self.state.withLockedValue { $0.behaviour = newValue } }
+    }
+
+    /// Every request head received, oldest first.
+    public var requests: [HTTPRequestHead] { self.state.withLockedValue { $0.requests } }
+    /// Streams open now.
+    public var openConnections: Int { self.state.withLockedValue { $0.connections.count } }
+    /// Streams ever opened.
+    public var totalConnections: Int { self.state.withLockedValue { $0.totalConnections } }
+
+    public func start() async throws {
+        self.channel = try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelInitializer { channel in
+                do {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
+                    try channel.pipeline.syncOperations.addHandler(OriginHandler(origin: self))
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .bind(host: self.options.host, port: self.options.port)
+            .get()
+        let loop = self.channel!.eventLoop
+        if self.options.rate > 0 {
+            let interval = max(0.001, min(1.0 / self.options.rate, 0.05))
+            var carry = 0.0
+            var last = NIODeadline.now()
+            self.ticker = loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(interval * 1e9)), delay: .nanoseconds(Int64(interval * 1e9))) { _ in
+                let now = NIODeadline.now()
+                carry += Double((now - last).nanoseconds) / 1e9 * self.options.rate
+                last = now
+                let count = Int(carry)
+                carry -= Double(count)
+                if count > 0 { self.publishTicks(count) }
+            }
+        }
+        if let keepalive = self.options.keepalive {
+            self.keepaliveTask = loop.scheduleRepeatedTask(initialDelay: keepalive, delay: keepalive) { _ in
+                self.broadcast(ByteBuffer(string: ": ping\n\n"))
+            }
+        }
+    }
+
+    public func stop() async throws {
+        self.ticker?.cancel()
+        self.keepaliveTask?.cancel()
+        try? await self.channel?.close()
+        self.closeStreams()
+        if self.ownsGroup { try await self.group.shutdownGracefully() }
+    }
+
+    /// Closes every open stream (an upstream "restart" as the gateway sees it); history is kept.
+    public func closeStreams() {
+        let channels = self.state.withLockedValue { state -> [Channel] in
+            let all = Array(state.connections.values)
+            state.connections.removeAll()
+            return all
+        }
+        for channel in channels { channel.close(promise: nil) }
+    }
+
+    /// Sends one event to every stream; the origin assigns the id when `id` is nil and `assignID` is true.
+    @discardableResult
+    public func publish(data: String?, type: String? = nil, id: String? = nil, assignID: Bool = true) -> String? {
+        var event = ServerSentEvent(id: id, type: type, data: data)
+        let (bytes, channels, assigned) = self.state.withLockedValue { state -> (ByteBuffer, [Channel], String?) in
+            let number = state.nextID
+            state.nextID += 1
+            if event.id == nil && assignID { event.id = String(number) }
+            var buffer = ByteBuffer()
+            SSESerializer.write(event, into: &buffer)
+            state.history.append((number, buffer))
+            if state.history.count > self.options.history { state.history.removeFirst(state.history.count - self.options.history) }
+            return (buffer, Array(state.connections.values), event.id)
+        }
+        for channel in channels {
+            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes)), promise: nil)
+        }
+        return assigned
+    }
+
+    /// Sends raw bytes to every stream (for malformed or tricky upstream input in tests).
+    public func broadcast(_ bytes: ByteBuffer) {
+        let channels = self.state.withLockedValue { Array($0.connections.values) }
+        for channel in channels {
+            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(bytes)), promise: nil)
+        }
+    }
+
+    private func publishTicks(_ count: Int) {
+        let padding = String(repeating: "x", count: self.options.payload)
+        var combined = ByteBuffer()
+        let channels = self.state.withLockedValue { state -> [Channel] in
+            for _ in 0..<count {
+                let number = state.nextID
+                state.nextID += 1
+                let micros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+                let data = "{\"seq\":\(number),\"ts\":\(micros),\"pad\":\"\(padding)\"}"
+                var buffer = ByteBuffer()
+                SSESerializer.write(ServerSentEvent(id: String(number), type: nil, data: data), into: &buffer)
+                combined.writeImmutableBuffer(buffer)
+                state.history.append((number, buffer))
+            }
+            if state.history.count > self.options.history { state.history.removeFirst(state.history.count - self.options.history) }
+            return Array(state.connections.values)
+        }
+        for channel in channels {
+            channel.writeAndFlush(HTTPServerResponsePart.body(.byteBuffer(combined)), promise: nil)
+        }
+    }
+
+    // MARK: Handler callbacks
+
+    fileprivate func accept(_ head: HTTPRequestHead, channel: Channel) -> (Behaviour, [ByteBuffer]) {
+        self.state.withLockedValue { state in
+            state.requests.append(head)
+            guard state.behaviour == .stream || state.behaviour == .silent else { return (state.behaviour, []) }
+            state.totalConnections += 1
+            if state.behaviour == .silent { return (.silent, []) }
+            state.connections[ObjectIdentifier(channel)] = channel
+            var replay: [ByteBuffer] = []
+            if let last = head.headers.first(name: "Last-Event-ID").flatMap(Int.init) {
+                replay = state.history.filter { $0.id > last }.map { $0.bytes }
+            }
+            return (.stream, replay)
+        }
+    }
+
+    fileprivate func remove(_ channel: Channel) {
+        self.state.withLockedValue { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
+private final class OriginHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTPServerRequestPart
+    typealias OutboundOut = HTTPServerResponsePart
+
+    private let origin: OriginServer
+
+    init(origin: OriginServer) {
+        self.origin = origin
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard case .head(let head) = self.unwrapInboundIn(data) else { return }
+        let (behaviour, replay) = self.origin.accept(head, channel: context.channel)
+        switch behaviour {
+        case .stream, .silent:
+            let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            for bytes in replay { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
+            context.flush()
+        case .status(let code):
+            let headers = HTTPHeaders([("Content-Length", "0"), ("Content-Type", "text/plain")])
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: code), headers: headers))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        case .wrongContentType:
+            let body = "<html></html>"
+            let headers = HTTPHeaders([("Content-Length", String(body.utf8.count)), ("Content-Type", "text/html")])
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.origin.remove(context.channel)
+        context.fireChannelInactive()
+    }
+}

@@ -1,0 +1,48 @@
+import Logging
+import NIOCore
+import Synchronization
+
+/// What every connection handler needs from the gateway: the feeds, the hub of each event loop, and the
+/// process-wide client limit. Shared by all loops; its mutable parts are a lock (registry lookups, once
+/// per request) and an atomic (the client count, once per connect/disconnect).
+final class GatewayContext: @unchecked Sendable {
+    let registry: FeedRegistry
+    private let hubs: [ObjectIdentifier: LoopHub]
+    let limits: LimitsConfig
+    let logger: Logger
+    private let connectedClients = Atomic<Int>(0)
+    private let isDraining = Atomic<Bool>(false)
+
+    init(registry: FeedRegistry, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
+        self.registry = registry
+        self.hubs = Dictionary(uniqueKeysWithValues: hubs.map { (ObjectIdentifier($0.loop), $0) })
+        self.limits = limits
+        self.logger = logger
+    }
+
+    /// The hub of the loop a handler runs on.
+    func hub(for loop: EventLoop) -> LoopHub {
+        guard let hub = self.hubs[ObjectIdentifier(loop)] else {
+            preconditionFailure("no hub for event loop \(loop)")
+        }
+        return hub
+    }
+
+    var allHubs: [LoopHub] { Array(self.hubs.values) }
+
+    /// Takes a client slot; false when `limits.max_clients` are connected.
+    func admitClient() -> Bool {
+        let (after, _) = self.connectedClients.add(1, ordering: .relaxed)
+        if after > self.limits.maxClients {
+            self.connectedClients.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func releaseClient() {
+        self.connectedClients.subtract(1, ordering: .relaxed)
+    }
+
+    var clientCount: Int { self.connectedClients.load(ordering: .relaxed) }
+}

@@ -1,0 +1,116 @@
+import Logging
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+
+/// The running gateway: listeners, feeds, the per-loop hubs and the admin endpoint, built from one
+/// `GatewayConfig`. `start()` binds everything (a port that cannot be bound fails it); `shutdown()`
+/// closes listeners, streams and upstreams.
+public final class GatewayServer: @unchecked Sendable {
+    public let config: GatewayConfig
+    public let group: EventLoopGroup
+    private let ownsGroup: Bool
+    private let logger: Logger
+    let context: GatewayContext
+    let metrics: GatewayMetrics
+    private var listeners: [Channel] = []
+    private var adminChannel: Channel?
+    private let hubs: [LoopHub]
+
+    /// `group` defaults to one event loop per core, owned (and shut down) by the server.
+    public init(config: GatewayConfig, group: EventLoopGroup? = nil, logger: Logger = Logger(label: "ssegate")) {
+        self.config = config
+        self.ownsGroup = group == nil
+        let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
+        self.group = group
+        self.logger = logger
+        var hubs: [LoopHub] = []
+        for loop in group.makeIterator() { hubs.append(LoopHub(loop: loop)) }
+        self.hubs = hubs
+        let idPrefix = String(UInt64(NIODeadline.now().uptimeNanoseconds / 1_000_000) ^ UInt64.random(in: 0..<(1 << 40)), radix: 36) + "-"
+        let registry = FeedRegistry(feeds: config.feeds, group: group, idPrefix: idPrefix, logger: logger)
+        self.context = GatewayContext(registry: registry, hubs: hubs, limits: config.limits, logger: logger)
+        self.metrics = GatewayMetrics(context: self.context)
+    }
+
+    /// Local addresses of the bound listeners, in config order (useful with port 0).
+    public var listenerAddresses: [SocketAddress] { self.listeners.compactMap { $0.localAddress } }
+    public var adminAddress: SocketAddress? { self.adminChannel?.localAddress }
+    public var registry: FeedRegistry { self.context.registry }
+
+    /// Binds the listeners and the admin endpoint, starts the feeds that always hold their upstream.
+    public func start() async throws {
+        let tick = Self.tickInterval(for: self.config.feeds)
+        for hub in self.hubs { hub.start(tickInterval: tick) }
+        do {
+            for listener in self.config.listen {
+                self.listeners.append(try await self.bindListener(listener))
+            }
+            if let admin = self.config.admin {
+                self.adminChannel = try await AdminServer.bind(address: admin.address, group: self.group, metrics: self.metrics, logger: self.logger)
+            }
+        } catch {
+            try? await self.shutdown()
+            throw error
+        }
+        self.context.registry.startPlainFeeds()
+        self.metrics.ready.store(true, ordering: .relaxed)
+        self.logger.info("ssegate started", metadata: [
+            "listen": "\(self.listenerAddresses.map { "\($0)" }.joined(separator: ", "))",
+            "admin": "\(self.adminAddress.map { "\($0)" } ?? "off")",
+            "feeds": "\(self.config.feeds.count)",
+        ])
+    }
+
+    /// Keepalives and lag checks run from one timer per loop, at a fraction of the smallest setting.
+    static func tickInterval(for feeds: [FeedConfig]) -> TimeAmount {
+        let smallest = feeds.map { min($0.settings.keepalive, $0.settings.client.maxLag) }.min() ?? .seconds(1)
+        return .nanoseconds(min(max(smallest.nanoseconds / 4, 10_000_000), 1_000_000_000))
+    }
+
+    private func bindListener(_ listener: ListenerConfig) async throws -> Channel {
+        let context = self.context
+        let limits = self.config.limits
+        return try await ServerBootstrap(group: self.group)
+            .serverChannelOption(.backlog, value: 4096)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 16 * 1024, high: 64 * 1024))
+            .childChannelOption(.maxMessagesPerRead, value: 4)
+            .childChannelInitializer { channel in
+                do {
+                    try DownstreamPipeline.configureHTTP1(channel: channel, context: context, limits: limits)
+                    return channel.eventLoop.makeSucceededVoidFuture()
+                } catch {
+                    return channel.eventLoop.makeFailedFuture(error)
+                }
+            }
+            .bind(host: listener.address.host, port: listener.address.port)
+            .get()
+    }
+
+    /// Closes listeners, the admin endpoint, every upstream and every client connection.
+    public func shutdown() async throws {
+        self.metrics.ready.store(false, ordering: .relaxed)
+        for channel in self.listeners { try? await channel.close() }
+        self.listeners.removeAll()
+        if let admin = self.adminChannel { try? await admin.close() }
+        self.adminChannel = nil
+        try? await self.context.registry.closeAll().get()
+        for hub in self.hubs { try? await hub.loop.submit { hub.closeAllClients(); hub.stopTimer() }.get() }
+        if self.ownsGroup {
+            try await self.group.shutdownGracefully()
+        }
+    }
+}
+
+/// Builds the per-connection pipeline of a downstream listener.
+enum DownstreamPipeline {
+    static func configureHTTP1(channel: Channel, context: GatewayContext, limits: LimitsConfig) throws {
+        let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
+        let sync = channel.pipeline.syncOperations
+        try sync.addHandler(limiter)
+        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
+        try sync.addHandler(HTTP1StreamHandler(gateway: context, limiter: limiter))
+    }
+}

@@ -1,0 +1,161 @@
+import NIOCore
+
+/// Why an upstream connection ended or could not be made.
+public enum UpstreamFailure: Equatable, Sendable, CustomStringConvertible {
+    case connectFailed(String)
+    case status(Int)
+    case contentType(String)
+    /// `204 No Content`: the backend asked clients to stop; retried only at the maximum backoff.
+    case noContent
+    case idleTimeout
+    /// The upstream ended the stream.
+    case closed
+    /// A line or event over `max_event_size`.
+    case eventTooLarge
+    case error(String)
+
+    public var description: String {
+        switch self {
+        case .connectFailed(let reason): return "connect failed: \(reason)"
+        case .status(let code): return "status \(code)"
+        case .contentType(let type): return "wrong content type '\(type)'"
+        case .noContent: return "status 204 (backend asked to stop)"
+        case .idleTimeout: return "idle timeout"
+        case .closed: return "stream closed by upstream"
+        case .eventTooLarge: return "event over max_event_size"
+        case .error(let reason): return reason
+        }
+    }
+
+    /// Failures of the same kind are one state for logging, whatever their detail.
+    var kind: Int {
+        switch self {
+        case .connectFailed: return 0
+        case .status(let code): return 1000 + code
+        case .contentType: return 2
+        case .noContent: return 3
+        case .idleTimeout: return 4
+        case .closed: return 5
+        case .eventTooLarge: return 6
+        case .error: return 7
+        }
+    }
+}
+
+/// The lifecycle of one feed's upstream connection, as a value type without I/O:
+/// idle → connecting → streaming → (failure) → waiting → connecting … ; stop() from anywhere.
+///
+/// Backoff is exponential from `initial` to `max` with equal jitter; the upstream's own `retry:` is a
+/// floor; `204` waits the maximum. `logChange` in the returned decisions is true only when the state an
+/// operator cares about changed (connected, or a failure of a new kind), so logs are one line per change.
+public struct UpstreamStateMachine {
+    public enum State: Equatable {
+        case idle
+        case connecting(attempt: Int)
+        case streaming
+        case waiting(attempt: Int)
+        case stopped
+    }
+
+    public enum Action: Equatable {
+        case none
+        case connect
+        /// Close the current connection (if any) and wait this long before `retryTimerFired`.
+        case reconnectAfter(TimeAmount)
+        /// Close the current connection and do nothing more.
+        case close
+    }
+
+    public let initialBackoff: TimeAmount
+    public let maxBackoff: TimeAmount
+    public private(set) var state: State = .idle
+    /// The upstream's `retry:` in effect, a floor for the backoff.
+    public private(set) var retryFloor: TimeAmount?
+    /// Consecutive failures since the last stream that delivered bytes.
+    public private(set) var failures = 0
+    private var lastReportedKind: Int?
+    private var streamedBytes = false
+
+    public init(initialBackoff: TimeAmount, maxBackoff: TimeAmount) {
+        self.initialBackoff = initialBackoff
+        self.maxBackoff = max(initialBackoff, maxBackoff)
+    }
+
+    public mutating func start() -> Action {
+        switch self.state {
+        case .idle, .stopped:
+            self.state = .connecting(attempt: self.failures)
+            return .connect
+        case .connecting, .streaming, .waiting:
+            return .none
+        }
+    }
+
+    /// A 2xx `text/event-stream` response arrived. Returns true when this is worth a log line.
+    public mutating func streamStarted() -> Bool {
+        guard case .connecting = self.state else { return false }
+        self.state = .streaming
+        self.streamedBytes = false
+        let report = self.lastReportedKind != -1
+        self.lastReportedKind = -1
+        return report
+    }
+
+    /// Bytes arrived on the stream: the backoff starts over after the next failure.
+    public mutating func receivedBytes() {
+        if !self.streamedBytes, case .streaming = self.state {
+            self.streamedBytes = true
+            self.failures = 0
+        }
+    }
+
+    public mutating func upstreamRetry(milliseconds: Int) {
+        self.retryFloor = .milliseconds(Int64(min(milliseconds, 86_400_000)))
+    }
+
+    /// The connection failed or ended. `jitter` is a uniform random number in [0, 1).
+    public mutating func failed(_ failure: UpstreamFailure, jitter: Double) -> (action: Action, logChange: Bool) {
+        switch self.state {
+        case .connecting, .streaming:
+            break
+        case .idle, .waiting, .stopped:
+            return (.none, false)
+        }
+        let logChange = self.lastReportedKind != failure.kind
+        self.lastReportedKind = failure.kind
+        let delay = self.backoff(after: failure, jitter: jitter)
+        self.failures += 1
+        self.state = .waiting(attempt: self.failures)
+        return (.reconnectAfter(delay), logChange)
+    }
+
+    public mutating func retryTimerFired() -> Action {
+        guard case .waiting(let attempt) = self.state else { return .none }
+        self.state = .connecting(attempt: attempt)
+        return .connect
+    }
+
+    public mutating func stop() -> Action {
+        switch self.state {
+        case .stopped, .idle:
+            self.state = .stopped
+            return .none
+        case .connecting, .streaming, .waiting:
+            self.state = .stopped
+            self.lastReportedKind = nil
+            return .close
+        }
+    }
+
+    /// The delay before the next attempt after `failure`, with `failures` failures before it.
+    func backoff(after failure: UpstreamFailure, jitter: Double) -> TimeAmount {
+        if failure == .noContent { return self.maxBackoff }
+        let exponent = min(self.failures, 30)
+        let raw = min(self.maxBackoff.nanoseconds, self.initialBackoff.nanoseconds << Int64(exponent))
+        let capped = raw < 0 ? self.maxBackoff.nanoseconds : raw
+        // Equal jitter: half fixed, half random, so replicas that lost the same upstream spread out.
+        let jittered = capped / 2 + Int64(Double(capped / 2) * min(max(jitter, 0), 1))
+        let floor = self.retryFloor?.nanoseconds ?? 0
+        return .nanoseconds(max(jittered, floor))
+    }
+}

@@ -1,0 +1,94 @@
+import ArgumentParser
+import Foundation
+import Logging
+import NIOCore
+import SSEGateway
+
+struct ServeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway.")
+
+    @Option(name: .long, help: "The config file.")
+    var config = "config/ssegate.yaml"
+
+    @Option(name: .long, help: "Log level (trace, debug, info, notice, warning, error, critical); overrides the config.")
+    var logLevel: String?
+
+    func run() async throws {
+        let loaded: GatewayConfig
+        do {
+            loaded = try ConfigLoader.load(file: self.config)
+        } catch {
+            throw CommandFailure.config(error.description)
+        }
+        let logger = LogSetup.bootstrap(level: self.logLevel ?? loaded.logLevel)
+        try await GatewayRunner.run(config: loaded, logger: logger)
+    }
+}
+
+/// Runs a gateway until SIGTERM or SIGINT.
+enum GatewayRunner {
+    static func run(config: GatewayConfig, logger: Logger, started: ((GatewayServer) -> Void)? = nil) async throws {
+        let server = GatewayServer(config: config, logger: logger)
+        do {
+            try await server.start()
+        } catch {
+            throw CommandFailure.runtime("cannot start: \(error)")
+        }
+        started?(server)
+        let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP, SIGPIPE]) { ignored in
+            if ignored == SIGHUP {
+                logger.warning("SIGHUP received: configuration reload is not implemented in this version; still serving the loaded config")
+            }
+        }
+        logger.info("shutting down", metadata: ["signal": "\(signal)"])
+        try await server.shutdown()
+        logger.info("stopped")
+    }
+}
+
+/// Waits for one of the given signals with Dispatch sources (the default actions are turned off).
+enum SignalWaiter {
+    static func wait(for signals: [Int32], ignoring: [Int32], onIgnored: @escaping @Sendable (Int32) -> Void) async -> Int32 {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+            let queue = DispatchQueue(label: "ssegate.signals")
+            var sources: [DispatchSourceSignal] = []
+            var resumed = false
+            for number in signals + ignoring {
+                Foundation.signal(number, SIG_IGN)
+                let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+                source.setEventHandler {
+                    if ignoring.contains(number) {
+                        onIgnored(number)
+                        return
+                    }
+                    guard !resumed else { Foundation.exit(0) }  // a second signal exits at once
+                    resumed = true
+                    continuation.resume(returning: number)
+                }
+                source.resume()
+                sources.append(source)
+            }
+            // Keep the sources alive for the life of the process.
+            SignalSources.keep(sources)
+        }
+    }
+}
+
+enum SignalSources {
+    nonisolated(unsafe) private static var kept: [DispatchSourceSignal] = []
+    static func keep(_ sources: [DispatchSourceSignal]) { kept += sources }
+}
+
+enum LogSetup {
+    static func bootstrap(level: String) -> Logger {
+        let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = parsed
+            return handler
+        }
+        var logger = Logger(label: "ssegate")
+        logger.logLevel = parsed
+        return logger
+    }
+}

@@ -1,0 +1,71 @@
+import Logging
+import NIOCore
+import NIOPosix
+@testable import SSEGateway
+
+/// A real origin and a real gateway on 127.0.0.1 (ephemeral ports) in the test process.
+final class Harness: @unchecked Sendable {
+    let group: MultiThreadedEventLoopGroup
+    let clientGroup: MultiThreadedEventLoopGroup
+    let origin: OriginServer
+    let gateway: GatewayServer
+
+    var port: Int { self.gateway.listenerAddresses[0].port! }
+    var adminPort: Int { self.gateway.adminAddress!.port! }
+    var originURL: String { "http://127.0.0.1:\(self.origin.port)" }
+
+    /// `feeds` gets the origin's base URL. Timers are short so tests stay fast.
+    static func start(
+        origin originOptions: OriginServer.Options = OriginServer.Options(),
+        configure: (inout GatewayConfig) -> Void = { _ in },
+        feeds: (String) throws -> [FeedConfig]
+    ) async throws -> Harness {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        let origin = OriginServer(options: originOptions, group: group)
+        try await origin.start()
+        var config = GatewayConfig()
+        config.listen = [ListenerConfig(address: HostPort(host: "127.0.0.1", port: 0))]
+        config.admin = AdminConfig(address: HostPort(host: "127.0.0.1", port: 0))
+        config.feeds = try feeds("http://127.0.0.1:\(origin.port)")
+        configure(&config)
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        let gateway = GatewayServer(config: config, group: group, logger: logger)
+        try await gateway.start()
+        return Harness(group: group, clientGroup: clientGroup, origin: origin, gateway: gateway)
+    }
+
+    private init(group: MultiThreadedEventLoopGroup, clientGroup: MultiThreadedEventLoopGroup, origin: OriginServer, gateway: GatewayServer) {
+        self.group = group
+        self.clientGroup = clientGroup
+        self.origin = origin
+        self.gateway = gateway
+    }
+
+    /// A feed with test-friendly timers: fast backoff, short keepalive.
+    static func feed(
+        _ path: String, upstream: String, connect: ConnectMode = .always, configure: (inout FeedConfig) -> Void = { _ in }
+    ) throws -> FeedConfig {
+        var settings = FeedSettings()
+        settings.upstream.backoffInitial = .milliseconds(20)
+        settings.upstream.backoffMax = .milliseconds(200)
+        settings.upstream.connectTimeout = .seconds(2)
+        settings.keepalive = .seconds(30)
+        var feed = FeedConfig(name: path, path: try PathTemplate(parsing: path), upstreamURL: try UpstreamURL(parsing: upstream), settings: settings)
+        feed.connect = connect
+        configure(&feed)
+        return feed
+    }
+
+    func client(_ path: String, headers: [(String, String)] = [], receiveBuffer: Int? = nil, reading: Bool = true) async throws -> TestSSEClient {
+        try await TestSSEClient.connect(port: self.port, path: path, headers: headers, group: self.clientGroup, receiveBuffer: receiveBuffer, reading: reading)
+    }
+
+    func stop() async {
+        try? await self.gateway.shutdown()
+        try? await self.origin.stop()
+        try? await self.clientGroup.shutdownGracefully()
+        try? await self.group.shutdownGracefully()
+    }
+}

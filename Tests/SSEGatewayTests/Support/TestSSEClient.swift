@@ -1,0 +1,179 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import SSE
+import XCTest
+
+/// A real SSE client for tests: a TCP connection on 127.0.0.1 with NIO's HTTP/1 response decoder and
+/// the project's SSE parser. Records the response head, every event, the raw body text and the close.
+/// `reading: false` never reads the socket (a stalled consumer); `receiveBuffer` shrinks SO_RCVBUF.
+final class TestSSEClient: @unchecked Sendable {
+    struct Snapshot {
+        var head: HTTPResponseHead?
+        var events: [ServerSentEvent] = []
+        var body = ""
+        var closed = false
+        var ended = false
+    }
+
+    private let state = NIOLockedValueBox(Snapshot())
+    private var channel: Channel!
+
+    static func connect(
+        port: Int, path: String, headers: [(String, String)] = [], method: HTTPMethod = .GET,
+        group: EventLoopGroup, receiveBuffer: Int? = nil, reading: Bool = true, host: String = "127.0.0.1"
+    ) async throws -> TestSSEClient {
+        let client = TestSSEClient()
+        var bootstrap = ClientBootstrap(group: group)
+            .channelOption(.autoRead, value: reading)
+            .connectTimeout(.seconds(5))
+        if let receiveBuffer {
+            bootstrap = bootstrap.channelOption(.socketOption(.so_rcvbuf), value: SocketOptionValue(receiveBuffer))
+        }
+        client.channel = try await bootstrap.channelInitializer { channel in
+            do {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                try channel.pipeline.syncOperations.addHandler(Recorder(client: client))
+                return channel.eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }
+        .connect(host: host, port: port).get()
+        var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
+        head.headers.add(name: "Host", value: "127.0.0.1:\(port)")
+        head.headers.add(name: "Accept", value: "text/event-stream")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        client.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        try await client.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        return client
+    }
+
+    var snapshot: Snapshot { self.state.withLockedValue { $0 } }
+    var events: [ServerSentEvent] { self.snapshot.events }
+    var body: String { self.snapshot.body }
+    var isClosed: Bool { self.snapshot.closed }
+
+    /// Polls until `condition` holds or `timeout` passes; fails the test with `message` on timeout.
+    @discardableResult
+    func wait(
+        _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
+        until condition: (Snapshot) -> Bool
+    ) async throws -> Snapshot {
+        let deadline = NIODeadline.now() + timeout
+        while true {
+            let snapshot = self.snapshot
+            if condition(snapshot) { return snapshot }
+            if NIODeadline.now() > deadline {
+                XCTFail("timed out waiting for \(message); have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))", file: file, line: line)
+                throw TestTimeout(message: message)
+            }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
+    func waitForHead(file: StaticString = #filePath, line: UInt = #line) async throws -> HTTPResponseHead {
+        try await self.wait("response head", file: file, line: line) { $0.head != nil }.head!
+    }
+
+    func waitForEvents(_ count: Int, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws -> [ServerSentEvent] {
+        try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }.events
+    }
+
+    func waitForClose(timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await self.wait("close", timeout: timeout, file: file, line: line) { $0.closed }
+    }
+
+    func close() async {
+        try? await self.channel.close()
+    }
+
+    private final class Recorder: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        let client: TestSSEClient
+        var parser = SSEParser()
+
+        init(client: TestSSEClient) { self.client = client }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch self.unwrapInboundIn(data) {
+            case .head(let head):
+                self.client.state.withLockedValue { $0.head = head }
+            case .body(var buffer):
+                let text = String(buffer: buffer)
+                var parsed: [ServerSentEvent] = []
+                try? self.parser.parse(&buffer) { output in
+                    if case .event(let event) = output { parsed.append(event) }
+                }
+                self.client.state.withLockedValue {
+                    $0.body += text
+                    $0.events += parsed
+                }
+            case .end:
+                self.client.state.withLockedValue { $0.ended = true }
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.client.state.withLockedValue { $0.closed = true }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            context.close(promise: nil)
+        }
+    }
+}
+
+struct TestTimeout: Error {
+    var message: String
+}
+
+/// Sends raw bytes on a new connection and returns everything the server sends until it closes or
+/// `timeout` passes (for status codes, malformed requests, HTTP/1.0).
+func rawExchange(port: Int, _ request: String, group: EventLoopGroup, timeout: TimeAmount = .seconds(3), closeAfter: Bool = false) async throws -> (response: String, closedByServer: Bool) {
+    final class Collector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = ByteBuffer
+        let received = NIOLockedValueBox((text: "", closed: false))
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            let buffer = self.unwrapInboundIn(data)
+            self.received.withLockedValue { $0.text += String(buffer: buffer) }
+        }
+        func channelInactive(context: ChannelHandlerContext) {
+            self.received.withLockedValue { $0.closed = true }
+        }
+    }
+    let collector = Collector()
+    let channel = try await ClientBootstrap(group: group)
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    if !request.isEmpty {
+        try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+    }
+    let deadline = NIODeadline.now() + timeout
+    while NIODeadline.now() < deadline {
+        if collector.received.withLockedValue({ $0.closed }) { break }
+        try await Task.sleep(nanoseconds: 5_000_000)
+    }
+    let result = collector.received.withLockedValue { $0 }
+    try? await channel.close()
+    return (result.text, result.closed)
+}
+
+/// Polls a condition (for state outside a client, e.g. the origin's connection count).
+func eventually(
+    _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
+    _ condition: () async throws -> Bool
+) async throws {
+    let deadline = NIODeadline.now() + timeout
+    while true {
+        if try await condition() { return }
+        if NIODeadline.now() > deadline {
+            XCTFail("timed out waiting for \(message)", file: file, line: line)
+            throw TestTimeout(message: message)
+        }
+        try await Task.sleep(nanoseconds: 5_000_000)
+    }
+}
