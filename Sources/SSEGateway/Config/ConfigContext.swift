@@ -38,15 +38,14 @@ final class ConfigContext {
     ///
     /// Unknown keys are checked last because a key counts as known once any reader asked for it,
     /// and a feed's `upstream` mapping is asked by two readers (the feed for `url`, the settings for the rest).
-    /// Identical errors are dropped: a YAML alias makes the loader read the same node twice.
+    /// Content reached through a YAML alias is read once per use, so an error in it appears once per user,
+    /// each with that user's key path: all at the anchor's position.
     func finish() -> [ConfigError] {
         for mapping in self.mappings {
             mapping.reportUnknownKeys()
         }
-        var seen = Set<String>()
-        let unique = self.errors.filter { seen.insert($0.description).inserted }
         // Sorting is stable, so errors at one position keep the order they were found in.
-        return unique.enumerated().sorted { lhs, rhs in
+        return self.errors.enumerated().sorted { lhs, rhs in
             (lhs.element.line, lhs.element.column, lhs.offset) < (rhs.element.line, rhs.element.column, rhs.offset)
         }.map(\.element)
     }

@@ -70,7 +70,11 @@ extension ConfigError {
     /// Finds the next occurrence of `key` in the same block mapping: a later line with the key at the same column,
     /// preceded only by indentation (or `- ` of a list item). Gives up for flow mappings (`{a: 1, a: 2}`),
     /// where keys do not line up, and then the caller falls back to the first occurrence.
-    private static func findRepeatedKey(_ key: String, after first: Mark, in yaml: String) -> (line: Int, column: Int)? {
+    private static func findRepeatedKey(
+        _ key: String,
+        after first: Mark,
+        in yaml: String
+    ) -> (line: Int, column: Int)? {
         let lines = yaml.split(separator: "\n", omittingEmptySubsequences: false).map {
             Array(($0.hasSuffix("\r") ? $0.dropLast() : $0).unicodeScalars)
         }

@@ -141,7 +141,8 @@ extension ConfigLoader {
                 continue
             }
             // A line break would let a value inject further headers into the upstream request.
-            guard !text.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
+            // Scalars, not Characters: "\r\n" is one Character equal to neither "\r" nor "\n".
+            guard !text.unicodeScalars.contains(where: { $0 == "\r" || $0 == "\n" || $0 == "\0" }) else {
                 value.fail("a header value must not contain line breaks")
                 continue
             }
@@ -179,7 +180,8 @@ extension ConfigLoader {
         let writesClientIdentity = mapping.value("certificate") != nil || mapping.value("private_key") != nil
         if isValid, writesClientIdentity, (result.certificate == nil) != (result.privateKey == nil) {
             mapping.context.report(
-                "\(mapping.path): certificate and private_key must be set together (a client certificate needs its key)",
+                "\(mapping.path): certificate and private_key must be set together "
+                    + "(a client certificate needs its key)",
                 at: mapping.mark
             )
         }
@@ -247,8 +249,10 @@ extension ConfigLoader {
     /// A duration the way the config writes it (`250ms`, `30s`, `1m`), for messages.
     static func format(_ amount: TimeAmount) -> String {
         let nanoseconds = amount.nanoseconds
-        for (unit, size) in [("h", Int64(3_600_000_000_000)), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000)]
-        where nanoseconds != 0 && nanoseconds % size == 0 {
+        let units: [(String, Int64)] = [
+            ("h", 3_600_000_000_000), ("m", 60_000_000_000), ("s", 1_000_000_000), ("ms", 1_000_000),
+        ]
+        for (unit, size) in units where nanoseconds != 0 && nanoseconds % size == 0 {
             return "\(nanoseconds / size)\(unit)"
         }
         return nanoseconds == 0 ? "0" : "\(nanoseconds)ns"

@@ -195,7 +195,9 @@ public enum ConfigLoader {
         if value.isNull {
             return nil
         }
-        if case .scalar(let scalar) = value.node, ["false", "False", "FALSE"].contains(scalar.string), scalar.style == .plain {
+        if case .scalar(let scalar) = value.node, scalar.style == .plain,
+            ["false", "False", "FALSE"].contains(scalar.string)
+        {
             return nil
         }
         guard case .mapping = value.node else {
@@ -348,7 +350,11 @@ public enum ConfigLoader {
 
     /// Reports a feed whose path or name an earlier feed already has, at the later one, naming the earlier's line.
     /// Returns false when the feed is a duplicate.
-    private static func checkUnique(_ feed: FeedIdentity, against earlier: [FeedIdentity], context: ConfigContext) -> Bool {
+    private static func checkUnique(
+        _ feed: FeedIdentity,
+        against earlier: [FeedIdentity],
+        context: ConfigContext
+    ) -> Bool {
         var unique = true
         if let first = earlier.first(where: { $0.shape == feed.shape }) {
             let line = first.pathMark.map { ", line \($0.line)" } ?? ""

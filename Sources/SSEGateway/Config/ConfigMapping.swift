@@ -31,7 +31,10 @@ final class ConfigMapping {
         self.context = context
         for (keyNode, value) in mapping {
             guard case .scalar(let scalar) = keyNode else {
-                context.report("\(self.displayName): a key must be a plain string, not \(ConfigValue.kind(of: keyNode))", at: keyNode.mark)
+                context.report(
+                    "\(self.displayName): a key must be a plain string, not \(ConfigValue.kind(of: keyNode))",
+                    at: keyNode.mark
+                )
                 continue
             }
             if scalar.string == "<<" && scalar.style == .plain {
@@ -95,7 +98,9 @@ final class ConfigMapping {
     /// All entries, in the order written, for mappings whose keys are data (header names).
     func allEntries() -> [(key: String, keyMark: Mark?, value: ConfigValue)] {
         self.acceptsAnyKey = true
-        return self.entries.map { ($0.key, $0.keyMark, ConfigValue($0.value, path: self.path(of: $0.key), context: self.context)) }
+        return self.entries.map { entry in
+            (entry.key, entry.keyMark, ConfigValue(entry.value, path: self.path(of: entry.key), context: self.context))
+        }
     }
 
     /// Explains a key that is valid somewhere else, instead of suggesting a near miss.

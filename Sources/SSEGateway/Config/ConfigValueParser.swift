@@ -251,7 +251,8 @@ enum ConfigValueParser {
     /// `[A-Za-z_][A-Za-z0-9_]*`, the names a POSIX shell can export.
     private static func isEnvironmentName(_ name: String) -> Bool {
         func isLetter(_ byte: UInt8) -> Bool {
-            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte) || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
+            (UInt8(ascii: "a")...UInt8(ascii: "z")).contains(byte)
+                || (UInt8(ascii: "A")...UInt8(ascii: "Z")).contains(byte)
                 || byte == UInt8(ascii: "_")
         }
         guard let first = name.utf8.first, isLetter(first) else {

@@ -47,7 +47,8 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
         self.description = path
     }
 
-    /// Matches a request path (without query); returns the placeholder values, or nil when it does not match.
+    /// Matches a request path (without query); returns the placeholder values, percent-decoded, or nil
+    /// when it does not match.
     public func match(_ path: Substring) -> [String: String]? {
         guard path.hasPrefix("/") else { return nil }
         var values: [String: String] = [:]
@@ -58,12 +59,47 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
             case .literal(let literal):
                 guard part == literal else { return nil }
             case .parameter(let name):
-                guard !part.isEmpty else { return nil }
-                values[name] = String(part)
+                guard !part.isEmpty, let value = Self.percentDecode(part) else { return nil }
+                values[name] = value
             }
             index += 1
         }
         return index == self.segments.count ? values : nil
+    }
+}
+
+extension PathTemplate {
+    /// The canonical concrete path for placeholder values (one spelling per value, so that `/rooms/a%20b`
+    /// and `/rooms/a b` are one feed).
+    public func render(_ values: [String: String]) -> String {
+        var path = ""
+        for segment in self.segments {
+            path += "/"
+            switch segment {
+            case .literal(let literal): path += literal
+            case .parameter(let name): path += UpstreamURL.percentEncode(values[name] ?? "")
+            }
+        }
+        return path.isEmpty ? "/" : path
+    }
+
+    /// Percent-decodes a path segment; nil for a malformed escape or a value that is not UTF-8.
+    static func percentDecode(_ text: Substring) -> String? {
+        guard text.contains("%") else { return String(text) }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(text.utf8.count)
+        var iterator = text.utf8.makeIterator()
+        while let byte = iterator.next() {
+            guard byte == UInt8(ascii: "%") else {
+                bytes.append(byte)
+                continue
+            }
+            guard let high = iterator.next(), let low = iterator.next(),
+                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
+            else { return nil }
+            bytes.append(value)
+        }
+        return String(validating: bytes, as: UTF8.self)
     }
 }
 

@@ -71,6 +71,7 @@ public final class FeedRegistry: @unchecked Sendable {
         if self.plain[key] != nil { return .notFound }  // closed during shutdown
         for template in self.templates {
             guard let values = template.path.match(path) else { continue }
+            let key = template.path.render(values)
             return self.state.withLockedValue { state -> Resolution in
                 if let feed = state.instances[key] { return .feed(feed) }
                 let open = state.openPerTemplate[template.name, default: 0]

@@ -1,0 +1,93 @@
+import NIOCore
+import SSE
+@testable import SSEGateway
+import XCTest
+
+final class BackpressureIntegrationTests: XCTestCase {
+    func testNeverReadingClientIsEvictedWhileFiftyOthersGetEveryEvent() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                $0.settings.client.maxQueue = 64 * 1024
+                $0.settings.client.maxLag = .seconds(30)
+                $0.settings.replay.maxEvents = 10
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let stalled = try await harness.client("/prices", receiveBuffer: 4096, reading: false)
+        var readers: [TestSSEClient] = []
+        for _ in 0..<50 { readers.append(try await harness.client("/prices")) }
+        for reader in readers { _ = try await reader.waitForHead() }
+        try await eventually("51 joined") { try await self.snapshot(harness).connectedClients == 51 }
+
+        // 400 events of 8 KiB (3.2 MiB): far beyond the stalled client's socket buffers and max_queue.
+        let payload = String(repeating: "p", count: 8 * 1024)
+        let total = 400
+        for index in 1...total {
+            harness.origin.publish(data: "\(index) \(payload)")
+            if index % 50 == 0 { try await Task.sleep(nanoseconds: 2_000_000) }
+        }
+        for reader in readers {
+            let events = try await reader.waitForEvents(total, timeout: .seconds(20))
+            XCTAssertEqual(events.count, total)
+            XCTAssertEqual(events.last?.id, String(total))
+            XCTAssertEqual(events.map(\.id), (1...total).map { String($0) })
+        }
+        try await eventually("stalled client evicted") { try await self.snapshot(harness).delivery["/prices"]?.evictionsMaxQueue == 1 }
+        let snapshot = try await self.snapshot(harness)
+        XCTAssertEqual(snapshot.connectedClients, 50)
+        XCTAssertEqual(snapshot.delivery["/prices"]?.evictionsMaxLag, 0)
+        XCTAssertEqual(snapshot.queuedBytes, 0, "nothing left queued for anyone")
+        XCTAssertEqual(harness.origin.totalConnections, 1)
+        let metrics = try await harness.gateway.metrics.render(on: harness.group.next()).get()
+        XCTAssertTrue(metrics.contains("ssegate_evictions_total{feed=\"/prices\",reason=\"max_queue\"} 1"), metrics)
+        await stalled.close()
+        for reader in readers { await reader.close() }
+    }
+
+    func testBlockedClientIsEvictedForLag() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                $0.settings.client.maxQueue = 64 * 1024 * 1024
+                $0.settings.client.maxLag = .milliseconds(300)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let stalled = try await harness.client("/prices", receiveBuffer: 4096, reading: false)
+        let reader = try await harness.client("/prices")
+        _ = try await reader.waitForHead()
+        try await eventually("2 joined") { try await self.snapshot(harness).connectedClients == 2 }
+        let payload = String(repeating: "p", count: 16 * 1024)
+        for index in 1...300 { harness.origin.publish(data: "\(index) \(payload)") }
+        _ = try await reader.waitForEvents(300, timeout: .seconds(20))
+        try await eventually("evicted for lag") { try await self.snapshot(harness).delivery["/prices"]?.evictionsMaxLag == 1 }
+        let remaining = try await self.snapshot(harness).connectedClients
+        XCTAssertEqual(remaining, 1)
+        await stalled.close()
+        await reader.close()
+    }
+
+    func testKeepaliveCommentsWhileTheUpstreamIsIdle() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.keepalive = .milliseconds(100) }]
+        }
+        defer { Task { await harness.stop() } }
+        let client = try await harness.client("/prices")
+        _ = try await client.waitForHead()
+        try await client.wait("three keepalives") { $0.body.components(separatedBy: ": keepalive\n\n").count >= 4 }
+        XCTAssertTrue(client.events.isEmpty, "keepalives fire no event")
+        XCTAssertFalse(client.isClosed)
+        let keepalives = try await self.snapshot(harness).delivery["/prices"]?.keepalives ?? 0
+        XCTAssertGreaterThanOrEqual(keepalives, 3)
+        // A client that just got an event is not idle: events push the keepalive back.
+        harness.origin.publish(data: "hello")
+        let events = try await client.waitForEvents(1)
+        XCTAssertEqual(events.first?.data, "hello")
+        await client.close()
+    }
+
+    private func snapshot(_ harness: Harness) async throws -> GatewayMetrics.Snapshot {
+        try await harness.gateway.metrics.snapshot(on: harness.group.next()).get()
+    }
+}

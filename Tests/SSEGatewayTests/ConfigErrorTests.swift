@@ -1,0 +1,574 @@
+import Foundation
+import XCTest
+
+@testable import SSEGateway
+
+/// Configs that do not load: each kind of error, at its exact line and column.
+final class ConfigErrorTests: XCTestCase {
+    // MARK: - Unknown keys
+
+    func testUnknownTopLevelKeyWithSuggestion() {
+        ConfigFixtures.assertSingleError(
+            """
+            log_level: info
+            feed:
+              - path: /x
+            """,
+            line: 2, column: 1,
+            "unknown key 'feed' at the top level (did you mean 'feeds'?)"
+        )
+    }
+
+    func testUnknownNestedKeyHasTheDocumentedMessage() {
+        let errors = ConfigFixtures.errors(
+            """
+            defaults:
+              retry: 3s
+              keepalvie: 15s
+            """
+        )
+        XCTAssertEqual(errors, [
+            ConfigError(
+                file: "test.yaml", line: 3, column: 3,
+                message: "unknown key 'keepalvie' in defaults (did you mean 'keepalive'?)"
+            )
+        ])
+        XCTAssertEqual(errors.first?.description, "test.yaml:3:3: unknown key 'keepalvie' in defaults (did you mean 'keepalive'?)")
+    }
+
+    func testUnknownKeyDeepInAFeed() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /a
+                upstream:
+                  url: http://up/a
+                  conect_timeout: 5s
+            """,
+            line: 5, column: 7,
+            "unknown key 'conect_timeout' in feeds[0].upstream (did you mean 'connect_timeout'?)"
+        )
+    }
+
+    func testFeedOnlyKeysInDefaultsAreExplained() {
+        let errors = ConfigFixtures.errors(
+            """
+            defaults:
+              linger: 5s
+              upstream:
+                url: http://up/a
+            """
+        )
+        XCTAssertEqual(errors.map { "\($0.line):\($0.column) \($0.message)" }, [
+            "2:3 unknown key 'linger' in defaults ('linger' can only be set on a feed)",
+            "4:5 unknown key 'url' in defaults.upstream ('url' can only be set in a feed's upstream)",
+        ])
+    }
+
+    func testMergeKeysAreRejected() {
+        let aliased = ConfigFixtures.errors(
+            """
+            base: &base { retry: 1s }
+            defaults:
+              <<: *base
+            """
+        )
+        XCTAssertEqual(aliased.map { "\($0.line):\($0.column) \($0.message)" }, [
+            "1:1 unknown key 'base' at the top level",
+            "3:3 defaults: merge keys ('<<') are not supported; use 'defaults:' to share feed settings",
+        ])
+        let errors = ConfigFixtures.errors("defaults:\n  <<: { retry: 1s }\n")
+        XCTAssertEqual(errors.map(\.line), [2])
+        XCTAssertEqual(errors.map(\.column), [3])
+        XCTAssertEqual(errors.first?.message, "defaults: merge keys ('<<') are not supported; use 'defaults:' to share feed settings")
+    }
+
+    // MARK: - Values
+
+    func testBadDurations() {
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              retry: 15
+            """,
+            line: 2, column: 10,
+            "defaults.retry: expected a duration such as 250ms, 1.5s, 5m or 1h (a number followed by ms, s, m or h; or 0), got '15'"
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /a
+                upstream: { url: http://up/a }
+                linger: 15 sec
+            """,
+            line: 4, column: 13,
+            "feeds[0].linger: expected a duration such as 250ms"
+        )
+    }
+
+    func testBadSize() {
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              replay: { max_bytes: 8 megs }
+            """,
+            line: 2, column: 24,
+            "defaults.replay.max_bytes: expected a size such as 16384, 64KiB or 8MiB"
+        )
+    }
+
+    func testBadBooleans() {
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              padding: yes
+            """,
+            line: 2, column: 12,
+            "defaults.padding: expected true or false, got 'yes'"
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              compression: "true"
+            """,
+            line: 2, column: 16,
+            "defaults.compression: expected true or false without quotes, got the string \"true\""
+        )
+    }
+
+    func testWrongTypes() {
+        ConfigFixtures.assertSingleError(
+            "listen: { address: \":80\" }\n",
+            line: 1, column: 9,
+            "listen: expected a list, got a mapping"
+        )
+        ConfigFixtures.assertSingleError(
+            "defaults: [retry]\n",
+            line: 1, column: 11,
+            "defaults: expected a mapping, got a list"
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              replay: 5
+            """,
+            line: 2, column: 11,
+            "defaults.replay: expected a mapping, got '5'"
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - /prices
+            """,
+            line: 2, column: 5,
+            "feeds[0]: expected a mapping, got '/prices'"
+        )
+        ConfigFixtures.assertSingleError(
+            "- a\n- b\n",
+            line: 1, column: 1,
+            "the config must be a mapping of keys such as listen, defaults and feeds, got a list"
+        )
+    }
+
+    func testOutOfRangeValues() {
+        ConfigFixtures.assertSingleError(
+            "defaults:\n  keepalive: 0\n",
+            line: 2, column: 14,
+            "defaults.keepalive: must be greater than 0, got '0'"
+        )
+        ConfigFixtures.assertSingleError(
+            "defaults:\n  replay: { max_events: 0 }\n",
+            line: 2, column: 25,
+            "defaults.replay.max_events: must be at least 1, got 0"
+        )
+        ConfigFixtures.assertSingleError(
+            "defaults:\n  client: { max_queue: 512 }\n",
+            line: 2, column: 24,
+            "defaults.client.max_queue: must be at least 1KiB, got '512'"
+        )
+        ConfigFixtures.assertSingleError(
+            "limits: { max_clients: -5 }\n",
+            line: 1, column: 24,
+            "limits.max_clients: must be at least 1, got -5"
+        )
+        ConfigFixtures.assertSingleError(
+            "log_level: loud\n",
+            line: 1, column: 12,
+            "log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"
+        )
+    }
+
+    func testBackoffInitialAboveMaxIsBlamedOnTheValueWritten() {
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              upstream:
+                backoff: { initial: 1m }
+            """,
+            line: 3, column: 25,
+            "defaults.upstream.backoff: initial (1m) must not be greater than max (30s)"
+        )
+    }
+
+    func testCredentialsWithWildcardOrigin() {
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              cors:
+                allow_origins: ["*"]
+                allow_credentials: true
+            """,
+            line: 4, column: 24,
+            "defaults.cors.allow_credentials: allow_credentials cannot be true with allow_origins '*'"
+        )
+        ConfigFixtures.assertSingleError(
+            "defaults:\n  cors: { allow_origins: [\"https://a.example/\"] }\n",
+            line: 2, column: 27,
+            "defaults.cors.allow_origins[0]: expected '*' or an origin such as https://app.example.com"
+        )
+    }
+
+    func testBadHeaders() {
+        let errors = ConfigFixtures.errors(
+            """
+            defaults:
+              upstream:
+                headers:
+                  "Bad Name": x
+                  X-Split: "a\\r\\nInjected: yes"
+                  x-split: again
+            """
+        )
+        XCTAssertEqual(errors.map { "\($0.line):\($0.column) \($0.message)" }, [
+            "4:7 defaults.upstream.headers: 'Bad Name' is not a valid header name",
+            "5:16 defaults.upstream.headers.X-Split: a header value must not contain line breaks",
+            "6:7 defaults.upstream.headers: header 'x-split' is already set (line 5); header names ignore case",
+        ])
+    }
+
+    // MARK: - Required keys
+
+    func testMissingPath() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - upstream: { url: http://up/a }
+            """,
+            line: 2, column: 5,
+            "feeds[0]: missing required key 'path'"
+        )
+    }
+
+    func testMissingURLAndMissingUpstream() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /a
+                upstream: { connect_timeout: 1s }
+            """,
+            line: 3, column: 15,
+            "feeds[0].upstream: missing required key 'url'"
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /a
+            """,
+            line: 2, column: 5,
+            "feeds[0]: missing required key 'upstream'"
+        )
+        ConfigFixtures.assertSingleError(
+            "listen:\n  - tls: null\n",
+            line: 2, column: 5,
+            "listen[0]: missing required key 'address'"
+        )
+    }
+
+    // MARK: - Environment
+
+    func testMissingEnvironmentVariable() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /prices
+                upstream:
+                  url: https://up/prices
+                  headers: { Authorization: "Bearer ${PRICES_TOKEN}" }
+            """,
+            line: 5, column: 33,
+            "feeds[0].upstream.headers.Authorization: environment variable 'PRICES_TOKEN' is not set",
+            environment: ["OTHER": "x"]
+        )
+    }
+
+    func testBadEnvironmentReference() {
+        ConfigFixtures.assertSingleError(
+            "log_level: ${level-name}\n",
+            line: 1, column: 12,
+            "'${level-name}' is not a valid environment variable reference"
+        )
+        ConfigFixtures.assertSingleError(
+            "log_level: ${LEVEL\n",
+            line: 1, column: 12,
+            "log_level: unterminated '${' (write '$${' for a literal '${')"
+        )
+    }
+
+    // MARK: - URLs, paths, addresses
+
+    func testBadURLScheme() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /a
+                upstream:
+                  url: ftp://up/a
+            """,
+            line: 4, column: 12,
+            "feeds[0].upstream.url: URL scheme must be http or https, not 'ftp'"
+        )
+    }
+
+    func testBadPathIsReportedWithPathTemplateMessage() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: rooms/{room}
+                upstream: { url: http://up/a }
+            """,
+            line: 2, column: 11,
+            "feeds[0].path: path must start with '/'"
+        )
+    }
+
+    func testBadPorts() {
+        ConfigFixtures.assertSingleError(
+            "listen:\n  - address: 0.0.0.0:70000\n",
+            line: 2, column: 14,
+            "listen[0].address: port must be from 1 to 65535, got 70000 in '0.0.0.0:70000'"
+        )
+        ConfigFixtures.assertSingleError(
+            "admin:\n  address: \":0\"\n",
+            line: 2, column: 12,
+            "admin.address: port must be from 1 to 65535, got 0"
+        )
+        ConfigFixtures.assertSingleError(
+            "listen:\n  - address: ::1:8080\n",
+            line: 2, column: 14,
+            "an IPv6 address must be in brackets, as in [::1]:8080"
+        )
+    }
+
+    func testSameAddressTwice() {
+        ConfigFixtures.assertSingleError(
+            """
+            listen:
+              - address: 0.0.0.0:8080
+              - address: :8080
+            """,
+            line: 3, column: 14,
+            "listen[1].address: address 0.0.0.0:8080 is already used by listen[0] (line 2)"
+        )
+        ConfigFixtures.assertSingleError(
+            "admin: { address: \":8080\" }\n",
+            line: 1, column: 19,
+            "admin.address: address 0.0.0.0:8080 is already used by listen[0] (by default)"
+        )
+    }
+
+    func testTemplatePlaceholderNotInPath() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /rooms/{room}
+                upstream: { url: "http://up/rooms/{id}" }
+            """,
+            line: 3, column: 22,
+            "feeds[0].upstream.url: placeholder '{id}' in the URL is not a parameter of the path '/rooms/{room}'"
+        )
+    }
+
+    // MARK: - Duplicates
+
+    func testDuplicatePathIsReportedAtTheSecondNamingTheFirstLine() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /prices
+                upstream: { url: http://up/a }
+              - path: /prices
+                upstream: { url: http://up/b }
+            """,
+            line: 4, column: 11,
+            "feeds[1].path: duplicate path '/prices' (first used by feeds[0], line 2)"
+        )
+    }
+
+    func testEquivalentTemplatesAreDuplicates() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /rooms/{a}
+                upstream: { url: "http://up/{a}" }
+              - path: /rooms/{b}
+                upstream: { url: "http://up/{b}" }
+            """,
+            line: 4, column: 11,
+            "feeds[1].path: path '/rooms/{b}' matches the same requests as '/rooms/{a}' (first used by feeds[0], line 2)"
+        )
+    }
+
+    func testDuplicateFeedName() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - name: p
+                path: /a
+                upstream: { url: http://up/a }
+              - name: p
+                path: /b
+                upstream: { url: http://up/b }
+            """,
+            line: 5, column: 11,
+            "feeds[1].name: duplicate feed name 'p' (first used by feeds[0], line 2)"
+        )
+    }
+
+    // MARK: - Files
+
+    func testMissingTLSFile() throws {
+        let directory = try ConfigFixtures.makeTemporaryDirectory(for: self)
+        try ConfigFixtures.touch("key.pem", in: directory)
+        ConfigFixtures.assertSingleError(
+            """
+            listen:
+              - address: :8443
+                tls:
+                  certificate: certs/missing.pem
+                  private_key: key.pem
+            """,
+            line: 4, column: 20,
+            "listen[0].tls.certificate: file 'certs/missing.pem' (resolved to '\(directory)/certs/missing.pem') does not exist",
+            baseDirectory: directory
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              upstream:
+                tls: { ca: "\(directory)" }
+            """,
+            line: 3, column: 16,
+            "defaults.upstream.tls.ca: '\(directory)' is a directory, not a file",
+            baseDirectory: directory
+        )
+    }
+
+    func testClientCertificateNeedsItsKey() throws {
+        let directory = try ConfigFixtures.makeTemporaryDirectory(for: self)
+        try ConfigFixtures.touch("client.pem", in: directory)
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              upstream:
+                tls: { certificate: client.pem }
+            """,
+            line: 3, column: 10,
+            "defaults.upstream.tls: certificate and private_key must be set together",
+            baseDirectory: directory
+        )
+    }
+
+    // MARK: - YAML syntax
+
+    func testYAMLSyntaxErrors() {
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /a
+                upstream: url: http://up/a
+            """,
+            line: 3, column: 18,
+            "invalid YAML: mapping values are not allowed in this context"
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              cors: { allow_origins: [a, b }
+            """,
+            line: 2, column: 32,
+            "invalid YAML: while parsing a flow sequence at line 2, column 26: did not find expected ',' or ']'"
+        )
+        ConfigFixtures.assertSingleError(
+            "a: 1\n---\nb: 2\n",
+            line: 2, column: 1,
+            "invalid YAML: expected a single document in the stream at line 1, column 1: but found another document"
+        )
+    }
+
+    func testDuplicateYAMLKeyPointsAtTheSecondOccurrence() {
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              retry: 1s
+              keepalive: 5s
+              retry: 2s
+            """,
+            line: 4, column: 3,
+            "duplicate key 'retry' (first at line 2)"
+        )
+        ConfigFixtures.assertSingleError(
+            "defaults: { retry: 1s, retry: 2s }\n",
+            line: 1, column: 13,
+            "duplicate key 'retry' in this mapping"
+        )
+    }
+
+    // MARK: - Many at once
+
+    func testMultipleErrorsAreReportedTogetherInFileOrder() {
+        let errors = ConfigFixtures.errors(
+            """
+            log_level: loud
+            defaults:
+              retry: soon
+              replay: { max_events: 0 }
+            feeds:
+              - path: prices
+                upstream: { url: "http://up/p" }
+              - path: /b
+                upstream: { url: "http://up/b", idel_timeout: 1s }
+                padding: maybe
+            """
+        )
+        XCTAssertEqual(errors.map { "\($0.line):\($0.column)" }, ["1:12", "3:10", "4:25", "6:11", "9:37", "10:14"])
+        XCTAssertEqual(errors.map(\.message), [
+            "log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'",
+            "defaults.retry: expected \(ConfigValueParser.durationForm), got 'soon'",
+            "defaults.replay.max_events: must be at least 1, got 0",
+            "feeds[0].path: path must start with '/'",
+            "unknown key 'idel_timeout' in feeds[1].upstream (did you mean 'idle_timeout'?)",
+            "feeds[1].padding: expected true or false, got 'maybe'",
+        ])
+        let description = ConfigLoadError(errors: errors).description
+        XCTAssertEqual(description.split(separator: "\n").count, 6)
+        XCTAssertTrue(description.hasPrefix("test.yaml:1:12: log_level: expected one of"))
+    }
+
+    func testAnErrorInAliasedContentIsReportedAtTheAnchorForEachUse() {
+        let errors = ConfigFixtures.errors(
+            """
+            feeds:
+              - path: /a
+                upstream: { url: http://up/a }
+                replay: &r { max_events: none }
+              - path: /b
+                upstream: { url: http://up/b }
+                replay: *r
+            """
+        )
+        XCTAssertEqual(errors.map { "\($0.line):\($0.column) \($0.message)" }, [
+            "4:30 feeds[0].replay.max_events: expected a whole number, got 'none'",
+            "4:30 feeds[1].replay.max_events: expected a whole number, got 'none'",
+        ])
+    }
+}

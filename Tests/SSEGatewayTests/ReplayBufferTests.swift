@@ -1,0 +1,107 @@
+import NIOCore
+import SSE
+@testable import SSEGateway
+import XCTest
+
+final class ReplayBufferTests: XCTestCase {
+    private let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    private let allocator = ByteBufferAllocator()
+
+    private func event(_ sequence: Int64, id: String?, data: String? = "x", at time: NIODeadline? = nil) -> EncodedEvent {
+        EncodedEvent(sequence: sequence, event: ServerSentEvent(id: id, data: data), receivedAt: time ?? self.start, allocator: self.allocator)
+    }
+
+    private func filled(_ count: Int, maxEvents: Int = 100, maxBytes: Int = 1 << 20, maxAge: TimeAmount = .hours(1)) -> ReplayBuffer {
+        var buffer = ReplayBuffer(maxEvents: maxEvents, maxBytes: maxBytes, maxAge: maxAge)
+        for index in 1...count {
+            buffer.append(self.event(Int64(index), id: "e\(index)"), now: self.start)
+        }
+        return buffer
+    }
+
+    func testEncodedEventFramesOneChunkAndSharesThePayload() {
+        let encoded = self.event(1, id: "7", data: "a\nb")
+        XCTAssertEqual(String(buffer: encoded.payload), "id: 7\ndata: a\ndata: b\n\n")
+        XCTAssertEqual(String(buffer: encoded.chunk), "17\r\nid: 7\ndata: a\ndata: b\n\n\r\n")
+        XCTAssertEqual(encoded.size, 0x17)
+    }
+
+    func testNoResumeIDIsLive() {
+        var buffer = self.filled(5)
+        let lookup = buffer.lookup(after: nil, now: self.start)
+        XCTAssertEqual(lookup.resume, .live)
+        XCTAssertTrue(lookup.events.isEmpty)
+        XCTAssertEqual(lookup.lastSequence, 5)
+        XCTAssertEqual(buffer.lookup(after: "", now: self.start).resume, .live)
+    }
+
+    func testResumeReturnsExactlyTheEventsAfterTheID() {
+        var buffer = self.filled(10)
+        let lookup = buffer.lookup(after: "e7", now: self.start)
+        XCTAssertEqual(lookup.resume, .resumed)
+        XCTAssertEqual(lookup.events.map(\.sequence), [8, 9, 10])
+        XCTAssertEqual(lookup.lastSequence, 10)
+        XCTAssertTrue(buffer.lookup(after: "e10", now: self.start).events.isEmpty)
+        XCTAssertEqual(buffer.lookup(after: "e10", now: self.start).resume, .resumed)
+    }
+
+    func testUnknownIDIsAGapWithTheWholeBuffer() {
+        var buffer = self.filled(10, maxEvents: 4)
+        XCTAssertEqual(buffer.count, 4)
+        let lookup = buffer.lookup(after: "e2", now: self.start)
+        XCTAssertEqual(lookup.resume, .gap)
+        XCTAssertEqual(lookup.events.map(\.sequence), [7, 8, 9, 10])
+        XCTAssertEqual(buffer.oldestID, "e7")
+    }
+
+    func testByteBoundKeepsTheNewestEvent() {
+        // "id: e8\ndata: x\n\n" is 16 bytes, "id: e10\ndata: x\n\n" 17: e8+e9+e10 = 49 fit in 51, e7 does not.
+        var buffer = self.filled(10, maxBytes: 51)
+        XCTAssertEqual(buffer.count, 3)
+        XCTAssertEqual(buffer.totalBytes, 49)
+        var tiny = ReplayBuffer(maxEvents: 10, maxBytes: 1, maxAge: .hours(1))
+        tiny.append(self.event(1, id: "a"), now: self.start)
+        tiny.append(self.event(2, id: "b"), now: self.start)
+        XCTAssertEqual(tiny.count, 1, "the newest event stays even over max_bytes")
+        XCTAssertEqual(tiny.lookup(after: "b", now: self.start).resume, .resumed)
+        XCTAssertEqual(buffer.lookup(after: "e8", now: self.start).events.map(\.sequence), [9, 10])
+    }
+
+    func testAgeBound() {
+        var buffer = ReplayBuffer(maxEvents: 100, maxBytes: 1 << 20, maxAge: .seconds(10))
+        buffer.append(self.event(1, id: "old", at: self.start), now: self.start)
+        buffer.append(self.event(2, id: "new", at: self.start + .seconds(8)), now: self.start + .seconds(8))
+        XCTAssertEqual(buffer.count, 2)
+        let lookup = buffer.lookup(after: "old", now: self.start + .seconds(12))
+        XCTAssertEqual(buffer.count, 1)
+        XCTAssertEqual(lookup.resume, .gap, "the id aged out")
+        XCTAssertEqual(lookup.events.map(\.sequence), [2])
+    }
+
+    func testDuplicateIDsResolveToTheNewestAndEvictionKeepsTheIndexRight() {
+        var buffer = ReplayBuffer(maxEvents: 3, maxBytes: 1 << 20, maxAge: .hours(1))
+        buffer.append(self.event(1, id: "same"), now: self.start)
+        buffer.append(self.event(2, id: "other"), now: self.start)
+        buffer.append(self.event(3, id: "same"), now: self.start)
+        XCTAssertEqual(buffer.lookup(after: "same", now: self.start).events.map(\.sequence), [])
+        buffer.append(self.event(4, id: nil), now: self.start)  // evicts sequence 1, which must not drop "same" → 3
+        XCTAssertEqual(buffer.lookup(after: "same", now: self.start).events.map(\.sequence), [4])
+    }
+
+    func testIDOnlyAndIDLessEventsAreBuffered() {
+        var buffer = ReplayBuffer(maxEvents: 10, maxBytes: 1 << 20, maxAge: .hours(1))
+        buffer.append(self.event(1, id: "a"), now: self.start)
+        buffer.append(self.event(2, id: nil, data: "no id"), now: self.start)
+        buffer.append(self.event(3, id: "b", data: nil), now: self.start)
+        let lookup = buffer.lookup(after: "a", now: self.start)
+        XCTAssertEqual(lookup.events.map(\.event), [ServerSentEvent(id: nil, data: "no id"), ServerSentEvent(id: "b", data: nil)])
+    }
+
+    func testZeroCapacityStillCountsSequences() {
+        var buffer = ReplayBuffer(maxEvents: 0, maxBytes: 0, maxAge: .hours(1))
+        buffer.append(self.event(1, id: "a"), now: self.start)
+        XCTAssertEqual(buffer.count, 0)
+        XCTAssertEqual(buffer.lastSequence, 1)
+        XCTAssertEqual(buffer.lookup(after: "a", now: self.start).resume, .gap)
+    }
+}
