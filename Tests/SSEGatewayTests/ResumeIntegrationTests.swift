@@ -148,4 +148,28 @@ final class ResumeIntegrationTests: XCTestCase {
         XCTAssertEqual(harness.origin.totalConnections, 2)
         await client.close()
     }
+
+    func testGatewayAssignsIDsWhenUpstreamHasNoneAndResumesOnThem() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/chat", upstream: "\(origin)/chat") { $0.ids = .gateway }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let live = try await harness.client("/chat")
+        _ = try await live.waitForHead()
+        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 1 }
+        for index in 1...4 { harness.origin.publish(data: "m\(index)", assignID: false) }
+        harness.origin.publish(data: "own id", id: "upstream-7")
+        let events = try await live.waitForEvents(5)
+        let ids = events.compactMap(\.id)
+        XCTAssertEqual(ids.count, 5)
+        XCTAssertEqual(Set(ids).count, 5, "ids are unique: \(ids)")
+        XCTAssertEqual(ids.last, "upstream-7", "an upstream id is kept")
+        let resumed = try await harness.client("/chat", headers: [("Last-Event-ID", ids[1])])
+        let replay = try await resumed.waitForEvents(3)
+        XCTAssertEqual(replay.map(\.data), ["m3", "m4", "own id"])
+        XCTAssertEqual(replay.map(\.id), Array(ids[2...]))
+        await live.close()
+        await resumed.close()
+    }
 }

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
 import SSE
 
 /// The built-in SSE origin (`ssegate origin`): a ticker that sends `id: N` events whose data carries the
@@ -29,6 +30,8 @@ public final class OriginServer: @unchecked Sendable {
         public var history = 10_000
         /// Comment sent to idle connections this often; nil for none.
         public var keepalive: TimeAmount? = nil
+        /// Serve HTTPS with this context (tests of https upstreams).
+        public var tls: NIOSSLContext? = nil
         public init() {}
     }
 
@@ -74,8 +77,11 @@ public final class OriginServer: @unchecked Sendable {
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
-            .childChannelInitializer { channel in
+            .childChannelInitializer { [tls = self.options.tls] channel in
                 do {
+                    if let tls {
+                        try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls))
+                    }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
                     try channel.pipeline.syncOperations.addHandler(OriginHandler(origin: self))
                     return channel.eventLoop.makeSucceededVoidFuture()
