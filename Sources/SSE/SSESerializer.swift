@@ -19,6 +19,9 @@ import NIOCore
 ///   with LF.
 /// - For an event with `data == nil` the `type` is not written, since a browser never sees the type of a
 ///   block without data; an event with neither `id` nor `data` writes nothing.
+///
+/// Each call computes the exact encoded size first, reserves it once and copies every byte straight into
+/// the buffer's storage: one capacity check per event instead of one per field fragment.
 public enum SSESerializer {
     private static let lf = UInt8(ascii: "\n")
     private static let cr = UInt8(ascii: "\r")
@@ -29,58 +32,41 @@ public enum SSESerializer {
     /// line per line of `data` (split on CRLF, CR and LF), then a blank line. An id-only event
     /// (`data == nil`) is `id: X` followed by the blank line.
     public static func write(_ event: ServerSentEvent, into buffer: inout ByteBuffer) {
-        let length = Self.encodedLength(of: event)
-        guard length > 0 else {
+        let layout = Layout(event)
+        guard layout.length > 0 else {
             return
         }
-        buffer.reserveCapacity(minimumWritableBytes: length)
-
-        if let id = event.id, Self.isRepresentableID(id) {
-            Self.writeField("id:", id, into: &buffer)
-        }
-        if let data = event.data {
-            if let type = event.type, Self.isRepresentableType(type) {
-                Self.writeField("event:", type, into: &buffer)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: layout.length) { destination in
+            var writer = Writer(destination, limit: layout.length)
+            if layout.writesID, let id = event.id {
+                Self.withUTF8(of: id) { writer.field("id: ", "id:", UnsafeRawBufferPointer($0)) }
             }
-            Self.forEachLine(of: data) { line in
-                Self.writeField("data:", line, into: &buffer)
+            if let data = event.data {
+                if layout.writesType, let type = event.type {
+                    Self.withUTF8(of: type) { writer.field("event: ", "event:", UnsafeRawBufferPointer($0)) }
+                }
+                Self.forEachLine(of: data) { writer.field("data: ", "data:", $0) }
             }
+            writer.append(Self.lf)
+            return writer.finish()
         }
-        buffer.writeInteger(Self.lf)
     }
 
     /// The number of bytes ``write(_:into:)`` produces for `event`, so the caller can reserve capacity once.
     public static func encodedLength(of event: ServerSentEvent) -> Int {
-        var length = 0
-        var hasField = false
-        if let id = event.id, Self.isRepresentableID(id) {
-            length += Self.fieldLength(nameWithColon: 3, valueBytes: id.utf8.count)
-            hasField = true
-        }
-        if let data = event.data {
-            if let type = event.type, Self.isRepresentableType(type) {
-                length += Self.fieldLength(nameWithColon: 6, valueBytes: type.utf8.count)
-            }
-            Self.forEachLine(of: data) { line in
-                length += Self.fieldLength(nameWithColon: 5, valueBytes: line.count)
-            }
-            hasField = true
-        }
-        return hasField ? length + 1 : 0
+        Layout(event).length
     }
 
     /// Writes `: text` once per line of `text` (split on CRLF, CR and LF), without a trailing blank line.
     ///
     /// A comment never reaches JavaScript; the gateway uses it for keep-alives. Because no blank line is
-    /// written, it must not be written in the middle of a block that is supposed to stay open.
+    /// written, it never completes a block, but a comment written in the middle of a block stays invisible.
     public static func writeComment(_ text: String, into buffer: inout ByteBuffer) {
-        var length = 0
-        Self.forEachLine(of: text) { line in
-            length += Self.fieldLength(nameWithColon: 1, valueBytes: line.count)
-        }
-        buffer.reserveCapacity(minimumWritableBytes: length)
-        Self.forEachLine(of: text) { line in
-            Self.writeField(":", line, into: &buffer)
+        let length = LineLayout(text).encodedLength(prefixWithColon: 1)
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { destination in
+            var writer = Writer(destination, limit: length)
+            Self.forEachLine(of: text) { writer.field(": ", ":", $0) }
+            return writer.finish()
         }
     }
 
@@ -97,66 +83,153 @@ public enum SSESerializer {
         buffer.writeInteger(Self.lf)
     }
 
-    // MARK: - Helpers
+    // MARK: - Layout
 
-    /// `name:` alone for an empty value, else `name: value`, then LF.
-    private static func fieldLength(nameWithColon: Int, valueBytes: Int) -> Int {
-        valueBytes == 0 ? nameWithColon + 1 : nameWithColon + 1 + valueBytes + 1
-    }
+    /// Everything `write` decides before writing, computed once so `encodedLength` and `write` cannot disagree.
+    private struct Layout {
+        var writesID = false
+        var writesType = false
+        var length = 0
 
-    private static func writeField(_ nameWithColon: StaticString, _ value: String, into buffer: inout ByteBuffer) {
-        buffer.writeStaticString(nameWithColon)
-        if !value.isEmpty {
-            buffer.writeInteger(UInt8(ascii: " "))
-            buffer.writeString(value)
+        init(_ event: ServerSentEvent) {
+            if let id = event.id, SSESerializer.isRepresentableID(id) {
+                self.writesID = true
+                self.length += SSESerializer.fieldLength(prefixWithColon: 3, valueBytes: id.utf8.count)
+            }
+            guard let data = event.data else {
+                // An id-only block still needs its blank line; a block with no field at all is not written.
+                self.length += self.writesID ? 1 : 0
+                return
+            }
+            if let type = event.type, SSESerializer.isRepresentableType(type) {
+                self.writesType = true
+                self.length += SSESerializer.fieldLength(prefixWithColon: 6, valueBytes: type.utf8.count)
+            }
+            self.length += LineLayout(data).encodedLength(prefixWithColon: 5) + 1
         }
-        buffer.writeInteger(Self.lf)
     }
 
-    private static func writeField(
-        _ nameWithColon: StaticString,
-        _ value: UnsafeRawBufferPointer,
-        into buffer: inout ByteBuffer
-    ) {
-        buffer.writeStaticString(nameWithColon)
-        if !value.isEmpty {
-            buffer.writeInteger(UInt8(ascii: " "))
-            buffer.writeBytes(value)
+    /// How a text splits into lines on CRLF, CR and LF; `""` is one empty line.
+    private struct LineLayout {
+        var count = 0
+        var emptyCount = 0
+        /// UTF-8 bytes of all lines, without their line breaks.
+        var contentBytes = 0
+
+        init(_ text: String) {
+            SSESerializer.forEachLine(of: text) { line in
+                self.count += 1
+                self.contentBytes += line.count
+                if line.isEmpty {
+                    self.emptyCount += 1
+                }
+            }
         }
-        buffer.writeInteger(Self.lf)
+
+        /// `name:` + LF for an empty line, `name: ` + line + LF otherwise.
+        func encodedLength(prefixWithColon: Int) -> Int {
+            self.count * (prefixWithColon + 1) + (self.count - self.emptyCount) + self.contentBytes
+        }
     }
+
+    private static func fieldLength(prefixWithColon: Int, valueBytes: Int) -> Int {
+        valueBytes == 0 ? prefixWithColon + 1 : prefixWithColon + 1 + valueBytes + 1
+    }
+
+    // MARK: - Writing
+
+    /// Copies into the writable region `write` reserved. Every copy is bounds-checked against the length
+    /// the layout promised, so a disagreement between layout and writer traps instead of corrupting memory.
+    private struct Writer {
+        private let destination: UnsafeMutableRawBufferPointer
+        private let limit: Int
+        private var offset = 0
+
+        init(_ destination: UnsafeMutableRawBufferPointer, limit: Int) {
+            precondition(destination.count >= limit, "ByteBuffer reserved less than requested")
+            self.destination = destination
+            self.limit = limit
+        }
+
+        mutating func append(_ bytes: UnsafeRawBufferPointer) {
+            precondition(self.offset + bytes.count <= self.limit, "SSESerializer layout mismatch")
+            guard let source = bytes.baseAddress, let base = self.destination.baseAddress else {
+                return
+            }
+            (base + self.offset).copyMemory(from: source, byteCount: bytes.count)
+            self.offset += bytes.count
+        }
+
+        mutating func append(_ byte: UInt8) {
+            precondition(self.offset < self.limit, "SSESerializer layout mismatch")
+            self.destination[self.offset] = byte
+            self.offset += 1
+        }
+
+        mutating func append(_ literal: StaticString) {
+            self.append(UnsafeRawBufferPointer(start: literal.utf8Start, count: literal.utf8CodeUnitCount))
+        }
+
+        /// `nameWithColon` alone for an empty value (no trailing space), else `nameColonSpace` + value; then LF.
+        mutating func field(_ nameColonSpace: StaticString, _ nameWithColon: StaticString, _ value: UnsafeRawBufferPointer) {
+            if value.isEmpty {
+                self.append(nameWithColon)
+            } else {
+                self.append(nameColonSpace)
+                self.append(value)
+            }
+            self.append(SSESerializer.lf)
+        }
+
+        /// The number of bytes written, which must be exactly what the layout promised.
+        func finish() -> Int {
+            precondition(self.offset == self.limit, "SSESerializer layout mismatch")
+            return self.offset
+        }
+    }
+
+    // MARK: - Scanning
 
     /// Calls `body` with the UTF-8 bytes of each line of `text`, splitting on CRLF, CR and LF exactly as
     /// the parser does, so `""` is one empty line and a trailing line break yields a final empty line.
     private static func forEachLine(of text: String, _ body: (UnsafeRawBufferPointer) -> Void) {
-        var text = text
-        text.withUTF8 { utf8 in
+        Self.withUTF8(of: text) { utf8 in
             let bytes = UnsafeRawBufferPointer(utf8)
-            let count = bytes.count
             var start = 0
-            var index = 0
-            while index < count {
-                let byte = bytes[index]
-                if byte == Self.lf || byte == Self.cr {
-                    body(UnsafeRawBufferPointer(rebasing: bytes[start..<index]))
-                    if byte == Self.cr, index + 1 < count, bytes[index + 1] == Self.lf {
-                        index += 1
-                    }
-                    index += 1
-                    start = index
-                } else {
-                    index += 1
+            while true {
+                let end = SSEParser.lineBreakIndex(in: bytes, from: start)
+                body(UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                guard end < bytes.count else {
+                    return
+                }
+                start = end + 1
+                if bytes[end] == Self.cr, start < bytes.count, bytes[start] == Self.lf {
+                    start += 1
                 }
             }
-            body(UnsafeRawBufferPointer(rebasing: bytes[start..<count]))
         }
     }
 
     private static func isRepresentableID(_ id: String) -> Bool {
-        !id.utf8.contains { $0 == Self.cr || $0 == Self.lf || $0 == 0 }
+        Self.withUTF8(of: id) { bytes in
+            !bytes.contains { $0 == Self.cr || $0 == Self.lf || $0 == 0 }
+        }
     }
 
     private static func isRepresentableType(_ type: String) -> Bool {
-        !type.isEmpty && !type.utf8.contains { $0 == Self.cr || $0 == Self.lf }
+        !type.isEmpty
+            && Self.withUTF8(of: type) { bytes in
+                !bytes.contains { $0 == Self.cr || $0 == Self.lf }
+            }
+    }
+
+    /// Native Swift strings are contiguous UTF-8, so this is a pointer access, not a copy; iterating
+    /// `String.UTF8View` instead costs several times more per byte.
+    private static func withUTF8<Result>(of text: String, _ body: (UnsafeBufferPointer<UInt8>) -> Result) -> Result {
+        if let result = text.utf8.withContiguousStorageIfAvailable(body) {
+            return result
+        }
+        var copy = text
+        return copy.withUTF8(body)
     }
 }

@@ -18,7 +18,10 @@ struct ServeCommand: AsyncParsableCommand {
         do {
             loaded = try ConfigLoader.load(file: self.config)
         } catch {
-            throw CommandFailure.config(error.description)
+            // One line on stderr (SPEC §1); `ssegate check` lists every problem.
+            let first = error.errors.first.map { "\($0)" } ?? error.description
+            let more = error.errors.count > 1 ? " (and \(error.errors.count - 1) more: run 'ssegate check --config \(self.config)')" : ""
+            throw CommandFailure.config(first + more)
         }
         let logger = LogSetup.bootstrap(level: self.logLevel ?? loaded.logLevel)
         try await GatewayRunner.run(config: loaded, logger: logger)

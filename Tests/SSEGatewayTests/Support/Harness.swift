@@ -58,8 +58,11 @@ final class Harness: @unchecked Sendable {
         return feed
     }
 
-    func client(_ path: String, headers: [(String, String)] = [], receiveBuffer: Int? = nil, reading: Bool = true) async throws -> TestSSEClient {
-        try await TestSSEClient.connect(port: self.port, path: path, headers: headers, group: self.clientGroup, receiveBuffer: receiveBuffer, reading: reading)
+    func client(_ path: String, headers: [(String, String)] = [], receiveBuffer: Int? = nil, reading: Bool = true, recordBody: Bool = true) async throws -> TestSSEClient {
+        try await TestSSEClient.connect(
+            port: self.port, path: path, headers: headers, group: self.clientGroup, receiveBuffer: receiveBuffer, reading: reading,
+            recordBody: recordBody
+        )
     }
 
     func stop() async {

@@ -19,12 +19,16 @@ final class TestSSEClient: @unchecked Sendable {
 
     private let state = NIOLockedValueBox(Snapshot())
     private var channel: Channel!
+    /// Off for load tests: keeping every byte as text costs more than the gateway's work.
+    private var recordBody = true
 
     static func connect(
         port: Int, path: String, headers: [(String, String)] = [], method: HTTPMethod = .GET,
-        group: EventLoopGroup, receiveBuffer: Int? = nil, reading: Bool = true, host: String = "127.0.0.1"
+        group: EventLoopGroup, receiveBuffer: Int? = nil, reading: Bool = true, host: String = "127.0.0.1",
+        recordBody: Bool = true
     ) async throws -> TestSSEClient {
         let client = TestSSEClient()
+        client.recordBody = recordBody
         var bootstrap = ClientBootstrap(group: group)
             .channelOption(.autoRead, value: reading)
             .connectTimeout(.seconds(5))
@@ -101,7 +105,7 @@ final class TestSSEClient: @unchecked Sendable {
             case .head(let head):
                 self.client.state.withLockedValue { $0.head = head }
             case .body(var buffer):
-                let text = String(buffer: buffer)
+                let text = self.client.recordBody ? String(buffer: buffer) : ""
                 var parsed: [ServerSentEvent] = []
                 try? self.parser.parse(&buffer) { output in
                     if case .event(let event) = output { parsed.append(event) }
