@@ -24,7 +24,8 @@ enum Entry {
                 SSEGateCommand.exit(withError: error)  // --help, --version: prints and exits 0
             }
             let message = SSEGateCommand.message(for: error)
-            FileHandle.standardError.write(Data(("ssegate: " + message + "\n" + "see 'ssegate --help'\n").utf8))
+            let firstLine = message.split(separator: "\n").first.map(String.init) ?? message
+            FileHandle.standardError.write(Data(("ssegate: " + firstLine + " (see 'ssegate --help')\n").utf8))
             Foundation.exit(1)
         }
     }

@@ -35,7 +35,7 @@ enum GatewayRunner {
         do {
             try await server.start()
         } catch {
-            throw CommandFailure.runtime("cannot start: \(error)")
+            throw CommandFailure.runtime("\(error)")
         }
         started?(server)
         let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP, SIGPIPE]) { ignored in

@@ -27,6 +27,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
     private var headerTimer: Scheduled<Void>?
     private var holdsClientSlot = false
     private(set) var framing: StreamFraming = .chunked
+    /// The client sent `Connection: close` (or spoke HTTP/1.0): the stream's head says `close`.
+    private var clientWantsClose = false
 
     init(gateway: GatewayContext, limiter: HeadSizeLimiter?) {
         self.gateway = gateway
@@ -89,6 +91,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
                 self.writeHead(response, context: context)
                 context.flush()
                 self.state = .discardingBody(close: clientWantsClose)
+                self.armHeaderTimer(context: context)
                 return
             }
             guard self.gateway.admitClient() else {
@@ -101,6 +104,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
             }
             self.holdsClientSlot = true
             self.framing = request.http10 ? .raw : .chunked
+            self.clientWantsClose = clientWantsClose
             self.join(request, attempts: 0, context: context)
         }
     }
@@ -140,7 +144,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
             response.headers.append(("Last-Event-ID", replayFrom ?? ""))
         }
         if self.framing == .chunked {
-            response.headers.append(("Connection", "keep-alive"))
+            // RFC 9112 §9.6: a client that sent `close` gets `close` back (the stream stays chunked).
+            response.headers.append(("Connection", self.clientWantsClose ? "close" : "keep-alive"))
             response.headers.append(("Transfer-Encoding", "chunked"))
         } else {
             response.headers.append(("Connection", "close"))
@@ -168,12 +173,19 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
 
     private func respond(_ response: ResponseHead, body: String, close: Bool, headOnly: Bool, context: ChannelHandlerContext) {
         var response = response
-        response.headers.append(("Content-Length", String(body.utf8.count)))
+        // RFC 9110 §8.6: no Content-Length in a 1xx or 204 response (a 204 preflight must not carry one).
+        let code = response.status.code
+        if code >= 200 && code != 204 && code != 304 {
+            response.headers.append(("Content-Length", String(body.utf8.count)))
+        }
         if close { response.headers.append(("Connection", "close")) }
         var buffer = context.channel.allocator.buffer(capacity: 256 + body.utf8.count)
         response.encodeHTTP1(into: &buffer)
         if !headOnly { buffer.writeString(body) }
         self.state = .discardingBody(close: close)
+        // The rest of the request (a body) must arrive within the header timeout too, or a client could
+        // hold the connection forever by announcing a body and never sending it.
+        self.armHeaderTimer(context: context)
         let written = context.writeAndFlush(self.wrapOutboundOut(buffer))
         if close {
             written.whenComplete { _ in context.close(promise: nil) }

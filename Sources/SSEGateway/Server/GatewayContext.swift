@@ -32,7 +32,7 @@ final class GatewayContext: @unchecked Sendable {
 
     /// Takes a client slot; false when `limits.max_clients` are connected.
     func admitClient() -> Bool {
-        let (after, _) = self.connectedClients.add(1, ordering: .relaxed)
+        let (_, after) = self.connectedClients.add(1, ordering: .relaxed)
         if after > self.limits.maxClients {
             self.connectedClients.subtract(1, ordering: .relaxed)
             return false

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -44,10 +45,18 @@ public final class GatewayServer: @unchecked Sendable {
         for hub in self.hubs { hub.start(tickInterval: tick) }
         do {
             for listener in self.config.listen {
-                self.listeners.append(try await self.bindListener(listener))
+                do {
+                    self.listeners.append(try await self.bindListener(listener))
+                } catch {
+                    throw BindError(address: listener.address, underlying: error)
+                }
             }
             if let admin = self.config.admin {
-                self.adminChannel = try await AdminServer.bind(address: admin.address, group: self.group, metrics: self.metrics, logger: self.logger)
+                do {
+                    self.adminChannel = try await AdminServer.bind(address: admin.address, group: self.group, metrics: self.metrics, logger: self.logger)
+                } catch {
+                    throw BindError(address: admin.address, underlying: error)
+                }
             }
         } catch {
             try? await self.shutdown()
@@ -101,6 +110,19 @@ public final class GatewayServer: @unchecked Sendable {
         if self.ownsGroup {
             try await self.group.shutdownGracefully()
         }
+    }
+}
+
+/// A listener or the admin endpoint could not be bound.
+public struct BindError: Error, CustomStringConvertible {
+    public var address: HostPort
+    public var underlying: Error
+
+    public var description: String {
+        if let io = self.underlying as? IOError {
+            return "cannot listen on \(self.address): \(String(cString: strerror(io.errnoCode)))"
+        }
+        return "cannot listen on \(self.address): \(self.underlying)"
     }
 }
 

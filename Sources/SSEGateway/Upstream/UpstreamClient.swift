@@ -34,7 +34,10 @@ final class UpstreamClient {
     private(set) var reconnects = 0
 
     var state: UpstreamStateMachine.State { self.machine.state }
-    var lastEventID: String { self.parser.lastEventID }
+    /// The id of the last dispatched event (the standard's "last event ID string"), sent as `Last-Event-ID`
+    /// on reconnect. Not the parser's id buffer: an `id:` line of an event cut off by a closed stream must
+    /// not move the resume point past an event nobody received.
+    private(set) var lastEventID = ""
 
     init(loop: EventLoop, url: UpstreamURL, settings: UpstreamSettings, tlsContext: Result<NIOSSLContext, Error>?, logger: Logger) {
         self.loop = loop
@@ -152,7 +155,7 @@ final class UpstreamClient {
         for header in self.settings.headers {
             headers.replaceOrAdd(name: header.name, value: header.value)
         }
-        let lastEventID = self.parser.lastEventID
+        let lastEventID = self.lastEventID
         if !lastEventID.isEmpty {
             headers.replaceOrAdd(name: "Last-Event-ID", value: lastEventID)
         }
@@ -178,6 +181,9 @@ final class UpstreamClient {
 
     func received(_ events: [ServerSentEvent], generation: Int) {
         guard generation == self.generation, !events.isEmpty else { return }
+        if let id = events.last(where: { $0.id != nil })?.id {
+            self.lastEventID = id
+        }
         self.delegate?.upstreamReceived(events)
     }
 
@@ -188,6 +194,11 @@ final class UpstreamClient {
 
     func fail(_ failure: UpstreamFailure, generation: Int) {
         guard generation == self.generation else { return }
+        if failure == .eventTooLarge {
+            // Resume after the oversized event when its id was read, so that a backend that replays it does
+            // not make the gateway drop and reconnect forever; the event is dropped (and counted) either way.
+            self.lastEventID = self.parser.lastEventID
+        }
         let (action, logChange) = self.machine.failed(failure, jitter: Double.random(in: 0..<1))
         if logChange {
             if case .noContent = failure {

@@ -1,0 +1,332 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import XCTest
+
+/// The `ssegate` executable as a user runs it (SPEC §1): exit codes, `FILE:LINE:COLUMN:` errors, one-line
+/// reasons on stderr, `/healthz`, SIGTERM. Runs the built binary with Foundation.Process; every process
+/// started here is killed (by its own pid) if it outlives its test.
+final class CommandLineTests: XCTestCase {
+    private var directory: URL!
+    private var started: [Process] = []
+
+    override func setUpWithError() throws {
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-cli-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
+    }
+
+    override func tearDownWithError() throws {
+        for process in self.started where process.isRunning {
+            kill(process.processIdentifier, SIGKILL)
+            process.waitUntilExit()
+        }
+        self.started.removeAll()
+        try? FileManager.default.removeItem(at: self.directory)
+    }
+
+    // MARK: check
+
+    func testCheckAcceptsGoodConfig() async throws {
+        let file = try self.write("good.yaml", Self.config(listenPort: 18080, adminPort: 19090))
+        let result = try await self.run(["check", "--config", file])
+        XCTAssertEqual(result.status, 0, "stderr: \(result.stderr)")
+        XCTAssertEqual(result.stderr, "")
+        XCTAssertTrue(result.stdout.contains("ok"), result.stdout)
+    }
+
+    func testCheckReportsUnknownKeyWithLineAndColumn() async throws {
+        let file = try self.write("bad.yaml", """
+            listen:
+              - address: 127.0.0.1:18080
+            limits:
+              max_clientz: 5
+            feeds:
+              - path: /prices
+                upstream:
+                  url: http://127.0.0.1:1/prices
+
+            """)
+        let result = try await self.run(["check", "--config", file])
+        XCTAssertEqual(result.status, 1)
+        let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: true)
+        XCTAssertEqual(lines.count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("\(file):4:3: "), result.stderr)
+        XCTAssertTrue(result.stderr.contains("max_clientz"), result.stderr)
+        XCTAssertFalse(result.stdout.contains("ok"), result.stdout)
+    }
+
+    func testCheckReportsEveryErrorInOrder() async throws {
+        let file = try self.write("two.yaml", """
+            listen:
+              - address: 127.0.0.1:18080
+            defaults:
+              retry: soon
+            feeds:
+              - path: /prices
+                upstream:
+                  url: http://127.0.0.1:1/prices
+                conect: always
+
+            """)
+        let result = try await self.run(["check", "--config", file])
+        XCTAssertEqual(result.status, 1)
+        let lines = result.stderr.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 2, result.stderr)
+        XCTAssertTrue(lines.first?.hasPrefix("\(file):4:10: ") == true, result.stderr)
+        XCTAssertTrue(lines.last?.hasPrefix("\(file):9:5: ") == true, result.stderr)
+    }
+
+    func testCheckOnMissingFileExits1() async throws {
+        let missing = self.directory.appendingPathComponent("missing.yaml").path
+        let result = try await self.run(["check", "--config", missing])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.hasPrefix("\(missing):"), result.stderr)
+    }
+
+    // MARK: usage and config errors
+
+    func testServeWithBadConfigExits1WithOneLine() async throws {
+        let file = try self.write("bad.yaml", """
+            listen:
+              - address: 127.0.0.1:18080
+            limits:
+              max_clientz: 5
+            feeds:
+              - path: /prices
+                upstream:
+                  url: http://127.0.0.1:1/prices
+
+            """)
+        let result = try await self.run(["serve", "--config", file])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("\(file):4:3: "), result.stderr)
+    }
+
+    /// SPEC §1: "always with a one-line reason on stderr" — also when the file has several problems
+    /// (`check` is the command that lists them all).
+    func testServeWithSeveralConfigErrorsStillPrintsOneLine() async throws {
+        let file = try self.write("bad2.yaml", """
+            listen:
+              - address: 127.0.0.1:18080
+            limits:
+              max_clientz: 5
+              header_timeout: fast
+            feeds:
+              - path: /prices
+                upstream:
+                  url: http://127.0.0.1:1/prices
+
+            """)
+        let result = try await self.run(["serve", "--config", file])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "serve must give a one-line reason: \(result.stderr)")
+        XCTAssertTrue(result.stderr.hasPrefix("\(file):4:3: "), result.stderr)
+    }
+
+    func testUnknownSubcommandExits1() async throws {
+        let result = try await self.run(["frobnicate"])
+        XCTAssertEqual(result.status, 1, "usage errors exit 1, not ArgumentParser's 64")
+        XCTAssertTrue(result.stderr.contains("frobnicate"), result.stderr)
+        XCTAssertTrue(result.stderr.hasPrefix("ssegate: "), result.stderr)
+    }
+
+    func testUnknownOptionExits1() async throws {
+        let result = try await self.run(["serve", "--bogus"])
+        XCTAssertEqual(result.status, 1, "usage errors exit 1, not ArgumentParser's 64")
+        XCTAssertTrue(result.stderr.contains("--bogus"), result.stderr)
+    }
+
+    func testHelpExits0() async throws {
+        let result = try await self.run(["--help"])
+        XCTAssertEqual(result.status, 0)
+        XCTAssertTrue(result.stdout.contains("serve"), result.stdout)
+    }
+
+    // MARK: serve
+
+    func testServeOnBoundPortExits2WithOneLineReason() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let blocker = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
+        do {
+            let busyPort = blocker.localAddress!.port!
+            let adminPort = try await Self.freePort(group: group)
+            let file = try self.write("busy.yaml", Self.config(listenPort: busyPort, adminPort: adminPort))
+            let result = try await self.run(["serve", "--config", file])
+            XCTAssertEqual(result.status, 2, "stderr: \(result.stderr)")
+            let lines = result.stderr.split(separator: "\n")
+            XCTAssertEqual(lines.count, 1, result.stderr)
+            XCTAssertTrue(result.stderr.lowercased().contains("in use"), result.stderr)
+        } catch {
+            try? await blocker.close()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await blocker.close()
+        try await group.shutdownGracefully()
+    }
+
+    func testServeAnswersHealthzAndExits0OnSIGTERM() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { Task { try? await group.shutdownGracefully() } }
+        let listenPort = try await Self.freePort(group: group)
+        let adminPort = try await Self.freePort(group: group)
+        let file = try self.write("serve.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 1s\n"))
+        let running = try self.launch(["serve", "--config", file])
+
+        var health = ""
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            XCTAssertTrue(running.process.isRunning, "serve exited early: \(running.stderr)")
+            guard running.process.isRunning else { return }
+            if let result = try? await rawExchange(port: adminPort, "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1)),
+                result.response.hasPrefix("HTTP/1.1 200")
+            {
+                health = result.response
+                break
+            }
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        XCTAssertTrue(health.hasPrefix("HTTP/1.1 200"), "no /healthz answer; stderr: \(running.stderr)")
+
+        // A connected client must not hold up the exit.
+        let stream = try await SemanticsConnection.connect(port: listenPort, group: group)
+        try await stream.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
+        try await stream.wait("stream head") { text, _ in text.contains("text/event-stream") }
+
+        let signalled = Date()
+        running.process.terminate()  // SIGTERM to this pid only
+        while running.process.isRunning, Date().timeIntervalSince(signalled) < 5 {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        XCTAssertFalse(running.process.isRunning, "serve did not exit within 5 s of SIGTERM")
+        guard !running.process.isRunning else { return }
+        XCTAssertEqual(running.process.terminationReason, .exit, "killed by a signal instead of exiting")
+        XCTAssertEqual(running.process.terminationStatus, 0, "stderr: \(running.stderr)")
+        try await stream.wait("client closed at shutdown", timeout: .seconds(2)) { _, closed in closed }
+        stream.close()
+    }
+
+    // MARK: Helpers
+
+    static func config(listenPort: Int, adminPort: Int, extra: String = "") -> String {
+        """
+        log_level: warning
+        listen:
+          - address: 127.0.0.1:\(listenPort)
+        admin:
+          address: 127.0.0.1:\(adminPort)
+        \(extra)feeds:
+          - path: /prices
+            upstream:
+              url: http://127.0.0.1:1/prices
+
+        """
+    }
+
+    private func write(_ name: String, _ text: String) throws -> String {
+        let url = self.directory.appendingPathComponent(name)
+        try text.write(to: url, atomically: true, encoding: .utf8)
+        return url.path
+    }
+
+    /// A port that was free a moment ago (bind port 0, note it, close).
+    static func freePort(group: EventLoopGroup) async throws -> Int {
+        let channel = try await ServerBootstrap(group: group)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .bind(host: "127.0.0.1", port: 0).get()
+        let port = channel.localAddress!.port!
+        try await channel.close()
+        return port
+    }
+
+    static func binary(file: StaticString = #filePath, line: UInt = #line) throws -> URL {
+        var candidates: [URL] = []
+        let bundle = Bundle.main.bundleURL
+        candidates.append(bundle.appendingPathComponent("ssegate"))
+        candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("ssegate"))
+        let argv0 = URL(fileURLWithPath: CommandLine.arguments[0])
+        candidates.append(argv0.deletingLastPathComponent().appendingPathComponent("ssegate"))
+        candidates.append(argv0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ssegate"))
+        // <root>/Tests/SSEGatewayTests/CommandLineTests.swift → <root>/.build/debug/ssegate
+        let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        candidates.append(root.appendingPathComponent(".build/debug/ssegate"))
+        for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) {
+            var isDirectory: ObjCBool = false
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+                return candidate
+            }
+        }
+        XCTFail("the ssegate binary was not found; looked at \(candidates.map(\.path))", file: file, line: line)
+        throw TestTimeout(message: "no ssegate binary")
+    }
+
+    final class Running: @unchecked Sendable {
+        let process: Process
+        private let output = NIOLockedValueBox((stdout: Data(), stderr: Data()))
+        private let readers = DispatchGroup()
+
+        init(process: Process, stdout: Pipe, stderr: Pipe) {
+            self.process = process
+            for (pipe, isError) in [(stdout, false), (stderr, true)] {
+                self.readers.enter()
+                DispatchQueue.global().async {
+                    let handle = pipe.fileHandleForReading
+                    while true {
+                        let chunk = handle.availableData
+                        if chunk.isEmpty { break }
+                        self.output.withLockedValue { if isError { $0.stderr += chunk } else { $0.stdout += chunk } }
+                    }
+                    self.readers.leave()
+                }
+            }
+        }
+
+        var stdout: String { String(decoding: self.output.withLockedValue { $0.stdout }, as: UTF8.self) }
+        var stderr: String { String(decoding: self.output.withLockedValue { $0.stderr }, as: UTF8.self) }
+
+        /// Waits for both pipes to reach end of file (after the process exited).
+        func drain(timeout: TimeInterval = 2) {
+            _ = self.readers.wait(timeout: .now() + timeout)
+        }
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+    }
+
+    private func launch(_ arguments: [String]) throws -> Running {
+        let process = Process()
+        process.executableURL = try Self.binary()
+        process.arguments = arguments
+        process.currentDirectoryURL = self.directory
+        let stdout = Pipe()
+        let stderr = Pipe()
+        process.standardOutput = stdout
+        process.standardError = stderr
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+        self.started.append(process)
+        return Running(process: process, stdout: stdout, stderr: stderr)
+    }
+
+    /// Runs to completion (killed and failed after `timeout`).
+    private func run(_ arguments: [String], timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line) async throws -> Result {
+        let running = try self.launch(arguments)
+        let deadline = Date().addingTimeInterval(timeout)
+        while running.process.isRunning {
+            if Date() > deadline {
+                kill(running.process.processIdentifier, SIGKILL)
+                running.process.waitUntilExit()
+                XCTFail("ssegate \(arguments.joined(separator: " ")) did not exit within \(timeout) s", file: file, line: line)
+                throw TestTimeout(message: "process timeout")
+            }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        running.drain()
+        return Result(status: running.process.terminationStatus, stdout: running.stdout, stderr: running.stderr)
+    }
+}
