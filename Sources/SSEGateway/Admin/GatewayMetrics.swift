@@ -76,12 +76,7 @@ final class GatewayMetrics: @unchecked Sendable {
         var open: [String: Int] = [:]
         for status in snapshot.feeds {
             if var sum = perDefinition[status.definition] {
-                sum.eventsIn += status.eventsIn
-                sum.replaysServed += status.replaysServed
-                sum.replayGaps += status.replayGaps
-                sum.upstreamReconnects += status.upstreamReconnects
-                sum.replayEvents += status.replayEvents
-                sum.replayBytes += status.replayBytes
+                sum.accumulate(status)
                 perDefinition[status.definition] = sum
             } else {
                 perDefinition[status.definition] = status

@@ -185,4 +185,15 @@ public struct FeedStatus: Sendable {
     public var upstreamFailures: Int
     /// A closed template instance whose totals are kept so that counters never go backwards.
     public var retired: Bool
+
+    /// Adds another instance's counters and buffer sizes (per-definition totals).
+    mutating func accumulate(_ other: FeedStatus) {
+        self.eventsIn += other.eventsIn
+        self.replaysServed += other.replaysServed
+        self.replayGaps += other.replayGaps
+        self.upstreamReconnects += other.upstreamReconnects
+        self.upstreamFailures += other.upstreamFailures
+        self.replayEvents += other.replayEvents
+        self.replayBytes += other.replayBytes
+    }
 }

@@ -1,32 +1,19 @@
 /// Per event loop, per feed definition counters of the delivery side. Plain integers touched only on
-/// their loop (no lock or atomic on the hot path); `/metrics` sums them over loops on scrape.
+/// their loop (no lock or atomic on the hot path); `/metrics` sums the loops' copies on scrape.
 public final class DeliveryCounters {
-    public var clients = 0
-    public var deliveries = 0
-    public var bytesOut = 0
-    public var keepalives = 0
-    public var evictionsMaxQueue = 0
-    public var evictionsMaxLag = 0
-    public var queuedBytes = 0
+    public var stats = DeliveryStats()
 
     public init() {}
 
     func countEviction(_ reason: EvictionReason) {
         switch reason {
-        case .maxQueue: self.evictionsMaxQueue += 1
-        case .maxLag: self.evictionsMaxLag += 1
+        case .maxQueue: self.stats.evictionsMaxQueue += 1
+        case .maxLag: self.stats.evictionsMaxLag += 1
         }
-    }
-
-    public var snapshot: DeliveryStats {
-        DeliveryStats(
-            clients: self.clients, deliveries: self.deliveries, bytesOut: self.bytesOut, keepalives: self.keepalives,
-            evictionsMaxQueue: self.evictionsMaxQueue, evictionsMaxLag: self.evictionsMaxLag
-        )
     }
 }
 
-/// A copy of `DeliveryCounters` that can cross threads and be summed.
+/// The delivery counters of one feed definition; a value that can cross threads and be summed.
 public struct DeliveryStats: Sendable, Equatable {
     public var clients = 0
     public var deliveries = 0

@@ -102,11 +102,7 @@ public final class FeedRegistry: @unchecked Sendable {
         final.replayBytes = 0
         self.state.withLockedValue { state in
             if var sum = state.retired[final.definition] {
-                sum.eventsIn += final.eventsIn
-                sum.replaysServed += final.replaysServed
-                sum.replayGaps += final.replayGaps
-                sum.upstreamReconnects += final.upstreamReconnects
-                sum.upstreamFailures += final.upstreamFailures
+                sum.accumulate(final)
                 state.retired[final.definition] = sum
             } else {
                 final.path = final.definition

@@ -28,7 +28,7 @@ final class FeedShard {
         self.loop.preconditionInEventLoop()
         subscriber.shardIndex = self.subscribers.count
         self.subscribers.append(subscriber)
-        self.counters.clients += 1
+        self.counters.stats.clients += 1
     }
 
     /// Removes a client (idempotent). The last one out detaches the shard from the feed.
@@ -41,7 +41,7 @@ final class FeedShard {
             last.shardIndex = index
         }
         subscriber.shardIndex = -1
-        self.counters.clients -= 1
+        self.counters.stats.clients -= 1
         self.detachIfUnused()
     }
 
@@ -71,8 +71,8 @@ final class FeedShard {
             }
             subscriber.flushIfNeeded()
         }
-        self.counters.deliveries += deliveries
-        self.counters.bytesOut += bytes
+        self.counters.stats.deliveries += deliveries
+        self.counters.stats.bytesOut += bytes
         self.closeEvicted()
     }
 
@@ -86,8 +86,8 @@ final class FeedShard {
                     let buffer = keepalive(subscriber.sink.framing)
                     _ = subscriber.offer(buffer, now: now)
                     subscriber.flushIfNeeded()
-                    self.counters.keepalives += 1
-                    self.counters.bytesOut += buffer.readableBytes
+                    self.counters.stats.keepalives += 1
+                    self.counters.stats.bytesOut += buffer.readableBytes
                 }
             case .blocked:
                 if let reason = subscriber.queue.checkLag(now: now) {

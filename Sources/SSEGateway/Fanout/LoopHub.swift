@@ -89,7 +89,7 @@ public final class LoopHub: @unchecked Sendable {
 
     /// Counters per feed definition on this loop, for `/metrics` (call on `loop`).
     func snapshot() -> [String: DeliveryStats] {
-        self.counters.mapValues { $0.snapshot }
+        self.counters.mapValues { $0.stats }
     }
 
     /// Bytes and entries queued for blocked clients on this loop (call on `loop`).
