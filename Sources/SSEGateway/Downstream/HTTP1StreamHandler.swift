@@ -1,11 +1,11 @@
 import NIOCore
 import NIOHTTP1
 
-/// Serves one HTTP/1.x connection: routes each request, answers the non-stream ones, and for a feed
-/// request becomes the client's `SubscriberSink`, writing the shared, pre-framed event buffers
-/// straight to the socket (no HTTP encoder on the hot path: the response head and chunk framing are
-/// encoded by the gateway once).
-final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
+/// Serves one HTTP/1.x connection: routes each request and answers the non-stream ones; a feed request
+/// becomes a `StreamSession` for which this handler is the transport, writing the shared, pre-framed
+/// event buffers straight to the socket (no HTTP encoder on the hot path: the response head and chunk
+/// framing are encoded by the gateway once).
+final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = ByteBuffer
 
@@ -14,9 +14,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
         case idle
         /// A response was written; skip the request body until `.end`, then wait for the next head.
         case discardingBody(close: Bool)
-        /// Asked the feed for the replay; the stream starts when it answers.
-        case joining(StreamRequest, attempts: Int)
-        case streaming(Subscriber, FeedShard)
+        /// The connection carries a stream from now on; anything the client sends is ignored.
+        case streaming(StreamSession)
         case closed
     }
 
@@ -25,7 +24,6 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
     private var state = State.idle
     private var context: ChannelHandlerContext?
     private var headerTimer: Scheduled<Void>?
-    private var holdsClientSlot = false
     private(set) var framing: StreamFraming = .chunked
     /// The client sent `Connection: close` (or spoke HTTP/1.0): the stream's head says `close`.
     private var clientWantsClose = false
@@ -72,7 +70,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
                 self.limiter?.expectHead()
                 self.armHeaderTimer(context: context)
             }
-        case (.discardingBody, _), (.joining, _), (.streaming, _), (.closed, _):
+        case (.discardingBody, _), (.streaming, _), (.closed, _):
             // A stream never ends from the client side; anything pipelined after it is ignored.
             break
         }
@@ -88,84 +86,25 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
                 response.headers.append(("Connection", clientWantsClose ? "close" : "keep-alive"))
-                self.writeHead(response, context: context)
+                self.writeEncodedHead(response, context: context)
                 context.flush()
                 self.state = .discardingBody(close: clientWantsClose)
                 self.armHeaderTimer(context: context)
                 return
             }
-            guard self.gateway.admitClient() else {
-                let (response, body) = ResponseHead.plain(
-                    .serviceUnavailable, "too many clients\n",
-                    headers: [("Retry-After", RequestRouter.retryAfter(request.feed.settings.retry))]
-                )
-                self.respond(response, body: body, close: true, headOnly: false, context: context)
-                return
-            }
-            self.holdsClientSlot = true
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            self.join(request, attempts: 0, context: context)
-        }
-    }
-
-    private func join(_ request: StreamRequest, attempts: Int, context: ChannelHandlerContext) {
-        self.state = .joining(request, attempts: attempts)
-        let hub = self.gateway.hub(for: context.eventLoop)
-        hub.subscribe(feed: request.feed, resumeID: request.resumeID) { shard, lookup in
-            self.joined(shard: shard, lookup: lookup, context: context)
-        }
-    }
-
-    private func joined(shard: FeedShard, lookup: ReplayBuffer.Lookup?, context: ChannelHandlerContext) {
-        guard case .joining(var request, let attempts) = self.state else {
-            // The client left while the feed answered.
-            shard.detachIfUnused()
-            return
-        }
-        guard let lookup else {
-            // The feed closed meanwhile (an on-demand template that lingered out): resolve the path again.
-            shard.detachIfUnused()
-            guard attempts < 3, case .feed(let feed) = self.gateway.registry.resolve(path: Substring(request.feed.path)) else {
-                self.releaseClientSlot()
-                let (response, body) = ResponseHead.plain(.serviceUnavailable, "feed unavailable\n", headers: [("Retry-After", "1")])
+            guard let session = StreamSession.admit(request, gateway: self.gateway, transport: self, loop: context.eventLoop) else {
+                let (response, body) = StreamSession.overCapacity(request)
                 self.respond(response, body: body, close: true, headOnly: false, context: context)
                 return
             }
-            request.feed = feed
-            self.join(request, attempts: attempts + 1, context: context)
-            return
+            self.state = .streaming(session)
+            session.begin()
         }
-        let settings = request.feed.settings
-        var response = ResponseHead.eventStream()
-        response.headers += request.corsHeaders
-        let replayFrom = StreamPrelude.replayStart(lookup)
-        if lookup.resume == .gap {
-            response.headers.append(("Last-Event-ID", replayFrom ?? ""))
-        }
-        if self.framing == .chunked {
-            // RFC 9112 §9.6: a client that sent `close` gets `close` back (the stream stays chunked).
-            response.headers.append(("Connection", self.clientWantsClose ? "close" : "keep-alive"))
-            response.headers.append(("Transfer-Encoding", "chunked"))
-        } else {
-            response.headers.append(("Connection", "close"))
-        }
-        self.writeHead(response, context: context)
-        let prelude = StreamPrelude.make(settings: settings, lookup: lookup, resumeID: request.resumeID, replayFrom: replayFrom, allocator: context.channel.allocator)
-        context.write(self.wrapOutboundOut(self.framing.frame(prelude, allocator: context.channel.allocator)), promise: nil)
-
-        let now = NIODeadline.now()
-        let subscriber = Subscriber(sink: self, limits: settings.client, lastSequence: lookup.lastSequence, now: now)
-        self.state = .streaming(subscriber, shard)
-        shard.add(subscriber)
-        subscriber.queue.writabilityChanged(isWritable: context.channel.isWritable, now: now)
-        for event in lookup.events {
-            _ = subscriber.offer(self.framing.bytes(of: event), now: now, replay: true)
-        }
-        context.flush()
     }
 
-    private func writeHead(_ response: ResponseHead, context: ChannelHandlerContext) {
+    private func writeEncodedHead(_ response: ResponseHead, context: ChannelHandlerContext) {
         var buffer = context.channel.allocator.buffer(capacity: 256)
         response.encodeHTTP1(into: &buffer)
         context.write(self.wrapOutboundOut(buffer), promise: nil)
@@ -193,8 +132,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if case .streaming(let subscriber, _) = self.state {
-            subscriber.writabilityChanged(isWritable: context.channel.isWritable, now: .now())
+        if case .streaming(let session) = self.state {
+            session.writabilityChanged()
         }
         context.fireChannelWritabilityChanged()
     }
@@ -202,11 +141,10 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
     func channelInactive(context: ChannelHandlerContext) {
         self.headerTimer?.cancel()
         self.headerTimer = nil
-        if case .streaming(let subscriber, let shard) = self.state {
-            shard.remove(subscriber)
+        if case .streaming(let session) = self.state {
+            session.transportClosed()
         }
         self.state = .closed
-        self.releaseClientSlot()
         context.fireChannelInactive()
     }
 
@@ -220,40 +158,57 @@ final class HTTP1StreamHandler: ChannelInboundHandler, SubscriberSink {
                 self.state = .closed
                 return
             }
-        case .joining, .streaming, .closed:
+        case .streaming, .closed:
             break
         }
         context.close(promise: nil)
     }
 
-    private func releaseClientSlot() {
-        if self.holdsClientSlot {
-            self.holdsClientSlot = false
-            self.gateway.releaseClient()
-        }
-    }
-
-    // MARK: SubscriberSink
+    // MARK: StreamTransport
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
 
-    func write(_ bytes: ByteBuffer) {
+    func writeHead(_ head: ResponseHead) {
+        guard let context = self.context else { return }
+        var head = head
+        if self.framing == .chunked {
+            // RFC 9112 §9.6: a client that sent `close` gets `close` back (the stream stays chunked).
+            head.headers.append(("Connection", self.clientWantsClose ? "close" : "keep-alive"))
+            head.headers.append(("Transfer-Encoding", "chunked"))
+        } else {
+            head.headers.append(("Connection", "close"))
+        }
+        self.writeEncodedHead(head, context: context)
+    }
+
+    func writeShared(_ bytes: ByteBuffer) {
         self.context?.write(self.wrapOutboundOut(bytes), promise: nil)
+    }
+
+    func writePayload(_ bytes: ByteBuffer) {
+        guard let context = self.context else { return }
+        context.write(self.wrapOutboundOut(self.framing.frame(bytes, allocator: context.channel.allocator)), promise: nil)
     }
 
     func flush() {
         self.context?.flush()
     }
 
-    func evict(_ reason: EvictionReason) {
+    func abort() {
         self.context?.close(promise: nil)
     }
 
-    func close() {
+    func finish() {
         guard let context = self.context else { return }
         if self.framing == .chunked {
             context.write(self.wrapOutboundOut(ByteBuffer(staticString: "0\r\n\r\n")), promise: nil)
         }
         context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).whenComplete { _ in context.close(promise: nil) }
+    }
+
+    func respond(_ head: ResponseHead, body: String) {
+        guard let context = self.context else { return }
+        self.respond(head, body: body, close: true, headOnly: false, context: context)
+        self.state = .closed
     }
 }

@@ -1,0 +1,129 @@
+import NIOCore
+
+/// The protocol-independent life of one SSE response: admission against `max_clients`, joining the feed
+/// (the replay lookup happens on the feed's loop), the head, the prelude and the replay, then serving as
+/// the client's `SubscriberSink` until the transport closes. HTTP/1 and HTTP/2 handlers only route the
+/// request and carry bytes.
+final class StreamSession: SubscriberSink {
+    private enum State {
+        /// Asked the feed for the replay; the stream starts when it answers.
+        case joining(StreamRequest, attempts: Int)
+        case streaming(Subscriber, FeedShard)
+        case closed
+    }
+
+    private let gateway: GatewayContext
+    private let transport: StreamTransport
+    private let loop: EventLoop
+    private var state: State
+    private var holdsClientSlot = true
+
+    /// Takes a client slot for a stream, or returns nil when `limits.max_clients` are connected (the
+    /// caller answers 503). The caller records the session (so that writability changes reach it) and
+    /// then calls `begin()`.
+    static func admit(_ request: StreamRequest, gateway: GatewayContext, transport: StreamTransport, loop: EventLoop) -> StreamSession? {
+        guard gateway.admitClient() else { return nil }
+        return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop)
+    }
+
+    /// Joins the feed; the head, prelude and replay follow when the feed answers (possibly at once).
+    func begin() {
+        guard case .joining(let request, let attempts) = self.state else { return }
+        self.join(request, attempts: attempts)
+    }
+
+    private init(request: StreamRequest, gateway: GatewayContext, transport: StreamTransport, loop: EventLoop) {
+        self.gateway = gateway
+        self.transport = transport
+        self.loop = loop
+        self.state = .joining(request, attempts: 0)
+    }
+
+    /// The 503 a client over `max_clients` gets.
+    static func overCapacity(_ request: StreamRequest) -> (ResponseHead, String) {
+        ResponseHead.plain(.serviceUnavailable, "too many clients\n", headers: [("Retry-After", RequestRouter.retryAfter(request.feed.settings.retry))])
+    }
+
+    private func join(_ request: StreamRequest, attempts: Int) {
+        self.state = .joining(request, attempts: attempts)
+        self.gateway.hub(for: self.loop).subscribe(feed: request.feed, resumeID: request.resumeID) { shard, lookup in
+            self.joined(shard: shard, lookup: lookup)
+        }
+    }
+
+    private func joined(shard: FeedShard, lookup: ReplayBuffer.Lookup?) {
+        guard case .joining(var request, let attempts) = self.state else {
+            // The client left while the feed answered.
+            shard.detachIfUnused()
+            return
+        }
+        guard let lookup else {
+            // The feed closed meanwhile (an on-demand template that lingered out): resolve the path again.
+            shard.detachIfUnused()
+            guard attempts < 3, case .feed(let feed) = self.gateway.registry.resolve(path: Substring(request.feed.path)) else {
+                self.state = .closed
+                self.releaseClientSlot()
+                let (head, body) = ResponseHead.plain(.serviceUnavailable, "feed unavailable\n", headers: [("Retry-After", "1")])
+                self.transport.respond(head, body: body)
+                return
+            }
+            request.feed = feed
+            self.join(request, attempts: attempts + 1)
+            return
+        }
+        let settings = request.feed.settings
+        var head = ResponseHead.eventStream()
+        head.headers += request.corsHeaders
+        let replayFrom = StreamPrelude.replayStart(lookup)
+        if lookup.resume == .gap {
+            head.headers.append(("Last-Event-ID", replayFrom ?? ""))
+        }
+        self.transport.writeHead(head)
+        self.transport.writePayload(StreamPrelude.make(
+            settings: settings, lookup: lookup, resumeID: request.resumeID, replayFrom: replayFrom, allocator: ByteBufferAllocator()
+        ))
+
+        let now = NIODeadline.now()
+        let subscriber = Subscriber(sink: self, limits: settings.client, lastSequence: lookup.lastSequence, now: now)
+        self.state = .streaming(subscriber, shard)
+        shard.add(subscriber)
+        subscriber.queue.writabilityChanged(isWritable: self.transport.isWritable, now: now)
+        let framing = self.transport.framing
+        for event in lookup.events {
+            _ = subscriber.offer(framing.bytes(of: event), now: now, replay: true)
+        }
+        self.transport.flush()
+    }
+
+    /// The transport's writability changed (channel watermarks, or HTTP/2 flow control).
+    func writabilityChanged() {
+        if case .streaming(let subscriber, _) = self.state {
+            subscriber.writabilityChanged(isWritable: self.transport.isWritable, now: .now())
+        }
+    }
+
+    /// The connection or stream is gone.
+    func transportClosed() {
+        if case .streaming(let subscriber, let shard) = self.state {
+            shard.remove(subscriber)
+        }
+        self.state = .closed
+        self.releaseClientSlot()
+    }
+
+    private func releaseClientSlot() {
+        if self.holdsClientSlot {
+            self.holdsClientSlot = false
+            self.gateway.releaseClient()
+        }
+    }
+
+    // MARK: SubscriberSink
+
+    var framing: StreamFraming { self.transport.framing }
+    var isWritable: Bool { self.transport.isWritable }
+    func write(_ bytes: ByteBuffer) { self.transport.writeShared(bytes) }
+    func flush() { self.transport.flush() }
+    func evict(_ reason: EvictionReason) { self.transport.abort() }
+    func close() { self.transport.finish() }
+}
