@@ -241,6 +241,9 @@ public enum ConfigLoader {
         if let value = mapping.value("max_header_bytes"), let bytes = value.size(atLeast: 1024) {
             limits.maxHeaderBytes = bytes
         }
+        if let value = mapping.value("max_streams_per_connection"), let count = value.integer(atLeast: 1) {
+            limits.maxStreamsPerConnection = count
+        }
     }
 
     // MARK: - Feeds

@@ -72,6 +72,8 @@ public struct LimitsConfig: Sendable, Equatable {
     public var headerTimeout: TimeAmount = .seconds(10)
     /// A request head larger than this gets `431` and the connection closes.
     public var maxHeaderBytes: Int = 16 * 1024
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: SSE subscriptions one connection may hold.
+    public var maxStreamsPerConnection: Int = 128
 
     public init() {}
 }

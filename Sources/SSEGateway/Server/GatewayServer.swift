@@ -3,6 +3,8 @@ import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOHTTP2
+import NIOSSL
 
 /// The running gateway: listeners, feeds, the per-loop hubs and the admin endpoint, built from one
 /// `GatewayConfig`. `start()` binds everything (a port that cannot be bound fails it); `shutdown()`
@@ -17,6 +19,7 @@ public final class GatewayServer: @unchecked Sendable {
     private var listeners: [Channel] = []
     private var adminChannel: Channel?
     private let hubs: [LoopHub]
+    private var listenerTLS: [ListenerTLS] = []
 
     /// `group` defaults to one event loop per core, owned (and shut down) by the server.
     public init(config: GatewayConfig, group: EventLoopGroup? = nil, logger: Logger = Logger(label: "ssegate")) {
@@ -80,6 +83,8 @@ public final class GatewayServer: @unchecked Sendable {
     private func bindListener(_ listener: ListenerConfig) async throws -> Channel {
         let context = self.context
         let limits = self.config.limits
+        let tls = try listener.tls.map { try ListenerTLS(config: $0) }
+        if let tls { self.listenerTLS.append(tls) }
         return try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -88,7 +93,7 @@ public final class GatewayServer: @unchecked Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 do {
-                    try DownstreamPipeline.configureHTTP1(channel: channel, context: context, limits: limits)
+                    try DownstreamPipeline.configure(channel: channel, tls: tls, context: context, limits: limits)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -96,6 +101,20 @@ public final class GatewayServer: @unchecked Sendable {
             }
             .bind(host: listener.address.host, port: listener.address.port)
             .get()
+    }
+
+    /// Re-reads every listener's certificate and key (SIGHUP). Connections already open keep theirs;
+    /// a listener whose files fail to load keeps its old context, and the errors are returned.
+    public func reloadCertificates() -> [String] {
+        var errors: [String] = []
+        for tls in self.listenerTLS {
+            do {
+                try tls.reload()
+            } catch {
+                errors.append("\(tls.config.certificate): \(error)")
+            }
+        }
+        return errors
     }
 
     /// Closes listeners, the admin endpoint, every upstream and every client connection.
@@ -126,13 +145,63 @@ public struct BindError: Error, CustomStringConvertible {
     }
 }
 
-/// Builds the per-connection pipeline of a downstream listener.
+/// Builds the per-connection pipelines of a downstream listener: TLS with ALPN (h2, http/1.1) when the
+/// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port.
 enum DownstreamPipeline {
+    static func configure(channel: Channel, tls: ListenerTLS?, context: GatewayContext, limits: LimitsConfig) throws {
+        let sync = channel.pipeline.syncOperations
+        if let tls {
+            try sync.addHandler(NIOSSLServerHandler(context: tls.context))
+            // The handshake and ALPN must finish within the header timeout too.
+            let deadline = channel.eventLoop.scheduleTask(in: limits.headerTimeout) { channel.close(promise: nil) }
+            channel.closeFuture.whenComplete { _ in deadline.cancel() }
+            _ = channel.configureHTTP2SecureUpgrade(
+                h2ChannelConfigurator: { channel in
+                    deadline.cancel()
+                    return channel.eventLoop.makeCompletedFuture { try Self.configureHTTP2(channel: channel, context: context, limits: limits) }
+                },
+                http1ChannelConfigurator: { channel in
+                    deadline.cancel()
+                    return channel.eventLoop.makeCompletedFuture { try Self.configureHTTP1(channel: channel, context: context, limits: limits) }
+                }
+            )
+        } else {
+            try sync.addHandler(ProtocolDetector(
+                timeout: limits.headerTimeout,
+                http1: { try Self.configureHTTP1(channel: $0, context: context, limits: limits) },
+                http2: { try Self.configureHTTP2(channel: $0, context: context, limits: limits) }
+            ))
+        }
+    }
+
     static func configureHTTP1(channel: Channel, context: GatewayContext, limits: LimitsConfig) throws {
         let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(limiter)
         try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
         try sync.addHandler(HTTP1StreamHandler(gateway: context, limiter: limiter))
+    }
+
+    /// HTTP/2 with SwiftNIO's server defences on (reset-flood, glitch and control-frame limits, header
+    /// validation) and a bounded number of concurrent streams per connection.
+    static func configureHTTP2(channel: Channel, context: GatewayContext, limits: LimitsConfig) throws {
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxStreamsPerConnection),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
+            HTTP2Setting(parameter: .enablePush, value: 0),
+        ]
+        connection.headerBlockValidation = .enabled
+        connection.contentLengthValidation = .enabled
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.outboundBufferSizeHighWatermark = 64 * 1024
+        stream.outboundBufferSizeLowWatermark = 16 * 1024
+        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
+        ) { streamChannel in
+            streamChannel.eventLoop.makeCompletedFuture {
+                try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamHandler(gateway: context))
+            }
+        }
     }
 }

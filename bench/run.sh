@@ -1,0 +1,407 @@
+#!/usr/bin/env bash
+# Side-by-side SSE fan-out benchmark on 127.0.0.1: ssegate, nginx as a plain reverse proxy, nchan,
+# and the origin alone, each driven by `ssegate bench`. Writes a markdown table and the raw JSON lines
+# to bench/results/. See docs/performance.md for what each figure means and what limits it.
+#
+#   bench/run.sh [--clients N] [--rate R] [--payload B] [--duration S]
+#                [--targets ssegate,nginx,nchan,origin] [--bench-threads T] [--ramp-timeout S]
+#                [--ssegate PATH] [--out DIR] [--name NAME]
+#
+# Defaults (a quick run, about 2 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
+# The issue's two target scenarios:
+#   bench/run.sh --clients 15000 --rate 1  --payload 200 --duration 30   # memory per idle-ish client
+#   bench/run.sh --clients 10000 --rate 10 --payload 200 --duration 30   # 100k deliveries/s, p99 < 100 ms
+#
+# For each target: start it, measure idle memory, start `ssegate bench`, wait until the server has all
+# N client connections, sample CPU (utime+stime from /proc/PID/stat of every server process) over a
+# window inside the bench's own measured window, sample RSS/PSS and upstream connections (ss) at
+# mid-window, stop everything. Every process the script starts is tracked by PID and stopped on exit.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+
+CLIENTS=2000
+RATE=10
+PAYLOAD=200
+DURATION=15
+TARGETS=ssegate,nginx,nchan,origin
+BENCH_THREADS=1
+RAMP_TIMEOUT=90
+SSEGATE=${SSEGATE:-$ROOT/.build/release/ssegate}
+OUT=$HERE/results
+NAME=
+GATE_PORT=18080
+ORIGIN_PORT=18081
+ADMIN_PORT=18090
+NGINX_WORKERS=2
+
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --clients) CLIENTS=$2; shift 2 ;;
+        --rate) RATE=$2; shift 2 ;;
+        --payload) PAYLOAD=$2; shift 2 ;;
+        --duration) DURATION=$2; shift 2 ;;
+        --targets) TARGETS=$2; shift 2 ;;
+        --bench-threads) BENCH_THREADS=$2; shift 2 ;;
+        --ramp-timeout) RAMP_TIMEOUT=$2; shift 2 ;;
+        --ssegate) SSEGATE=$2; shift 2 ;;
+        --out) OUT=$2; shift 2 ;;
+        --name) NAME=$2; shift 2 ;;
+        -h|--help) usage 0 ;;
+        *) echo "bench/run.sh: unknown argument '$1'" >&2; usage 1 ;;
+    esac
+done
+
+case "$DURATION" in ''|*[!0-9]*) echo "bench/run.sh: --duration must be whole seconds" >&2; exit 1 ;; esac
+[ "$DURATION" -ge 6 ] || { echo "bench/run.sh: --duration must be at least 6 s" >&2; exit 1; }
+for t in ${TARGETS//,/ }; do
+    case "$t" in ssegate|nginx|nchan|origin) ;; *) echo "bench/run.sh: unknown target '$t'" >&2; exit 1 ;; esac
+done
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+
+# ---------------------------------------------------------------- process bookkeeping and cleanup
+TMP=$(mktemp -d /tmp/ssegate-bench.XXXXXX)
+chmod 755 "$TMP"
+STARTED=()          # every PID this script started (servers, origin, publisher, bench)
+WATCHDOG=
+
+alive() { kill -0 "$1" 2>/dev/null; }
+
+stop_pid() {        # TERM, up to 5 s, then KILL; only PIDs from STARTED
+    local pid=$1 i
+    alive "$pid" || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then log "pid $pid did not stop on TERM; KILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    wait "$pid" 2>/dev/null || true
+}
+
+cleanup() {
+    local status=$? pid
+    trap - EXIT INT TERM
+    for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
+    [ -n "$WATCHDOG" ] && { kill "$WATCHDOG" 2>/dev/null || true; wait "$WATCHDOG" 2>/dev/null || true; }
+    [ -n "${KEEP_TMP:-}" ] && log "temporary files kept in $TMP" || rm -rf "$TMP"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+nap() { sleep "$1" & wait $! || true; }   # a sleep that lets the TERM trap run at once
+
+# Whole-run bound: per target ramp + window + start/stop margins.
+n_targets=$(tr ',' '\n' <<<"$TARGETS" | grep -c .)
+MAX_TOTAL=$(( n_targets * (RAMP_TIMEOUT + DURATION + 60) + 120 ))
+( sleep "$MAX_TOTAL"; log "run exceeded ${MAX_TOTAL}s; stopping"; kill -TERM $$ ) &
+WATCHDOG=$!
+
+# ---------------------------------------------------------------- what the run needs
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+install_missing() {
+    local packages=()
+    command -v nginx >/dev/null || packages+=(nginx)
+    if [[ ",$TARGETS," == *,nchan,* ]] && ! dpkg -s libnginx-mod-nchan >/dev/null 2>&1; then packages+=(libnginx-mod-nchan); fi
+    command -v python3 >/dev/null || packages+=(python3)
+    command -v ss >/dev/null || packages+=(iproute2)
+    command -v curl >/dev/null || packages+=(curl)
+    command -v pgrep >/dev/null || packages+=(procps)
+    command -v timeout >/dev/null || packages+=(coreutils)
+    [ ${#packages[@]} -eq 0 ] && return 0
+    log "installing: ${packages[*]}"
+    # Keep the package's own nginx service from being started by the install (we run our own
+    # instance on 127.0.0.1 only); the guard is removed again right after.
+    local guard=
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        as_root sh -c 'printf "#!/bin/sh\nexit 101\n" > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d'
+        guard=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive timeout 600 apt-get update
+    as_root env DEBIAN_FRONTEND=noninteractive timeout 900 apt-get install -y --no-install-recommends "${packages[@]}" || {
+        [ -n "$guard" ] && as_root rm -f /usr/sbin/policy-rc.d; exit 1; }
+    [ -n "$guard" ] && as_root rm -f /usr/sbin/policy-rc.d
+    return 0
+}
+install_missing
+
+if [ ! -x "$SSEGATE" ]; then
+    log "no $SSEGATE: building (swift build -c release, several minutes)"
+    (cd "$ROOT" && timeout 1800 swift build -c release --product ssegate)
+fi
+
+NCHAN_SO=$(dpkg -L libnginx-mod-nchan 2>/dev/null | grep 'ngx_nchan_module\.so$' | head -1 || true)
+NCHAN_SO=${NCHAN_SO:-/usr/lib/nginx/modules/ngx_nchan_module.so}
+
+ulimit -n 20000 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+NOFILE=$(ulimit -n)
+if [ "$NOFILE" != unlimited ] && [ $((CLIENTS + 64)) -gt "$NOFILE" ]; then
+    log "warning: $CLIENTS clients need more than 'ulimit -n' = $NOFILE descriptors in the load client and the servers"
+fi
+[ "$NOFILE" = unlimited ] && NOFILE=1048576
+
+for port in $GATE_PORT $ORIGIN_PORT $ADMIN_PORT; do
+    if [ -n "$(ss -Htln "( sport = :$port )" 2>/dev/null)" ]; then
+        echo "bench/run.sh: port $port is already in use on this machine" >&2; exit 1
+    fi
+done
+
+# ---------------------------------------------------------------- measurements
+CLK_TCK=$(getconf CLK_TCK)
+now() { date +%s.%N; }
+conns() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }   # server side of established conns
+cpu_ticks() {       # utime+stime of the given PIDs (all their threads), in clock ticks
+    local total=0 pid v
+    for pid in "$@"; do
+        v=$(awk '{ sub(/^.*\) /, ""); print $12 + $13 }' "/proc/$pid/stat" 2>/dev/null || echo 0)
+        total=$((total + ${v:-0}))
+    done
+    echo "$total"
+}
+mem_kib() {         # "RSS PSS" summed over the given PIDs, KiB
+    local rss=0 pss=0 pid v
+    for pid in "$@"; do
+        v=$(awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status" 2>/dev/null || echo 0); rss=$((rss + ${v:-0}))
+        v=$(awk '/^Pss:/ { print $2 }' "/proc/$pid/smaps_rollup" 2>/dev/null || echo 0); pss=$((pss + ${v:-0}))
+    done
+    echo "$rss $pss"
+}
+tcp_mem_pages() { awk '/^TCP:/ { for (i = 1; i <= NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat; }
+
+wait_port() {       # wait until something listens on 127.0.0.1:$1 (10 s), checking $2 stays alive
+    local port=$1 pid=$2 i
+    for i in $(seq 100); do
+        [ -n "$(ss -Htln "( sport = :$port )" 2>/dev/null)" ] && return 0
+        alive "$pid" || { log "process $pid exited before listening on $port"; return 1; }
+        sleep 0.1
+    done
+    log "nothing listens on $port after 10 s"; return 1
+}
+
+# ---------------------------------------------------------------- the targets
+ORIGIN_PID= SERVER_PID= PUBLISHER_PID=
+
+start_origin() {
+    "$SSEGATE" origin --host 127.0.0.1 --port "$ORIGIN_PORT" --rate "$RATE" --payload "$PAYLOAD" \
+        >"$TMP/$1/origin.log" 2>&1 &
+    ORIGIN_PID=$!; STARTED+=("$ORIGIN_PID")
+    wait_port "$ORIGIN_PORT" "$ORIGIN_PID"
+}
+
+start_ssegate() {
+    cat >"$TMP/$1/ssegate.yaml" <<EOF
+log_level: warning
+listen:
+  - address: 127.0.0.1:$GATE_PORT
+admin:
+  address: 127.0.0.1:$ADMIN_PORT
+shutdown_timeout: 2s
+limits:
+  max_clients: 1000000
+feeds:
+  - name: bench
+    path: /feed
+    upstream:
+      url: http://127.0.0.1:$ORIGIN_PORT/feed
+    connect: always
+EOF
+    "$SSEGATE" serve --config "$TMP/$1/ssegate.yaml" >"$TMP/$1/server.log" 2>&1 &
+    SERVER_PID=$!; STARTED+=("$SERVER_PID")
+    wait_port "$GATE_PORT" "$SERVER_PID"
+    local i
+    for i in $(seq 50); do [ "$(conns "$ORIGIN_PORT")" -ge 1 ] && return 0; sleep 0.1; done
+    log "ssegate has no upstream connection after 5 s"; return 1
+}
+
+start_nginx() {     # $1 target dir, $2 proxy|nchan
+    local dir=$TMP/$1/nginx
+    mkdir -p "$dir/logs" "$dir/tmp"
+    chmod -R 755 "$TMP/$1"
+    {
+        [ "$2" = nchan ] && echo "load_module $NCHAN_SO;"
+        cat <<EOF
+worker_processes $NGINX_WORKERS;
+worker_rlimit_nofile $NOFILE;
+error_log $dir/logs/error.log warn;
+events {
+    worker_connections $((NOFILE - 64));
+}
+http {
+    access_log off;
+    client_body_temp_path $dir/tmp/body;
+    proxy_temp_path $dir/tmp/proxy;
+    fastcgi_temp_path $dir/tmp/fastcgi;
+    uwsgi_temp_path $dir/tmp/uwsgi;
+    scgi_temp_path $dir/tmp/scgi;
+    keepalive_requests 1000000;
+    server {
+        listen 127.0.0.1:$GATE_PORT reuseport backlog=4096;
+EOF
+        if [ "$2" = proxy ]; then cat <<EOF
+        location / {
+            proxy_pass http://127.0.0.1:$ORIGIN_PORT;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffering off;
+            proxy_cache off;
+            proxy_read_timeout 1h;
+        }
+EOF
+        else cat <<EOF
+        location = /feed {
+            nchan_subscriber eventsource;
+            nchan_channel_id bench;
+            nchan_subscriber_first_message newest;
+        }
+        location = /pub {
+            nchan_publisher;
+            nchan_channel_id bench;
+            nchan_message_buffer_length 10;
+            nchan_message_timeout 5m;
+        }
+EOF
+        fi
+        echo "    }"
+        echo "}"
+    } >"$dir/nginx.conf"
+    nginx -e "$dir/logs/error.log" -p "$dir/" -c "$dir/nginx.conf" -g "daemon off; pid $dir/nginx.pid;" \
+        >"$TMP/$1/server.log" 2>&1 &
+    SERVER_PID=$!; STARTED+=("$SERVER_PID")
+    wait_port "$GATE_PORT" "$SERVER_PID"
+}
+
+start_publisher() {
+    python3 "$HERE/publisher.py" --port "$GATE_PORT" --path /pub --rate "$RATE" --payload "$PAYLOAD" \
+        >"$TMP/$1/publisher.json" 2>"$TMP/$1/publisher.log" &
+    PUBLISHER_PID=$!; STARTED+=("$PUBLISHER_PID")
+}
+
+server_pids() {     # the server's processes: nginx master + workers, or the one ssegate process
+    [ -n "$SERVER_PID" ] || return 0
+    echo "$SERVER_PID" $(pgrep -P "$SERVER_PID" || true)
+}
+other_pids() {      # what feeds the server: the origin, or nchan's publisher
+    [ -n "$ORIGIN_PID" ] && [ "$ORIGIN_PID" != "$SERVER_PID" ] && echo "$ORIGIN_PID"
+    [ -n "$PUBLISHER_PID" ] && echo "$PUBLISHER_PID"
+    return 0
+}
+
+run_target() {
+    local target=$1 dir=$TMP/$1 url listen
+    mkdir -p "$dir"
+    ORIGIN_PID= SERVER_PID= PUBLISHER_PID=
+    log "== $target: $CLIENTS clients x $RATE events/s x $PAYLOAD B, ${DURATION}s window"
+    case "$target" in
+        ssegate) start_origin "$target" && start_ssegate "$target" ;;
+        nginx)   start_origin "$target" && start_nginx "$target" proxy ;;
+        nchan)   start_nginx "$target" nchan && start_publisher "$target" ;;
+        origin)  start_origin "$target" && SERVER_PID=$ORIGIN_PID ;;
+    esac || { log "$target did not start; skipped"; echo "status=failed_to_start" >"$dir/measured.env"; stop_target; return 0; }
+    if [ "$target" = origin ]; then listen=$ORIGIN_PORT; else listen=$GATE_PORT; fi
+    url=http://127.0.0.1:$listen/feed
+
+    nap 2
+    local idle_server idle_other idle_tcp
+    idle_server=$(mem_kib $(server_pids)); idle_other=$(mem_kib $(other_pids)); idle_tcp=$(tcp_mem_pages)
+
+    local bench_bound=$((RAMP_TIMEOUT + DURATION + 30))
+    timeout -k 5 "$bench_bound" "$SSEGATE" bench --url "$url" --clients "$CLIENTS" --duration "$DURATION" \
+        --expected-rate "$RATE" --threads "$BENCH_THREADS" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
+    local bench_pid=$!; STARTED+=("$bench_pid")
+
+    # Ramp: wait until the server side has all N connections (or the count stops growing).
+    local ramp_start seen last=-1 stable=0 ramp_end
+    ramp_start=$(now)
+    while :; do
+        seen=$(conns "$listen")
+        [ "$seen" -ge "$CLIENTS" ] && break
+        alive "$bench_pid" || { log "bench exited during ramp-up"; break; }
+        if [ "$seen" -gt 0 ] && [ "$seen" -eq "$last" ]; then stable=$((stable + 1)); else stable=0; fi
+        [ "$stable" -ge 12 ] && { log "connections stopped growing at $seen of $CLIENTS"; break; }
+        awk -v a="$ramp_start" -v b="$(now)" -v m="$RAMP_TIMEOUT" 'BEGIN { exit !(b - a > m) }' &&
+            { log "ramp-up timeout at $seen of $CLIENTS connections"; break; }
+        last=$seen
+        nap 0.25
+    done
+    ramp_end=$(now)
+    log "$target: $seen server-side connections after $(awk -v a="$ramp_start" -v b="$ramp_end" 'BEGIN { printf "%.1f", b - a }') s"
+
+    # CPU window: from 1 s after the ramp to 1 s before the bench's window ends (the bench starts
+    # its window once every response head is in, which is at or just after the ramp end seen here).
+    nap 1
+    local t0 c0 o0 t1 c1 o1 mid_server mid_other mid_tcp upstream clients_seen
+    t0=$(now); c0=$(cpu_ticks $(server_pids)); o0=$(cpu_ticks $(other_pids))
+    nap "$(awk -v d="$DURATION" 'BEGIN { print (d - 2) / 2 }')"
+    mid_server=$(mem_kib $(server_pids)); mid_other=$(mem_kib $(other_pids)); mid_tcp=$(tcp_mem_pages)
+    clients_seen=$(conns "$listen")
+    case "$target" in nchan) upstream=0 ;; *) upstream=$(conns "$ORIGIN_PORT") ;; esac
+    nap "$(awk -v t0="$t0" -v d="$DURATION" -v n="$(now)" 'BEGIN { r = t0 + d - 2 - n; print (r > 0 ? r : 0) }')"
+    t1=$(now); c1=$(cpu_ticks $(server_pids)); o1=$(cpu_ticks $(other_pids))
+
+    wait "$bench_pid" 2>/dev/null || log "bench exited with status $? (124: time bound hit)"
+    if [ "$target" = ssegate ]; then
+        curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics.txt" 2>/dev/null || true
+    fi
+    stop_target
+    [ -f "$dir/nginx/logs/error.log" ] && cp "$dir/nginx/logs/error.log" "$dir/error.log"
+
+    cat >"$dir/measured.env" <<EOF
+status=ok
+clients=$CLIENTS
+rate=$RATE
+payload=$PAYLOAD
+duration=$DURATION
+ramp_s=$(awk -v a="$ramp_start" -v b="$ramp_end" 'BEGIN { printf "%.3f", b - a }')
+window_s=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }')
+clk_tck=$CLK_TCK
+server_cpu_ticks=$((c1 - c0))
+other_cpu_ticks=$((o1 - o0))
+idle_rss_kib=${idle_server% *}
+idle_pss_kib=${idle_server#* }
+loaded_rss_kib=${mid_server% *}
+loaded_pss_kib=${mid_server#* }
+other_idle_rss_kib=${idle_other% *}
+other_loaded_rss_kib=${mid_other% *}
+tcp_mem_idle_pages=$idle_tcp
+tcp_mem_loaded_pages=$mid_tcp
+page_kib=$(( $(getconf PAGESIZE) / 1024 ))
+server_side_clients=$clients_seen
+upstream_connections=$upstream
+EOF
+}
+
+stop_target() {
+    local pid
+    for pid in $PUBLISHER_PID $SERVER_PID $ORIGIN_PID; do stop_pid "$pid"; done
+    nap 1    # let the sockets go before the next target binds the same ports
+}
+
+# ---------------------------------------------------------------- run, then write the table
+STAMP=$(date -u +%Y-%m-%d-%H%M)
+SCENARIO=${NAME:-${CLIENTS}c-${RATE}eps-${PAYLOAD}B-${DURATION}s}
+mkdir -p "$OUT"
+{
+    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS"
+    echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "nproc=$(nproc)"
+    echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
+    echo "kernel=$(uname -r)"
+    echo "mem_total=$(awk '/^MemTotal:/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
+    echo "nofile=$NOFILE"
+    echo "nginx=$(nginx -v 2>&1 | sed 's/^nginx version: //')"
+    echo "nginx_workers=$NGINX_WORKERS"
+    echo "nchan=$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo none)"
+    echo "ssegate_commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
+    echo "ssegate_binary=$SSEGATE (built $(date -u -r "$SSEGATE" '+%Y-%m-%d %H:%M UTC'))"
+    echo "bench_threads=$BENCH_THREADS"
+} >"$TMP/run.env"
+
+for target in ${TARGETS//,/ }; do run_target "$target"; done
+
+python3 "$HERE/report.py" --run "$TMP" --targets "$TARGETS" \
+    --jsonl "$OUT/$STAMP-$SCENARIO.jsonl" --markdown "$OUT/$STAMP-$SCENARIO.md"
+log "wrote $OUT/$STAMP-$SCENARIO.md and .jsonl"
+cat "$OUT/$STAMP-$SCENARIO.md"
