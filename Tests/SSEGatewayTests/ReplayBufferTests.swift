@@ -54,11 +54,12 @@ final class ReplayBufferTests: XCTestCase {
         XCTAssertEqual(buffer.oldestID, "e7")
     }
 
-    func testByteBoundKeepsTheNewestEvent() {
-        // "id: e8\ndata: x\n\n" is 16 bytes, "id: e10\ndata: x\n\n" 17: e8+e9+e10 = 49 fit in 51, e7 does not.
-        var buffer = self.filled(10, maxBytes: 51)
+    func testByteBoundCountsTheMemoryHeldAndKeepsTheNewestEvent() {
+        let sizes = (8...10).map { self.event(Int64($0), id: "e\($0)").storageSize }
+        XCTAssertGreaterThanOrEqual(sizes[0], self.event(8, id: "e8").size + 4, "framing counts too")
+        var buffer = self.filled(10, maxBytes: sizes.reduce(0, +))
         XCTAssertEqual(buffer.count, 3)
-        XCTAssertEqual(buffer.totalBytes, 49)
+        XCTAssertEqual(buffer.totalBytes, sizes.reduce(0, +))
         var tiny = ReplayBuffer(maxEvents: 10, maxBytes: 1, maxAge: .hours(1))
         tiny.append(self.event(1, id: "a"), now: self.start)
         tiny.append(self.event(2, id: "b"), now: self.start)
@@ -67,15 +68,33 @@ final class ReplayBufferTests: XCTestCase {
         XCTAssertEqual(buffer.lookup(after: "e8", now: self.start).events.map(\.sequence), [9, 10])
     }
 
+    func testNoFalseGapRightBehindTheOldestEventOrAfterEverythingAgedOut() {
+        var buffer = self.filled(10, maxEvents: 4)  // holds e7...e10; e6 was trimmed last
+        let behind = buffer.lookup(after: "e6", now: self.start)
+        XCTAssertEqual(behind.resume, .resumed, "the client has everything before e7")
+        XCTAssertEqual(behind.events.map(\.sequence), [7, 8, 9, 10])
+        XCTAssertEqual(buffer.lookup(after: "e5", now: self.start).resume, .gap, "e6 is lost for it")
+
+        var quiet = ReplayBuffer(maxEvents: 100, maxBytes: 1 << 20, maxAge: .seconds(10))
+        quiet.append(self.event(1, id: "41", at: self.start), now: self.start)
+        quiet.append(self.event(2, id: "42", at: self.start), now: self.start)
+        let later = quiet.lookup(after: "42", now: self.start + .seconds(11))
+        XCTAssertEqual(quiet.count, 0)
+        XCTAssertEqual(later.resume, .resumed, "nothing happened since 42: no gap")
+        XCTAssertTrue(later.events.isEmpty)
+        XCTAssertEqual(quiet.lookup(after: "41", now: self.start + .seconds(11)).resume, .gap)
+    }
+
     func testAgeBound() {
         var buffer = ReplayBuffer(maxEvents: 100, maxBytes: 1 << 20, maxAge: .seconds(10))
-        buffer.append(self.event(1, id: "old", at: self.start), now: self.start)
-        buffer.append(self.event(2, id: "new", at: self.start + .seconds(8)), now: self.start + .seconds(8))
-        XCTAssertEqual(buffer.count, 2)
-        let lookup = buffer.lookup(after: "old", now: self.start + .seconds(12))
-        XCTAssertEqual(buffer.count, 1)
-        XCTAssertEqual(lookup.resume, .gap, "the id aged out")
-        XCTAssertEqual(lookup.events.map(\.sequence), [2])
+        buffer.append(self.event(1, id: "older", at: self.start), now: self.start)
+        buffer.append(self.event(2, id: "old", at: self.start + .seconds(1)), now: self.start + .seconds(1))
+        buffer.append(self.event(3, id: "new", at: self.start + .seconds(8)), now: self.start + .seconds(8))
+        XCTAssertEqual(buffer.count, 3)
+        let lookup = buffer.lookup(after: "older", now: self.start + .seconds(12))
+        XCTAssertEqual(buffer.count, 1, "two events aged out")
+        XCTAssertEqual(lookup.resume, .gap, "the client missed 'old'")
+        XCTAssertEqual(lookup.events.map(\.sequence), [3])
     }
 
     func testDuplicateIDsResolveToTheNewestAndEvictionKeepsTheIndexRight() {
@@ -94,7 +113,8 @@ final class ReplayBufferTests: XCTestCase {
         buffer.append(self.event(2, id: nil, data: "no id"), now: self.start)
         buffer.append(self.event(3, id: "b", data: nil), now: self.start)
         let lookup = buffer.lookup(after: "a", now: self.start)
-        XCTAssertEqual(lookup.events.map(\.event), [ServerSentEvent(id: nil, data: "no id"), ServerSentEvent(id: "b", data: nil)])
+        XCTAssertEqual(lookup.events.map(\.id), [nil, "b"])
+        XCTAssertEqual(lookup.events.map { String(buffer: $0.payload) }, ["data: no id\n\n", "id: b\n\n"])
     }
 
     func testZeroCapacityStillCountsSequences() {

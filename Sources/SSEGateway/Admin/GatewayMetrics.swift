@@ -37,9 +37,9 @@ final class GatewayMetrics: @unchecked Sendable {
         let hubFutures = self.context.allHubs.map { hub in
             hub.loop.submit { (hub.snapshot(), hub.clientsPerFeed(), hub.queuedBytes()) }
         }
-        let feedFutures = self.context.registry.feeds.map { feed in feed.loop.submit { feed.status() } }
+        let (open, retired) = self.context.registry.feedsAndRetiredTotals
+        let feedFutures = open.map { feed in feed.loop.submit { feed.status() } }
         let connected = self.context.clientCount
-        let retired = self.context.registry.retiredTotals
         return EventLoopFuture.whenAllSucceed(hubFutures, on: loop).and(EventLoopFuture.whenAllSucceed(feedFutures, on: loop)).map { hubs, feeds in
             var snapshot = Snapshot()
             for (delivery, clients, queued) in hubs {

@@ -59,7 +59,8 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
             case .literal(let literal):
                 guard part == literal else { return nil }
             case .parameter(let name):
-                guard !part.isEmpty, let value = Self.percentDecode(part) else { return nil }
+                // `.` and `..` would name another upstream path once a server or proxy normalizes it.
+                guard !part.isEmpty, let value = Self.percentDecode(part), value != ".", value != ".." else { return nil }
                 values[name] = value
             }
             index += 1

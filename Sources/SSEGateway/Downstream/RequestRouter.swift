@@ -11,7 +11,7 @@ enum RouteDecision {
 
 /// A subscribe request after routing.
 struct StreamRequest {
-    var feed: Feed
+    var target: FeedRegistry.Target
     var resumeID: String?
     var headOnly: Bool
     /// CORS response headers when the request's `Origin` is allowed.
@@ -31,28 +31,18 @@ struct RequestRouter {
         if head.method == .OPTIONS && head.uri == "*" {
             return .respond(ResponseHead(status: .noContent, headers: [("Allow", Self.allowedMethods)]), body: "", close: false)
         }
-        let feed: Feed
-        switch self.registry.resolve(path: path) {
-        case .feed(let found):
-            feed = found
-        case .notFound:
+        guard let target = self.registry.lookup(path: path) else {
             let (response, body) = ResponseHead.plain(.notFound, "not found\n")
             return .respond(response, body: body, close: false)
-        case .tooManyFeeds(let template):
-            let (response, body) = ResponseHead.plain(
-                .serviceUnavailable, "too many feeds open for \(template.path)\n",
-                headers: [("Retry-After", Self.retryAfter(template.settings.retry))]
-            )
-            return .respond(response, body: body, close: false)
         }
-        let cors = feed.settings.cors
+        let cors = target.definition.settings.cors
         let origin = head.headers.first(name: "Origin")
         switch head.method {
         case .GET, .HEAD:
             let resumeID = head.headers.first(name: "Last-Event-ID") ?? Self.queryResumeID(query)
             let http10 = head.version.major == 1 && head.version.minor == 0
             return .stream(StreamRequest(
-                feed: feed, resumeID: resumeID, headOnly: head.method == .HEAD,
+                target: target, resumeID: resumeID, headOnly: head.method == .HEAD,
                 corsHeaders: Self.corsHeaders(origin: origin, cors: cors), http10: http10
             ))
         case .OPTIONS:

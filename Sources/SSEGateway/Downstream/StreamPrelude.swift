@@ -28,7 +28,7 @@ enum StreamPrelude {
 
     /// The id of the first replayed event that carries one: where replay started.
     static func replayStart(_ lookup: ReplayBuffer.Lookup) -> String? {
-        lookup.events.first(where: { ($0.event.id ?? "").isEmpty == false })?.event.id
+        lookup.events.first(where: { ($0.id ?? "").isEmpty == false })?.id
     }
 
     private static func printable(_ text: String) -> String {

@@ -41,42 +41,54 @@ final class StreamSession: SubscriberSink {
 
     /// The 503 a client over `max_clients` gets.
     static func overCapacity(_ request: StreamRequest) -> (ResponseHead, String) {
-        ResponseHead.plain(.serviceUnavailable, "too many clients\n", headers: [("Retry-After", RequestRouter.retryAfter(request.feed.settings.retry))])
+        Self.unavailable(request, "too many clients\n")
+    }
+
+    private static func unavailable(_ request: StreamRequest, _ reason: String) -> (ResponseHead, String) {
+        ResponseHead.plain(.serviceUnavailable, reason, headers: [("Retry-After", RequestRouter.retryAfter(request.target.definition.settings.retry))])
     }
 
     private func join(_ request: StreamRequest, attempts: Int) {
         self.state = .joining(request, attempts: attempts)
-        self.gateway.hub(for: self.loop).subscribe(feed: request.feed, resumeID: request.resumeID) { shard, lookup in
+        let feed: Feed
+        switch self.gateway.registry.acquire(request.target) {
+        case .feed(let acquired):
+            feed = acquired
+        case .tooManyFeeds:
+            return self.refuse(Self.unavailable(request, "too many feeds open for \(request.target.definition.path)\n"))
+        case .unavailable:
+            return self.refuse(Self.unavailable(request, "feed unavailable\n"))
+        }
+        self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: request.resumeID) { shard, lookup in
             self.joined(shard: shard, lookup: lookup)
         }
     }
 
+    private func refuse(_ response: (ResponseHead, String)) {
+        self.state = .closed
+        self.releaseClientSlot()
+        self.transport.respond(response.0, body: response.1)
+    }
+
     private func joined(shard: FeedShard, lookup: ReplayBuffer.Lookup?) {
-        guard case .joining(var request, let attempts) = self.state else {
+        guard case .joining(let request, let attempts) = self.state else {
             // The client left while the feed answered.
             shard.detachIfUnused()
             return
         }
         guard let lookup else {
-            // The feed closed meanwhile (an on-demand template that lingered out): resolve the path again.
+            // The feed closed meanwhile (an on-demand template that lingered out): acquire it again.
             shard.detachIfUnused()
-            guard attempts < 3, case .feed(let feed) = self.gateway.registry.resolve(path: Substring(request.feed.path)) else {
-                self.state = .closed
-                self.releaseClientSlot()
-                let (head, body) = ResponseHead.plain(.serviceUnavailable, "feed unavailable\n", headers: [("Retry-After", "1")])
-                self.transport.respond(head, body: body)
-                return
-            }
-            request.feed = feed
+            guard attempts < 3 else { return self.refuse(Self.unavailable(request, "feed unavailable\n")) }
             self.join(request, attempts: attempts + 1)
             return
         }
-        let settings = request.feed.settings
+        let settings = request.target.definition.settings
         var head = ResponseHead.eventStream()
         head.headers += request.corsHeaders
         let replayFrom = StreamPrelude.replayStart(lookup)
-        if lookup.resume == .gap {
-            head.headers.append(("Last-Event-ID", replayFrom ?? ""))
+        if lookup.resume == .gap, let replayFrom {
+            head.headers.append(("Last-Event-ID", replayFrom))
         }
         self.transport.writeHead(head)
         self.transport.writePayload(StreamPrelude.make(
@@ -124,6 +136,13 @@ final class StreamSession: SubscriberSink {
     var isWritable: Bool { self.transport.isWritable }
     func write(_ bytes: ByteBuffer) { self.transport.writeShared(bytes) }
     func flush() { self.transport.flush() }
-    func evict(_ reason: EvictionReason) { self.transport.abort() }
-    func close() { self.transport.finish() }
+    func evict(_ reason: EvictionReason) {
+        self.state = .closed  // the shard has already let go of the subscriber; nothing more is written
+        self.transport.abort()
+    }
+
+    func close() {
+        self.state = .closed
+        self.transport.finish()
+    }
 }

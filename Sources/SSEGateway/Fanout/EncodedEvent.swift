@@ -8,8 +8,9 @@ import SSE
 public struct EncodedEvent: Sendable {
     /// Position in the feed, strictly increasing by one per event (replay and hand-over use it).
     public let sequence: Int64
-    /// The event as parsed (or assigned an id by the gateway).
-    public let event: ServerSentEvent
+    /// The event's `id` field (nil when it had none): all replay needs. The rest of the event lives only
+    /// in the encoded bytes, so the ring holds one copy of each event.
+    public let id: String?
     /// When the gateway received it from upstream: the clock for `max_age` and `max_lag`.
     public let receivedAt: NIODeadline
     public let chunk: ByteBuffer
@@ -17,7 +18,7 @@ public struct EncodedEvent: Sendable {
 
     public init(sequence: Int64, event: ServerSentEvent, receivedAt: NIODeadline, allocator: ByteBufferAllocator) {
         self.sequence = sequence
-        self.event = event
+        self.id = event.id
         self.receivedAt = receivedAt
         let length = SSESerializer.encodedLength(of: event)
         let hex = String(length, radix: 16)
@@ -31,9 +32,12 @@ public struct EncodedEvent: Sendable {
         self.chunk = buffer
     }
 
-    /// Bytes this event costs a client's queue and the replay ring.
+    /// Bytes this event costs a client's queue (what goes on the wire).
     @inlinable
     public var size: Int { self.payload.readableBytes }
+
+    /// Memory this event holds in the replay ring: the whole allocation, framing and slack included.
+    public var storageSize: Int { self.chunk.capacity }
 }
 
 /// How a client's connection frames the event stream.

@@ -96,7 +96,9 @@ public final class Feed {
     func detach(_ shard: FeedShard) {
         self.loop.preconditionInEventLoop()
         guard self.shards.removeValue(forKey: ObjectIdentifier(shard)) != nil else { return }
-        guard self.shards.isEmpty, self.config.connect == .onDemand, !self.isClosed else { return }
+        // Template instances always close after lingering (whatever `connect` says), so that values
+        // nobody watches any more never hold an upstream or a `max_feeds` slot.
+        guard self.shards.isEmpty, self.config.connect == .onDemand || self.isTemplateInstance, !self.isClosed else { return }
         self.lingerTask = self.loop.scheduleTask(in: self.config.linger) { [weak self] in
             guard let self, self.shards.isEmpty else { return }
             self.lingerTask = nil

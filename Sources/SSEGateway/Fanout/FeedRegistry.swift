@@ -3,15 +3,26 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 
-/// Maps request paths to feeds. Plain paths map to feeds made at start; each distinct value of a
-/// template path gets its own feed (and upstream connection) on first subscribe, up to `max_feeds`.
+/// Maps request paths to feeds. Plain paths map to feeds made when the registry is (before any
+/// listener is bound, so a configured path never answers 404); each distinct value of a template path
+/// gets its own feed (and upstream connection) when a client subscribes to it, up to `max_feeds`.
 /// Looked up once per request (never per event), so a lock is fine here.
 public final class FeedRegistry: @unchecked Sendable {
-    public enum Resolution {
+    /// Which feed a request path names. Looking up never opens a template instance: only a stream
+    /// that has been admitted does (`acquire`), so HEAD, OPTIONS, 405 and refused requests cost nothing.
+    public struct Target: Sendable {
+        public var definition: FeedConfig
+        /// The canonical concrete path (one spelling per template value).
+        public var key: String
+        public var values: [String: String]
+    }
+
+    public enum Acquisition {
         case feed(Feed)
-        case notFound
         /// The template already has `max_feeds` distinct values open.
-        case tooManyFeeds(FeedConfig)
+        case tooManyFeeds
+        /// The feed is gone (shutdown).
+        case unavailable
     }
 
     private struct State {
@@ -51,38 +62,48 @@ public final class FeedRegistry: @unchecked Sendable {
         self.tlsContexts = contexts
         self.idPrefix = idPrefix
         self.logger = logger
+        self.makePlainFeeds()
     }
 
-    /// Makes the feeds of plain paths and starts those with `connect: always`.
-    func startPlainFeeds() {
+    /// Makes the feeds of plain paths (not started yet).
+    private func makePlainFeeds() {
         for (path, config) in self.plain {
             let feed = self.makeFeed(path: path, config: config, values: [:])
             self.state.withLockedValue { $0.instances[path] = feed }
+        }
+    }
+
+    /// Starts the upstreams of plain feeds with `connect: always`.
+    func startPlainFeeds() {
+        for feed in self.feeds where !feed.isTemplateInstance {
             feed.loop.execute { feed.start() }
         }
     }
 
-    /// The feed for a request path (without query).
-    public func resolve(path: Substring) -> Resolution {
-        let key = String(path)
-        if let feed = self.state.withLockedValue({ $0.instances[key] }) {
-            return .feed(feed)
+    /// The feed definition a request path (without query) names, or nil (404).
+    public func lookup(path: Substring) -> Target? {
+        if let config = self.plain[String(path)] {
+            return Target(definition: config, key: String(path), values: [:])
         }
-        if self.plain[key] != nil { return .notFound }  // closed during shutdown
         for template in self.templates {
             guard let values = template.path.match(path) else { continue }
-            let key = template.path.render(values)
-            return self.state.withLockedValue { state -> Resolution in
-                if let feed = state.instances[key] { return .feed(feed) }
-                let open = state.openPerTemplate[template.name, default: 0]
-                guard open < template.maxFeeds else { return .tooManyFeeds(template) }
-                let feed = self.makeFeed(path: key, config: template, values: values)
-                state.instances[key] = feed
-                state.openPerTemplate[template.name] = open + 1
-                return .feed(feed)
-            }
+            return Target(definition: template, key: template.path.render(values), values: values)
         }
-        return .notFound
+        return nil
+    }
+
+    /// The open feed for a target, opening a template instance if needed.
+    public func acquire(_ target: Target) -> Acquisition {
+        self.state.withLockedValue { state -> Acquisition in
+            if let feed = state.instances[target.key] { return .feed(feed) }
+            guard target.definition.path.isTemplate else { return .unavailable }
+            let open = state.openPerTemplate[target.definition.name, default: 0]
+            guard open < target.definition.maxFeeds else { return .tooManyFeeds }
+            let feed = self.makeFeed(path: target.key, config: target.definition, values: target.values)
+            state.instances[target.key] = feed
+            state.openPerTemplate[target.definition.name] = open + 1
+            return .feed(feed)
+        }
     }
 
     private func makeFeed(path: String, config: FeedConfig, values: [String: String]) -> Feed {
@@ -116,9 +137,10 @@ public final class FeedRegistry: @unchecked Sendable {
         }
     }
 
-    /// Totals of closed template instances, one per definition.
-    var retiredTotals: [FeedStatus] {
-        self.state.withLockedValue { Array($0.retired.values) }
+    /// The open feeds and the totals of closed template instances, read together so that an instance
+    /// closing meanwhile is never counted twice.
+    var feedsAndRetiredTotals: (open: [Feed], retired: [FeedStatus]) {
+        self.state.withLockedValue { (Array($0.instances.values), Array($0.retired.values)) }
     }
 
     /// Every feed open now.

@@ -27,6 +27,9 @@ public struct ReplayBuffer {
     public let maxAge: TimeAmount
     private var events = CircularBuffer<EncodedEvent>()
     private var sequenceByID: [String: Int64] = [:]
+    /// The newest event trimmed from the ring, if it had an id: a client that stopped exactly there has
+    /// missed nothing the ring does not still hold, so it is not told of a gap.
+    private var lastTrimmed: (id: String, sequence: Int64)?
     public private(set) var totalBytes = 0
     /// Sequence of the newest event ever appended (0 before the first).
     public private(set) var lastSequence: Int64 = 0
@@ -35,7 +38,6 @@ public struct ReplayBuffer {
         self.maxEvents = max(0, maxEvents)
         self.maxBytes = max(0, maxBytes)
         self.maxAge = maxAge
-        self.events.reserveCapacity(min(self.maxEvents, 1024))
     }
 
     public var count: Int { self.events.count }
@@ -50,8 +52,8 @@ public struct ReplayBuffer {
         self.lastSequence = event.sequence
         if self.maxEvents == 0 { return }
         self.events.append(event)
-        self.totalBytes += event.size
-        if let id = event.event.id, !id.isEmpty {
+        self.totalBytes += event.storageSize
+        if let id = event.id, !id.isEmpty {
             self.sequenceByID[id] = event.sequence
         }
         self.trim(now: now)
@@ -72,8 +74,13 @@ public struct ReplayBuffer {
 
     private mutating func removeFirst() {
         let first = self.events.removeFirst()
-        self.totalBytes -= first.size
-        if let id = first.event.id, !id.isEmpty, self.sequenceByID[id] == first.sequence {
+        self.totalBytes -= first.storageSize
+        if let id = first.id, !id.isEmpty {
+            self.lastTrimmed = (id, first.sequence)
+        } else {
+            self.lastTrimmed = nil
+        }
+        if let id = first.id, !id.isEmpty, self.sequenceByID[id] == first.sequence {
             self.sequenceByID.removeValue(forKey: id)
         }
     }
@@ -89,11 +96,15 @@ public struct ReplayBuffer {
             let slice = self.events[self.events.index(self.events.startIndex, offsetBy: start)...]
             return Lookup(resume: .resumed, events: Array(slice), lastSequence: self.lastSequence)
         }
+        let firstHeld = self.events.first?.sequence ?? (self.lastSequence + 1)
+        if let trimmed = self.lastTrimmed, trimmed.id == lastEventID, trimmed.sequence == firstHeld - 1 {
+            return Lookup(resume: .resumed, events: Array(self.events), lastSequence: self.lastSequence)
+        }
         return Lookup(resume: .gap, events: Array(self.events), lastSequence: self.lastSequence)
     }
 
     /// The id of the oldest event in the buffer that carries one, for the gap's `Last-Event-ID` header.
     public var oldestID: String? {
-        self.events.first(where: { $0.event.id.map { !$0.isEmpty } ?? false })?.event.id
+        self.events.first(where: { $0.id.map { !$0.isEmpty } ?? false })?.id
     }
 }
