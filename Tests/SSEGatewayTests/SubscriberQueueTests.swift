@@ -8,20 +8,20 @@ final class SubscriberQueueTests: XCTestCase {
 
     func testWritableClientWritesStraightThrough() {
         var queue = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
-        XCTAssertEqual(queue.offer(self.bytes(1000), now: self.t0), .write, "the channel's own watermark bounds this")
+        XCTAssertEqual(queue.offer(self.bytes(1000), producedAt: self.t0, now: self.t0), .write, "the channel's own watermark bounds this")
         XCTAssertEqual(queue.pendingBytes, 0)
     }
 
     func testBlockedClientQueuesInOrderAndDrains() {
         var queue = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
         queue.writabilityChanged(isWritable: false, now: self.t0)
-        XCTAssertEqual(queue.offer(ByteBuffer(string: "a"), now: self.t0), .queued)
-        XCTAssertEqual(queue.offer(ByteBuffer(string: "b"), now: self.t0), .queued)
+        XCTAssertEqual(queue.offer(ByteBuffer(string: "a"), producedAt: self.t0, now: self.t0), .queued)
+        XCTAssertEqual(queue.offer(ByteBuffer(string: "b"), producedAt: self.t0, now: self.t0), .queued)
         XCTAssertEqual(queue.pendingBytes, 2)
         // Still blocked while draining: a new event must queue behind the old ones, not overtake them.
         queue.writabilityChanged(isWritable: true, now: self.t0)
         XCTAssertEqual(queue.state, .blocked)
-        XCTAssertEqual(queue.offer(ByteBuffer(string: "c"), now: self.t0), .queued)
+        XCTAssertEqual(queue.offer(ByteBuffer(string: "c"), producedAt: self.t0, now: self.t0), .queued)
         XCTAssertEqual(queue.nextToDrain().map { String(buffer: $0) }, "a")
         XCTAssertEqual(queue.nextToDrain().map { String(buffer: $0) }, "b")
         XCTAssertEqual(queue.nextToDrain().map { String(buffer: $0) }, "c")
@@ -33,13 +33,13 @@ final class SubscriberQueueTests: XCTestCase {
     func testOverMaxQueueEvictsOnceAndFreesTheQueue() {
         var queue = SubscriberQueue(maxQueue: 100, maxLag: .seconds(10))
         queue.writabilityChanged(isWritable: false, now: self.t0)
-        XCTAssertEqual(queue.offer(self.bytes(60), now: self.t0), .queued)
-        XCTAssertEqual(queue.offer(self.bytes(40), now: self.t0), .queued)
-        XCTAssertEqual(queue.offer(self.bytes(1), now: self.t0), .evict(.maxQueue))
+        XCTAssertEqual(queue.offer(self.bytes(60), producedAt: self.t0, now: self.t0), .queued)
+        XCTAssertEqual(queue.offer(self.bytes(40), producedAt: self.t0, now: self.t0), .queued)
+        XCTAssertEqual(queue.offer(self.bytes(1), producedAt: self.t0, now: self.t0), .evict(.maxQueue))
         XCTAssertEqual(queue.state, .evicted(.maxQueue))
         XCTAssertEqual(queue.pendingBytes, 0)
         XCTAssertEqual(queue.pendingCount, 0)
-        XCTAssertEqual(queue.offer(self.bytes(1), now: self.t0), .drop)
+        XCTAssertEqual(queue.offer(self.bytes(1), producedAt: self.t0, now: self.t0), .drop)
         queue.writabilityChanged(isWritable: true, now: self.t0)
         XCTAssertEqual(queue.state, .evicted(.maxQueue))
     }
@@ -47,9 +47,9 @@ final class SubscriberQueueTests: XCTestCase {
     func testLagEvictsOnOfferAndOnTheTimer() {
         var queue = SubscriberQueue(maxQueue: 1 << 20, maxLag: .milliseconds(500))
         queue.writabilityChanged(isWritable: false, now: self.t0)
-        XCTAssertEqual(queue.offer(self.bytes(10), now: self.t0), .queued)
+        XCTAssertEqual(queue.offer(self.bytes(10), producedAt: self.t0, now: self.t0), .queued)
         XCTAssertNil(queue.checkLag(now: self.t0 + .milliseconds(400)))
-        XCTAssertEqual(queue.offer(self.bytes(10), now: self.t0 + .milliseconds(600)), .evict(.maxLag))
+        XCTAssertEqual(queue.offer(self.bytes(10), producedAt: self.t0 + .milliseconds(600), now: self.t0 + .milliseconds(600)), .evict(.maxLag))
 
         var timed = SubscriberQueue(maxQueue: 1 << 20, maxLag: .milliseconds(500))
         timed.writabilityChanged(isWritable: false, now: self.t0)
@@ -73,11 +73,19 @@ final class SubscriberQueueTests: XCTestCase {
         var queue = SubscriberQueue(maxQueue: 100, maxLag: .milliseconds(500))
         queue.writabilityChanged(isWritable: false, now: self.t0)
         for _ in 0..<50 {
-            XCTAssertEqual(queue.offer(self.bytes(100), now: self.t0, replay: true), .queued)
+            XCTAssertEqual(queue.offer(self.bytes(100), producedAt: self.t0, now: self.t0, replay: true), .queued)
         }
         XCTAssertEqual(queue.pendingBytes, 0, "replay does not count against max_queue")
         XCTAssertEqual(queue.pendingCount, 50)
-        XCTAssertEqual(queue.offer(self.bytes(100), now: self.t0), .queued)
-        XCTAssertEqual(queue.offer(self.bytes(1), now: self.t0), .evict(.maxQueue), "live bytes still count")
+        XCTAssertEqual(queue.offer(self.bytes(100), producedAt: self.t0, now: self.t0), .queued)
+        XCTAssertEqual(queue.offer(self.bytes(1), producedAt: self.t0, now: self.t0), .evict(.maxQueue), "live bytes still count")
+    }
+
+    func testLagCountsFromTheEventsArrivalNotFromTheOffer() {
+        var queue = SubscriberQueue(maxQueue: 1 << 20, maxLag: .milliseconds(500))
+        queue.writabilityChanged(isWritable: false, now: self.t0 + .milliseconds(550))
+        // The event reached the gateway 600 ms before it could be queued for this client.
+        XCTAssertEqual(queue.offer(self.bytes(10), producedAt: self.t0, now: self.t0 + .milliseconds(600)), .queued)
+        XCTAssertEqual(queue.checkLag(now: self.t0 + .milliseconds(601)), .maxLag)
     }
 }

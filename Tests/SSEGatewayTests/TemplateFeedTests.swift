@@ -72,4 +72,51 @@ final class TemplateFeedTests: XCTestCase {
         XCTAssertEqual(url.port, 8443)
         XCTAssertEqual(url.userInfo, "user:pw")
     }
+
+    func testRequestsThatDoNotStreamOpenNoInstanceAndDotSegmentsAre404() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/rooms/{room}", upstream: "\(origin)/r/{room}", connect: .onDemand) {
+                $0.maxFeeds = 2
+                $0.linger = .milliseconds(50)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 0..<5 {
+            let head = try await rawExchange(port: harness.port, "HEAD /rooms/h\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+            XCTAssertTrue(head.response.hasPrefix("HTTP/1.1 200 OK"), head.response)
+            let options = try await rawExchange(port: harness.port, "OPTIONS /rooms/o\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+            XCTAssertTrue(options.response.hasPrefix("HTTP/1.1 204"), options.response)
+        }
+        let open = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().feeds.filter { !$0.retired }
+        XCTAssertTrue(open.isEmpty, "HEAD and OPTIONS opened \(open.map(\.path))")
+        XCTAssertEqual(harness.origin.totalConnections, 0)
+        // max_feeds still has room for two real subscribers.
+        let a = try await harness.client("/rooms/a")
+        let b = try await harness.client("/rooms/b")
+        let headA = try await a.waitForHead()
+        let headB = try await b.waitForHead()
+        XCTAssertEqual(headA.status, .ok)
+        XCTAssertEqual(headB.status, .ok)
+        for path in ["/rooms/..", "/rooms/.", "/rooms/%2E%2E"] {
+            let dots = try await rawExchange(port: harness.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+            XCTAssertTrue(dots.response.hasPrefix("HTTP/1.1 404"), "\(path): \(dots.response)")
+        }
+        XCTAssertFalse(harness.origin.requests.contains { $0.uri.contains("..") })
+        await a.close()
+        await b.close()
+    }
+
+    func testFirstJoinerSeedsTheUpstreamResumePosition() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/live", upstream: "\(origin)/live", connect: .onDemand)]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 1...6 { harness.origin.publish(data: "before \(index)") }  // history only: no stream open yet
+        let client = try await harness.client("/live", headers: [("Last-Event-ID", "4")])
+        let events = try await client.waitForEvents(2)
+        XCTAssertEqual(events.map(\.id), ["5", "6"], "the origin replayed from the client's id")
+        XCTAssertEqual(harness.origin.requests.first?.headers["Last-Event-ID"], ["4"])
+        XCTAssertFalse(client.body.contains(": gap"), "no gap: the upstream filled it")
+        await client.close()
+    }
 }

@@ -9,7 +9,7 @@ final class UpstreamStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.start(), .none, "start is idempotent")
         XCTAssertTrue(machine.streamStarted(), "first connect is logged")
         XCTAssertEqual(machine.state, .streaming)
-        machine.receivedBytes()
+        machine.receivedEvent()
         let (action, log) = machine.failed(.closed, jitter: 1)
         XCTAssertEqual(action, .reconnectAfter(.milliseconds(100)))
         XCTAssertTrue(log)
@@ -57,19 +57,23 @@ final class UpstreamStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.failed(.closed, jitter: 0).action, .reconnectAfter(.seconds(5)))
         _ = machine.retryTimerFired()
         XCTAssertEqual(machine.failed(.noContent, jitter: 0).action, .reconnectAfter(.seconds(30)))
+        _ = machine.retryTimerFired()
+        _ = machine.streamStarted()
+        machine.upstreamRetry(milliseconds: 86_400_000)
+        XCTAssertEqual(machine.failed(.closed, jitter: 0).action, .reconnectAfter(.seconds(30)), "the floor never exceeds backoff.max")
     }
 
-    func testBackoffStartsOverOnlyAfterAStreamDeliveredBytes() {
+    func testBackoffStartsOverOnlyAfterAStreamDeliveredAnEvent() {
         var machine = UpstreamStateMachine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(10))
         _ = machine.start()
         _ = machine.failed(.connectFailed("x"), jitter: 1)
         _ = machine.retryTimerFired()
         _ = machine.streamStarted()
-        // Accepted and closed at once, without a byte: keep backing off.
+        // Accepted and closed at once, without an event (comments or retry alone do not count): keep backing off.
         XCTAssertEqual(machine.failed(.closed, jitter: 1).action, .reconnectAfter(.milliseconds(200)))
         _ = machine.retryTimerFired()
         _ = machine.streamStarted()
-        machine.receivedBytes()
+        machine.receivedEvent()
         XCTAssertEqual(machine.failed(.closed, jitter: 1).action, .reconnectAfter(.milliseconds(100)))
     }
 

@@ -96,13 +96,13 @@ final class StreamSession: SubscriberSink {
         ))
 
         let now = NIODeadline.now()
-        let subscriber = Subscriber(sink: self, limits: settings.client, lastSequence: lookup.lastSequence, now: now)
+        let subscriber = Subscriber(sink: self, transport: self.transport, limits: settings.client, lastSequence: lookup.lastSequence, now: now)
         self.state = .streaming(subscriber, shard)
         shard.add(subscriber)
         subscriber.queue.writabilityChanged(isWritable: self.transport.isWritable, now: now)
         let framing = self.transport.framing
         for event in lookup.events {
-            _ = subscriber.offer(framing.bytes(of: event), now: now, replay: true)
+            _ = subscriber.offer(framing.bytes(of: event), producedAt: now, now: now, replay: true)
         }
         self.transport.flush()
     }
@@ -132,10 +132,6 @@ final class StreamSession: SubscriberSink {
 
     // MARK: SubscriberSink
 
-    var framing: StreamFraming { self.transport.framing }
-    var isWritable: Bool { self.transport.isWritable }
-    func write(_ bytes: ByteBuffer) { self.transport.writeShared(bytes) }
-    func flush() { self.transport.flush() }
     func evict(_ reason: EvictionReason) {
         self.state = .closed  // the shard has already let go of the subscriber; nothing more is written
         self.transport.abort()

@@ -78,10 +78,16 @@ public final class Feed {
             linger.cancel()
             self.lingerTask = nil
         }
+        // A feed that has never received an event and is about to connect asks the upstream to resume
+        // from the first joiner's id, as the browser itself would have: the backend fills the gap.
+        let seeded = self.seedUpstream(from: resumeID)
         if self.config.connect == .onDemand || self.isTemplateInstance {
             self.upstream.start()
         }
-        let lookup = self.replay.lookup(after: resumeID, now: .now())
+        var lookup = self.replay.lookup(after: resumeID, now: .now())
+        if seeded {
+            lookup.resume = .live
+        }
         switch lookup.resume {
         case .live: break
         case .resumed: self.replaysServed += 1
@@ -90,6 +96,11 @@ public final class Feed {
             self.replayGaps += 1
         }
         return lookup
+    }
+
+    private func seedUpstream(from resumeID: String?) -> Bool {
+        guard self.config.ids == .upstream, let resumeID, !resumeID.isEmpty, self.replay.lastSequence == 0 else { return false }
+        return self.upstream.seedLastEventID(resumeID)
     }
 
     /// A shard has no clients left.

@@ -13,12 +13,15 @@ final class FeedShard {
     private var evicted: [(Subscriber, EvictionReason)] = []
     /// Subscribes under way (the feed's answer not yet back): the shard must stay attached meanwhile.
     var pendingJoins = 0
+    private let tickInterval: TimeAmount
+    private var nextTick = NIODeadline.uptimeNanoseconds(0)
 
     init(feed: Feed, hub: LoopHub, counters: DeliveryCounters) {
         self.feed = feed
         self.hub = hub
         self.counters = counters
         self.settings = feed.settings
+        self.tickInterval = GatewayServer.tickInterval(keepalive: feed.settings.keepalive, maxLag: feed.settings.client.maxLag)
     }
 
     var loop: EventLoop { self.hub.loop }
@@ -58,11 +61,11 @@ final class FeedShard {
         var deliveries = 0
         var bytes = 0
         for subscriber in self.subscribers {
-            let framing = subscriber.sink.framing
+            let framing = subscriber.framing
             for event in batch where event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
                 let buffer = framing.bytes(of: event)
-                if let reason = subscriber.offer(buffer, now: now) {
+                if let reason = subscriber.offer(buffer, producedAt: event.receivedAt, now: now) {
                     self.evicted.append((subscriber, reason))
                     break
                 }
@@ -77,14 +80,17 @@ final class FeedShard {
     }
 
     /// The loop's coarse timer: keepalive comments for idle clients and the lag check for blocked ones.
+    /// The loop ticks at the pace of its most demanding feed; each shard only does its walk at its own.
     func tick(now: NIODeadline, keepalive: (StreamFraming) -> ByteBuffer) {
+        guard now >= self.nextTick else { return }
+        self.nextTick = now + self.tickInterval
         let idleBefore = now - self.settings.keepalive
         for subscriber in self.subscribers {
             switch subscriber.queue.state {
             case .writable:
                 if subscriber.lastWriteAt <= idleBefore {
-                    let buffer = keepalive(subscriber.sink.framing)
-                    _ = subscriber.offer(buffer, now: now)
+                    let buffer = keepalive(subscriber.framing)
+                    _ = subscriber.offer(buffer, producedAt: now, now: now)
                     subscriber.flushIfNeeded()
                     self.counters.stats.keepalives += 1
                     self.counters.stats.bytesOut += buffer.readableBytes
@@ -116,7 +122,7 @@ final class FeedShard {
         for (subscriber, reason) in evicted {
             self.counters.countEviction(reason)
             self.remove(subscriber)
-            subscriber.sink.evict(reason)
+            subscriber.sink?.evict(reason)
         }
     }
 }

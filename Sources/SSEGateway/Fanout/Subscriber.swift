@@ -1,13 +1,8 @@
 import NIOCore
 
-/// Where a subscriber's bytes go: one HTTP/1 connection, or one HTTP/2 stream.
-/// All calls happen on the subscriber's event loop.
+/// Who owns a subscriber's stream and ends it when the fan-out says so. All calls happen on the
+/// subscriber's event loop.
 public protocol SubscriberSink: AnyObject {
-    var framing: StreamFraming { get }
-    var isWritable: Bool { get }
-    /// Queue bytes on the channel without flushing.
-    func write(_ bytes: ByteBuffer)
-    func flush()
     /// End the stream because the gateway evicted the client.
     func evict(_ reason: EvictionReason)
     /// End the stream because the gateway or the feed is going away.
@@ -15,8 +10,13 @@ public protocol SubscriberSink: AnyObject {
 }
 
 /// One connected client of one feed, on its channel's event loop. Owned by its `FeedShard`.
+///
+/// It writes to its transport directly (one dynamic call per delivery) and caches the transport's
+/// framing, so the per-event, per-client work is a queue decision and a channel write.
 public final class Subscriber {
-    let sink: SubscriberSink
+    private(set) weak var sink: SubscriberSink?
+    let transport: StreamTransport
+    let framing: StreamFraming
     var queue: SubscriberQueue
     /// Sequence of the last event handed to this client (replay included); later batches skip what it has.
     var lastSequence: Int64
@@ -26,8 +26,10 @@ public final class Subscriber {
     var shardIndex = -1
     private var needsFlush = false
 
-    init(sink: SubscriberSink, limits: ClientLimitsConfig, lastSequence: Int64, now: NIODeadline) {
+    init(sink: SubscriberSink, transport: StreamTransport, limits: ClientLimitsConfig, lastSequence: Int64, now: NIODeadline) {
         self.sink = sink
+        self.transport = transport
+        self.framing = transport.framing
         self.queue = SubscriberQueue(maxQueue: limits.maxQueue, maxLag: limits.maxLag)
         self.lastSequence = lastSequence
         self.lastWriteAt = now
@@ -40,14 +42,14 @@ public final class Subscriber {
 
     /// Offers bytes; returns the eviction reason the first time the client goes over a bound.
     @inline(__always)
-    func offer(_ bytes: ByteBuffer, now: NIODeadline, replay: Bool = false) -> EvictionReason? {
-        switch self.queue.offer(bytes, now: now, replay: replay) {
+    func offer(_ bytes: ByteBuffer, producedAt: NIODeadline, now: NIODeadline, replay: Bool = false) -> EvictionReason? {
+        switch self.queue.offer(bytes, producedAt: producedAt, now: now, replay: replay) {
         case .write:
             self.lastWriteAt = now
             self.needsFlush = true
             // May re-enter `writabilityChanged` when it crosses the high watermark; the queue is not
             // being mutated at this point, so that is safe.
-            self.sink.write(bytes)
+            self.transport.writeShared(bytes)
             return nil
         case .queued, .drop:
             return nil
@@ -59,7 +61,7 @@ public final class Subscriber {
     func flushIfNeeded() {
         if self.needsFlush {
             self.needsFlush = false
-            self.sink.flush()
+            self.transport.flush()
         }
     }
 
@@ -68,8 +70,8 @@ public final class Subscriber {
         self.queue.writabilityChanged(isWritable: isWritable, now: now)
         guard isWritable else { return }
         var wrote = false
-        while self.sink.isWritable, let next = self.queue.nextToDrain() {
-            self.sink.write(next)
+        while self.transport.isWritable, let next = self.queue.nextToDrain() {
+            self.transport.writeShared(next)
             wrote = true
         }
         if wrote {

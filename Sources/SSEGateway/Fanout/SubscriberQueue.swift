@@ -49,6 +49,8 @@ public struct SubscriberQueue {
     private var pending = CircularBuffer<Pending>(initialCapacity: 0)
     /// Bytes queued that count against `maxQueue` (replay excluded).
     public private(set) var pendingBytes = 0
+    /// Number of replay entries at the front of `pending`.
+    private var exemptPrefix = 0
     /// When the channel last stopped taking bytes; nil while writable.
     public private(set) var blockedSince: NIODeadline?
 
@@ -59,8 +61,9 @@ public struct SubscriberQueue {
 
     public var pendingCount: Int { self.pending.count }
 
-    /// Offers bytes at `now`; `replay` marks bytes of the resume replay (see `Pending.exempt`).
-    public mutating func offer(_ bytes: ByteBuffer, now: NIODeadline, replay: Bool = false) -> OfferAction {
+    /// Offers bytes produced at `producedAt` (a live event's arrival from upstream, or now);
+    /// `replay` marks bytes of the resume replay (see `Pending.exempt`).
+    public mutating func offer(_ bytes: ByteBuffer, producedAt: NIODeadline, now: NIODeadline, replay: Bool = false) -> OfferAction {
         switch self.state {
         case .evicted:
             return .drop
@@ -76,7 +79,15 @@ public struct SubscriberQueue {
                 }
                 self.pendingBytes += bytes.readableBytes
             }
-            self.pending.append(Pending(bytes: bytes, producedAt: now, exempt: replay))
+            // Replay is offered before any live event, so exempt entries form a prefix (and if that ever
+            // did not hold, the bytes would simply count).
+            let exempt = replay && self.pending.count == self.exemptPrefix
+            if exempt {
+                self.exemptPrefix += 1
+            } else if replay {
+                self.pendingBytes += bytes.readableBytes
+            }
+            self.pending.append(Pending(bytes: bytes, producedAt: producedAt, exempt: exempt))
             return .queued
         }
     }
@@ -85,8 +96,9 @@ public struct SubscriberQueue {
     /// or bytes that have sat in the channel's own buffer since it stopped being writable.
     private func lagExceeded(now: NIODeadline) -> EvictionReason? {
         if let since = self.blockedSince, now - since > self.maxLag { return .maxLag }
-        if let oldest = self.pending.first(where: { !$0.exempt }), now - oldest.producedAt > self.maxLag {
-            return .maxLag
+        if self.pending.count > self.exemptPrefix {
+            let oldest = self.pending[self.pending.index(self.pending.startIndex, offsetBy: self.exemptPrefix)]
+            if now - oldest.producedAt > self.maxLag { return .maxLag }
         }
         return nil
     }
@@ -116,7 +128,9 @@ public struct SubscriberQueue {
             self.state = .writable
             return nil
         }
-        if !next.exempt {
+        if next.exempt {
+            self.exemptPrefix -= 1
+        } else {
             self.pendingBytes -= next.bytes.readableBytes
         }
         if self.pending.isEmpty {
@@ -138,6 +152,7 @@ public struct SubscriberQueue {
         self.state = .evicted(reason)
         self.pending.removeAll()
         self.pendingBytes = 0
+        self.exemptPrefix = 0
         self.blockedSince = nil
         return .evict(reason)
     }

@@ -76,8 +76,12 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Keepalives and lag checks run from one timer per loop, at a fraction of the smallest setting.
     static func tickInterval(for feeds: [FeedConfig]) -> TimeAmount {
-        let smallest = feeds.map { min($0.settings.keepalive, $0.settings.client.maxLag) }.min() ?? .seconds(1)
-        return .nanoseconds(min(max(smallest.nanoseconds / 4, 10_000_000), 1_000_000_000))
+        feeds.map { Self.tickInterval(keepalive: $0.settings.keepalive, maxLag: $0.settings.client.maxLag) }.min() ?? .seconds(1)
+    }
+
+    /// A quarter of the smaller of keepalive and max_lag, between 10 ms and 1 s.
+    static func tickInterval(keepalive: TimeAmount, maxLag: TimeAmount) -> TimeAmount {
+        .nanoseconds(min(max(min(keepalive, maxLag).nanoseconds / 4, 10_000_000), 1_000_000_000))
     }
 
     private func bindListener(_ listener: ListenerConfig) async throws -> Channel {

@@ -174,13 +174,22 @@ final class UpstreamClient {
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
     }
 
-    func receivedBytes(generation: Int) {
-        guard generation == self.generation else { return }
-        self.machine.receivedBytes()
+    /// Sets the `Last-Event-ID` of the first connection when nothing has been received yet and no
+    /// connection is under way; true when it took.
+    func seedLastEventID(_ id: String) -> Bool {
+        guard self.lastEventID.isEmpty else { return false }
+        switch self.machine.state {
+        case .idle, .stopped:
+            self.lastEventID = id
+            return true
+        case .connecting, .streaming, .waiting:
+            return false
+        }
     }
 
     func received(_ events: [ServerSentEvent], generation: Int) {
         guard generation == self.generation, !events.isEmpty else { return }
+        self.machine.receivedEvent()
         if let id = events.last(where: { $0.id != nil })?.id {
             self.lastEventID = id
         }
@@ -256,7 +265,6 @@ final class UpstreamStreamHandler: ChannelInboundHandler {
             self.client.streamStarted(generation: self.generation)
         case .body(var buffer):
             guard self.streaming else { return }
-            self.client.receivedBytes(generation: self.generation)
             do {
                 try self.client.parser.parse(&buffer) { output in
                     switch output {

@@ -74,7 +74,7 @@ public struct UpstreamStateMachine {
     /// Consecutive failures since the last stream that delivered bytes.
     public private(set) var failures = 0
     private var lastReportedKind: Int?
-    private var streamedBytes = false
+    private var streamedEvent = false
 
     public init(initialBackoff: TimeAmount, maxBackoff: TimeAmount) {
         self.initialBackoff = initialBackoff
@@ -95,22 +95,24 @@ public struct UpstreamStateMachine {
     public mutating func streamStarted() -> Bool {
         guard case .connecting = self.state else { return false }
         self.state = .streaming
-        self.streamedBytes = false
+        self.streamedEvent = false
         let report = self.lastReportedKind != -1
         self.lastReportedKind = -1
         return report
     }
 
-    /// Bytes arrived on the stream: the backoff starts over after the next failure.
-    public mutating func receivedBytes() {
-        if !self.streamedBytes, case .streaming = self.state {
-            self.streamedBytes = true
+    /// An event arrived on the stream: the backoff starts over after the next failure. Comments and
+    /// `retry:` alone do not count, so a backend that answers and hangs up at once keeps backing off.
+    public mutating func receivedEvent() {
+        if !self.streamedEvent, case .streaming = self.state {
+            self.streamedEvent = true
             self.failures = 0
         }
     }
 
+    /// The upstream's `retry:`, a floor for the backoff but never above `maxBackoff`.
     public mutating func upstreamRetry(milliseconds: Int) {
-        self.retryFloor = .milliseconds(Int64(min(milliseconds, 86_400_000)))
+        self.retryFloor = min(.milliseconds(Int64(min(milliseconds, 86_400_000))), self.maxBackoff)
     }
 
     /// The connection failed or ended. `jitter` is a uniform random number in [0, 1).
