@@ -14,10 +14,12 @@ struct StreamRequest {
     var target: FeedRegistry.Target
     var resumeID: String?
     var headOnly: Bool
-    /// CORS response headers when the request's `Origin` is allowed.
+    /// Extra response headers: CORS when the request's `Origin` is allowed, `Vary` when compression is on.
     var corsHeaders: [(String, String)]
     /// HTTP/1.0 or `Connection: close` from the client: stream without chunking, close at the end.
     var http10: Bool
+    /// The feed allows compression and the client accepts gzip.
+    var gzip: Bool
 }
 
 /// Routes requests to feeds and answers everything that is not a stream (SPEC §3): 404, 405 + `Allow`,
@@ -41,9 +43,14 @@ struct RequestRouter {
         case .GET, .HEAD:
             let resumeID = head.headers.first(name: "Last-Event-ID") ?? Self.queryResumeID(query)
             let http10 = head.version.major == 1 && head.version.minor == 0
+            let compression = target.definition.settings.compression
+            var headers = Self.corsHeaders(origin: origin, cors: cors)
+            if compression {
+                headers.append(("Vary", "Accept-Encoding"))
+            }
             return .stream(StreamRequest(
-                target: target, resumeID: resumeID, headOnly: head.method == .HEAD,
-                corsHeaders: Self.corsHeaders(origin: origin, cors: cors), http10: http10
+                target: target, resumeID: resumeID, headOnly: head.method == .HEAD, corsHeaders: headers, http10: http10,
+                gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"])
             ))
         case .OPTIONS:
             var headers = [("Allow", Self.allowedMethods)]

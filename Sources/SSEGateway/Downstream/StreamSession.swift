@@ -23,6 +23,10 @@ final class StreamSession: SubscriberSink {
     /// then calls `begin()`.
     static func admit(_ request: StreamRequest, gateway: GatewayContext, transport: StreamTransport, loop: EventLoop) -> StreamSession? {
         guard gateway.admitClient() else { return nil }
+        var transport = transport
+        if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
+            transport = gzip
+        }
         return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop)
     }
 

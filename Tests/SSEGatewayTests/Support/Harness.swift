@@ -58,10 +58,13 @@ final class Harness: @unchecked Sendable {
         return feed
     }
 
-    func client(_ path: String, headers: [(String, String)] = [], receiveBuffer: Int? = nil, reading: Bool = true, recordBody: Bool = true) async throws -> TestSSEClient {
+    func client(
+        _ path: String, headers: [(String, String)] = [], receiveBuffer: Int? = nil, reading: Bool = true, recordBody: Bool = true,
+        gunzip: Bool = false
+    ) async throws -> TestSSEClient {
         try await TestSSEClient.connect(
             port: self.port, path: path, headers: headers, group: self.clientGroup, receiveBuffer: receiveBuffer, reading: reading,
-            recordBody: recordBody
+            recordBody: recordBody, gunzip: gunzip
         )
     }
 

@@ -1,3 +1,4 @@
+import CompressNIO
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
@@ -21,14 +22,20 @@ final class TestSSEClient: @unchecked Sendable {
     private var channel: Channel!
     /// Off for load tests: keeping every byte as text costs more than the gateway's work.
     private var recordBody = true
+    /// Set for a client that asked for gzip: every body part is inflated as it arrives, so a test sees
+    /// exactly what a browser could decode at that moment.
+    private var inflater: ZlibDecompressor?
+    /// Compressed body bytes received, for ratio checks.
+    private(set) var compressedBytes = 0
 
     static func connect(
         port: Int, path: String, headers: [(String, String)] = [], method: HTTPMethod = .GET,
         group: EventLoopGroup, receiveBuffer: Int? = nil, reading: Bool = true, host: String = "127.0.0.1",
-        recordBody: Bool = true
+        recordBody: Bool = true, gunzip: Bool = false
     ) async throws -> TestSSEClient {
         let client = TestSSEClient()
         client.recordBody = recordBody
+        if gunzip { client.inflater = try ZlibDecompressor(algorithm: .gzip) }
         var bootstrap = ClientBootstrap(group: group)
             .channelOption(.autoRead, value: reading)
             .connectTimeout(.seconds(5))
@@ -105,6 +112,17 @@ final class TestSSEClient: @unchecked Sendable {
             case .head(let head):
                 self.client.state.withLockedValue { $0.head = head }
             case .body(var buffer):
+                if let inflater = self.client.inflater {
+                    self.client.compressedBytes += buffer.readableBytes
+                    var inflated = ByteBufferAllocator().buffer(capacity: 1 << 20)
+                    do {
+                        try inflater.inflate(from: &buffer, to: &inflated)
+                    } catch {
+                        self.client.state.withLockedValue { $0.body += "<inflate error: \(error)>" }
+                        return
+                    }
+                    buffer = inflated
+                }
                 let text = self.client.recordBody ? String(buffer: buffer) : ""
                 var parsed: [ServerSentEvent] = []
                 try? self.parser.parse(&buffer) { output in

@@ -1,0 +1,106 @@
+import Foundation
+import CompressNIO
+import NIOCore
+
+/// A transport that gzips a client's stream in front of another transport. Each client has its own
+/// deflate stream (compression has state, so the shared, encode-once buffers are compressed per client);
+/// after each batch the transport's `flush` does a zlib sync flush, so every event can be decoded the
+/// moment it arrives. The small window and memory level keep a compressed client near 40 KiB.
+final class GzipTransport: StreamTransport {
+    /// deflate's window is 1 << (bits + 2) bytes; its hash tables 1 << (level + 9) bytes.
+    static let configuration = ZlibConfiguration(windowSize: 12, compressionLevel: 6, memoryLevel: 5)
+
+    private let inner: StreamTransport
+    private let compressor: ZlibCompressor
+    private var pending: ByteBuffer
+    private var hasInput = false
+
+    init(wrapping inner: StreamTransport) throws {
+        self.inner = inner
+        self.compressor = try ZlibCompressor(algorithm: .gzip, configuration: Self.configuration)
+        self.pending = ByteBufferAllocator().buffer(capacity: 0)
+    }
+
+    /// True when `Accept-Encoding` allows gzip (RFC 9110 §12.5.3: `gzip`, `x-gzip` or `*`, with q > 0).
+    static func accepts(_ acceptEncoding: [String]) -> Bool {
+        var gzip: Double?
+        var wildcard: Double?
+        for field in acceptEncoding {
+            for item in field.split(separator: ",") {
+                let parts = item.split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+                guard let coding = parts.first?.lowercased() else { continue }
+                var quality = 1.0
+                for parameter in parts.dropFirst() where parameter.lowercased().hasPrefix("q=") {
+                    quality = Double(parameter.dropFirst(2)) ?? 0
+                }
+                switch coding {
+                case "gzip", "x-gzip": gzip = max(gzip ?? 0, quality)
+                case "*": wildcard = quality
+                default: break
+                }
+            }
+        }
+        return (gzip ?? wildcard ?? 0) > 0
+    }
+
+    var framing: StreamFraming { .raw }
+    var isWritable: Bool { self.inner.isWritable }
+
+    func writeHead(_ head: ResponseHead) {
+        var head = head
+        head.headers.append(("Content-Encoding", "gzip"))
+        self.inner.writeHead(head)
+    }
+
+    func writeShared(_ bytes: ByteBuffer) {
+        self.deflate(bytes, flush: .no)
+        self.hasInput = true
+    }
+
+    func writePayload(_ bytes: ByteBuffer) {
+        self.writeShared(bytes)
+    }
+
+    func flush() {
+        if self.hasInput {
+            self.hasInput = false
+            self.deflate(ByteBuffer(), flush: .sync)
+            self.handOn()
+        }
+        self.inner.flush()
+    }
+
+    func abort() {
+        self.inner.abort()
+    }
+
+    func finish() {
+        self.deflate(ByteBuffer(), flush: .finish)
+        self.handOn()
+        self.inner.finish()
+    }
+
+    func respond(_ head: ResponseHead, body: String) {
+        self.inner.respond(head, body: body)
+    }
+
+    private func deflate(_ bytes: ByteBuffer, flush: CompressNIOFlush) {
+        var input = bytes
+        let needed = self.compressor.maxSize(from: input) + 16
+        if self.pending.writableBytes < needed {
+            self.pending.reserveCapacity(minimumWritableBytes: needed)
+        }
+        do {
+            try self.compressor.deflate(from: &input, to: &self.pending, flush: flush)
+        } catch {
+            // A deflate failure can only be a bug or memory exhaustion: end this client, not the gateway.
+            self.inner.abort()
+        }
+    }
+
+    private func handOn() {
+        guard self.pending.readableBytes > 0 else { return }
+        self.inner.writePayload(self.pending)
+        self.pending = ByteBufferAllocator().buffer(capacity: 0)
+    }
+}
