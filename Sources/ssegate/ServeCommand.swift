@@ -38,9 +38,16 @@ enum GatewayRunner {
             throw CommandFailure.runtime("\(error)")
         }
         started?(server)
-        let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP, SIGPIPE]) { ignored in
-            if ignored == SIGHUP {
-                logger.warning("SIGHUP received: configuration reload is not implemented in this version; still serving the loaded config")
+        let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP, SIGPIPE]) { other in
+            guard other == SIGHUP else { return }
+            // TLS certificates are re-read; a reload of the rest of the config is not implemented yet.
+            let errors = server.reloadCertificates()
+            if errors.isEmpty {
+                logger.notice("SIGHUP: TLS certificates reloaded (feeds and listeners are not reloaded in this version)")
+            } else {
+                for error in errors {
+                    logger.error("SIGHUP: certificate reload failed, the old certificate stays in force", metadata: ["error": "\(error)"])
+                }
             }
         }
         logger.info("shutting down", metadata: ["signal": "\(signal)"])

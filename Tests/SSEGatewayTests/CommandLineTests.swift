@@ -208,6 +208,100 @@ final class CommandLineTests: XCTestCase {
         stream.close()
     }
 
+    // MARK: SIGHUP
+
+    func testSIGHUPReloadsTheCertificateWhileAnOpenStreamContinues() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { Task { try? await group.shutdownGracefully() } }
+        let first = try TestCertificates.make(keyType: .rsa)
+        let second = try TestCertificates.make(keyType: .ecdsa)
+        let certificate = self.directory.appendingPathComponent("tls.pem").path
+        let key = self.directory.appendingPathComponent("tls.key").path
+        try self.install(first, certificate: certificate, key: key)
+        let listenPort = try await Self.freePort(group: group)
+        let tlsPort = try await Self.freePort(group: group)
+        let adminPort = try await Self.freePort(group: group)
+        let config = """
+            log_level: warning
+            listen:
+              - address: 127.0.0.1:\(listenPort)
+              - address: 127.0.0.1:\(tlsPort)
+                tls: { certificate: tls.pem, private_key: tls.key }
+            admin:
+              address: 127.0.0.1:\(adminPort)
+            defaults:
+              keepalive: 100ms
+            feeds:
+              - path: /prices
+                upstream:
+                  url: http://127.0.0.1:1/prices
+
+            """
+        let running = try self.launch(["serve", "--config", try self.write("tls.yaml", config)])
+        let expectedFirst = try Self.shell("openssl x509 -in '\(first.serverCertificate)' -noout -fingerprint -sha256")
+        let expectedSecond = try Self.shell("openssl x509 -in '\(second.serverCertificate)' -noout -fingerprint -sha256")
+        XCTAssertNotEqual(expectedFirst, expectedSecond)
+        var served = ""
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline, !served.contains("Fingerprint") {
+            served = (try? Self.servedFingerprint(port: tlsPort)) ?? ""
+            if !served.contains("Fingerprint") { try await Task.sleep(nanoseconds: 50_000_000) }
+        }
+        XCTAssertEqual(served, expectedFirst, "stderr: \(running.stderr)")
+
+        // A stream over TLS (keepalives every 100 ms: the upstream is down) that must outlive the reload.
+        let stream = Process()
+        stream.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        stream.arguments = ["curl", "-sN", "--max-time", "20", "--cacert", first.caCertificate, "https://localhost:\(tlsPort)/prices"]
+        let output = Pipe()
+        stream.standardOutput = output
+        stream.standardError = FileHandle.nullDevice
+        try stream.run()
+        self.started.append(stream)
+        let received = NIOLockedValueBox("")
+        DispatchQueue.global().async {
+            while true {
+                let chunk = output.fileHandleForReading.availableData
+                if chunk.isEmpty { break }
+                received.withLockedValue { $0 += String(decoding: chunk, as: UTF8.self) }
+            }
+        }
+        try await eventually("stream over TLS") { received.withLockedValue { $0.contains(": keepalive") } }
+
+        try self.install(second, certificate: certificate, key: key)
+        kill(running.process.processIdentifier, SIGHUP)
+        try await eventually("new certificate served") { (try? Self.servedFingerprint(port: tlsPort)) == expectedSecond }
+        let before = received.withLockedValue { $0.components(separatedBy: ": keepalive").count }
+        try await eventually("the old stream still receives") { received.withLockedValue { $0.components(separatedBy: ": keepalive").count } > before + 2 }
+        XCTAssertTrue(stream.isRunning, "the stream opened before the reload is still open")
+        XCTAssertTrue(running.process.isRunning, "SIGHUP must not stop the gateway: \(running.stderr)")
+        stream.terminate()
+    }
+
+    private func install(_ certificates: TestCertificates, certificate: String, key: String) throws {
+        for (source, target) in [(certificates.serverCertificate, certificate), (certificates.serverKey, key)] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: source))
+            try data.write(to: URL(fileURLWithPath: target), options: .atomic)
+        }
+    }
+
+    static func servedFingerprint(port: Int) throws -> String {
+        try Self.shell("openssl s_client -connect 127.0.0.1:\(port) -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256")
+    }
+
+    static func shell(_ command: String) throws -> String {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        let output = Pipe()
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     // MARK: Helpers
 
     static func config(listenPort: Int, adminPort: Int, extra: String = "") -> String {
