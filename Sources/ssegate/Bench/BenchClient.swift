@@ -1,3 +1,4 @@
+import CompressNIO
 import Foundation
 import NIOCore
 import NIOHTTP1
@@ -29,9 +30,13 @@ final class BenchClientHandler: ChannelInboundHandler {
     private var lastSeq: Int64 = -1
     private var pendingTail: [UInt8] = []
 
-    init(stats: BenchLoopStats, request: HTTPRequestHead) {
+    /// Set when the bench asked for gzip: body parts are inflated before counting events.
+    private let inflater: ZlibDecompressor?
+
+    init(stats: BenchLoopStats, request: HTTPRequestHead, gunzip: Bool) {
         self.stats = stats
         self.request = request
+        self.inflater = gunzip ? try? ZlibDecompressor(algorithm: .gzip) : nil
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -49,8 +54,18 @@ final class BenchClientHandler: ChannelInboundHandler {
                 self.stats.badStatus += 1
                 context.close(promise: nil)
             }
-        case .body(let buffer):
+        case .body(var buffer):
             self.stats.bytes += buffer.readableBytes
+            if let inflater = self.inflater {
+                var inflated = context.channel.allocator.buffer(capacity: max(4096, buffer.readableBytes * 16))
+                do {
+                    try inflater.inflate(from: &buffer, to: &inflated)
+                } catch {
+                    context.close(promise: nil)
+                    return
+                }
+                buffer = inflated
+            }
             self.scan(buffer)
         case .end:
             context.close(promise: nil)

@@ -27,6 +27,8 @@ struct BenchCommand: AsyncParsableCommand {
     var threads = 1
     @Option(name: .long, help: "Events per second the origin sends; with it the report shows expected deliveries.")
     var expectedRate: Double?
+    @Flag(name: .long, help: "Ask for gzip (Accept-Encoding) and inflate what arrives.")
+    var gzip = false
     @Flag(name: .long, help: "Print one JSON line instead of the text report.")
     var json = false
     @Flag(name: .long, help: "No progress lines.")
@@ -50,6 +52,8 @@ struct BenchCommand: AsyncParsableCommand {
         head.headers.add(name: "Host", value: target.hostHeader)
         head.headers.add(name: "Accept", value: "text/event-stream")
         head.headers.add(name: "Cache-Control", value: "no-cache")
+        if self.gzip { head.headers.add(name: "Accept-Encoding", value: "gzip") }
+        let gunzip = self.gzip
         let started = Date()
         let cpuStart = BenchClock.cpuSeconds()
 
@@ -69,7 +73,7 @@ struct BenchCommand: AsyncParsableCommand {
                     .channelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                            try channel.pipeline.syncOperations.addHandler(BenchClientHandler(stats: stats, request: head))
+                            try channel.pipeline.syncOperations.addHandler(BenchClientHandler(stats: stats, request: head, gunzip: gunzip))
                         }
                     }
                 if self.sourceAddresses > 1 {
