@@ -1,0 +1,69 @@
+import Foundation
+import NIOCore
+@testable import SSEGateway
+import XCTest
+
+/// What a real browser's EventSource fires through the gateway: headless Chromium on 127.0.0.1.
+final class BrowserEventSourceTests: XCTestCase {
+    func testChromiumFiresExactlyTheUpstreamEventsAndResumesAfterADisconnect() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                $0.settings.retry = .milliseconds(200)
+                $0.settings.cors.allowOrigins = ["*"]
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let page = """
+            <!doctype html><meta charset="utf-8"><title>ssegate</title><script>
+            const got = [];
+            const post = (kind, value) => fetch('/report', {method: 'POST', body: JSON.stringify({kind, value})});
+            const es = new EventSource('http://127.0.0.1:\(harness.port)/prices');
+            es.onopen = () => post('open', got.length);
+            const record = (e) => {
+              got.push({type: e.type, id: e.lastEventId, data: e.data});
+              if (got.length === 6) { es.close(); post('events', got); }
+            };
+            es.onmessage = record;
+            es.addEventListener('tick', record);
+            </script>
+            """
+        let browser = BrowserHarness(page: page, group: harness.clientGroup)
+        try await browser.start()
+        defer { Task { await browser.stop() } }
+        try await eventually("the browser connected", timeout: .seconds(30)) { browser.received.count == 1 }
+
+        harness.origin.broadcast(ByteBuffer(string: "id: 1\ndata: one\n\n"))
+        harness.origin.broadcast(ByteBuffer(string: "id: 2\nevent: tick\ndata: two\ndata: lines\n\n"))
+        harness.origin.broadcast(ByteBuffer(string: ": an upstream comment\n\nid: 3\n\ndata: after the id-only block\n\n"))
+        harness.origin.broadcast(ByteBuffer(string: "id: 4\ndata: four\n\n"))
+        try await eventually("gateway has id 4") {
+            try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().feeds.first?.lastEventID == "4"
+        }
+        try await Task.sleep(nanoseconds: 200_000_000)  // let the browser take them in
+        // Cut every client stream: the browser reconnects by itself with Last-Event-ID: 4.
+        for hub in harness.gateway.context.allHubs {
+            try await hub.loop.submit { hub.closeAllClients() }.get()
+        }
+        harness.origin.broadcast(ByteBuffer(string: "id: 5\ndata: five, sent while the browser was away\n\n"))
+        try await eventually("the browser reconnected", timeout: .seconds(10)) { browser.received.count >= 2 }
+        harness.origin.broadcast(ByteBuffer(string: "id: 6\ndata: six\n\n"))
+        try await eventually("the browser reported its events", timeout: .seconds(10)) {
+            browser.received.contains { $0.contains("\"kind\":\"events\"") }
+        }
+        let report = try XCTUnwrap(browser.received.first { $0.contains("\"kind\":\"events\"") })
+        struct Report: Decodable {
+            struct Event: Decodable, Equatable { var type: String; var id: String; var data: String }
+            var value: [Event]
+        }
+        let events = try JSONDecoder().decode(Report.self, from: Data(report.utf8)).value
+        XCTAssertEqual(events, [
+            .init(type: "message", id: "1", data: "one"),
+            .init(type: "tick", id: "2", data: "two\nlines"),
+            .init(type: "message", id: "3", data: "after the id-only block"),
+            .init(type: "message", id: "4", data: "four"),
+            .init(type: "message", id: "5", data: "five, sent while the browser was away"),
+            .init(type: "message", id: "6", data: "six"),
+        ])
+    }
+}

@@ -1,0 +1,105 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import XCTest
+
+/// A page server and a headless Chromium for tests of what a real browser's EventSource sees: the
+/// server hands out one HTML page and collects the JSON reports the page POSTs back.
+final class BrowserHarness: @unchecked Sendable {
+    private let group: EventLoopGroup
+    private var channel: Channel?
+    private let reports = NIOLockedValueBox<[String]>([])
+    private var browser: Process?
+    private let profile: URL
+    let page: String
+
+    init(page: String, group: EventLoopGroup) {
+        self.page = page
+        self.group = group
+        self.profile = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-chromium-\(UUID().uuidString)")
+    }
+
+    var received: [String] { self.reports.withLockedValue { $0 } }
+
+    static var chromiumPath: String? {
+        ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// Serves the page on 127.0.0.1 and opens it in headless Chromium.
+    func start() async throws {
+        let page = self.page
+        let reports = self.reports
+        self.channel = try await ServerBootstrap(group: self.group)
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.configureHTTPServerPipeline()
+                    try channel.pipeline.syncOperations.addHandler(PageHandler(page: page, reports: reports))
+                }
+            }
+            .bind(host: "127.0.0.1", port: 0).get()
+        guard let chromium = Self.chromiumPath else {
+            XCTFail("headless Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
+            throw TestTimeout(message: "no chromium")
+        }
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: chromium)
+        process.arguments = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+            "--user-data-dir=\(self.profile.path)", "http://127.0.0.1:\(self.channel!.localAddress!.port!)/",
+        ]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        self.browser = process
+    }
+
+    func stop() async {
+        if let browser = self.browser, browser.isRunning {
+            kill(browser.processIdentifier, SIGKILL)
+            browser.waitUntilExit()
+        }
+        try? await self.channel?.close()
+        try? FileManager.default.removeItem(at: self.profile)
+    }
+
+    private final class PageHandler: ChannelInboundHandler {
+        typealias InboundIn = HTTPServerRequestPart
+        typealias OutboundOut = HTTPServerResponsePart
+        let page: String
+        let reports: NIOLockedValueBox<[String]>
+        var head: HTTPRequestHead?
+        var body = ""
+
+        init(page: String, reports: NIOLockedValueBox<[String]>) {
+            self.page = page
+            self.reports = reports
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch self.unwrapInboundIn(data) {
+            case .head(let head):
+                self.head = head
+                self.body = ""
+            case .body(let buffer):
+                self.body += String(buffer: buffer)
+            case .end:
+                guard let head = self.head else { return }
+                var text = ""
+                var type = "text/plain"
+                if head.method == .POST {
+                    let body = self.body
+                    self.reports.withLockedValue { $0.append(body) }
+                } else if head.uri == "/" {
+                    text = self.page
+                    type = "text/html; charset=utf-8"
+                }
+                let headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(text.utf8.count)), ("Cache-Control", "no-store")])
+                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+                context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
+                context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+            }
+        }
+    }
+}
