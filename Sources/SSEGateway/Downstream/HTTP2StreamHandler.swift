@@ -136,3 +136,70 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         context.flush()
     }
 }
+
+/// Closes an HTTP/2 connection that has had no open stream for `timeout`, from its start or since its
+/// last stream ended: HTTP/2's side of `limits.header_timeout` (HTTP/1 closes a connection that sends no
+/// request head in time, also between keep-alive requests). Without it a client could complete the TLS
+/// handshake or send the h2c preface and then hold the connection forever without a request. Sits after
+/// `NIOHTTP2Handler`, which reports stream creation and closure as user events.
+final class HTTP2IdleTimeoutHandler: ChannelInboundHandler {
+    typealias InboundIn = HTTP2Frame
+
+    private let timeout: TimeAmount
+    private var openStreams = 0
+    private var lastStreamID = HTTP2StreamID.rootStream
+    private var timer: Scheduled<Void>?
+
+    init(timeout: TimeAmount) {
+        self.timeout = timeout
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        // Added once the protocol is known (after ALPN or the h2c preface): the connection is active.
+        if context.channel.isActive { self.arm(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.arm(context: context)
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.cancel()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.cancel()
+        context.fireChannelInactive()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let created = event as? NIOHTTP2StreamCreatedEvent {
+            self.openStreams += 1
+            if created.streamID > self.lastStreamID { self.lastStreamID = created.streamID }
+            self.cancel()
+        } else if event is StreamClosedEvent {
+            self.openStreams = max(0, self.openStreams - 1)
+            if self.openStreams == 0 { self.arm(context: context) }
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func arm(context: ChannelHandlerContext) {
+        self.cancel()
+        let channel = context.channel
+        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
+            let handler = loopBound.value
+            guard handler.openStreams == 0 else { return }
+            // GOAWAY (NO_ERROR) first, so that the client knows which streams were seen, then close.
+            let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: handler.lastStreamID, errorCode: .noError, opaqueData: nil))
+            channel.writeAndFlush(goAway).whenComplete { _ in channel.close(promise: nil) }
+        }
+    }
+
+    private func cancel() {
+        self.timer?.cancel()
+        self.timer = nil
+    }
+}

@@ -200,12 +200,15 @@ enum DownstreamPipeline {
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.outboundBufferSizeHighWatermark = 64 * 1024
         stream.outboundBufferSizeLowWatermark = 16 * 1024
-        _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+        let sync = channel.pipeline.syncOperations
+        _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamHandler(gateway: context))
             }
         }
+        // A connection without a stream (none yet, or none left) is closed after the header timeout.
+        try sync.addHandler(HTTP2IdleTimeoutHandler(timeout: limits.headerTimeout))
     }
 }
