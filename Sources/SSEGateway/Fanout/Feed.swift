@@ -157,7 +157,7 @@ extension Feed: UpstreamDelegate {
             if shard.loop === self.loop {
                 shard.deliver(batch)
             } else {
-                shard.loop.execute { shard.deliver(batch) }
+                shard.post(batch)
             }
         }
     }

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The clients of one feed that live on one event loop. The feed sends each batch once to each shard
@@ -14,6 +15,14 @@ final class FeedShard {
     /// Subscribes under way (the feed's answer not yet back): the shard must stay attached meanwhile.
     var pendingJoins = 0
     private let tickInterval: TimeAmount
+    /// Batches sent from the feed's loop and not delivered yet. When this loop is busy, batches pile up
+    /// here and go out together: one pass over the clients and one flush each, however many arrived.
+    private let inbox = NIOLockedValueBox(Inbox())
+
+    private struct Inbox {
+        var batches: [[EncodedEvent]] = []
+        var drainScheduled = false
+    }
     private var nextTick = NIODeadline.uptimeNanoseconds(0)
 
     init(feed: Feed, hub: LoopHub, counters: DeliveryCounters) {
@@ -52,6 +61,33 @@ final class FeedShard {
     func detachIfUnused() {
         if self.subscribers.isEmpty && self.pendingJoins == 0 {
             self.hub.shardBecameEmpty(self)
+        }
+    }
+
+    /// Called on the feed's loop for a shard on another loop: one lock and at most one task per batch
+    /// per loop (never per client).
+    func post(_ batch: [EncodedEvent]) {
+        let schedule = self.inbox.withLockedValue { inbox -> Bool in
+            inbox.batches.append(batch)
+            guard !inbox.drainScheduled else { return false }
+            inbox.drainScheduled = true
+            return true
+        }
+        if schedule {
+            self.loop.execute { self.drainInbox() }
+        }
+    }
+
+    private func drainInbox() {
+        let batches = self.inbox.withLockedValue { inbox -> [[EncodedEvent]] in
+            inbox.drainScheduled = false
+            defer { inbox.batches.removeAll(keepingCapacity: true) }
+            return inbox.batches
+        }
+        if batches.count == 1 {
+            self.deliver(batches[0])
+        } else if !batches.isEmpty {
+            self.deliver(Array(batches.joined()))
         }
     }
 
