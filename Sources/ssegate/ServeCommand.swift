@@ -50,8 +50,8 @@ enum GatewayRunner {
                 }
             }
         }
-        logger.info("shutting down", metadata: ["signal": "\(signal)"])
-        try await server.shutdown()
+        logger.info("draining (a second signal exits at once)", metadata: ["signal": "\(signal)"])
+        try await server.drainAndShutdown()
         logger.info("stopped")
     }
 }

@@ -41,6 +41,9 @@ public final class LoopHub: @unchecked Sendable {
         }
     }
 
+    /// The shards with clients, for a drain (call on `loop`).
+    var shardsForDrain: [FeedShard] { Array(self.shards.values) }
+
     /// Connected clients per concrete feed path on this loop (call on `loop`).
     func clientsPerFeed() -> [String: Int] {
         var result: [String: Int] = [:]

@@ -30,8 +30,16 @@ final class GatewayContext: @unchecked Sendable {
 
     var allHubs: [LoopHub] { Array(self.hubs.values) }
 
-    /// Takes a client slot; false when `limits.max_clients` are connected.
+    /// From now on no new client is admitted (the gateway is draining).
+    func beginDraining() {
+        self.isDraining.store(true, ordering: .relaxed)
+    }
+
+    var draining: Bool { self.isDraining.load(ordering: .relaxed) }
+
+    /// Takes a client slot; false when `limits.max_clients` are connected or the gateway is draining.
     func admitClient() -> Bool {
+        guard !self.isDraining.load(ordering: .relaxed) else { return false }
         let (_, after) = self.connectedClients.add(1, ordering: .relaxed)
         if after > self.limits.maxClients {
             self.connectedClients.subtract(1, ordering: .relaxed)

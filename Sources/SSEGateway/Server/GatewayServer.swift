@@ -121,6 +121,43 @@ public final class GatewayServer: @unchecked Sendable {
         return errors
     }
 
+    /// Graceful drain (SIGTERM): `/readyz` turns 503 at once, the listeners stop accepting, new
+    /// subscriptions on open connections are refused, every client gets a jittered `retry:` and is closed
+    /// at a random moment within 80% of `shutdown_timeout`; then everything shuts down. Returns within
+    /// `shutdown_timeout` (clients not yet closed by then are closed by the shutdown).
+    public func drainAndShutdown() async throws {
+        let started = NIODeadline.now()
+        self.metrics.ready.store(false, ordering: .relaxed)
+        self.context.beginDraining()
+        for channel in self.listeners { try? await channel.close() }
+        self.listeners.removeAll()
+        let timeout = self.config.shutdownTimeout
+        let window = TimeAmount.nanoseconds(timeout.nanoseconds * 8 / 10)
+        let clients = self.context.clientCount
+        self.logger.notice("drain started", metadata: ["clients": "\(clients)", "window": "\(window.nanoseconds / 1_000_000)ms"])
+        // Whichever comes first: every loop drained, or the shutdown timeout.
+        let loop = self.group.next()
+        let drains = self.hubs.map { $0.drain(window: window) }
+        let remaining = timeout - (NIODeadline.now() - started)
+        try? await loop.flatSubmit { () -> EventLoopFuture<Void> in
+            // Both callbacks run on `loop`, so a plain flag decides which completes the promise.
+            let promise = loop.makePromise(of: Void.self)
+            var pending = true
+            let deadline = loop.scheduleTask(in: remaining) {
+                if pending { pending = false; promise.succeed(()) }
+            }
+            EventLoopFuture.andAllComplete(drains, on: loop).whenComplete { _ in
+                deadline.cancel()
+                if pending { pending = false; promise.succeed(()) }
+            }
+            return promise.futureResult
+        }.get()
+        self.logger.notice("drain finished", metadata: [
+            "clients_left": "\(self.context.clientCount)", "took": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)ms",
+        ])
+        try await self.shutdown()
+    }
+
     /// Closes listeners, the admin endpoint, every upstream and every client connection.
     public func shutdown() async throws {
         self.metrics.ready.store(false, ordering: .relaxed)
@@ -200,15 +237,17 @@ enum DownstreamPipeline {
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.outboundBufferSizeHighWatermark = 64 * 1024
         stream.outboundBufferSizeLowWatermark = 16 * 1024
+        // A connection without a stream (none yet, or none left) is closed after the header timeout.
+        let idle = HTTP2IdleTimeoutHandler(timeout: limits.headerTimeout)
         let sync = channel.pipeline.syncOperations
         _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream
+            mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
+            streamDelegate: idle.streamDelegate(on: channel.eventLoop)
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamHandler(gateway: context))
             }
         }
-        // A connection without a stream (none yet, or none left) is closed after the header timeout.
-        try sync.addHandler(HTTP2IdleTimeoutHandler(timeout: limits.headerTimeout))
+        try sync.addHandler(idle)
     }
 }
