@@ -15,6 +15,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     private var context: ChannelHandlerContext?
     private var session: StreamSession?
     private var answered = false
+    /// Inside `writeShared`: writability changes are reported once, after the write (see there).
+    private var writing = false
+    /// The writability the session was last told about.
+    private var reportedWritable = true
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
@@ -33,7 +37,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         }
         switch RequestRouter(registry: self.gateway.registry).route(head) {
         case .respond(let response, let body, _):
-            self.respond(response, body: head.method == .HEAD ? "" : body)
+            self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .stream(let request):
             if request.headOnly {
                 var response = ResponseHead.eventStream()
@@ -51,7 +55,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        self.session?.writabilityChanged()
+        if !self.writing {
+            self.reportedWritable = context.channel.isWritable
+            self.session?.writabilityChanged()
+        }
         context.fireChannelWritabilityChanged()
     }
 
@@ -101,8 +108,27 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         self.context?.write(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head)))), promise: nil)
     }
 
+    /// A stream channel counts written-but-unflushed bytes against its watermark, and the fan-out flushes
+    /// once per batch: a batch larger than the watermark (several events that arrived together while the
+    /// loop was busy) would turn the stream unwritable before anything was offered to HTTP/2, and queue
+    /// the rest of the batch against `max_queue`, evicting a client that reads everything. So when a write
+    /// fills the stream's buffer, it is flushed at once: the HTTP/2 handler sends what the flow-control
+    /// windows allow, and the stream stays unwritable only when the client's windows (or the connection)
+    /// are really full. The writable → unwritable → writable flicker inside that flush is not reported
+    /// (the session would drain its queue re-entrantly); the writability after the write is.
     func writeShared(_ bytes: ByteBuffer) {
-        self.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+        guard let context = self.context else { return }
+        self.writing = true
+        context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+        if !context.channel.isWritable {
+            context.flush()
+        }
+        self.writing = false
+        let writable = context.channel.isWritable
+        if writable != self.reportedWritable {
+            self.reportedWritable = writable
+            self.session?.writabilityChanged()
+        }
     }
 
     func writePayload(_ bytes: ByteBuffer) {
@@ -123,8 +149,13 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func respond(_ head: ResponseHead, body: String) {
+        self.respond(head, body: body, headOnly: false)
+    }
+
+    /// `headOnly` (HEAD): the GET's headers, Content-Length included (RFC 9110 §9.3.2), and no DATA.
+    private func respond(_ head: ResponseHead, body: String, headOnly: Bool) {
         guard let context = self.context else { return }
-        let hasBody = !body.isEmpty
+        let hasBody = !body.isEmpty && !headOnly
         var head = head
         if head.status.code >= 200 && head.status.code != 204 && head.status.code != 304 {
             head.headers.append(("Content-Length", String(body.utf8.count)))
@@ -137,15 +168,38 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 }
 
-/// Closes an HTTP/2 connection that has had no open stream for `timeout`, from its start or since its
-/// last stream ended: HTTP/2's side of `limits.header_timeout` (HTTP/1 closes a connection that sends no
-/// request head in time, also between keep-alive requests). Without it a client could complete the TLS
-/// handshake or send the h2c preface and then hold the connection forever without a request. Sits after
-/// `NIOHTTP2Handler`, which reports stream creation and closure as user events.
-final class HTTP2IdleTimeoutHandler: ChannelInboundHandler {
+/// The connection-level end of an HTTP/2 pipeline, after `NIOHTTP2Handler`:
+///
+/// - Idle timeout: a connection that has had no open stream for `timeout` (from its start, or since its
+///   last stream ended) gets GOAWAY and is closed. This is HTTP/2's side of `limits.header_timeout`
+///   (HTTP/1 closes a connection that sends no request head in time, also between keep-alive requests);
+///   without it a client could finish the TLS handshake or send the h2c preface and then hold the
+///   connection forever without a request.
+/// - Connection errors: on a protocol violation (or a tripped DoS defence: reset flood, too many
+///   CONTINUATION or control frames) `NIOHTTP2Handler` sends GOAWAY and fires the error, and leaves
+///   closing the connection to the pipeline. Errors of a single stream reach that stream's channel, or
+///   arrive here wrapped in `NIOHTTP2Errors.StreamError` and leave the connection alone.
+///
+/// It is the connection's `NIOHTTP2StreamDelegate`: the HTTP/2 handler does not pass stream creation and
+/// closure down the pipeline.
+final class HTTP2ConnectionGuard: ChannelInboundHandler {
     typealias InboundIn = HTTP2Frame
 
+    /// Stream notifications from the HTTP/2 handler, on the connection's loop.
+    struct StreamDelegate: NIOHTTP2StreamDelegate {
+        let handler: NIOLoopBound<HTTP2ConnectionGuard>
+
+        func streamCreated(_ id: HTTP2StreamID, channel: Channel) {
+            self.handler.value.streamCreated(id)
+        }
+
+        func streamClosed(_ id: HTTP2StreamID, channel: Channel) {
+            self.handler.value.streamClosed(id)
+        }
+    }
+
     private let timeout: TimeAmount
+    private var context: ChannelHandlerContext?
     private var openStreams = 0
     private var lastStreamID = HTTP2StreamID.rootStream
     private var timer: Scheduled<Void>?
@@ -154,18 +208,24 @@ final class HTTP2IdleTimeoutHandler: ChannelInboundHandler {
         self.timeout = timeout
     }
 
+    func streamDelegate(on loop: EventLoop) -> StreamDelegate {
+        StreamDelegate(handler: NIOLoopBound(self, eventLoop: loop))
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
         // Added once the protocol is known (after ALPN or the h2c preface): the connection is active.
-        if context.channel.isActive { self.arm(context: context) }
+        if context.channel.isActive { self.arm() }
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.arm(context: context)
+        self.arm()
         context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         self.cancel()
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -173,24 +233,31 @@ final class HTTP2IdleTimeoutHandler: ChannelInboundHandler {
         context.fireChannelInactive()
     }
 
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let created = event as? NIOHTTP2StreamCreatedEvent {
-            self.openStreams += 1
-            if created.streamID > self.lastStreamID { self.lastStreamID = created.streamID }
-            self.cancel()
-        } else if event is StreamClosedEvent {
-            self.openStreams = max(0, self.openStreams - 1)
-            if self.openStreams == 0 { self.arm(context: context) }
-        }
-        context.fireUserInboundEventTriggered(event)
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if error is NIOHTTP2Errors.StreamError { return }
+        // The GOAWAY is already written; flush it and end the connection.
+        context.flush()
+        context.close(promise: nil)
     }
 
-    private func arm(context: ChannelHandlerContext) {
+    private func streamCreated(_ id: HTTP2StreamID) {
+        self.openStreams += 1
+        if id > self.lastStreamID { self.lastStreamID = id }
         self.cancel()
+    }
+
+    private func streamClosed(_ id: HTTP2StreamID) {
+        self.openStreams = max(0, self.openStreams - 1)
+        if self.openStreams == 0 { self.arm() }
+    }
+
+    private func arm() {
+        self.cancel()
+        guard let context = self.context else { return }
         let channel = context.channel
-        let loopBound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
-            let handler = loopBound.value
+            let handler = handler.value
             guard handler.openStreams == 0 else { return }
             // GOAWAY (NO_ERROR) first, so that the client knows which streams were seen, then close.
             let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: handler.lastStreamID, errorCode: .noError, opaqueData: nil))

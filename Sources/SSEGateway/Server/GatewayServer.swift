@@ -237,17 +237,18 @@ enum DownstreamPipeline {
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.outboundBufferSizeHighWatermark = 64 * 1024
         stream.outboundBufferSizeLowWatermark = 16 * 1024
-        // A connection without a stream (none yet, or none left) is closed after the header timeout.
-        let idle = HTTP2IdleTimeoutHandler(timeout: limits.headerTimeout)
+        // Closes a connection without a stream (none yet, or none left) after the header timeout, and a
+        // connection on which the HTTP/2 handler hit a connection error (it sent GOAWAY).
+        let guardHandler = HTTP2ConnectionGuard(timeout: limits.headerTimeout)
         let sync = channel.pipeline.syncOperations
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
-            streamDelegate: idle.streamDelegate(on: channel.eventLoop)
+            streamDelegate: guardHandler.streamDelegate(on: channel.eventLoop)
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamHandler(gateway: context))
             }
         }
-        try sync.addHandler(idle)
+        try sync.addHandler(guardHandler)
     }
 }

@@ -1,0 +1,269 @@
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import SSE
+@testable import SSEGateway
+import XCTest
+
+/// Client TLS configurations for the listener tests: the test CA as the only trust root, the given ALPN
+/// offer and TLS version range.
+enum TLSTestConfig {
+    static func client(
+        trusting certificates: TestCertificates, alpn: [String] = [], minimum: TLSVersion? = nil, maximum: TLSVersion? = nil
+    ) throws -> TLSConfiguration {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificates.caCertificate))
+        tls.certificateVerification = .fullVerification
+        tls.applicationProtocols = alpn
+        if let minimum { tls.minimumTLSVersion = minimum }
+        if let maximum { tls.maximumTLSVersion = maximum }
+        return tls
+    }
+
+    /// A listener config terminating TLS with the server certificate and key of `certificates`.
+    static func listener(_ certificates: TestCertificates, minVersion: String = "1.2") -> ListenerConfig {
+        ListenerConfig(
+            address: HostPort(host: "127.0.0.1", port: 0),
+            tls: ServerTLSConfig(certificate: certificates.serverCertificate, privateKey: certificates.serverKey, minVersion: minVersion)
+        )
+    }
+
+    /// DER bytes of the first certificate of a PEM file (to compare with a peer certificate).
+    static func der(ofPEMFile path: String) throws -> [UInt8] {
+        try XCTUnwrap(try NIOSSLCertificate.fromPEMFile(path).first).toDERBytes()
+    }
+}
+
+/// The outcome of one TLS handshake against a listener.
+struct TLSHandshakeResult {
+    var negotiatedALPN: String?
+    var version: TLSVersion?
+    var peerCertificateDER: [UInt8]?
+}
+
+/// Connects, completes a TLS handshake (or fails with the handshake's error) and closes.
+func tlsHandshake(
+    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost", timeout: TimeAmount = .seconds(5)
+) async throws -> TLSHandshakeResult {
+    let context = try NIOSSLContext(configuration: tls)
+    let completed = group.next().makePromise(of: String?.self)
+    let channel = try await ClientBootstrap(group: group)
+        .connectTimeout(.seconds(5))
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: completed))
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    let timer = channel.eventLoop.scheduleTask(in: timeout) { completed.fail(TestTimeout(message: "TLS handshake")) }
+    defer { timer.cancel() }
+    do {
+        let alpn = try await completed.futureResult.get()
+        let version = try await channel.nioSSL_tlsVersion().get()
+        let peer = try await channel.nioSSL_peerCertificate().get()
+        try? await channel.close()
+        return TLSHandshakeResult(negotiatedALPN: alpn, version: version, peerCertificateDER: try peer?.toDERBytes())
+    } catch {
+        try? await channel.close()
+        throw error
+    }
+}
+
+/// Completes `promise` with the negotiated ALPN protocol when the handshake finishes; fails it with the
+/// first error, or when the connection closes first.
+final class TLSHandshakeWatcher: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    private let promise: EventLoopPromise<String?>
+    private var done = false
+
+    init(promise: EventLoopPromise<String?>) { self.promise = promise }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent, !self.done {
+            self.done = true
+            self.promise.succeed(negotiated)
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !self.done {
+            self.done = true
+            self.promise.fail(error)
+        }
+        context.fireErrorCaught(error)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        if !self.done {
+            self.done = true
+            self.promise.fail(ChannelError.ioOnClosedChannel)
+        }
+        context.fireChannelInactive()
+    }
+}
+
+/// An SSE client over HTTPS (HTTP/1.1): TLS with the given configuration, NIO's HTTP/1 client codec and
+/// the project's SSE parser. Records the negotiated ALPN protocol, the response head, every event and
+/// the close.
+final class TLSSSEClient: @unchecked Sendable {
+    struct Snapshot {
+        var negotiatedALPN: String?
+        var handshakeCompleted = false
+        var head: HTTPResponseHead?
+        var events: [ServerSentEvent] = []
+        var body = ""
+        var closed = false
+        var error: Error?
+    }
+
+    private let state = NIOLockedValueBox(Snapshot())
+    private(set) var channel: Channel!
+
+    static func connect(
+        port: Int, path: String, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost",
+        headers: [(String, String)] = []
+    ) async throws -> TLSSSEClient {
+        let client = TLSSSEClient()
+        let context = try NIOSSLContext(configuration: tls)
+        client.channel = try await ClientBootstrap(group: group)
+            .connectTimeout(.seconds(5))
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
+                    try sync.addHTTPClientHandlers()
+                    try sync.addHandler(Recorder(client: client))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
+        head.headers.add(name: "Host", value: "localhost:\(port)")
+        head.headers.add(name: "Accept", value: "text/event-stream")
+        for (name, value) in headers { head.headers.add(name: name, value: value) }
+        client.channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        try await client.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
+        return client
+    }
+
+    var snapshot: Snapshot { self.state.withLockedValue { $0 } }
+    var events: [ServerSentEvent] { self.snapshot.events }
+
+    @discardableResult
+    func wait(
+        _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
+        until condition: (Snapshot) -> Bool
+    ) async throws -> Snapshot {
+        let deadline = NIODeadline.now() + timeout
+        while true {
+            let snapshot = self.snapshot
+            if condition(snapshot) { return snapshot }
+            if NIODeadline.now() > deadline {
+                XCTFail(
+                    "timed out waiting for \(message); \(snapshot.events.count) events, closed: \(snapshot.closed), "
+                        + "error: \(String(describing: snapshot.error)), body prefix: \(snapshot.body.prefix(200))",
+                    file: file, line: line
+                )
+                throw TestTimeout(message: message)
+            }
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+    }
+
+    func waitForHead(file: StaticString = #filePath, line: UInt = #line) async throws -> HTTPResponseHead {
+        try await self.wait("response head", file: file, line: line) { $0.head != nil }.head!
+    }
+
+    func waitForEvents(_ count: Int, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws -> [ServerSentEvent] {
+        try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }.events
+    }
+
+    func peerCertificateDER() async throws -> [UInt8]? {
+        try await self.channel.nioSSL_peerCertificate().get()?.toDERBytes()
+    }
+
+    func close() async {
+        try? await self.channel.close()
+    }
+
+    private final class Recorder: ChannelInboundHandler {
+        typealias InboundIn = HTTPClientResponsePart
+        let client: TLSSSEClient
+        var parser = SSEParser()
+
+        init(client: TLSSSEClient) { self.client = client }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent {
+                self.client.state.withLockedValue {
+                    $0.handshakeCompleted = true
+                    $0.negotiatedALPN = negotiated
+                }
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch self.unwrapInboundIn(data) {
+            case .head(let head):
+                self.client.state.withLockedValue { $0.head = head }
+            case .body(var buffer):
+                let text = String(buffer: buffer)
+                var parsed: [ServerSentEvent] = []
+                try? self.parser.parse(&buffer) { output in
+                    if case .event(let event) = output { parsed.append(event) }
+                }
+                self.client.state.withLockedValue {
+                    $0.body += text
+                    $0.events += parsed
+                }
+            case .end:
+                break
+            }
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            self.client.state.withLockedValue { $0.closed = true }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            self.client.state.withLockedValue { $0.error = $0.error ?? error }
+            context.close(promise: nil)
+        }
+    }
+}
+
+/// Completes a TLS handshake, then sends nothing; returns the negotiated protocol and how long after
+/// the handshake the server closed the connection (nil: still open after `timeout`).
+func tlsHandshakeThenIdle(
+    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost", timeout: TimeAmount = .seconds(3)
+) async throws -> (negotiatedALPN: String?, closedAfter: TimeAmount?) {
+    let context = try NIOSSLContext(configuration: tls)
+    let completed = group.next().makePromise(of: String?.self)
+    let channel = try await ClientBootstrap(group: group)
+        .connectTimeout(.seconds(5))
+        .channelInitializer { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
+                try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: completed))
+            }
+        }
+        .connect(host: "127.0.0.1", port: port).get()
+    let alpn = try await completed.futureResult.get()
+    let handshakeDone = NIODeadline.now()
+    let deadline = handshakeDone + timeout
+    while NIODeadline.now() < deadline {
+        if !channel.isActive { return (alpn, NIODeadline.now() - handshakeDone) }
+        try await Task.sleep(nanoseconds: 5_000_000)
+    }
+    try? await channel.close()
+    return (alpn, nil)
+}
