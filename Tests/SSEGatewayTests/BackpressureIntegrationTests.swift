@@ -69,6 +69,30 @@ final class BackpressureIntegrationTests: XCTestCase {
         await reader.close()
     }
 
+    func testABurstLargerThanTheWatermarkAndMaxQueueDoesNotEvictReadingClients() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.client.maxQueue = 16 * 1024 }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let readers = [try await harness.client("/prices"), try await harness.client("/prices")]
+        for reader in readers { _ = try await reader.waitForHead() }
+        try await eventually("joined") { try await self.snapshot(harness).connectedClients == 2 }
+        // One upstream write, so one batch: 12 × 8 KiB = 96 KiB, over 64 KiB of watermark plus 16 KiB of queue.
+        var burst = ByteBuffer()
+        let payload = String(repeating: "b", count: 8 * 1024)
+        for index in 1...12 { burst.writeString("id: \(index)\ndata: \(payload)\n\n") }
+        harness.origin.broadcast(burst)
+        for reader in readers {
+            let events = try await reader.waitForEvents(12)
+            XCTAssertEqual(events.map(\.id), (1...12).map { String($0) })
+        }
+        let stats = try await self.snapshot(harness)
+        XCTAssertEqual(stats.delivery["/prices"]?.evictionsMaxQueue, 0)
+        XCTAssertEqual(stats.connectedClients, 2)
+        for reader in readers { await reader.close() }
+    }
+
     func testKeepaliveCommentsWhileTheUpstreamIsIdle() async throws {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.keepalive = .milliseconds(100) }]

@@ -50,6 +50,13 @@ public final class Subscriber {
             // May re-enter `writabilityChanged` when it crosses the high watermark; the queue is not
             // being mutated at this point, so that is safe.
             self.transport.writeShared(bytes)
+            if !self.transport.isWritable {
+                // A channel counts unflushed bytes as pending too: hand them to the socket before the rest
+                // of a large batch is queued against `max_queue`, or a fast client would be evicted by a
+                // burst it could take. Only a client that really does not read stays unwritable.
+                self.needsFlush = false
+                self.transport.flush()
+            }
             return nil
         case .queued, .drop:
             return nil
