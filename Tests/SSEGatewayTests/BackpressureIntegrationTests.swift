@@ -78,14 +78,14 @@ final class BackpressureIntegrationTests: XCTestCase {
         let readers = [try await harness.client("/prices"), try await harness.client("/prices")]
         for reader in readers { _ = try await reader.waitForHead() }
         try await eventually("joined") { try await self.snapshot(harness).connectedClients == 2 }
-        // One upstream write, so one batch: 12 × 8 KiB = 96 KiB, over 64 KiB of watermark plus 16 KiB of queue.
+        // One upstream write of 48 × 8 KiB = 384 KiB: read in batches far over 64 KiB of watermark plus 16 KiB of queue.
         var burst = ByteBuffer()
         let payload = String(repeating: "b", count: 8 * 1024)
-        for index in 1...12 { burst.writeString("id: \(index)\ndata: \(payload)\n\n") }
+        for index in 1...48 { burst.writeString("id: \(index)\ndata: \(payload)\n\n") }
         harness.origin.broadcast(burst)
         for reader in readers {
-            let events = try await reader.waitForEvents(12)
-            XCTAssertEqual(events.map(\.id), (1...12).map { String($0) })
+            let events = try await reader.waitForEvents(48)
+            XCTAssertEqual(events.map(\.id), (1...48).map { String($0) })
         }
         let stats = try await self.snapshot(harness)
         XCTAssertEqual(stats.delivery["/prices"]?.evictionsMaxQueue, 0)
