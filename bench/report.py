@@ -84,6 +84,9 @@ def analyse(run, target):
     metrics = metrics_summary(os.path.join(folder, "metrics.txt"))
     if metrics is not None:
         extra["ssegate_metrics"] = metrics
+    metrics_mid = metrics_summary(os.path.join(folder, "metrics-mid.txt"))
+    if metrics_mid is not None:
+        extra["ssegate_metrics_mid_window"] = metrics_mid
     problems = nginx_problems(os.path.join(folder, "error.log"))
     if problems is not None:
         extra["nginx_error_log"] = problems
@@ -108,7 +111,7 @@ def analyse(run, target):
     per_client = (lambda kib: kib / connected if connected > 0 else None)
     page_kib = number(measured, "page_kib", 4)
     bench_window = float(bench.get("window_s", 0)) or 1
-    row["derived"] = {
+    row["derived"] = derived = {
         "connected": connected,
         "deliveries_per_s": dps,
         "expected_per_s": float(bench.get("expected_per_s", 0)),
@@ -116,15 +119,23 @@ def analyse(run, target):
         "server_cpu_cores": server_cpu,
         "server_cpu_us_per_delivery": per_delivery(server_cpu),
         "feeder_cpu_cores": other_cpu,
+        "server_user_share": (number(measured, "server_utime_ticks") / max(1.0, number(measured, "server_utime_ticks") + number(measured, "server_stime_ticks"))),
+        "server_ctxt_switches_per_s": number(measured, "server_ctxt_switches") / window,
         "total_cpu_us_per_delivery": per_delivery(server_cpu + other_cpu),
         "idle_rss_mib": number(measured, "idle_rss_kib") / 1024,
         "loaded_rss_mib": number(measured, "loaded_rss_kib") / 1024,
         "rss_kib_per_client": per_client(number(measured, "loaded_rss_kib") - number(measured, "idle_rss_kib")),
-        "pss_kib_per_client": per_client(number(measured, "loaded_pss_kib") - number(measured, "idle_pss_kib")),
+        "private_kib_per_client": per_client(number(measured, "loaded_private_kib") - number(measured, "idle_private_kib")),
         "feeder_rss_kib_per_client": per_client(number(measured, "other_loaded_rss_kib") - number(measured, "other_idle_rss_kib")),
         "kernel_tcp_kib_per_client": per_client((number(measured, "tcp_mem_loaded_pages") - number(measured, "tcp_mem_idle_pages")) * page_kib),
         "bench_cpu_pct": 100 * (float(bench.get("bench_cpu_user_s", 0)) + float(bench.get("bench_cpu_system_s", 0))) / bench_window,
+        "bench_cpu_cores_sampled": number(measured, "bench_cpu_ticks") / clk / window,
+        "machine_busy_cores": number(measured, "machine_busy_ticks") / clk / window,
+        "machine_softirq_cores": number(measured, "machine_softirq_ticks") / clk / window,
     }
+    # Tick-based accounting (no CONFIG_IRQ_TIME_ACCOUNTING) charges softirq ticks to the interrupted task's stime
+    # as well as to /proc/stat's softirq column, so softirq is not subtracted again here.
+    derived["foreign_cpu_cores"] = derived["machine_busy_cores"] - server_cpu - other_cpu - derived["bench_cpu_cores_sampled"]
     return row
 
 
@@ -141,18 +152,19 @@ def markdown(run_env, rows):
     out.append(f"Machine: {run_env.get('nproc')} × {run_env.get('cpu')}, {run_env.get('mem_total')}, Linux {run_env.get('kernel')}, "
                f"`ulimit -n` {run_env.get('nofile')}. nginx {run_env.get('nginx')} ({run_env.get('nginx_workers')} workers), "
                f"nchan {run_env.get('nchan')}, ssegate {run_env.get('ssegate_commit')} ({run_env.get('ssegate_binary')}), "
-               f"load client `ssegate bench --threads {run_env.get('bench_threads')}` on the same cores.")
+               f"load client `ssegate bench --threads {run_env.get('bench_threads')}` on the same cores. "
+               f"Load average before the run: {run_env.get('loadavg_before')}.")
     out.append("")
     out.append("| target | clients connected | deliveries/s (expected) | missing | disconnects / connect errors | latency p50 / p90 / p99 / max ms "
-               "| server CPU µs/delivery | server CPU cores | + feeder CPU µs/delivery | server RSS idle → loaded MiB | server KiB/client RSS (PSS) "
-               "| feeder KiB/client | kernel TCP KiB/client | upstream conns at origin | load client CPU |")
-    out.append("|" + "---|" * 15)
+               "| server CPU µs/delivery | server CPU cores | + feeder CPU µs/delivery | server RSS idle → loaded MiB | server KiB/client RSS (private) "
+               "| feeder KiB/client | upstream conns at origin | load client CPU |")
+    out.append("|" + "---|" * 14)
     for row in rows:
         label = LABELS.get(row["target"], row["target"])
         derived, bench, measured = row["derived"], row["bench"] or {}, row["measured"]
         if derived is None:
             status = measured.get("status", "no result")
-            out.append(f"| {label} | {status} |" + " |" * 13)
+            out.append(f"| {label} | {status} |" + " |" * 12)
             continue
         upstream = measured.get("upstream_connections", "")
         if row["target"] == "nchan":
@@ -171,9 +183,8 @@ def markdown(run_env, rows):
                 fmt(derived["server_cpu_cores"], ".2f"),
                 fmt(derived["total_cpu_us_per_delivery"], ".2f") if row["target"] != "origin" else "—",
                 f"{derived['idle_rss_mib']:.1f} → {derived['loaded_rss_mib']:.1f}",
-                f"{fmt(derived['rss_kib_per_client'], '.2f')} ({fmt(derived['pss_kib_per_client'], '.2f')})",
+                f"{fmt(derived['rss_kib_per_client'], '.2f')} ({fmt(derived['private_kib_per_client'], '.2f')})",
                 fmt(derived["feeder_rss_kib_per_client"], ".2f") if row["target"] != "origin" else "—",
-                fmt(derived["kernel_tcp_kib_per_client"], ".1f"),
                 str(upstream),
                 f"{derived['bench_cpu_pct']:.0f}%",
             ]) + " |")
@@ -182,17 +193,33 @@ def markdown(run_env, rows):
                "\"origin alone\". Feeder = the ssegate origin behind ssegate/nginx, or the Python publisher for nchan. "
                "CPU is utime+stime from /proc/PID/stat over a window inside the load client's window (run.sh: from 1 s after "
                "all N connections are up until 1 s before the window ends), divided by the deliveries/s the load client counted. "
-               "KiB/client = (RSS sampled at mid-window − RSS before the clients connected) / clients connected; PSS splits "
-               "pages shared between nginx's processes. Kernel TCP KiB/client = growth of the machine-wide TCP socket memory "
-               "(/proc/net/sockstat, both ends of every socket, load client included) per client.")
+               "KiB/client = (RSS sampled at mid-window − RSS before the clients connected) / clients connected, summed over "
+               "the server's processes; (private) is the same with Pss_Anon + Pss_Shmem from smaps_rollup, which counts "
+               "nginx's shared zones once and leaves out file-backed pages (binary, libraries). Kernel socket buffers are not in any process's RSS "
+               "(the JSON lines carry /proc/net/sockstat's TCP memory growth per client as kernel_tcp_kib_per_client).")
     notes = []
     for row in rows:
         label = LABELS.get(row["target"], row["target"])
         extra = row["extra"]
         measured = row["measured"]
         if measured.get("ramp_s"):
+            derived = row["derived"] or {}
             notes.append(f"- {label}: ramp-up {float(measured['ramp_s']):.1f} s; CPU window {float(measured.get('window_s', 0)):.1f} s; "
-                         f"{measured.get('server_side_clients')} client connections at the server at mid-window.")
+                         f"{measured.get('server_side_clients')} client connections at the server at mid-window; machine busy "
+                         f"{derived.get('machine_busy_cores', 0):.2f} cores of which load client {derived.get('bench_cpu_cores_sampled', 0):.2f}, "
+                         f"(softirq, charged to whichever task was running: {derived.get('machine_softirq_cores', 0):.2f}), "
+                         f"processes not part of the run {derived.get('foreign_cpu_cores', 0):.2f} "
+                         f"(machine busy before the target started: {measured.get('busy_cores_before')}); "
+                         f"server CPU {100 * derived.get('server_user_share', 0):.0f}% user / {100 - 100 * derived.get('server_user_share', 0):.0f}% system, "
+                         f"{derived.get('server_ctxt_switches_per_s', 0):.0f} context switches/s; at mid-window "
+                         f"{float(measured.get('client_recvq_bytes', 0)) / 1024:.0f} KiB waited in the load client's receive queues and "
+                         f"{float(measured.get('server_sendq_bytes', 0)) / 1024:.0f} KiB in the server's send queues"
+                         + (f", {extra['ssegate_metrics_mid_window'].get('ssegate_queued_bytes', 0) / 1024:.0f} KiB queued inside ssegate"
+                            if extra.get("ssegate_metrics_mid_window") else "") + "; "
+                         f"load average after {measured.get('loadavg_after')}.")
+        if measured.get("retried_after_foreign_cores"):
+            notes.append(f"- {label}: measured twice; the first attempt was discarded because other processes used "
+                         f"{measured['retried_after_foreign_cores']} cores during its window.")
         metrics = extra.get("ssegate_metrics")
         if metrics:
             evictions = {k: v for k, v in metrics.items() if k.startswith("ssegate_evictions_total")}

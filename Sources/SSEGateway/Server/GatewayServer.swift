@@ -68,10 +68,16 @@ public final class GatewayServer: @unchecked Sendable {
         self.context.registry.startPlainFeeds()
         self.metrics.ready.store(true, ordering: .relaxed)
         self.logger.info("ssegate started", metadata: [
-            "listen": "\(self.listenerAddresses.map { "\($0)" }.joined(separator: ", "))",
-            "admin": "\(self.adminAddress.map { "\($0)" } ?? "off")",
+            "listen": "\(self.listenerAddresses.map(Self.describe).joined(separator: ", "))",
+            "admin": "\(self.adminAddress.map(Self.describe) ?? "off")",
             "feeds": "\(self.config.feeds.count)",
         ])
+    }
+
+    /// `127.0.0.1:8080` or `[::1]:8080`, for logs.
+    static func describe(_ address: SocketAddress) -> String {
+        let host = address.ipAddress ?? "?"
+        return host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)"
     }
 
     /// Keepalives and lag checks run from one timer per loop, at a fraction of the smallest setting.
