@@ -571,4 +571,32 @@ final class ConfigErrorTests: XCTestCase {
             "4:30 feeds[1].replay.max_events: expected a whole number, got 'none'",
         ])
     }
+
+    func testMismatchedCertificateAndKeyAndUnparsableCAAreConfigErrors() throws {
+        let directory = try ConfigFixtures.makeTemporaryDirectory(for: self)
+        let other = try TestCertificates.make(keyType: .rsa)
+        try ConfigFixtures.touch("server.pem", in: directory)
+        try FileManager.default.copyItem(atPath: other.serverKey, toPath: directory + "/other.key")
+        try Data("not a certificate\n".utf8).write(to: URL(fileURLWithPath: directory + "/broken-ca.pem"))
+        let errors = ConfigFixtures.errors(
+            """
+            listen:
+              - address: :8443
+                tls:
+                  certificate: server.pem
+                  private_key: other.key
+            feeds:
+              - path: /a
+                upstream:
+                  url: https://backend/a
+                  tls: { ca: broken-ca.pem }
+            """,
+            baseDirectory: directory
+        )
+        XCTAssertEqual(errors.count, 2, "\(errors)")
+        XCTAssertEqual(errors.first.map { [$0.line, $0.column] }, [4, 20])
+        XCTAssertTrue(errors.first?.message.hasPrefix("listen[0].tls: the certificate and private key cannot be used together") ?? false, "\(errors)")
+        XCTAssertEqual(errors.last.map { [$0.line, $0.column] }, [9, 12])
+        XCTAssertTrue(errors.last?.message.hasPrefix("feeds[0].upstream.url: the upstream TLS settings cannot be used") ?? false, "\(errors)")
+    }
 }

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Foundation
 import XCTest
 
@@ -66,10 +67,28 @@ enum ConfigFixtures {
         return path
     }
 
-    /// Creates `relativePath` (and its folders) under `directory` with placeholder PEM text.
+    /// Creates `relativePath` (and its folders) under `directory` with real PEM text, since the loader
+    /// loads certificates and keys: a name with "ca" gets the test CA, one with "key" the private key,
+    /// any other the certificate that goes with that key.
     static func touch(_ relativePath: String, in directory: String) throws {
         let url = URL(fileURLWithPath: directory).appendingPathComponent(relativePath)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try Data("-----BEGIN TEST-----\n".utf8).write(to: url)
+        let certificates = try Self.certificates()
+        let name = url.lastPathComponent.lowercased()
+        let source = name.contains("ca") ? certificates.caCertificate
+            : name.contains("key") ? certificates.serverKey : certificates.serverCertificate
+        try FileManager.default.copyItem(atPath: source, toPath: url.path)
+    }
+
+    private static let made = NIOLockedValueBox<TestCertificates?>(nil)
+
+    /// One set of test certificates for the whole run (made with openssl on first use).
+    static func certificates() throws -> TestCertificates {
+        try Self.made.withLockedValue { made in
+            if let made { return made }
+            let certificates = try TestCertificates.make(keyType: .ecdsa)
+            made = certificates
+            return certificates
+        }
     }
 }

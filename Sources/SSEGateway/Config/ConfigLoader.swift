@@ -165,7 +165,8 @@ public enum ConfigLoader {
         var tlsIsValid = true
         if let tlsValue = mapping.value("tls"), !tlsValue.isNull {
             if let tlsMapping = mapping.child("tls") {
-                let certificate = tlsMapping.required("certificate")?.readableFile()
+                let certificateValue = tlsMapping.required("certificate")
+                let certificate = certificateValue?.readableFile()
                 let privateKey = tlsMapping.required("private_key")?.readableFile()
                 var minVersion = "1.2"
                 if let value = tlsMapping.value("min_version") {
@@ -176,7 +177,19 @@ public enum ConfigLoader {
                     }
                 }
                 if let certificate, let privateKey {
-                    tls = ServerTLSConfig(certificate: certificate, privateKey: privateKey, minVersion: minVersion)
+                    let candidate = ServerTLSConfig(certificate: certificate, privateKey: privateKey, minVersion: minVersion)
+                    do {
+                        // Load them as the listener will: a PEM that does not parse, or a key that does not
+                        // belong to the certificate, is a config error here rather than a failure at bind.
+                        _ = try ListenerTLS.makeContext(candidate)
+                        tls = candidate
+                    } catch {
+                        tlsMapping.context.report(
+                            "\(tlsMapping.path): the certificate and private key cannot be used together: \(error)",
+                            at: certificateValue?.mark ?? tlsMapping.mark
+                        )
+                        tlsIsValid = false
+                    }
                 } else {
                     tlsIsValid = false
                 }
@@ -330,6 +343,15 @@ public enum ConfigLoader {
 
         var settings = defaults
         self.applySettings(mapping, to: &settings)
+        if let url = upstreamURL, url.isTLS, let urlValue {
+            do {
+                // As the upstream client will load them: a CA bundle or client certificate that does not
+                // parse, or a key that does not match, is reported here, not at the first connect.
+                _ = try UpstreamTLS.makeContext(settings.upstream.tls)
+            } catch {
+                urlValue.fail("the upstream TLS settings cannot be used: \(error)")
+            }
+        }
 
         guard let name, let path, let upstreamURL else {
             return nil
