@@ -31,7 +31,7 @@ struct DemoCommand: AsyncParsableCommand {
             throw CommandFailure.runtime("cannot start the demo origin on 127.0.0.1:\(self.originPort): \(error)")
         }
         let config = Self.config(port: self.port, adminPort: self.adminPort, originPort: origin.port)
-        try await GatewayRunner.run(config: config, logger: logger) { server in
+        try await GatewayRunner.run(config: config, configFile: nil, logger: logger) { server in
             let base = "http://127.0.0.1:\(self.port)"
             print("""
 

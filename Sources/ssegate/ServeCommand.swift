@@ -24,13 +24,14 @@ struct ServeCommand: AsyncParsableCommand {
             throw CommandFailure.config(first + more)
         }
         let logger = LogSetup.bootstrap(level: self.logLevel ?? loaded.logLevel)
-        try await GatewayRunner.run(config: loaded, logger: logger)
+        try await GatewayRunner.run(config: loaded, configFile: self.config, logger: logger)
     }
 }
 
-/// Runs a gateway until SIGTERM or SIGINT.
+/// Runs a gateway until SIGTERM or SIGINT (then drains); SIGHUP reloads `configFile` (or, without one,
+/// re-reads the TLS certificates).
 enum GatewayRunner {
-    static func run(config: GatewayConfig, logger: Logger, started: ((GatewayServer) -> Void)? = nil) async throws {
+    static func run(config: GatewayConfig, configFile: String?, logger: Logger, started: ((GatewayServer) -> Void)? = nil) async throws {
         let server = GatewayServer(config: config, logger: logger)
         do {
             try await server.start()
@@ -38,21 +39,57 @@ enum GatewayRunner {
             throw CommandFailure.runtime("\(error)")
         }
         started?(server)
+        let reloader = Reloader(server: server, file: configFile, logger: logger)
         let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP, SIGPIPE]) { other in
             guard other == SIGHUP else { return }
-            // TLS certificates are re-read; a reload of the rest of the config is not implemented yet.
-            let errors = server.reloadCertificates()
-            if errors.isEmpty {
-                logger.notice("SIGHUP: TLS certificates reloaded (feeds and listeners are not reloaded in this version)")
-            } else {
-                for error in errors {
-                    logger.error("SIGHUP: certificate reload failed, the old certificate stays in force", metadata: ["error": "\(error)"])
-                }
-            }
+            Task { await reloader.reload() }
         }
         logger.info("draining (a second signal exits at once)", metadata: ["signal": "\(signal)"])
         try await server.drainAndShutdown()
         logger.info("stopped")
+    }
+}
+
+/// Applies SIGHUPs one at a time, off the event loops: parse and validate the file, then hand the new
+/// config to the running gateway. An invalid file is rejected with the same FILE:LINE:COLUMN lines as
+/// `ssegate check`, counted, and the config in force stays.
+actor Reloader {
+    let server: GatewayServer
+    let file: String?
+    let logger: Logger
+
+    init(server: GatewayServer, file: String?, logger: Logger) {
+        self.server = server
+        self.file = file
+        self.logger = logger
+    }
+
+    func reload() async {
+        guard let file = self.file else {
+            let errors = self.server.reloadCertificates()
+            for error in errors {
+                self.logger.error("reload: certificate reload failed, the old certificate stays in force", metadata: ["error": "\(error)"])
+            }
+            self.server.recordReload(applied: errors.isEmpty)
+            return
+        }
+        let config: GatewayConfig
+        do {
+            config = try ConfigLoader.load(file: file)
+        } catch {
+            self.server.recordReload(applied: false)
+            self.logger.error("reload rejected, the running config stays in force", metadata: [
+                "errors": "\(error.errors.map { "\($0)" }.joined(separator: "; "))",
+            ])
+            return
+        }
+        let (summary, errors) = await self.server.reload(config)
+        self.server.recordReload(applied: errors.isEmpty)
+        if errors.isEmpty {
+            self.logger.notice("reload applied", metadata: ["feeds": "\(summary)"])
+        } else {
+            self.logger.error("reload applied in part", metadata: ["feeds": "\(summary)", "errors": "\(errors.joined(separator: "; "))"])
+        }
     }
 }
 

@@ -278,6 +278,52 @@ final class CommandLineTests: XCTestCase {
         stream.terminate()
     }
 
+    func testSIGHUPRejectsABadConfigKeepsServingAndAppliesAGoodOne() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { Task { try? await group.shutdownGracefully() } }
+        let listenPort = try await Self.freePort(group: group)
+        let adminPort = try await Self.freePort(group: group)
+        let file = try self.write("reload.yaml", Self.config(listenPort: listenPort, adminPort: adminPort))
+        let running = try self.launch(["serve", "--config", file])
+        try await eventually("serving") {
+            let answer = try? await rawExchange(port: adminPort, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
+        }
+        let stream = try await SemanticsConnection.connect(port: listenPort, group: group)
+        try await stream.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
+        try await stream.wait("stream head") { text, _ in text.contains("text/event-stream") }
+
+        // A typo: rejected, logged with FILE:LINE:COLUMN, counted; the old config keeps serving.
+        _ = try self.write("reload.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "limits: { max_clientz: 5 }\n"))
+        kill(running.process.processIdentifier, SIGHUP)
+        try await eventually("rejection counted") {
+            let metrics = try? await rawExchange(port: adminPort, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            return metrics?.response.contains("ssegate_config_reloads_total{result=\"rejected\"} 1") ?? false
+        }
+        try await eventually("the rejection is logged with file, line and column") {
+            running.stderr.contains("reload rejected") && running.stderr.contains("reload.yaml:6:11: unknown key 'max_clientz'")
+        }
+        XCTAssertTrue(running.process.isRunning)
+
+        // A good change: a feed added; the open stream is untouched.
+        let added = Self.config(listenPort: listenPort, adminPort: adminPort) + """
+              - path: /news
+                upstream:
+                  url: http://127.0.0.1:1/news
+
+            """
+        _ = try self.write("reload.yaml", added)
+        kill(running.process.processIdentifier, SIGHUP)
+        try await eventually("new feed served") {
+            let answer = try? await rawExchange(port: listenPort, "HEAD /news HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
+        }
+        let metrics = try await rawExchange(port: adminPort, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+        XCTAssertTrue(metrics.response.contains("ssegate_config_reloads_total{result=\"applied\"} 1"), metrics.response)
+        try await stream.wait("the open stream lives on", timeout: .seconds(1)) { _, closed in !closed }
+        stream.close()
+    }
+
     private func install(_ certificates: TestCertificates, certificate: String, key: String) throws {
         for (source, target) in [(certificates.serverCertificate, certificate), (certificates.serverKey, key)] {
             let data = try Data(contentsOf: URL(fileURLWithPath: source))

@@ -14,6 +14,8 @@ final class GatewayMetrics: @unchecked Sendable {
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory
     let ready = Atomic<Bool>(false)
+    let reloadsApplied = Atomic<Int>(0)
+    let reloadsRejected = Atomic<Int>(0)
     /// Last values reported per counter, to increment by the difference.
     private let reported = NIOLockedValueBox<[String: Int64]>([:])
     private let counters = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
@@ -100,6 +102,8 @@ final class GatewayMetrics: @unchecked Sendable {
             }
         }
         self.gauge("ssegate_connected_clients", []).record(snapshot.connectedClients)
+        self.count("ssegate_config_reloads_total", [("result", "applied")], self.reloadsApplied.load(ordering: .relaxed))
+        self.count("ssegate_config_reloads_total", [("result", "rejected")], self.reloadsRejected.load(ordering: .relaxed))
         self.gauge("ssegate_queued_bytes", []).record(snapshot.queuedBytes)
     }
 

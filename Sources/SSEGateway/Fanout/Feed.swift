@@ -9,20 +9,24 @@ import SSE
 public final class Feed {
     /// The concrete path clients use, e.g. `/rooms/42`.
     public let path: String
-    public let config: FeedConfig
+    public private(set) var config: FeedConfig
     public let loop: EventLoop
     var settings: FeedSettings { self.config.settings }
     var definitionName: String { self.config.name }
+    /// The path as written in the config (`/rooms/{room}` for a template instance).
+    var definitionPath: String { self.config.path.description }
 
     private var replay: ReplayBuffer
     private var shards: [ObjectIdentifier: FeedShard] = [:]
-    private let upstream: UpstreamClient
+    private var upstream: UpstreamClient
     private var lingerTask: Scheduled<Void>?
     private let allocator = ByteBufferAllocator()
     private let logger: Logger
     /// Called (on `loop`) when an on-demand template instance has lingered out and closed.
     var onClose: ((Feed) -> Void)?
     private(set) var isClosed = false
+    /// The template values this instance was made for (empty for a plain feed), to fill a new URL on reload.
+    let values: [String: String]
     /// Prefix of gateway-assigned ids, unique per process start so ids never repeat across restarts.
     private let idPrefix: String
 
@@ -32,9 +36,11 @@ public final class Feed {
     private(set) var replayGaps = 0
     private(set) var upstreamFailures = 0
 
-    init(path: String, config: FeedConfig, upstreamURL: UpstreamURL, loop: EventLoop, tlsContext: Result<NIOSSLContext, Error>?, idPrefix: String, logger: Logger) {
+    init(path: String, config: FeedConfig, values: [String: String], loop: EventLoop, tlsContext: Result<NIOSSLContext, Error>?, idPrefix: String, logger: Logger) {
         self.path = path
         self.config = config
+        self.values = values
+        let upstreamURL = config.upstreamURL.filled(with: values)
         self.loop = loop
         self.idPrefix = idPrefix
         var logger = logger
@@ -54,6 +60,52 @@ public final class Feed {
         if self.config.connect == .always {
             self.upstream.start()
         }
+    }
+
+    /// A reload changed this feed's definition: clients, replay buffer and (unless the upstream changed)
+    /// the upstream connection stay; a changed upstream reconnects with the last id it received.
+    func update(to config: FeedConfig, tlsContext: Result<NIOSSLContext, Error>?) {
+        self.loop.preconditionInEventLoop()
+        guard !self.isClosed, config != self.config else { return }
+        let old = self.config
+        self.config = config
+        let replay = config.settings.replay
+        if replay != old.settings.replay {
+            self.replay.rebound(maxEvents: replay.maxEvents, maxBytes: replay.maxBytes, maxAge: replay.maxAge, now: .now())
+        }
+        if config.upstreamURL != old.upstreamURL || config.settings.upstream != old.settings.upstream {
+            let wasRunning = self.upstream.state != .idle && self.upstream.state != .stopped
+            let lastEventID = self.upstream.lastEventID
+            self.upstream.stop()
+            self.upstream = UpstreamClient(
+                loop: self.loop, url: config.upstreamURL.filled(with: self.values), settings: config.settings.upstream,
+                tlsContext: tlsContext, logger: self.logger
+            )
+            self.upstream.delegate = self
+            if !lastEventID.isEmpty { _ = self.upstream.seedLastEventID(lastEventID) }
+            if wasRunning { self.upstream.start() }
+            self.logger.notice("upstream changed by reload: reconnecting", metadata: ["upstream": "\(self.upstream.url)"])
+        }
+        if config.connect == .always && !self.isTemplateInstance {
+            self.upstream.start()
+        } else if self.shards.isEmpty {
+            self.scheduleLinger()
+        }
+        let settings = config.settings
+        for shard in self.shards.values {
+            shard.loop.execute { shard.update(settings: settings) }
+        }
+    }
+
+    /// The feed was removed by a reload: every client gets a `retry:` and its stream is ended, then the
+    /// upstream closes.
+    func remove() {
+        self.loop.preconditionInEventLoop()
+        for shard in self.shards.values {
+            shard.loop.execute { shard.endAll(retry: shard.settings.retry) }
+        }
+        self.shards.removeAll()
+        self.close()
     }
 
     /// Stops the upstream for good (shutdown or reload removal).
@@ -109,7 +161,15 @@ public final class Feed {
         guard self.shards.removeValue(forKey: ObjectIdentifier(shard)) != nil else { return }
         // Template instances always close after lingering (whatever `connect` says), so that values
         // nobody watches any more never hold an upstream or a `max_feeds` slot.
+        guard self.shards.isEmpty else { return }
+        self.scheduleLinger()
+    }
+
+    /// With no client left, an on-demand feed (and any template instance) lets go of its upstream after
+    /// `linger`.
+    private func scheduleLinger() {
         guard self.shards.isEmpty, self.config.connect == .onDemand || self.isTemplateInstance, !self.isClosed else { return }
+        self.lingerTask?.cancel()
         self.lingerTask = self.loop.scheduleTask(in: self.config.linger) { [weak self] in
             guard let self, self.shards.isEmpty else { return }
             self.lingerTask = nil

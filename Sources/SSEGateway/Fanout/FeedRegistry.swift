@@ -26,51 +26,63 @@ public final class FeedRegistry: @unchecked Sendable {
     }
 
     private struct State {
+        /// The definitions in force: plain paths by path, templates in config order.
+        var plain: [String: FeedConfig] = [:]
+        var templates: [FeedConfig] = []
+        /// Upstream TLS contexts, by feed definition name.
+        var tlsContexts: [String: Result<NIOSSLContext, Error>] = [:]
         var instances: [String: Feed] = [:]
         var openPerTemplate: [String: Int] = [:]
         /// Final counters of closed template instances, per definition.
         var retired: [String: FeedStatus] = [:]
     }
 
-    private let plain: [String: FeedConfig]
-    private let templates: [FeedConfig]
+    /// What a reload did to the feeds.
+    public struct ReloadSummary: Sendable, Equatable, CustomStringConvertible {
+        public var added: [String] = []
+        public var removed: [String] = []
+        public var changed: [String] = []
+        public var unchanged = 0
+
+        public var description: String {
+            "added \(self.added), removed \(self.removed), changed \(self.changed), unchanged \(self.unchanged)"
+        }
+    }
+
     private let group: EventLoopGroup
-    private let tlsContexts: [String: Result<NIOSSLContext, Error>]
     private let idPrefix: String
     private let logger: Logger
     private let state = NIOLockedValueBox(State())
 
     init(feeds: [FeedConfig], group: EventLoopGroup, idPrefix: String, logger: Logger) {
-        var plain: [String: FeedConfig] = [:]
-        var templates: [FeedConfig] = []
-        var contexts: [String: Result<NIOSSLContext, Error>] = [:]
-        for feed in feeds {
-            if feed.path.isTemplate { templates.append(feed) } else { plain[feed.path.description] = feed }
-            if feed.upstreamURL.isTLS {
-                contexts[feed.name] = Result { try UpstreamTLS.makeContext(feed.settings.upstream.tls) }
-                if case .failure(let error) = contexts[feed.name] {
-                    logger.error("upstream TLS setup failed", metadata: ["feed": "\(feed.name)", "error": "\(error)"])
-                }
-                if feed.settings.upstream.tls?.verify == false {
-                    logger.warning("upstream TLS verification is off", metadata: ["feed": "\(feed.name)"])
-                }
-            }
-        }
-        self.plain = plain
-        self.templates = templates
         self.group = group
-        self.tlsContexts = contexts
         self.idPrefix = idPrefix
         self.logger = logger
-        self.makePlainFeeds()
+        self.state.withLockedValue { state in
+            Self.define(feeds, in: &state, logger: logger)
+            for (path, config) in state.plain {
+                state.instances[path] = self.makeFeed(path: path, config: config, values: [:], tlsContext: state.tlsContexts[config.name])
+            }
+        }
     }
 
-    /// Makes the feeds of plain paths (not started yet).
-    private func makePlainFeeds() {
-        for (path, config) in self.plain {
-            let feed = self.makeFeed(path: path, config: config, values: [:])
-            self.state.withLockedValue { $0.instances[path] = feed }
+    /// Sets the definitions (and their upstream TLS contexts, built once per definition).
+    private static func define(_ feeds: [FeedConfig], in state: inout State, logger: Logger) {
+        state.plain = [:]
+        state.templates = []
+        var contexts: [String: Result<NIOSSLContext, Error>] = [:]
+        for feed in feeds {
+            if feed.path.isTemplate { state.templates.append(feed) } else { state.plain[feed.path.description] = feed }
+            guard feed.upstreamURL.isTLS else { continue }
+            contexts[feed.name] = Result { try UpstreamTLS.makeContext(feed.settings.upstream.tls) }
+            if case .failure(let error) = contexts[feed.name] {
+                logger.error("upstream TLS setup failed", metadata: ["feed": "\(feed.name)", "error": "\(error)"])
+            }
+            if feed.settings.upstream.tls?.verify == false {
+                logger.warning("upstream TLS verification is off", metadata: ["feed": "\(feed.name)"])
+            }
         }
+        state.tlsContexts = contexts
     }
 
     /// Starts the upstreams of plain feeds with `connect: always`.
@@ -82,34 +94,100 @@ public final class FeedRegistry: @unchecked Sendable {
 
     /// The feed definition a request path (without query) names, or nil (404).
     public func lookup(path: Substring) -> Target? {
-        if let config = self.plain[String(path)] {
-            return Target(definition: config, key: String(path), values: [:])
+        self.state.withLockedValue { state in
+            if let config = state.plain[String(path)] {
+                return Target(definition: config, key: String(path), values: [:])
+            }
+            for template in state.templates {
+                guard let values = template.path.match(path) else { continue }
+                return Target(definition: template, key: template.path.render(values), values: values)
+            }
+            return nil
         }
-        for template in self.templates {
-            guard let values = template.path.match(path) else { continue }
-            return Target(definition: template, key: template.path.render(values), values: values)
+    }
+
+    /// A reload: feeds whose definition is unchanged are left alone (clients, upstream, replay buffer);
+    /// changed ones are updated in place (a changed upstream reconnects with its last id); removed ones
+    /// send their clients `retry:` and close; new plain feeds start. Template instances follow their
+    /// template. Nothing here blocks an event loop: each feed is changed on its own loop.
+    func apply(_ feeds: [FeedConfig]) -> ReloadSummary {
+        var summary = ReloadSummary()
+        var toStart: [Feed] = []
+        var toUpdate: [(Feed, FeedConfig, Result<NIOSSLContext, Error>?)] = []
+        var toRemove: [Feed] = []
+        self.state.withLockedValue { state in
+            let oldPlain = state.plain
+            let oldTemplates = Dictionary(state.templates.map { ($0.path.description, $0) }, uniquingKeysWith: { first, _ in first })
+            Self.define(feeds, in: &state, logger: self.logger)
+            let newTemplates = Dictionary(state.templates.map { ($0.path.description, $0) }, uniquingKeysWith: { first, _ in first })
+            for (key, feed) in state.instances {
+                let definition: FeedConfig?
+                let previous: FeedConfig?
+                if feed.isTemplateInstance {
+                    definition = newTemplates[feed.definitionPath]
+                    previous = oldTemplates[feed.definitionPath]
+                } else {
+                    definition = state.plain[key]
+                    previous = oldPlain[key]
+                }
+                guard let definition else {
+                    toRemove.append(feed)
+                    state.instances.removeValue(forKey: key)
+                    continue
+                }
+                if definition != previous {
+                    toUpdate.append((feed, definition, state.tlsContexts[definition.name]))
+                }
+            }
+            state.openPerTemplate = [:]
+            for feed in state.instances.values where feed.isTemplateInstance {
+                if let definition = newTemplates[feed.definitionPath] {
+                    state.openPerTemplate[definition.name, default: 0] += 1
+                }
+            }
+            for (path, config) in state.plain where state.instances[path] == nil {
+                let feed = self.makeFeed(path: path, config: config, values: [:], tlsContext: state.tlsContexts[config.name])
+                state.instances[path] = feed
+                toStart.append(feed)
+            }
+            let oldKeys = Set(oldPlain.keys).union(oldTemplates.keys)
+            let newKeys = Set(state.plain.keys).union(newTemplates.keys)
+            summary.added = newKeys.subtracting(oldKeys).sorted()
+            summary.removed = oldKeys.subtracting(newKeys).sorted()
+            summary.changed = newKeys.intersection(oldKeys).filter { key in
+                (state.plain[key] ?? newTemplates[key]) != (oldPlain[key] ?? oldTemplates[key])
+            }.sorted()
+            summary.unchanged = newKeys.intersection(oldKeys).count - summary.changed.count
         }
-        return nil
+        for feed in toRemove { feed.loop.execute { feed.remove() } }
+        for (feed, config, tls) in toUpdate { feed.loop.execute { feed.update(to: config, tlsContext: tls) } }
+        for feed in toStart { feed.loop.execute { feed.start() } }
+        return summary
     }
 
     /// The open feed for a target, opening a template instance if needed.
     public func acquire(_ target: Target) -> Acquisition {
         self.state.withLockedValue { state -> Acquisition in
             if let feed = state.instances[target.key] { return .feed(feed) }
-            guard target.definition.path.isTemplate else { return .unavailable }
+            // The definition in force now (a reload may have changed or removed it since the lookup).
+            guard target.definition.path.isTemplate,
+                let definition = state.templates.first(where: { $0.path == target.definition.path })
+            else { return .unavailable }
+            var target = target
+            target.definition = definition
             let open = state.openPerTemplate[target.definition.name, default: 0]
             guard open < target.definition.maxFeeds else { return .tooManyFeeds }
-            let feed = self.makeFeed(path: target.key, config: target.definition, values: target.values)
+            let feed = self.makeFeed(path: target.key, config: target.definition, values: target.values, tlsContext: state.tlsContexts[target.definition.name])
             state.instances[target.key] = feed
             state.openPerTemplate[target.definition.name] = open + 1
             return .feed(feed)
         }
     }
 
-    private func makeFeed(path: String, config: FeedConfig, values: [String: String]) -> Feed {
+    private func makeFeed(path: String, config: FeedConfig, values: [String: String], tlsContext: Result<NIOSSLContext, Error>?) -> Feed {
         let feed = Feed(
-            path: path, config: config, upstreamURL: config.upstreamURL.filled(with: values),
-            loop: self.group.next(), tlsContext: self.tlsContexts[config.name], idPrefix: self.idPrefix, logger: self.logger
+            path: path, config: config, values: values, loop: self.group.next(), tlsContext: tlsContext,
+            idPrefix: self.idPrefix, logger: self.logger
         )
         feed.onClose = { [weak self] feed in self?.forget(feed) }
         return feed

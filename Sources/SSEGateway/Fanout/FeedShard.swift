@@ -1,5 +1,6 @@
 import NIOConcurrencyHelpers
 import NIOCore
+import SSE
 
 /// The clients of one feed that live on one event loop. The feed sends each batch once to each shard
 /// (one cross-loop hop per loop, not per client); the shard writes the shared buffers to its clients
@@ -8,13 +9,13 @@ final class FeedShard {
     let feed: Feed
     let hub: LoopHub
     let counters: DeliveryCounters
-    let settings: FeedSettings
+    private(set) var settings: FeedSettings
     private(set) var subscribers: [Subscriber] = []
     /// Evictions of the current pass, closed after iterating (closing may re-enter `remove`).
     private var evicted: [(Subscriber, EvictionReason)] = []
     /// Subscribes under way (the feed's answer not yet back): the shard must stay attached meanwhile.
     var pendingJoins = 0
-    private let tickInterval: TimeAmount
+    private var tickInterval: TimeAmount
     /// Batches sent from the feed's loop and not delivered yet. When this loop is busy, batches pile up
     /// here and go out together: one pass over the clients and one flush each, however many arrived.
     private let inbox = NIOLockedValueBox(Inbox())
@@ -140,6 +141,26 @@ final class FeedShard {
             }
         }
         self.closeEvicted()
+    }
+
+    /// A reload changed the feed's settings: keepalive and the timer pace apply at once; clients already
+    /// connected keep the queue bounds they joined with.
+    func update(settings: FeedSettings) {
+        self.settings = settings
+        self.tickInterval = GatewayServer.tickInterval(keepalive: settings.keepalive, maxLag: settings.client.maxLag)
+        self.nextTick = .now()
+    }
+
+    /// The feed was removed: each client gets `retry:` (so it comes back after that long, to whatever
+    /// the path is then) and its stream ends cleanly.
+    func endAll(retry: TimeAmount) {
+        var bytes = ByteBuffer()
+        SSESerializer.writeRetry(milliseconds: retry.nanoseconds / 1_000_000, into: &bytes)
+        bytes.writeStaticString("\n")
+        self.closeAll { subscriber in
+            subscriber.transport.writePayload(bytes)
+            subscriber.sink?.close()
+        }
     }
 
     /// Called by the feed when it goes away (template instance closed, feed removed): ends every stream.

@@ -22,9 +22,9 @@ public struct ReplayBuffer {
         public var lastSequence: Int64
     }
 
-    public let maxEvents: Int
-    public let maxBytes: Int
-    public let maxAge: TimeAmount
+    public private(set) var maxEvents: Int
+    public private(set) var maxBytes: Int
+    public private(set) var maxAge: TimeAmount
     private var events = CircularBuffer<EncodedEvent>()
     private var sequenceByID: [String: Int64] = [:]
     /// The newest event trimmed from the ring, if it had an id: a client that stopped exactly there has
@@ -57,6 +57,17 @@ public struct ReplayBuffer {
             self.sequenceByID[id] = event.sequence
         }
         self.trim(now: now)
+    }
+
+    /// New bounds (a config reload); the events that still fit stay.
+    public mutating func rebound(maxEvents: Int, maxBytes: Int, maxAge: TimeAmount, now: NIODeadline) {
+        self.maxEvents = max(0, maxEvents)
+        self.maxBytes = max(0, maxBytes)
+        self.maxAge = maxAge
+        self.trim(now: now)
+        if self.maxEvents == 0 {
+            while !self.events.isEmpty { self.removeFirst() }
+        }
     }
 
     /// Drops events beyond any bound; the newest event is kept even if alone it exceeds `maxBytes`,

@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import Logging
 import NIOCore
 import Synchronization
@@ -8,7 +9,9 @@ import Synchronization
 final class GatewayContext: @unchecked Sendable {
     let registry: FeedRegistry
     private let hubs: [ObjectIdentifier: LoopHub]
-    let limits: LimitsConfig
+    private let limitsBox: NIOLockedValueBox<LimitsConfig>
+    /// Read once per connection or request (never per event); a reload may change it.
+    var limits: LimitsConfig { self.limitsBox.withLockedValue { $0 } }
     let logger: Logger
     private let connectedClients = Atomic<Int>(0)
     private let isDraining = Atomic<Bool>(false)
@@ -16,7 +19,7 @@ final class GatewayContext: @unchecked Sendable {
     init(registry: FeedRegistry, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
         self.hubs = Dictionary(uniqueKeysWithValues: hubs.map { (ObjectIdentifier($0.loop), $0) })
-        self.limits = limits
+        self.limitsBox = NIOLockedValueBox(limits)
         self.logger = logger
     }
 
@@ -29,6 +32,10 @@ final class GatewayContext: @unchecked Sendable {
     }
 
     var allHubs: [LoopHub] { Array(self.hubs.values) }
+
+    func setLimits(_ limits: LimitsConfig) {
+        self.limitsBox.withLockedValue { $0 = limits }
+    }
 
     /// From now on no new client is admitted (the gateway is draining).
     func beginDraining() {

@@ -10,16 +10,22 @@ import NIOSSL
 /// `GatewayConfig`. `start()` binds everything (a port that cannot be bound fails it); `shutdown()`
 /// closes listeners, streams and upstreams.
 public final class GatewayServer: @unchecked Sendable {
-    public let config: GatewayConfig
+    public private(set) var config: GatewayConfig
     public let group: EventLoopGroup
     private let ownsGroup: Bool
     private let logger: Logger
     let context: GatewayContext
     let metrics: GatewayMetrics
-    private var listeners: [Channel] = []
+    /// A bound listener with what it was bound for.
+    private struct BoundListener {
+        var config: ListenerConfig
+        var channel: Channel
+        var tls: ListenerTLS?
+    }
+
+    private var listeners: [BoundListener] = []
     private var adminChannel: Channel?
     private let hubs: [LoopHub]
-    private var listenerTLS: [ListenerTLS] = []
 
     /// `group` defaults to one event loop per core, owned (and shut down) by the server.
     public init(config: GatewayConfig, group: EventLoopGroup? = nil, logger: Logger = Logger(label: "ssegate")) {
@@ -38,7 +44,7 @@ public final class GatewayServer: @unchecked Sendable {
     }
 
     /// Local addresses of the bound listeners, in config order (useful with port 0).
-    public var listenerAddresses: [SocketAddress] { self.listeners.compactMap { $0.localAddress } }
+    public var listenerAddresses: [SocketAddress] { self.listeners.compactMap { $0.channel.localAddress } }
     public var adminAddress: SocketAddress? { self.adminChannel?.localAddress }
     public var registry: FeedRegistry { self.context.registry }
 
@@ -90,12 +96,10 @@ public final class GatewayServer: @unchecked Sendable {
         .nanoseconds(min(max(min(keepalive, maxLag).nanoseconds / 4, 10_000_000), 1_000_000_000))
     }
 
-    private func bindListener(_ listener: ListenerConfig) async throws -> Channel {
+    private func bindListener(_ listener: ListenerConfig) async throws -> BoundListener {
         let context = self.context
-        let limits = self.config.limits
         let tls = try listener.tls.map { try ListenerTLS(config: $0) }
-        if let tls { self.listenerTLS.append(tls) }
-        return try await ServerBootstrap(group: self.group)
+        let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -103,7 +107,7 @@ public final class GatewayServer: @unchecked Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 4)
             .childChannelInitializer { channel in
                 do {
-                    try DownstreamPipeline.configure(channel: channel, tls: tls, context: context, limits: limits)
+                    try DownstreamPipeline.configure(channel: channel, tls: tls, context: context, limits: context.limits)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -111,13 +115,78 @@ public final class GatewayServer: @unchecked Sendable {
             }
             .bind(host: listener.address.host, port: listener.address.port)
             .get()
+        return BoundListener(config: listener, channel: channel, tls: tls)
+    }
+
+    /// Applies a new configuration (SIGHUP) without dropping the clients of feeds whose definition did
+    /// not change: feeds are added, removed or updated (`FeedRegistry.apply`), listeners are bound or
+    /// closed, TLS certificates are re-read, limits and timers take the new values. A listener that cannot
+    /// be bound is reported and the rest still applies. Call from one task at a time.
+    public func reload(_ new: GatewayConfig) async -> (summary: FeedRegistry.ReloadSummary, errors: [String]) {
+        var errors: [String] = []
+        self.context.setLimits(new.limits)
+        let summary = self.context.registry.apply(new.feeds)
+        let tick = Self.tickInterval(for: new.feeds)
+        for hub in self.hubs { hub.start(tickInterval: tick) }
+
+        var kept: [BoundListener] = []
+        var remaining = new.listen
+        for var listener in self.listeners {
+            if let index = remaining.firstIndex(where: { $0.address == listener.config.address && ($0.tls == nil) == (listener.tls == nil) }) {
+                let wanted = remaining.remove(at: index)
+                if let tls = listener.tls, let wantedTLS = wanted.tls {
+                    do {
+                        try tls.reload(with: wantedTLS)
+                    } catch {
+                        errors.append("\(wantedTLS.certificate): \(error) (the old certificate stays in force)")
+                    }
+                }
+                listener.config = wanted
+                kept.append(listener)
+            } else {
+                try? await listener.channel.close()
+            }
+        }
+        for listener in remaining {
+            do {
+                kept.append(try await self.bindListener(listener))
+            } catch {
+                errors.append("\(BindError(address: listener.address, underlying: error))")
+            }
+        }
+        self.listeners = kept
+
+        if new.admin != self.config.admin {
+            if let admin = self.adminChannel {
+                try? await admin.close()
+                self.adminChannel = nil
+            }
+            if let admin = new.admin {
+                do {
+                    self.adminChannel = try await AdminServer.bind(address: admin.address, group: self.group, metrics: self.metrics, logger: self.logger)
+                } catch {
+                    errors.append("\(BindError(address: admin.address, underlying: error))")
+                }
+            }
+        }
+        self.config = new
+        return (summary, errors)
+    }
+
+    /// Counts a reload attempt for `/metrics` (`ssegate_config_reloads_total{result}`).
+    public func recordReload(applied: Bool) {
+        if applied {
+            self.metrics.reloadsApplied.add(1, ordering: .relaxed)
+        } else {
+            self.metrics.reloadsRejected.add(1, ordering: .relaxed)
+        }
     }
 
     /// Re-reads every listener's certificate and key (SIGHUP). Connections already open keep theirs;
     /// a listener whose files fail to load keeps its old context, and the errors are returned.
     public func reloadCertificates() -> [String] {
         var errors: [String] = []
-        for tls in self.listenerTLS {
+        for tls in self.listeners.compactMap(\.tls) {
             do {
                 try tls.reload()
             } catch {
@@ -135,7 +204,7 @@ public final class GatewayServer: @unchecked Sendable {
         let started = NIODeadline.now()
         self.metrics.ready.store(false, ordering: .relaxed)
         self.context.beginDraining()
-        for channel in self.listeners { try? await channel.close() }
+        for listener in self.listeners { try? await listener.channel.close() }
         self.listeners.removeAll()
         let timeout = self.config.shutdownTimeout
         let window = TimeAmount.nanoseconds(timeout.nanoseconds * 8 / 10)
@@ -167,7 +236,7 @@ public final class GatewayServer: @unchecked Sendable {
     /// Closes listeners, the admin endpoint, every upstream and every client connection.
     public func shutdown() async throws {
         self.metrics.ready.store(false, ordering: .relaxed)
-        for channel in self.listeners { try? await channel.close() }
+        for listener in self.listeners { try? await listener.channel.close() }
         self.listeners.removeAll()
         if let admin = self.adminChannel { try? await admin.close() }
         self.adminChannel = nil

@@ -4,20 +4,24 @@ import NIOSSL
 /// The TLS context of one listener, replaceable while the gateway runs: `SIGHUP` re-reads the
 /// certificate and key, new handshakes use the new ones, connections already open keep theirs.
 final class ListenerTLS: Sendable {
-    let config: ServerTLSConfig
-    private let current: NIOLockedValueBox<NIOSSLContext>
+    private let current: NIOLockedValueBox<(config: ServerTLSConfig, context: NIOSSLContext)>
 
     init(config: ServerTLSConfig) throws {
-        self.config = config
-        self.current = NIOLockedValueBox(try Self.makeContext(config))
+        self.current = NIOLockedValueBox((config, try Self.makeContext(config)))
     }
 
-    var context: NIOSSLContext { self.current.withLockedValue { $0 } }
+    var context: NIOSSLContext { self.current.withLockedValue { $0.context } }
+    var config: ServerTLSConfig { self.current.withLockedValue { $0.config } }
 
     /// Re-reads the files; on failure the old context stays in force and the error is thrown.
     func reload() throws {
-        let context = try Self.makeContext(self.config)
-        self.current.withLockedValue { $0 = context }
+        try self.reload(with: self.config)
+    }
+
+    /// Loads new settings (possibly other files); on failure the old ones stay in force.
+    func reload(with config: ServerTLSConfig) throws {
+        let context = try Self.makeContext(config)
+        self.current.withLockedValue { $0 = (config, context) }
     }
 
     /// PEM chain and key (RSA or ECDSA), `min_version`, ALPN offering h2 then http/1.1.
