@@ -13,6 +13,9 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "Log level (trace, debug, info, notice, warning, error, critical); overrides the config.")
     var logLevel: String?
 
+    @Option(name: .long, help: "Log format: text (default) or json (one object per line, for log shippers).")
+    var logFormat: LogFormat = .text
+
     func run() async throws {
         let loaded: GatewayConfig
         do {
@@ -23,7 +26,10 @@ struct ServeCommand: AsyncParsableCommand {
             let more = error.errors.count > 1 ? " (and \(error.errors.count - 1) more: run 'ssegate check --config \(self.config)')" : ""
             throw CommandFailure.config(first + more)
         }
-        let logger = LogSetup.bootstrap(level: self.logLevel ?? loaded.logLevel)
+        if let level = self.logLevel, Logger.Level(rawValue: level.lowercased()) == nil {
+            throw CommandFailure.config("ssegate: --log-level must be one of trace, debug, info, notice, warning, error, critical")
+        }
+        let logger = LogSetup.bootstrap(level: self.logLevel ?? loaded.logLevel, format: self.logFormat)
         try await GatewayRunner.run(config: loaded, configFile: self.config, logger: logger)
     }
 }
@@ -126,13 +132,24 @@ enum SignalSources {
     static func keep(_ sources: [DispatchSourceSignal]) { kept += sources }
 }
 
+enum LogFormat: String, ExpressibleByArgument {
+    case text, json
+}
+
 enum LogSetup {
-    static func bootstrap(level: String) -> Logger {
+    static func bootstrap(level: String, format: LogFormat = .text) -> Logger {
         let parsed = Logger.Level(rawValue: level.lowercased()) ?? .info
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = parsed
-            return handler
+            switch format {
+            case .text:
+                var handler = StreamLogHandler.standardError(label: label)
+                handler.logLevel = parsed
+                return handler
+            case .json:
+                var handler = JSONLogHandler(label: label)
+                handler.logLevel = parsed
+                return handler
+            }
         }
         var logger = Logger(label: "ssegate")
         logger.logLevel = parsed

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
@@ -137,9 +138,28 @@ final class UpstreamClient {
                         channel.close(promise: nil)
                     }
                 case .failure(let error):
-                    self.fail(.connectFailed("\(error)"), generation: generation)
+                    self.fail(.connectFailed(Self.describe(connectError: error)), generation: generation)
                 }
             }
+    }
+
+    /// A short reason for logs: "connection refused", "timed out", not NIO's nested error types.
+    static func describe(connectError error: Error) -> String {
+        if let connection = error as? NIOConnectionError {
+            if let first = connection.connectionErrors.first {
+                return Self.describe(connectError: first.error)
+            }
+            if let dns = connection.dnsAError ?? connection.dnsAAAAError {
+                return "cannot resolve \(connection.host): \(dns)"
+            }
+        }
+        if let io = error as? IOError {
+            return String(cString: strerror(io.errnoCode)).lowercased()
+        }
+        if case ChannelError.connectTimeout(let timeout) = error {
+            return "timed out after \(timeout.nanoseconds / 1_000_000) ms"
+        }
+        return "\(error)"
     }
 
     /// The request head: SSE headers, the configured ones, and `Last-Event-ID` when resuming.
