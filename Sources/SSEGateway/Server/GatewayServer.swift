@@ -25,6 +25,7 @@ public final class GatewayServer: @unchecked Sendable {
 
     private var listeners: [BoundListener] = []
     private var adminChannel: Channel?
+    private var evictionSummary: RepeatedTask?
     private let hubs: [LoopHub]
 
     /// `group` defaults to one event loop per core, owned (and shut down) by the server.
@@ -72,12 +73,33 @@ public final class GatewayServer: @unchecked Sendable {
             throw error
         }
         self.context.registry.startPlainFeeds()
+        self.startEvictionSummary()
         self.metrics.ready.store(true, ordering: .relaxed)
         self.logger.info("ssegate started", metadata: [
             "listen": "\(self.listenerAddresses.map(Self.describe).joined(separator: ", "))",
             "admin": "\(self.adminAddress.map(Self.describe) ?? "off")",
             "feeds": "\(self.config.feeds.count)",
         ])
+    }
+
+    /// Evictions are logged as one summary line per interval in which any happened, never per client.
+    private func startEvictionSummary(every interval: TimeAmount = .seconds(10)) {
+        let loop = self.group.next()
+        var previous = DeliveryStats()
+        self.evictionSummary = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { [weak self] _ in
+            guard let self else { return loop.makeSucceededVoidFuture() }
+            return self.metrics.snapshot(on: loop).map { snapshot in
+                let total = snapshot.delivery.values.reduce(DeliveryStats(), +)
+                let queue = total.evictionsMaxQueue - previous.evictionsMaxQueue
+                let lag = total.evictionsMaxLag - previous.evictionsMaxLag
+                previous = total
+                if queue + lag > 0 {
+                    self.logger.notice("slow clients evicted", metadata: [
+                        "max_queue": "\(queue)", "max_lag": "\(lag)", "interval": "\(interval.nanoseconds / 1_000_000_000)s",
+                    ])
+                }
+            }
+        }
     }
 
     /// `127.0.0.1:8080` or `[::1]:8080`, for logs.
@@ -235,6 +257,7 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Closes listeners, the admin endpoint, every upstream and every client connection.
     public func shutdown() async throws {
+        self.evictionSummary?.cancel()
         self.metrics.ready.store(false, ordering: .relaxed)
         for listener in self.listeners { try? await listener.channel.close() }
         self.listeners.removeAll()
