@@ -71,7 +71,7 @@ def nginx_problems(path):
     if not os.path.exists(path):
         return None
     lines = [line.rstrip() for line in open(path, errors="replace")
-             if re.search(r"\[(alert|crit|error|emerg)\]", line)]
+             if re.search(r"\[(warn|alert|crit|error|emerg)\]", line)]
     return {"count": len(lines), "first": lines[:3]}
 
 
@@ -129,7 +129,8 @@ def analyse(run, target):
         "feeder_rss_kib_per_client": per_client(number(measured, "other_loaded_rss_kib") - number(measured, "other_idle_rss_kib")),
         "kernel_tcp_kib_per_client": per_client((number(measured, "tcp_mem_loaded_pages") - number(measured, "tcp_mem_idle_pages")) * page_kib),
         "bench_cpu_pct": 100 * (float(bench.get("bench_cpu_user_s", 0)) + float(bench.get("bench_cpu_system_s", 0))) / bench_window,
-        "bench_cpu_cores_sampled": number(measured, "bench_cpu_ticks") / clk / window,
+        "bench_cpu_cores_sampled": (number(measured, "bench_cpu_ticks") / clk / window
+                                    if measured.get("window_truncated") != "1" else 0.0),
         "machine_busy_cores": number(measured, "machine_busy_ticks") / clk / window,
         "machine_softirq_cores": number(measured, "machine_softirq_ticks") / clk / window,
     }
@@ -220,6 +221,11 @@ def markdown(run_env, rows):
         if measured.get("retried_after_foreign_cores"):
             notes.append(f"- {label}: measured twice; the first attempt was discarded because other processes used "
                          f"{measured['retried_after_foreign_cores']} cores during its window.")
+        if measured.get("window_truncated") == "1":
+            notes.append(f"- {label}: the load client's window ended before run.sh's CPU window (the ramp stalled), so the "
+                         f"CPU window was cut short and its alignment with the load client's window is approximate.")
+        if measured.get("needed_sigkill"):
+            notes.append(f"- {label}: did not exit within 5 s of SIGTERM after the run and was killed: `{measured['needed_sigkill']}`.")
         metrics = extra.get("ssegate_metrics")
         if metrics:
             evictions = {k: v for k, v in metrics.items() if k.startswith("ssegate_evictions_total")}
@@ -229,7 +235,7 @@ def markdown(run_env, rows):
                          + f", upstream reconnects {metrics.get('ssegate_upstream_reconnects_total', 0):.0f}.")
         problems = extra.get("nginx_error_log")
         if problems and problems["count"]:
-            notes.append(f"- {label}: nginx error.log has {problems['count']} alert/crit/error lines, e.g. `{problems['first'][0][:200]}`")
+            notes.append(f"- {label}: nginx error.log has {problems['count']} warn/error lines, e.g. `{problems['first'][0][:200]}`")
         publisher = extra.get("publisher")
         if publisher:
             notes.append(f"- {label}: publisher posted {publisher.get('posted')} events ({publisher.get('errors')} errors, "

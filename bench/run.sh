@@ -5,17 +5,18 @@
 #
 #   bench/run.sh [--clients N] [--rate R] [--payload B] [--duration S]
 #                [--targets ssegate,nginx,nchan,origin] [--bench-threads T] [--ramp-timeout S]
-#                [--quiet-timeout S] [--ssegate PATH] [--out DIR] [--name NAME]
+#                [--quiet-timeout S] [--nginx-workers W] [--ssegate PATH] [--out DIR] [--name NAME]
 #
-# Defaults (a quick run, about 2 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
+# Defaults (a quick run, about 3 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
 # The issue's two target scenarios:
 #   bench/run.sh --clients 15000 --rate 1  --payload 200 --duration 30   # memory per idle-ish client
 #   bench/run.sh --clients 10000 --rate 10 --payload 200 --duration 30   # 100k deliveries/s, p99 < 100 ms
 #
 # For each target: start it, measure idle memory, start `ssegate bench`, wait until the server has all
 # N client connections, sample CPU (utime+stime from /proc/PID/stat of every server process) over a
-# window inside the bench's own measured window, sample RSS/PSS and upstream connections (ss) at
+# window inside the bench's own measured window, sample RSS and upstream connections (ss) at
 # mid-window, stop everything. Every process the script starts is tracked by PID and stopped on exit.
+# A target is repeated once if other processes used more than 0.3 cores during its window.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,7 +38,7 @@ ORIGIN_PORT=18081
 ADMIN_PORT=18090
 NGINX_WORKERS=2
 
-usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
+usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -49,11 +50,12 @@ while [ $# -gt 0 ]; do
         --bench-threads) BENCH_THREADS=$2; shift 2 ;;
         --ramp-timeout) RAMP_TIMEOUT=$2; shift 2 ;;
         --quiet-timeout) QUIET_TIMEOUT=$2; shift 2 ;;
+        --nginx-workers) NGINX_WORKERS=$2; shift 2 ;;
         --ssegate) SSEGATE=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --name) NAME=$2; shift 2 ;;
         -h|--help) usage 0 ;;
-        *) echo "bench/run.sh: unknown argument '$1'" >&2; usage 1 ;;
+        *) echo "bench/run.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
     esac
 done
 
@@ -73,18 +75,25 @@ WATCHDOG=
 
 alive() { kill -0 "$1" 2>/dev/null; }
 
+STOP_NOTES=         # processes of the current target that needed SIGKILL
 stop_pid() {        # TERM, up to 5 s, then KILL; only PIDs from STARTED
-    local pid=$1 i
+    local pid=$1 i name
     alive "$pid" || return 0
+    name=$({ tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true; } | cut -c1-60)
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-    if alive "$pid"; then log "pid $pid did not stop on TERM; KILL"; kill -KILL "$pid" 2>/dev/null || true; fi
+    if alive "$pid"; then
+        log "pid $pid ($name) did not stop within 5 s of SIGTERM; SIGKILL"
+        STOP_NOTES="${STOP_NOTES:+$STOP_NOTES; }$name"
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
 }
 
 cleanup() {
     local status=$? pid
     trap - EXIT INT TERM
+    [ -n "$NAP_PID" ] && kill "$NAP_PID" 2>/dev/null
     for pid in "${STARTED[@]}"; do stop_pid "$pid"; done
     [ -n "$WATCHDOG" ] && { kill "$WATCHDOG" 2>/dev/null || true; wait "$WATCHDOG" 2>/dev/null || true; }
     [ -n "${KEEP_TMP:-}" ] && log "temporary files kept in $TMP" || rm -rf "$TMP"
@@ -93,7 +102,12 @@ cleanup() {
 trap cleanup EXIT
 trap 'log "interrupted"; exit 130' INT TERM
 
-nap() { sleep "$1" >/dev/null 2>&1 </dev/null & wait $! || true; }   # a sleep that lets the TERM trap run at once
+NAP_PID=
+nap() {             # a sleep that lets the TERM trap run at once
+    sleep "$1" >/dev/null 2>&1 </dev/null & NAP_PID=$!
+    wait "$NAP_PID" || true
+    NAP_PID=
+}
 
 # Whole-run bound: per target ramp + window + start/stop margins.
 n_targets=$(tr ',' '\n' <<<"$TARGETS" | grep -c .)
@@ -158,7 +172,7 @@ done
 # ---------------------------------------------------------------- measurements
 CLK_TCK=$(getconf CLK_TCK)
 now() { date +%s.%N; }
-conns() { ss -Htn state established "( sport = :$1 )" 2>/dev/null | wc -l; }   # server side of established conns
+conns() { { ss -Htn state established "( sport = :$1 )" 2>/dev/null || true; } | wc -l; }   # server side of established conns
 cpu_ticks() {       # utime+stime of the given PIDs (all their threads), in clock ticks
     local total=0 pid v
     for pid in "$@"; do
@@ -170,8 +184,8 @@ cpu_ticks() {       # utime+stime of the given PIDs (all their threads), in cloc
 cpu_split() {       # "UTIME STIME CTXT_SWITCHES" of the given PIDs (ticks, ticks, count over all threads)
     local pid
     for pid in "$@"; do
-        awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$pid/stat" 2>/dev/null
-        cat /proc/"$pid"/task/*/status 2>/dev/null | awk '/ctxt_switches:/ { s += $2 } END { print "c", s + 0 }'
+        awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$pid/stat" 2>/dev/null || true
+        { cat /proc/"$pid"/task/*/status 2>/dev/null || true; } | awk '/ctxt_switches:/ { s += $2 } END { print "c", s + 0 }'
     done | awk '$1 == "c" { c += $2; next } { u += $1; s += $2 } END { print u + 0, s + 0, c + 0 }'
 }
 mem_kib() {         # "RSS PRIVATE" summed over the given PIDs, KiB; PRIVATE = Pss_Anon + Pss_Shmem: the
@@ -329,7 +343,7 @@ other_pids() {      # what feeds the server: the origin, or nchan's publisher
 run_target() {
     local target=$1 dir=$TMP/$1 url listen
     mkdir -p "$dir"
-    ORIGIN_PID= SERVER_PID= PUBLISHER_PID=
+    ORIGIN_PID= SERVER_PID= PUBLISHER_PID= STOP_NOTES=
     wait_quiet
     log "== $target: $CLIENTS clients x $RATE events/s x $PAYLOAD B, ${DURATION}s window"
     case "$target" in
@@ -350,15 +364,16 @@ run_target() {
         --expected-rate "$RATE" --threads "$BENCH_THREADS" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
     local bench_pid=$!; STARTED+=("$bench_pid")
 
-    # Ramp: wait until the server side has all N connections (or the count stops growing).
-    local ramp_start seen last=-1 stable=0 ramp_end
+    # Ramp: wait until the server side has all N connections, or the count has not grown for 12 s
+    # (longer than the load client's 10 s connect timeout, after which it starts its window anyway).
+    local ramp_start seen last=-1 since=$SECONDS ramp_end
     ramp_start=$(now)
     while :; do
         seen=$(conns "$listen")
         [ "$seen" -ge "$CLIENTS" ] && break
         alive "$bench_pid" || { log "bench exited during ramp-up"; break; }
-        if [ "$seen" -gt 0 ] && [ "$seen" -eq "$last" ]; then stable=$((stable + 1)); else stable=0; fi
-        [ "$stable" -ge 12 ] && { log "connections stopped growing at $seen of $CLIENTS"; break; }
+        [ "$seen" -ne "$last" ] && since=$SECONDS
+        [ "$seen" -gt 0 ] && [ $((SECONDS - since)) -ge 12 ] && { log "connections stopped growing at $seen of $CLIENTS"; break; }
         awk -v a="$ramp_start" -v b="$(now)" -v m="$RAMP_TIMEOUT" 'BEGIN { exit !(b - a > m) }' &&
             { log "ramp-up timeout at $seen of $CLIENTS connections"; break; }
         last=$seen
@@ -380,15 +395,22 @@ run_target() {
     clients_seen=$(conns "$listen")
     # Where undelivered bytes sit right now: the load client's receive queues, the server's send queues.
     local client_recvq server_sendq
-    client_recvq=$(ss -Htn state established "( dport = :$listen )" 2>/dev/null | awk '{ s += $1 } END { print s + 0 }')
-    server_sendq=$(ss -Htn state established "( sport = :$listen )" 2>/dev/null | awk '{ s += $2 } END { print s + 0 }')
+    client_recvq=$({ ss -Htn state established "( dport = :$listen )" 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }')
+    server_sendq=$({ ss -Htn state established "( sport = :$listen )" 2>/dev/null || true; } | awk '{ s += $2 } END { print s + 0 }')
     if [ "$target" = ssegate ]; then
         curl -s --max-time 2 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics-mid.txt" 2>/dev/null || true
     fi
     case "$target" in nchan) upstream=0 ;; *) upstream=$(conns "$ORIGIN_PORT") ;; esac
-    nap "$(awk -v t0="$t0" -v d="$DURATION" -v n="$(now)" 'BEGIN { r = t0 + d - 2 - n; print (r > 0 ? r : 0) }')"
+    # Until 1 s before the window ends, or until the load client exits if its window started earlier than
+    # seen here (a stalled ramp: it starts measuring at most 10 s after its last connect attempt).
+    local truncated=0
+    while awk -v t0="$t0" -v d="$DURATION" -v n="$(now)" 'BEGIN { exit !(t0 + d - 2 - n > 0) }'; do
+        if [ -z "$(pgrep -P "$bench_pid" || true)" ]; then truncated=1; log "$target: load client ended before the CPU window did"; break; fi
+        nap 0.25
+    done
     split1=$(cpu_split $(server_pids))
     t1=$(now); c1=$(cpu_ticks $(server_pids)); o1=$(cpu_ticks $(other_pids)); b1=$(cpu_ticks $bench_child); m1=$(machine_busy_ticks); q1=$(machine_softirq_ticks)
+    [ "$truncated" = 1 ] && b1=$b0   # its CPU is gone with it; counted as unknown
 
     wait "$bench_pid" 2>/dev/null || log "bench exited with status $? (124: time bound hit)"
     if [ "$target" = ssegate ]; then
@@ -429,6 +451,8 @@ server_side_clients=$clients_seen
 client_recvq_bytes=$client_recvq
 server_sendq_bytes=$server_sendq
 upstream_connections=$upstream
+needed_sigkill=$STOP_NOTES
+window_truncated=$truncated
 EOF
 }
 
@@ -443,7 +467,7 @@ STAMP=$(date -u +%Y-%m-%d-%H%M)
 SCENARIO=${NAME:-${CLIENTS}c-${RATE}eps-${PAYLOAD}B-${DURATION}s}
 mkdir -p "$OUT"
 {
-    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS"
+    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
     echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -454,14 +478,21 @@ mkdir -p "$OUT"
     echo "nginx_workers=$NGINX_WORKERS"
     echo "nchan=$(dpkg-query -W -f='${Version}' libnginx-mod-nchan 2>/dev/null || echo none)"
     echo "ssegate_commit=$(git -C "$ROOT" describe --always --dirty 2>/dev/null || echo unknown)"
-    echo "ssegate_binary=$SSEGATE (built $(date -u -r "$SSEGATE" '+%Y-%m-%d %H:%M UTC'))"
+    built=$(stat -c %Y "$SSEGATE")
+    head_time=$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || echo 0)
+    if [ "$built" -lt "$head_time" ]; then
+        older=$(git -C "$ROOT" log -1 --before="@$built" --format=%h 2>/dev/null || echo unknown)
+        echo "ssegate_binary=$SSEGATE (built $(date -u -d "@$built" '+%Y-%m-%d %H:%M UTC'), before HEAD was committed: the newest commit older than the binary is $older; uncommitted edits at build time unknown)"
+    else
+        echo "ssegate_binary=$SSEGATE (built $(date -u -d "@$built" '+%Y-%m-%d %H:%M UTC'))"
+    fi
     echo "bench_threads=$BENCH_THREADS"
     echo "loadavg_before=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$TMP/run.env"
 
 foreign_cores() {   # CPU used during the target's window by processes that are not part of the run
     awk -F= '{ v[$1] = $2 } END {
-        w = v["window_s"] + 0; if (w <= 0 || v["status"] != "ok") { print 0; exit }
+        w = v["window_s"] + 0; if (w <= 0 || v["status"] != "ok" || v["window_truncated"] == "1") { print 0; exit }
         printf "%.2f", (v["machine_busy_ticks"] - v["server_cpu_ticks"] - v["other_cpu_ticks"] - v["bench_cpu_ticks"]) / v["clk_tck"] / w }' "$1"
 }
 for target in ${TARGETS//,/ }; do

@@ -46,7 +46,7 @@ enum GatewayRunner {
         }
         started?(server)
         let reloader = Reloader(server: server, file: configFile, logger: logger)
-        let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP, SIGPIPE]) { other in
+        let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP]) { other in
             guard other == SIGHUP else { return }
             Task { await reloader.reload() }
         }
@@ -102,7 +102,11 @@ actor Reloader {
 /// Waits for one of the given signals with Dispatch sources (the default actions are turned off).
 enum SignalWaiter {
     static func wait(for signals: [Int32], ignoring: [Int32], onIgnored: @escaping @Sendable (Int32) -> Void) async -> Int32 {
-        await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
+        // SIGPIPE stays plainly ignored, with no Dispatch source: a source installs libdispatch's own
+        // handler, and every write to a socket its peer closed would then raise a real signal (seen as a
+        // core spinning on SIGPIPE after thousands of clients left at once).
+        Foundation.signal(SIGPIPE, SIG_IGN)
+        return await withCheckedContinuation { (continuation: CheckedContinuation<Int32, Never>) in
             let queue = DispatchQueue(label: "ssegate.signals")
             var sources: [DispatchSourceSignal] = []
             var resumed = false
