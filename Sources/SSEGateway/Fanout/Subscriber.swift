@@ -25,6 +25,9 @@ public final class Subscriber {
     /// Position in the shard's array, for O(1) removal; -1 once removed.
     var shardIndex = -1
     private var needsFlush = false
+    private var unflushedBytes = 0
+    /// Half the channels' high write watermark (64 KiB).
+    static let flushThreshold = 32 * 1024
 
     init(sink: SubscriberSink, transport: StreamTransport, limits: ClientLimitsConfig, lastSequence: Int64, now: NIODeadline) {
         self.sink = sink
@@ -50,12 +53,12 @@ public final class Subscriber {
             // May re-enter `writabilityChanged` when it crosses the high watermark; the queue is not
             // being mutated at this point, so that is safe.
             self.transport.writeShared(bytes)
-            if !self.transport.isWritable {
-                // A channel counts unflushed bytes as pending too: hand them to the socket before the rest
-                // of a large batch is queued against `max_queue`, or a fast client would be evicted by a
-                // burst it could take. Only a client that really does not read stays unwritable.
-                self.needsFlush = false
-                self.transport.flush()
+            self.unflushedBytes += bytes.readableBytes
+            if self.unflushedBytes >= Self.flushThreshold {
+                // A channel counts unflushed bytes as pending too: hand a large batch to the socket in
+                // pieces, so that it never turns unwritable (and queues against `max_queue`) merely for
+                // bytes nobody tried to send yet. Only a client that really does not read stays blocked.
+                self.flushIfNeeded()
             }
             return nil
         case .queued, .drop:
@@ -68,6 +71,7 @@ public final class Subscriber {
     func flushIfNeeded() {
         if self.needsFlush {
             self.needsFlush = false
+            self.unflushedBytes = 0
             self.transport.flush()
         }
     }
