@@ -172,4 +172,27 @@ final class ResumeIntegrationTests: XCTestCase {
         await live.close()
         await resumed.close()
     }
+
+    func testResumeFromAnIDThisReplicaHasNotReceivedYetWaitsForItInsteadOfReplayingEverything() async throws {
+        let harness = try await self.start()
+        defer { Task { await harness.stop() } }
+        try await self.publish(harness, 1...5)
+        // The client saw 7 on another replica, which is ahead of this one.
+        let client = try await harness.client("/prices", headers: [("Last-Event-ID", "7")])
+        try await Task.sleep(nanoseconds: 100_000_000)
+        try await self.publish(harness, 6...8)
+        let events = try await client.waitForEvents(1)
+        XCTAssertEqual(events.map(\.id), ["8"], "resumed after 7: no duplicates of 1...7")
+        XCTAssertFalse(client.body.contains(": gap"))
+        let head = try await client.waitForHead()
+        XCTAssertTrue(head.headers["Last-Event-ID"].isEmpty)
+        // An id that never comes is a gap after the wait, with the whole buffer.
+        let stale = try await harness.client("/prices", headers: [("Last-Event-ID", "unknown-id")])
+        let replay = try await stale.waitForEvents(8)
+        XCTAssertEqual(replay.map(\.id), (1...8).map { String($0) })
+        XCTAssertTrue(stale.body.contains(": gap"))
+        // A numeric id older than the newest held is known to be past: the gap answer comes at once.
+        await client.close()
+        await stale.close()
+    }
 }

@@ -3,15 +3,17 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 
-/// The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus text) and `/api/feeds` (JSON).
+/// The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/api/feeds` (JSON), and
+/// for a person `/` (the status page) fed by `/api/status/stream` (SSE).
 enum AdminServer {
     static func bind(address: HostPort, group: EventLoopGroup, metrics: GatewayMetrics, logger: Logger) async throws -> Channel {
-        try await ServerBootstrap(group: group)
+        let rates = AdminRates(metrics: metrics)
+        let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 do {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline(withErrorHandling: true)
-                    try channel.pipeline.syncOperations.addHandler(AdminHandler(metrics: metrics))
+                    try channel.pipeline.syncOperations.addHandler(AdminHandler(metrics: metrics, rates: rates))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -19,6 +21,9 @@ enum AdminServer {
             }
             .bind(host: address.host, port: address.port)
             .get()
+        rates.start(on: channel.eventLoop)
+        channel.closeFuture.whenComplete { _ in rates.stop() }
+        return channel
     }
 }
 
@@ -27,10 +32,25 @@ final class AdminHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPServerResponsePart
 
     private let metrics: GatewayMetrics
+    private let rates: AdminRates
     private var request: HTTPRequestHead?
+    /// The open `/api/status/stream` of this connection, if any (it ends with the connection).
+    private var stream: AdminStream?
 
-    init(metrics: GatewayMetrics) {
+    init(metrics: GatewayMetrics, rates: AdminRates) {
         self.metrics = metrics
+        self.rates = rates
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.stream?.stop()
+        self.stream = nil
+        context.fireChannelInactive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.stream?.stop()
+        self.stream = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -40,7 +60,7 @@ final class AdminHandler: ChannelInboundHandler {
         case .body:
             break
         case .end:
-            guard let head = self.request else { return }
+            guard let head = self.request, self.stream == nil else { return }
             self.request = nil
             self.handle(head, context: context)
         }
@@ -50,8 +70,17 @@ final class AdminHandler: ChannelInboundHandler {
         guard head.method == .GET || head.method == .HEAD else {
             return self.send(.methodNotAllowed, "method not allowed\n", type: "text/plain; charset=utf-8", extra: [("Allow", "GET, HEAD")], head: head, context: context)
         }
-        let path = RequestRouter.split(head.uri).path
+        let (path, query) = RequestRouter.split(head.uri)
         switch path {
+        case "/", "/index.html":
+            self.send(.ok, StatusPage.html, type: "text/html; charset=utf-8", extra: StatusPage.headers, head: head, context: context)
+        case "/api/status/stream":
+            guard head.method == .GET else {
+                return self.send(.ok, "", type: "text/event-stream; charset=utf-8", head: head, context: context)
+            }
+            let stream = AdminStream(metrics: self.metrics, interval: AdminStream.interval(query: query))
+            self.stream = stream
+            stream.start(context: context, version: head.version)
         case "/healthz":
             self.send(.ok, "ok\n", type: "text/plain; charset=utf-8", head: head, context: context)
         case "/readyz":
@@ -70,7 +99,7 @@ final class AdminHandler: ChannelInboundHandler {
             self.metrics.snapshot(on: context.eventLoop).whenComplete { result in
                 switch result {
                 case .success(let snapshot):
-                    self.send(.ok, FeedsJSON.render(snapshot), type: "application/json", head: head, context: context)
+                    self.send(.ok, FeedsJSON.render(snapshot, rates: self.rates.latest), type: "application/json", head: head, context: context)
                 case .failure(let error):
                     self.send(.internalServerError, "\(error)\n", type: "text/plain; charset=utf-8", head: head, context: context)
                 }
@@ -95,12 +124,14 @@ final class AdminHandler: ChannelInboundHandler {
 }
 
 /// `/api/feeds`: one object per open feed (never an upstream credential: URLs are printed without
-/// user info and configured headers are not shown).
+/// user info and configured headers are not shown). Rates come from the admin listener's sampler
+/// (the last interval, about a second; null until it has two samples).
 enum FeedsJSON {
-    static func render(_ snapshot: GatewayMetrics.Snapshot) -> String {
+    static func render(_ snapshot: GatewayMetrics.Snapshot, rates: StatusSample = StatusSample()) -> String {
         var items: [String] = []
         for feed in snapshot.feeds where !feed.retired {
             let delivery = snapshot.delivery[feed.definition]
+            let limits = snapshot.replayLimits[feed.path]
             let fields: [(String, String)] = [
                 ("path", StreamPrelude.jsonString(feed.path)),
                 ("name", StreamPrelude.jsonString(feed.definition)),
@@ -116,9 +147,16 @@ enum FeedsJSON {
                 ("upstream_reconnects", String(feed.upstreamReconnects)),
                 ("definition_deliveries", String(delivery?.deliveries ?? 0)),
                 ("definition_evictions", String((delivery?.evictionsMaxQueue ?? 0) + (delivery?.evictionsMaxLag ?? 0))),
+                ("replay_max_events", limits.map { String($0.maxEvents) } ?? "null"),
+                ("replay_max_bytes", limits.map { String($0.maxBytes) } ?? "null"),
+                ("upstream_failures", String(feed.upstreamFailures)),
+                ("events_per_s", StatusJSON.number(rates.eventsPerSecond[feed.path])),
+                ("definition_deliveries_per_s", StatusJSON.number(rates.deliveriesPerSecond[feed.definition] ?? rates.interval.map { _ in 0 })),
+                ("definition_bytes_per_s", StatusJSON.number(rates.bytesPerSecond[feed.definition] ?? rates.interval.map { _ in 0 })),
+                ("definition_evictions_by_reason", StatusJSON.evictions(delivery?.evictionsMaxQueue ?? 0, delivery?.evictionsMaxLag ?? 0)),
             ]
             items.append("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
         }
-        return "{\"connected_clients\":\(snapshot.connectedClients),\"feeds\":[" + items.joined(separator: ",") + "]}\n"
+        return "{\"connected_clients\":\(snapshot.connectedClients),\"rate_interval_s\":\(StatusJSON.number(rates.interval)),\"feeds\":[" + items.joined(separator: ",") + "]}\n"
     }
 }

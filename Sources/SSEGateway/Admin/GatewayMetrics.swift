@@ -16,6 +16,8 @@ final class GatewayMetrics: @unchecked Sendable {
     let ready = Atomic<Bool>(false)
     let reloadsApplied = Atomic<Int>(0)
     let reloadsRejected = Atomic<Int>(0)
+    /// Open `/api/status/stream` connections (each has its own sampler timer).
+    let statusStreams = Atomic<Int>(0)
     /// Last values reported per counter, to increment by the difference.
     private let reported = NIOLockedValueBox<[String: Int64]>([:])
     private let counters = NIOLockedValueBox<[String: CoreMetrics.Counter]>([:])
@@ -33,6 +35,8 @@ final class GatewayMetrics: @unchecked Sendable {
         var queuedBytes = 0
         var feeds: [FeedStatus] = []
         var connectedClients = 0
+        /// Replay bounds per open feed path (`replay.max_events`, `replay.max_bytes`), for buffer fill.
+        var replayLimits: [String: ReplayConfig] = [:]
     }
 
     func snapshot(on loop: EventLoop) -> EventLoopFuture<Snapshot> {
@@ -40,7 +44,7 @@ final class GatewayMetrics: @unchecked Sendable {
             hub.loop.submit { (hub.snapshot(), hub.clientsPerFeed(), hub.queuedBytes()) }
         }
         let (open, retired) = self.context.registry.feedsAndRetiredTotals
-        let feedFutures = open.map { feed in feed.loop.submit { feed.status() } }
+        let feedFutures = open.map { feed in feed.loop.submit { (feed.status(), feed.config.settings.replay) } }
         let connected = self.context.clientCount
         return EventLoopFuture.whenAllSucceed(hubFutures, on: loop).and(EventLoopFuture.whenAllSucceed(feedFutures, on: loop)).map { hubs, feeds in
             var snapshot = Snapshot()
@@ -49,7 +53,8 @@ final class GatewayMetrics: @unchecked Sendable {
                 snapshot.clientsPerFeed.merge(clients, uniquingKeysWith: +)
                 snapshot.queuedBytes += queued
             }
-            snapshot.feeds = feeds.sorted { $0.path < $1.path } + retired
+            snapshot.feeds = feeds.map(\.0).sorted { $0.path < $1.path } + retired
+            for (status, replay) in feeds { snapshot.replayLimits[status.path] = replay }
             snapshot.connectedClients = connected
             return snapshot
         }

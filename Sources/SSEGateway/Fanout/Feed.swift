@@ -35,6 +35,8 @@ public final class Feed {
     private(set) var replaysServed = 0
     private(set) var replayGaps = 0
     private(set) var upstreamFailures = 0
+    private var parked: [ParkedJoin] = []
+    private var parkedTokens = 0
 
     init(path: String, config: FeedConfig, values: [String: String], loop: EventLoop, tlsContext: Result<NIOSSLContext, Error>?, idPrefix: String, logger: Logger) {
         self.path = path
@@ -115,6 +117,7 @@ public final class Feed {
         self.isClosed = true
         self.lingerTask?.cancel()
         self.lingerTask = nil
+        for join in self.parked { self.releaseParked(join.token) }
         self.upstream.stop()
     }
 
@@ -122,9 +125,9 @@ public final class Feed {
 
     /// A shard asks to receive this feed on behalf of a new client; returns what the client gets first,
     /// or nil when the feed has closed (the caller resolves the path again).
-    func join(_ shard: FeedShard, resumeID: String?) -> ReplayBuffer.Lookup? {
+    func join(_ shard: FeedShard, resumeID: String?, reply: @escaping (ReplayBuffer.Lookup?) -> Void) {
         self.loop.preconditionInEventLoop()
-        guard !self.isClosed else { return nil }
+        guard !self.isClosed else { return reply(nil) }
         self.shards[ObjectIdentifier(shard)] = shard
         if let linger = self.lingerTask {
             linger.cancel()
@@ -140,6 +143,15 @@ public final class Feed {
         if seeded {
             lookup.resume = .live
         }
+        if lookup.resume == .gap, let resumeID, self.mayArriveSoon(resumeID) {
+            // Behind a load balancer a client may fail over to this replica a moment before this replica
+            // has the event it last saw: wait a little for that id rather than replay the whole buffer.
+            return self.park(resumeID: resumeID, reply: reply)
+        }
+        self.answer(lookup, reply)
+    }
+
+    private func answer(_ lookup: ReplayBuffer.Lookup, _ reply: (ReplayBuffer.Lookup?) -> Void) {
         switch lookup.resume {
         case .live: break
         case .resumed: self.replaysServed += 1
@@ -147,7 +159,45 @@ public final class Feed {
             self.replaysServed += 1
             self.replayGaps += 1
         }
-        return lookup
+        reply(lookup)
+    }
+
+    /// How long a resume from an id this feed has not seen waits for it to arrive from upstream.
+    static let resumeWait = TimeAmount.milliseconds(1000)
+
+    private struct ParkedJoin {
+        var token: Int
+        var resumeID: String
+        var reply: (ReplayBuffer.Lookup?) -> Void
+        var timeout: Scheduled<Void>
+    }
+
+    /// An unknown id may be one this replica will receive in a moment (upstream ids only). Numeric ids
+    /// older than the newest one held are known to be in the past: no wait for those.
+    private func mayArriveSoon(_ resumeID: String) -> Bool {
+        guard self.config.ids == .upstream else { return false }
+        if let wanted = Int64(resumeID), let newest = Int64(self.upstream.lastEventID), wanted <= newest {
+            return false
+        }
+        return true
+    }
+
+    private func park(resumeID: String, reply: @escaping (ReplayBuffer.Lookup?) -> Void) {
+        self.parkedTokens += 1
+        let token = self.parkedTokens
+        let timeout = self.loop.scheduleTask(in: Self.resumeWait) { [weak self] () -> Void in
+            self?.releaseParked(token)
+        }
+        self.parked.append(ParkedJoin(token: token, resumeID: resumeID, reply: reply, timeout: timeout))
+    }
+
+    /// Answers a parked join with what the ring holds now (resumed if its id has arrived, else a gap).
+    private func releaseParked(_ token: Int) {
+        guard let index = self.parked.firstIndex(where: { $0.token == token }) else { return }
+        let join = self.parked.remove(at: index)
+        join.timeout.cancel()
+        if self.isClosed { return join.reply(nil) }
+        self.answer(self.replay.lookup(after: join.resumeID, now: .now()), join.reply)
     }
 
     private func seedUpstream(from resumeID: String?) -> Bool {
@@ -218,6 +268,12 @@ extension Feed: UpstreamDelegate {
                 shard.deliver(batch)
             } else {
                 shard.post(batch)
+            }
+        }
+        if !self.parked.isEmpty {
+            let arrived = Set(events.compactMap(\.id))
+            for join in self.parked where arrived.contains(join.resumeID) {
+                self.releaseParked(join.token)
             }
         }
     }

@@ -115,15 +115,17 @@ extension LoopHub {
         let shard = self.shard(for: feed)
         shard.pendingJoins += 1
         if feed.loop === self.loop {
-            let lookup = feed.join(shard, resumeID: resumeID)
-            shard.pendingJoins -= 1
-            completion(shard, lookup)
+            feed.join(shard, resumeID: resumeID) { lookup in
+                shard.pendingJoins -= 1
+                completion(shard, lookup)
+            }
         } else {
             feed.loop.execute {
-                let lookup = feed.join(shard, resumeID: resumeID)
-                self.loop.execute {
-                    shard.pendingJoins -= 1
-                    completion(shard, lookup)
+                feed.join(shard, resumeID: resumeID) { lookup in
+                    self.loop.execute {
+                        shard.pendingJoins -= 1
+                        completion(shard, lookup)
+                    }
                 }
             }
         }
