@@ -39,6 +39,7 @@ struct DemoCommand: AsyncParsableCommand {
               origin (built-in ticker):  http://127.0.0.1:\(origin.port)/prices
               gateway feed:              \(base)/prices
               template feed (per room):  \(base)/rooms/lobby
+              status page (live):        http://127.0.0.1:\(self.adminPort)/
               metrics:                   http://127.0.0.1:\(self.adminPort)/metrics
               feeds (JSON):              http://127.0.0.1:\(self.adminPort)/api/feeds
 

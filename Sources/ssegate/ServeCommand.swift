@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import SSEGateway
+import ServiceLifecycle
 
 struct ServeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "serve", abstract: "Run the gateway.")
@@ -34,8 +35,9 @@ struct ServeCommand: AsyncParsableCommand {
     }
 }
 
-/// Runs a gateway until SIGTERM or SIGINT (then drains); SIGHUP reloads `configFile` (or, without one,
-/// re-reads the TLS certificates).
+/// Runs a gateway as a swift-service-lifecycle `Service` in a `ServiceGroup` that owns SIGTERM and
+/// SIGINT: the first starts the graceful drain, a second one exits at once, and SIGHUP reloads
+/// `configFile` (or, without one, re-reads the TLS certificates).
 enum GatewayRunner {
     static func run(config: GatewayConfig, configFile: String?, logger: Logger, started: ((GatewayServer) -> Void)? = nil) async throws {
         let server = GatewayServer(config: config, logger: logger)
@@ -46,13 +48,59 @@ enum GatewayRunner {
         }
         started?(server)
         let reloader = Reloader(server: server, file: configFile, logger: logger)
-        let signal = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP]) { other in
-            guard other == SIGHUP else { return }
-            Task { await reloader.reload() }
-        }
-        logger.info("draining (a second signal exits at once)", metadata: ["signal": "\(signal)"])
-        try await server.drainAndShutdown()
+        SignalWatch.start(
+            onReload: { Task { await reloader.reload() } },
+            onSecondStop: { logger.notice("second signal: exiting at once"); Foundation.exit(0) }
+        )
+        var group = ServiceGroupConfiguration(
+            services: [GatewayService(server: server, logger: logger)],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        )
+        // Past the drain window the group escalates to cancellation (the drain itself ends within it).
+        group.maximumGracefulShutdownDuration = .nanoseconds(config.shutdownTimeout.nanoseconds) + .seconds(2)
+        try await ServiceGroup(configuration: group).run()
         logger.info("stopped")
+    }
+}
+
+/// The running gateway as a `Service`: it waits for the group's graceful shutdown, then drains.
+struct GatewayService: Service {
+    let server: GatewayServer
+    let logger: Logger
+
+    func run() async throws {
+        try? await gracefulShutdown()
+        self.logger.info("draining (a second signal exits at once)")
+        try await self.server.drainAndShutdown()
+    }
+}
+
+/// The signals the service group does not own: SIGHUP (reload) and a second SIGTERM/SIGINT (exit at
+/// once; the group handles the first). SIGPIPE stays plainly ignored, with no Dispatch source: a
+/// source installs libdispatch's own handler, and every write to a socket its peer closed would then
+/// raise a real signal (seen as a core spinning on SIGPIPE after thousands of clients left at once).
+enum SignalWatch {
+    nonisolated(unsafe) private static var sources: [DispatchSourceSignal] = []
+
+    static func start(onReload: @escaping @Sendable () -> Void, onSecondStop: @escaping @Sendable () -> Void) {
+        Foundation.signal(SIGPIPE, SIG_IGN)
+        Foundation.signal(SIGHUP, SIG_IGN)
+        let queue = DispatchQueue(label: "ssegate.signals")
+        var stops = 0
+        let reload = DispatchSource.makeSignalSource(signal: SIGHUP, queue: queue)
+        reload.setEventHandler { onReload() }
+        reload.resume()
+        Self.sources.append(reload)
+        for number in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                stops += 1
+                if stops >= 2 { onSecondStop() }
+            }
+            source.resume()
+            Self.sources.append(source)
+        }
     }
 }
 
