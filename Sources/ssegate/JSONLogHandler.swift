@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import SSEGateway
 
 /// One JSON object per line on stderr, for log shippers (`--log-format json`):
 /// `{"ts":"…","level":"info","label":"ssegate","msg":"…", …metadata}`.
@@ -29,7 +30,7 @@ struct JSONLogHandler: LogHandler {
         for key in merged.keys.sorted() {
             fields.append((key, "\(merged[key]!)"))
         }
-        let line = "{" + fields.map { "\(Self.quote($0.0)):\(Self.quote($0.1))" }.joined(separator: ",") + "}\n"
+        let line = "{" + fields.map { "\(JSONText.string($0.0)):\(JSONText.string($0.1))" }.joined(separator: ",") + "}\n"
         Self.lock.lock()
         FileHandle.standardError.write(Data(line.utf8))
         Self.lock.unlock()
@@ -41,23 +42,4 @@ struct JSONLogHandler: LogHandler {
         return formatter.string(from: Date())
     }
 
-    static func quote(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
 }

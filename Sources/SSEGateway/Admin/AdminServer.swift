@@ -133,11 +133,11 @@ enum FeedsJSON {
             let delivery = snapshot.delivery[feed.definition]
             let limits = snapshot.replayLimits[feed.path]
             let fields: [(String, String)] = [
-                ("path", StreamPrelude.jsonString(feed.path)),
-                ("name", StreamPrelude.jsonString(feed.definition)),
-                ("upstream_state", StreamPrelude.jsonString(feed.upstreamState.rawValue)),
-                ("upstream_url", StreamPrelude.jsonString(feed.upstreamURL)),
-                ("last_event_id", StreamPrelude.jsonString(feed.lastEventID)),
+                ("path", JSONText.string(feed.path)),
+                ("name", JSONText.string(feed.definition)),
+                ("upstream_state", JSONText.string(feed.upstreamState.rawValue)),
+                ("upstream_url", JSONText.string(feed.upstreamURL)),
+                ("last_event_id", JSONText.string(feed.lastEventID)),
                 ("replay_events", String(feed.replayEvents)),
                 ("replay_bytes", String(feed.replayBytes)),
                 ("clients", String(snapshot.clientsPerFeed[feed.path, default: 0])),

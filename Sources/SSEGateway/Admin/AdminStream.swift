@@ -174,7 +174,7 @@ enum StatusJSON {
         "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 
-    static func json(_ text: String) -> String { StreamPrelude.jsonString(text) }
+    static func json(_ text: String) -> String { JSONText.string(text) }
 
     static func number(_ value: Double?) -> String {
         guard let value, value.isFinite else { return "null" }

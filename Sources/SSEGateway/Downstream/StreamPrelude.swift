@@ -17,7 +17,7 @@ enum StreamPrelude {
             SSESerializer.writeComment("gap: last event id \(Self.printable(resumeID ?? "")) is not buffered; replaying from \(Self.printable(from))", into: &buffer)
             if settings.replay.gapEvent {
                 buffer.writeStaticString("\n")
-                let data = "{\"lastEventId\":\(Self.jsonString(resumeID ?? "")),\"replayFrom\":\(Self.jsonString(from))}"
+                let data = "{\"lastEventId\":\(JSONText.string(resumeID ?? "")),\"replayFrom\":\(JSONText.string(from))}"
                 SSESerializer.write(ServerSentEvent(id: nil, type: "gap", data: data), into: &buffer)
                 return buffer
             }
@@ -35,23 +35,4 @@ enum StreamPrelude {
         String(text.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) }.prefix(200))
     }
 
-    static func jsonString(_ text: String) -> String {
-        var out = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if scalar.value < 0x20 {
-                    out += String(format: "\\u%04x", scalar.value)
-                } else {
-                    out.unicodeScalars.append(scalar)
-                }
-            }
-        }
-        return out + "\""
-    }
 }

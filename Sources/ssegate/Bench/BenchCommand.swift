@@ -205,7 +205,7 @@ struct BenchReport {
 
     var json: String {
         var fields: [(String, String)] = [
-            ("url", StreamJSON.string(self.url)), ("clients", String(self.clients)), ("connected", String(self.connected)),
+            ("url", JSONText.string(self.url)), ("clients", String(self.clients)), ("connected", String(self.connected)),
             ("connect_errors", String(self.connectErrors)), ("non_200", String(self.badStatus)), ("disconnects", String(self.disconnects)),
             ("missing", String(self.missing)), ("window_s", String(format: "%.3f", self.window)),
             ("deliveries", String(self.deliveries)), ("deliveries_per_s", String(format: "%.1f", self.deliveriesPerSecond)),
@@ -217,11 +217,5 @@ struct BenchReport {
         ]
         if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
-    }
-}
-
-enum StreamJSON {
-    static func string(_ text: String) -> String {
-        "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }
