@@ -263,13 +263,17 @@ extension Feed: UpstreamDelegate {
             batch.append(encoded)
         }
         self.eventsIn += batch.count
+        // Hand the batch to the other loops first, then write to this loop's clients: the loops then
+        // work in parallel instead of the others waiting for this loop's whole pass.
+        var local: FeedShard?
         for shard in self.shards.values {
             if shard.loop === self.loop {
-                shard.deliver(batch)
+                local = shard
             } else {
                 shard.post(batch)
             }
         }
+        local?.deliver(batch)
         if !self.parked.isEmpty {
             let arrived = Set(events.compactMap(\.id))
             for join in self.parked where arrived.contains(join.resumeID) {
