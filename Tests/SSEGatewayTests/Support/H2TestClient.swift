@@ -209,21 +209,15 @@ final class H2TestStream: @unchecked Sendable {
         _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
         until condition: (Snapshot) -> Bool
     ) async throws -> Snapshot {
-        let deadline = NIODeadline.now() + timeout
-        while true {
-            let snapshot = self.snapshot
-            if condition(snapshot) { return snapshot }
-            if NIODeadline.now() > deadline {
-                XCTFail(
-                    "timed out waiting for \(message); status \(snapshot.status.map(String.init) ?? "none"), \(snapshot.events.count) events, "
-                        + "end: \(snapshot.endStream), reset: \(String(describing: snapshot.reset)), closed: \(snapshot.closed), "
-                        + "body prefix: \(snapshot.body.prefix(200))",
-                    file: file, line: line
-                )
-                throw TestTimeout(message: message)
-            }
-            try await Task.sleep(nanoseconds: 5_000_000)
-        }
+        try await poll(
+            message, timeout: timeout, file: file, line: line, read: { self.snapshot },
+            describe: { snapshot in
+                "status \(snapshot.status.map(String.init) ?? "none"), \(snapshot.events.count) events, "
+                    + "end: \(snapshot.endStream), reset: \(String(describing: snapshot.reset)), closed: \(snapshot.closed), "
+                    + "body prefix: \(snapshot.body.prefix(200))"
+            },
+            until: condition
+        )
     }
 
     func waitForHeaders(file: StaticString = #filePath, line: UInt = #line) async throws -> Snapshot {

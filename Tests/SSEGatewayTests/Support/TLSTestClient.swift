@@ -162,20 +162,10 @@ final class TLSSSEClient: @unchecked Sendable {
         _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
         until condition: (Snapshot) -> Bool
     ) async throws -> Snapshot {
-        let deadline = NIODeadline.now() + timeout
-        while true {
-            let snapshot = self.snapshot
-            if condition(snapshot) { return snapshot }
-            if NIODeadline.now() > deadline {
-                XCTFail(
-                    "timed out waiting for \(message); \(snapshot.events.count) events, closed: \(snapshot.closed), "
-                        + "error: \(String(describing: snapshot.error)), body prefix: \(snapshot.body.prefix(200))",
-                    file: file, line: line
-                )
-                throw TestTimeout(message: message)
-            }
-            try await Task.sleep(nanoseconds: 5_000_000)
-        }
+        try await poll(
+            message, timeout: timeout, file: file, line: line, read: { self.snapshot },
+            describe: { snapshot in "\(snapshot.events.count) events, closed: \(snapshot.closed), error: \(String(describing: snapshot.error)), body prefix: \(snapshot.body.prefix(200))" }, until: condition
+        )
     }
 
     func waitForHead(file: StaticString = #filePath, line: UInt = #line) async throws -> HTTPResponseHead {

@@ -72,16 +72,10 @@ final class TestSSEClient: @unchecked Sendable {
         _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
         until condition: (Snapshot) -> Bool
     ) async throws -> Snapshot {
-        let deadline = NIODeadline.now() + timeout
-        while true {
-            let snapshot = self.snapshot
-            if condition(snapshot) { return snapshot }
-            if NIODeadline.now() > deadline {
-                XCTFail("timed out waiting for \(message); have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))", file: file, line: line)
-                throw TestTimeout(message: message)
-            }
-            try await Task.sleep(nanoseconds: 5_000_000)
-        }
+        try await poll(
+            message, timeout: timeout, file: file, line: line, read: { self.snapshot },
+            describe: { snapshot in "have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))" }, until: condition
+        )
     }
 
     func waitForHead(file: StaticString = #filePath, line: UInt = #line) async throws -> HTTPResponseHead {
