@@ -44,10 +44,11 @@ struct TLSHandshakeResult {
     var peerCertificateDER: [UInt8]?
 }
 
-/// Connects, completes a TLS handshake (or fails with the handshake's error) and closes.
-func tlsHandshake(
-    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost", timeout: TimeAmount = .seconds(5)
-) async throws -> TLSHandshakeResult {
+/// A TCP connection to 127.0.0.1 with a TLS client handler; the promise completes with the negotiated
+/// ALPN protocol when the handshake is done (or fails with its error).
+private func connectWatchingHandshake(
+    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String
+) async throws -> (Channel, EventLoopPromise<String?>) {
     let context = try NIOSSLContext(configuration: tls)
     let completed = group.next().makePromise(of: String?.self)
     let channel = try await ClientBootstrap(group: group)
@@ -59,6 +60,14 @@ func tlsHandshake(
             }
         }
         .connect(host: "127.0.0.1", port: port).get()
+    return (channel, completed)
+}
+
+/// Connects, completes a TLS handshake (or fails with the handshake's error) and closes.
+func tlsHandshake(
+    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost", timeout: TimeAmount = .seconds(5)
+) async throws -> TLSHandshakeResult {
+    let (channel, completed) = try await connectWatchingHandshake(port: port, group: group, tls: tls, serverHostname: serverHostname)
     let timer = channel.eventLoop.scheduleTask(in: timeout) { completed.fail(TestTimeout(message: "TLS handshake")) }
     defer { timer.cancel() }
     do {
@@ -236,17 +245,7 @@ final class TLSSSEClient: @unchecked Sendable {
 func tlsHandshakeThenIdle(
     port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost", timeout: TimeAmount = .seconds(3)
 ) async throws -> (negotiatedALPN: String?, closedAfter: TimeAmount?) {
-    let context = try NIOSSLContext(configuration: tls)
-    let completed = group.next().makePromise(of: String?.self)
-    let channel = try await ClientBootstrap(group: group)
-        .connectTimeout(.seconds(5))
-        .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
-                try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: completed))
-            }
-        }
-        .connect(host: "127.0.0.1", port: port).get()
+    let (channel, completed) = try await connectWatchingHandshake(port: port, group: group, tls: tls, serverHostname: serverHostname)
     let alpn = try await completed.futureResult.get()
     let handshakeDone = NIODeadline.now()
     let deadline = handshakeDone + timeout
