@@ -24,15 +24,18 @@ struct StatusSample: Sendable {
 
 /// Totals a sampler compares between snapshots.
 struct StatusTotals: Sendable, Equatable {
+    /// Delivery-side totals over every feed definition.
+    var delivery = DeliveryStats()
     var eventsIn = 0
-    var deliveries = 0
-    var bytesOut = 0
-    var keepalives = 0
-    var evictionsMaxQueue = 0
-    var evictionsMaxLag = 0
     var replayGaps = 0
     var replaysServed = 0
     var upstreamReconnects = 0
+
+    var deliveries: Int { self.delivery.deliveries }
+    var bytesOut: Int { self.delivery.bytesOut }
+    var keepalives: Int { self.delivery.keepalives }
+    var evictionsMaxQueue: Int { self.delivery.evictionsMaxQueue }
+    var evictionsMaxLag: Int { self.delivery.evictionsMaxLag }
 
     init() {}
 
@@ -43,13 +46,7 @@ struct StatusTotals: Sendable, Equatable {
             self.replaysServed += feed.replaysServed
             self.upstreamReconnects += feed.upstreamReconnects
         }
-        for stats in snapshot.delivery.values {
-            self.deliveries += stats.deliveries
-            self.bytesOut += stats.bytesOut
-            self.keepalives += stats.keepalives
-            self.evictionsMaxQueue += stats.evictionsMaxQueue
-            self.evictionsMaxLag += stats.evictionsMaxLag
-        }
+        self.delivery = snapshot.delivery.values.reduce(DeliveryStats(), +)
     }
 }
 
