@@ -15,10 +15,6 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     private var context: ChannelHandlerContext?
     private var session: StreamSession?
     private var answered = false
-    /// Inside `writeShared`: writability changes are reported once, after the write (see there).
-    private var writing = false
-    /// The writability the session was last told about.
-    private var reportedWritable = true
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
@@ -55,10 +51,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if !self.writing {
-            self.reportedWritable = context.channel.isWritable
-            self.session?.writabilityChanged()
-        }
+        self.session?.writabilityChanged()
         context.fireChannelWritabilityChanged()
     }
 
@@ -108,27 +101,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         self.context?.write(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head)))), promise: nil)
     }
 
-    /// A stream channel counts written-but-unflushed bytes against its watermark, and the fan-out flushes
-    /// once per batch: a batch larger than the watermark (several events that arrived together while the
-    /// loop was busy) would turn the stream unwritable before anything was offered to HTTP/2, and queue
-    /// the rest of the batch against `max_queue`, evicting a client that reads everything. So when a write
-    /// fills the stream's buffer, it is flushed at once: the HTTP/2 handler sends what the flow-control
-    /// windows allow, and the stream stays unwritable only when the client's windows (or the connection)
-    /// are really full. The writable → unwritable → writable flicker inside that flush is not reported
-    /// (the session would drain its queue re-entrantly); the writability after the write is.
+    /// A plain write: the subscriber flushes a large batch in 32 KiB pieces (below the stream's 64 KiB
+    /// watermark), so a stream turns unwritable only when the client's flow-control windows are full.
     func writeShared(_ bytes: ByteBuffer) {
-        guard let context = self.context else { return }
-        self.writing = true
-        context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
-        if !context.channel.isWritable {
-            context.flush()
-        }
-        self.writing = false
-        let writable = context.channel.isWritable
-        if writable != self.reportedWritable {
-            self.reportedWritable = writable
-            self.session?.writabilityChanged()
-        }
+        self.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
     }
 
     func writePayload(_ bytes: ByteBuffer) {
