@@ -26,6 +26,22 @@ final class ReplayBufferTests: XCTestCase {
         XCTAssertEqual(encoded.size, 0x17)
     }
 
+    func testACopyForAnotherLoopHasTheSameBytesInItsOwnStorage() {
+        let original = self.event(3, id: "9", data: String(repeating: "x", count: 300))
+        let copy = original.copy(allocator: self.allocator)
+        XCTAssertEqual(copy.sequence, 3)
+        XCTAssertEqual(copy.id, "9")
+        XCTAssertEqual(copy.receivedAt, original.receivedAt)
+        XCTAssertEqual(copy.chunk, original.chunk)
+        XCTAssertEqual(copy.payload, original.payload)
+        let originalBase = original.chunk.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        let copyBase = copy.chunk.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        XCTAssertNotEqual(originalBase, copyBase)
+        // The copy's payload is a slice of the copy's own chunk, not of the original.
+        let copyPayloadBase = copy.payload.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) }
+        XCTAssertEqual(copyPayloadBase, copyBase + UInt(copy.chunk.readableBytes - copy.payload.readableBytes - 2))
+    }
+
     func testNoResumeIDIsLive() {
         var buffer = self.filled(5)
         let lookup = buffer.lookup(after: nil, now: self.start)

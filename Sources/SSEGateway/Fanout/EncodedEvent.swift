@@ -32,6 +32,25 @@ public struct EncodedEvent: Sendable {
         self.chunk = buffer
     }
 
+    private init(sequence: Int64, id: String?, receivedAt: NIODeadline, chunk: ByteBuffer, payload: ByteBuffer) {
+        self.sequence = sequence
+        self.id = id
+        self.receivedAt = receivedAt
+        self.chunk = chunk
+        self.payload = payload
+    }
+
+    /// The same event in a storage of its own, for the clients of another event loop. Every write of a
+    /// shared buffer retains and releases its storage; with one storage per loop those reference counts
+    /// stay in one core's cache instead of bouncing between cores on every delivery.
+    public func copy(allocator: ByteBufferAllocator) -> EncodedEvent {
+        var chunk = allocator.buffer(capacity: self.chunk.readableBytes)
+        chunk.writeImmutableBuffer(self.chunk)
+        let payloadOffset = self.chunk.readableBytes - self.payload.readableBytes - 2
+        let payload = chunk.getSlice(at: chunk.readerIndex + payloadOffset, length: self.payload.readableBytes)!
+        return EncodedEvent(sequence: self.sequence, id: self.id, receivedAt: self.receivedAt, chunk: chunk, payload: payload)
+    }
+
     /// Bytes this event costs a client's queue (what goes on the wire).
     @inlinable
     public var size: Int { self.payload.readableBytes }

@@ -264,13 +264,14 @@ extension Feed: UpstreamDelegate {
         }
         self.eventsIn += batch.count
         // Hand the batch to the other loops first, then write to this loop's clients: the loops then
-        // work in parallel instead of the others waiting for this loop's whole pass.
+        // work in parallel instead of the others waiting for this loop's whole pass. Each other loop gets
+        // its own copy of the bytes (see `EncodedEvent.copy`).
         var local: FeedShard?
         for shard in self.shards.values {
             if shard.loop === self.loop {
                 local = shard
             } else {
-                shard.post(batch)
+                shard.post(batch.map { $0.copy(allocator: self.allocator) })
             }
         }
         local?.deliver(batch)
