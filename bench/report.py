@@ -93,6 +93,9 @@ def analyse(run, target):
     publisher = read_json_line(os.path.join(folder, "publisher.json"))
     if publisher is not None:
         extra["publisher"] = publisher
+    probe = read_json_line(os.path.join(folder, "probe.json"))
+    if probe is not None:
+        extra["probe"] = probe
     bench_log = os.path.join(folder, "bench.log")
     if os.path.exists(bench_log) and os.path.getsize(bench_log) > 0:
         extra["bench_stderr"] = open(bench_log, errors="replace").read()[-500:]
@@ -240,6 +243,17 @@ def markdown(run_env, rows):
         if publisher:
             notes.append(f"- {label}: publisher posted {publisher.get('posted')} events ({publisher.get('errors')} errors, "
                          f"{publisher.get('late')} late by more than one interval, slowest POST {publisher.get('slowest_post_ms')} ms).")
+        probe = extra.get("probe")
+        if probe:
+            resume = probe.get("resume", {})
+            notes.append(f"- {label}: probe (eviction and replay under this load): {'**held**' if probe.get('ok') else '**FAILED**'}: "
+                         f"{probe.get('stalled_evicted')} of {probe.get('stalled')} stalled clients of the fast feed evicted; "
+                         f"its {probe.get('readers')} readers got {probe.get('reader_events')} events, {probe.get('reader_missing')} missing"
+                         + (f", errors {probe['reader_errors']}" if probe.get("reader_errors") else "")
+                         + f"; a client resuming after id {resume.get('resumed_after')} got {resume.get('received')} events starting at "
+                         f"{resume.get('first_received')}, consecutive: {resume.get('consecutive')}, gap notice: {resume.get('gap_notice')}"
+                         + (f", error {resume['error']}" if resume.get("error") else "") + ". Its CPU and deliveries are in ssegate's "
+                         "window but not in the load client's count.")
         if extra.get("bench_stderr"):
             notes.append(f"- {label}: load client stderr: `{extra['bench_stderr'].strip()[:300]}`")
     if notes:

@@ -6,6 +6,7 @@
 #   bench/run.sh [--clients N] [--rate R] [--payload B] [--duration S]
 #                [--targets ssegate,nginx,nchan,origin] [--bench-threads T] [--ramp-timeout S]
 #                [--quiet-timeout S] [--nginx-workers W] [--ssegate PATH] [--out DIR] [--name NAME]
+#                [--probe]
 #
 # Defaults (a quick run, about 3 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
 # The issue's two target scenarios:
@@ -17,6 +18,11 @@
 # window inside the bench's own measured window, sample RSS and upstream connections (ss) at
 # mid-window, stop everything. Every process the script starts is tracked by PID and stopped on exit.
 # A target is repeated once if other processes used more than 0.3 cores during its window.
+#
+# --probe (ssegate only): during the window, bench/probe.py also checks that eviction and replay hold
+# under the load: stalled clients of a second, fast feed must be evicted while its readers get every
+# event, and a client of the main feed resuming with Last-Event-ID must get the exact replay. The probe
+# adds a little CPU to ssegate's window (its deliveries are not counted): use it in a run of its own.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -37,6 +43,8 @@ GATE_PORT=18080
 ORIGIN_PORT=18081
 ADMIN_PORT=18090
 NGINX_WORKERS=2
+PROBE=0
+BURST_PORT=18082
 
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
@@ -54,6 +62,7 @@ while [ $# -gt 0 ]; do
         --ssegate) SSEGATE=$2; shift 2 ;;
         --out) OUT=$2; shift 2 ;;
         --name) NAME=$2; shift 2 ;;
+        --probe) PROBE=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "bench/run.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
     esac
@@ -233,7 +242,7 @@ wait_quiet() {      # before a target: wait (up to QUIET_TIMEOUT) until other wo
 }
 
 # ---------------------------------------------------------------- the targets
-ORIGIN_PID= SERVER_PID= PUBLISHER_PID=
+ORIGIN_PID= SERVER_PID= PUBLISHER_PID= BURST_PID=
 
 start_origin() {
     "$SSEGATE" origin --host 127.0.0.1 --port "$ORIGIN_PORT" --rate "$RATE" --payload "$PAYLOAD" \
@@ -259,6 +268,21 @@ feeds:
       url: http://127.0.0.1:$ORIGIN_PORT/feed
     connect: always
 EOF
+    if [ "$PROBE" = 1 ]; then
+        # The probe's fast feed: 16 KB events at 100/s, so a client that does not read fills the
+        # kernel's socket buffers (a few MiB on loopback) and then goes over max_queue (1 MiB) within
+        # seconds.
+        "$SSEGATE" origin --host 127.0.0.1 --port "$BURST_PORT" --rate 100 --payload 16000 >"$TMP/$1/burst-origin.log" 2>&1 &
+        BURST_PID=$!; STARTED+=("$BURST_PID")
+        wait_port "$BURST_PORT" "$BURST_PID"
+        cat >>"$TMP/$1/ssegate.yaml" <<EOF
+  - name: burst
+    path: /burst
+    upstream:
+      url: http://127.0.0.1:$BURST_PORT/feed
+    connect: always
+EOF
+    fi
     "$SSEGATE" serve --config "$TMP/$1/ssegate.yaml" >"$TMP/$1/server.log" 2>&1 &
     SERVER_PID=$!; STARTED+=("$SERVER_PID")
     wait_port "$GATE_PORT" "$SERVER_PID"
@@ -337,13 +361,14 @@ server_pids() {     # the server's processes: nginx master + workers, or the one
 other_pids() {      # what feeds the server: the origin, or nchan's publisher
     [ -n "$ORIGIN_PID" ] && [ "$ORIGIN_PID" != "$SERVER_PID" ] && echo "$ORIGIN_PID"
     [ -n "$PUBLISHER_PID" ] && echo "$PUBLISHER_PID"
+    [ -n "$BURST_PID" ] && echo "$BURST_PID"
     return 0
 }
 
 run_target() {
     local target=$1 dir=$TMP/$1 url listen
     mkdir -p "$dir"
-    ORIGIN_PID= SERVER_PID= PUBLISHER_PID= STOP_NOTES=
+    ORIGIN_PID= SERVER_PID= PUBLISHER_PID= BURST_PID= STOP_NOTES=
     wait_quiet
     log "== $target: $CLIENTS clients x $RATE events/s x $PAYLOAD B, ${DURATION}s window"
     case "$target" in
@@ -390,6 +415,12 @@ run_target() {
     local split0 split1
     split0=$(cpu_split $(server_pids))
     t0=$(now); c0=$(cpu_ticks $(server_pids)); o0=$(cpu_ticks $(other_pids)); b0=$(cpu_ticks $bench_child); m0=$(machine_busy_ticks); q0=$(machine_softirq_ticks)
+    local probe_pid=
+    if [ "$PROBE" = 1 ] && [ "$target" = ssegate ]; then
+        timeout -k 5 $((DURATION + 10)) python3 "$HERE/probe.py" --port "$GATE_PORT" --admin "127.0.0.1:$ADMIN_PORT" \
+            --duration "$(awk -v d="$DURATION" 'BEGIN { print (d - 4 < 10) ? d - 4 : 10 }')" >"$dir/probe.json" 2>"$dir/probe.log" &
+        probe_pid=$!; STARTED+=("$probe_pid")
+    fi
     nap "$(awk -v d="$DURATION" 'BEGIN { print (d - 2) / 2 }')"
     mid_server=$(mem_kib $(server_pids)); mid_other=$(mem_kib $(other_pids)); mid_tcp=$(tcp_mem_pages)
     clients_seen=$(conns "$listen")
@@ -413,6 +444,7 @@ run_target() {
     [ "$truncated" = 1 ] && b1=$b0   # its CPU is gone with it; counted as unknown
 
     wait "$bench_pid" 2>/dev/null || log "bench exited with status $? (124: time bound hit)"
+    if [ -n "$probe_pid" ]; then wait "$probe_pid" 2>/dev/null || log "probe: a check failed (status $?), see the notes"; fi
     if [ "$target" = ssegate ]; then
         curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics.txt" 2>/dev/null || true
     fi
@@ -458,7 +490,7 @@ EOF
 
 stop_target() {
     local pid
-    for pid in $PUBLISHER_PID $SERVER_PID $ORIGIN_PID; do stop_pid "$pid"; done
+    for pid in $PUBLISHER_PID $SERVER_PID $ORIGIN_PID $BURST_PID; do stop_pid "$pid"; done
     nap 1    # let the sockets go before the next target binds the same ports
 }
 
@@ -467,7 +499,7 @@ STAMP=$(date -u +%Y-%m-%d-%H%M)
 SCENARIO=${NAME:-${CLIENTS}c-${RATE}eps-${PAYLOAD}B-${DURATION}s}
 mkdir -p "$OUT"
 {
-    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS"
+    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
     echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
