@@ -1,172 +1,122 @@
-import CompressNIO
 import Foundation
 import NIOCore
-import NIOHTTP1
 import NIOPosix
-import struct Histogram.Histogram
 
-/// Per event loop tallies of the load tool: touched only on their loop, merged at the end.
-final class BenchLoopStats {
-    var connected = 0
-    var connectErrors = 0
-    var badStatus = 0
-    var disconnects = 0
-    var events = 0
-    var bytes = 0
-    /// Events the origin's `seq` numbering says a client never got.
-    var missing = 0
-    var latencyMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
-}
-
-/// One SSE client of the load tool. It does the least work per event: llhttp de-chunks, then a byte scan
-/// finds each event's end and reads the `"seq":` and `"ts":` numbers the built-in origin puts in `data`.
-final class BenchClientHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPClientResponsePart
-    typealias OutboundOut = HTTPClientRequestPart
-
-    private let stats: BenchLoopStats
-    private let request: HTTPRequestHead
-    private var streaming = false
-    private var lastSeq: Int64 = -1
-    private var pendingTail: [UInt8] = []
-
-    /// Set when the bench asked for gzip: body parts are inflated before counting events.
-    private let inflater: ZlibDecompressor?
-
-    init(stats: BenchLoopStats, request: HTTPRequestHead, gunzip: Bool) {
-        self.stats = stats
-        self.request = request
-        self.inflater = gunzip ? try? ZlibDecompressor(algorithm: .gzip) : nil
-    }
-
-    func channelActive(context: ChannelHandlerContext) {
-        context.write(self.wrapOutboundOut(.head(self.request)), promise: nil)
-        context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        switch self.unwrapInboundIn(data) {
-        case .head(let head):
-            if head.status == .ok {
-                self.streaming = true
-                self.stats.connected += 1
-            } else {
-                self.stats.badStatus += 1
-                context.close(promise: nil)
-            }
-        case .body(var buffer):
-            self.stats.bytes += buffer.readableBytes
-            if let inflater = self.inflater {
-                var inflated = context.channel.allocator.buffer(capacity: max(4096, buffer.readableBytes * 16))
-                do {
-                    try inflater.inflate(from: &buffer, to: &inflated)
-                } catch {
-                    context.close(promise: nil)
-                    return
-                }
-                buffer = inflated
-            }
-            self.scan(buffer)
-        case .end:
-            context.close(promise: nil)
+/// Runs one bench: ramps up the clients with a bounded number of connects in flight, waits for their
+/// response heads, measures a clean window (progress once a second), then closes everything and reports.
+public enum BenchRunner {
+    /// `progress` gets one line per second of the window (nil: none).
+    public static func run(_ options: BenchOptions, progress: (@Sendable (String) -> Void)? = nil) async throws -> BenchReport {
+        let target = try options.validated()
+        let connector = try BenchConnector(options: options, target: target)
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
+        let loops = group.makeIterator().map { ($0, BenchLoopTally()) }
+        var connections: [Channel] = []
+        let outcome: Result<BenchReport, Error>
+        do {
+            outcome = .success(try await Self.measure(options, connector: connector, loops: loops, connections: &connections, progress: progress))
+        } catch {
+            outcome = .failure(error)
         }
+        for connection in connections { connection.close(promise: nil) }
+        try? await group.shutdownGracefully()
+        return try outcome.get()
     }
 
-    func channelInactive(context: ChannelHandlerContext) {
-        if self.streaming {
-            self.streaming = false
-            self.stats.connected -= 1
-            self.stats.disconnects += 1
+    private static func measure(
+        _ options: BenchOptions, connector: BenchConnector, loops: [(EventLoop, BenchLoopTally)], connections: inout [Channel],
+        progress: (@Sendable (String) -> Void)?
+    ) async throws -> BenchReport {
+        let started = Date()
+        let ramp = try await Self.rampUp(options, connector: connector, loops: loops, connections: &connections)
+        let connectSeconds = Date().timeIntervalSince(started)
+
+        // Wait (briefly) for the response heads, then measure a clean window.
+        let headDeadline = Date().addingTimeInterval(options.headWait)
+        while Date() < headDeadline, try await Self.collect(loops, reset: false).awaitingHead > 0 {
+            try await Task.sleep(nanoseconds: 20_000_000)
         }
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: Error) {
-        context.close(promise: nil)
-    }
-
-    /// Counts events (blank-line ends) and records latency from `"ts":` (µs since the epoch).
-    private func scan(_ buffer: ByteBuffer) {
-        let now = BenchClock.nowMicros()
-        buffer.withUnsafeReadableBytes { raw in
-            // An event may straddle reads; keep the unfinished tail (small: one event at most).
-            if !self.pendingTail.isEmpty {
-                self.pendingTail.append(contentsOf: raw)
-                let joined = self.pendingTail
-                self.pendingTail.removeAll(keepingCapacity: true)
-                joined.withUnsafeBytes { self.scanBytes($0, now: now) }
-            } else {
-                self.scanBytes(raw, now: now)
-            }
+        let before = try await Self.collect(loops, reset: true)
+        let windowStart = Date()
+        let cpuStart = BenchClock.cpuSeconds()
+        var lastEvents = before.events
+        var lastTick = windowStart
+        while Date().timeIntervalSince(windowStart) < options.duration {
+            let remaining = options.duration - Date().timeIntervalSince(windowStart)
+            try await Task.sleep(nanoseconds: UInt64(min(1.0, max(0.01, remaining)) * 1e9))
+            guard let progress else { continue }
+            let now = try await Self.collect(loops, reset: false)
+            let rate = Double(now.events - lastEvents) / max(Date().timeIntervalSince(lastTick), 0.001)
+            progress(String(
+                format: "[%5.1fs] connected %d  deliveries/s %.0f  disconnects %d  missing %d  no response %d",
+                Date().timeIntervalSince(windowStart), now.connected, rate, now.disconnects, now.missing - before.missing, now.noResponse
+            ))
+            lastEvents = now.events
+            lastTick = Date()
         }
-    }
-
-    private func scanBytes(_ bytes: UnsafeRawBufferPointer, now: Int64) {
-        var eventStart = 0
-        var index = 0
-        let count = bytes.count
-        while index + 1 < count {
-            if bytes[index] == UInt8(ascii: "\n") && bytes[index + 1] == UInt8(ascii: "\n") {
-                self.event(UnsafeRawBufferPointer(rebasing: bytes[eventStart..<index]), now: now)
-                index += 2
-                eventStart = index
-            } else {
-                index += 1
-            }
-        }
-        if eventStart < count {
-            self.pendingTail.append(contentsOf: bytes[eventStart..<count])
-        }
-    }
-
-    private func event(_ bytes: UnsafeRawBufferPointer, now: Int64) {
-        guard let seq = Self.number(after: "\"seq\":", in: bytes) else { return }  // comments, retry, others
-        self.stats.events += 1
-        if self.lastSeq >= 0 && seq > self.lastSeq + 1 {
-            self.stats.missing += Int(seq - self.lastSeq - 1)
-        }
-        self.lastSeq = max(self.lastSeq, seq)
-        if let sent = Self.number(after: "\"ts\":", in: bytes) {
-            _ = self.stats.latencyMicros.record(UInt64(max(0, now - sent)))
-        }
-    }
-
-    private static func number(after key: StaticString, in bytes: UnsafeRawBufferPointer) -> Int64? {
-        let keyLength = key.utf8CodeUnitCount
-        let keyBytes = UnsafeRawBufferPointer(start: key.utf8Start, count: keyLength)
-        guard bytes.count > keyLength else { return nil }
-        var start = 0
-        while start + keyLength <= bytes.count {
-            if memcmp(bytes.baseAddress! + start, keyBytes.baseAddress!, keyLength) == 0 {
-                var value: Int64 = 0
-                var position = start + keyLength
-                var digits = 0
-                while position < bytes.count, bytes[position] >= UInt8(ascii: "0"), bytes[position] <= UInt8(ascii: "9") {
-                    value = value * 10 + Int64(bytes[position] - UInt8(ascii: "0"))
-                    position += 1
-                    digits += 1
-                }
-                return digits > 0 ? value : nil
-            }
-            start += 1
-        }
-        return nil
-    }
-}
-
-enum BenchClock {
-    static func nowMicros() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
-    }
-
-    /// User and system CPU seconds of this process so far.
-    static func cpuSeconds() -> (user: Double, system: Double) {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return (
-            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
-            Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        let window = Date().timeIntervalSince(windowStart)
+        let after = try await Self.collect(loops, reset: false)
+        let cpuEnd = BenchClock.cpuSeconds()
+        return BenchReport(
+            url: options.url, protocolName: options.http2 ? (connector.tls == nil ? "h2c" : "h2") : "http/1.1",
+            clients: options.clients, connected: after.connected, connectErrors: ramp.failedClients + after.streamOpenErrors,
+            firstConnectError: ramp.firstError, badStatus: after.badStatus, noResponse: before.noResponse,
+            protocolErrors: after.protocolErrors, disconnects: after.disconnects, resets: after.resets, missing: after.missing - before.missing,
+            window: window, connectSeconds: connectSeconds, deliveries: after.events - before.events, bytes: after.bytes - before.bytes,
+            latency: after.latencyMicros, expectedPerSecond: options.expectedRate.map { $0 * Double(options.clients) },
+            cpuUser: cpuEnd.user - cpuStart.user, cpuSystem: cpuEnd.system - cpuStart.system
         )
+    }
+
+    /// The connections that could not be opened, in clients, and the first reason.
+    private struct RampResult {
+        var failedClients = 0
+        var firstError: String?
+    }
+
+    /// Opens every connection, `connectConcurrency` at a time, spread over the loops. A server that will
+    /// not speak HTTP/2 when asked to ends the run at once.
+    private static func rampUp(
+        _ options: BenchOptions, connector: BenchConnector, loops: [(EventLoop, BenchLoopTally)], connections: inout [Channel]
+    ) async throws -> RampResult {
+        let perConnection = options.clientsPerConnection
+        let count = (options.clients + perConnection - 1) / perConnection
+        connections.reserveCapacity(count)
+        var result = RampResult()
+        var next = 0
+        while next < count {
+            let batch = next..<min(next + options.connectConcurrency, count)
+            let opening = batch.map { index in
+                let (loop, tally) = loops[index % loops.count]
+                let clients = min(perConnection, options.clients - index * perConnection)
+                return (clients, connector.connect(index: index, clients: clients, loop: loop, tally: tally))
+            }
+            for (clients, future) in opening {
+                do {
+                    connections.append(try await future.get())
+                } catch let error as BenchError where error.kind == .protocolMismatch {
+                    throw error
+                } catch {
+                    result.failedClients += clients
+                    result.firstError = result.firstError ?? String(describing: error)
+                }
+            }
+            next = batch.upperBound
+        }
+        return result
+    }
+
+    /// The loops' tallies summed (each read on its own loop); `reset` clears the latency histograms for a new window.
+    private static func collect(_ loops: [(EventLoop, BenchLoopTally)], reset: Bool) async throws -> BenchTally {
+        var sum = BenchTally()
+        for (loop, tally) in loops {
+            let part = try await loop.submit { () -> BenchTally in
+                let copy = tally.tally
+                if reset { tally.tally.latencyMicros.reset() }
+                return copy
+            }.get()
+            sum.add(part)
+        }
+        return sum
     }
 }

@@ -1,7 +1,8 @@
 import NIOSSL
 
 /// Builds the client TLS context for an https upstream from the config, once per feed definition.
-enum UpstreamTLS {
+/// `serverName(for:)` is public for the other TLS client, `ssegate bench`.
+public enum UpstreamTLS {
     static func makeContext(_ config: UpstreamTLSConfig?) throws -> NIOSSLContext {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let config {
@@ -23,7 +24,7 @@ enum UpstreamTLS {
     }
 
     /// SNI must name a host, never an IP address literal.
-    static func serverName(for host: String) -> String? {
+    public static func serverName(for host: String) -> String? {
         if host.contains(":") { return nil }
         if host.split(separator: ".").count == 4 && host.allSatisfy({ $0.isNumber || $0 == "." }) { return nil }
         return host

@@ -1,0 +1,180 @@
+import NIOCore
+import NIOHPACK
+import NIOHTTP2
+import NIOPosix
+import NIOSSL
+import NIOTLS
+import SSEGateway
+
+/// How the bench reaches the server: TCP (from one of several source addresses), TLS with ALPN for
+/// https, then either one HTTP/1.1 client per connection or up to K HTTP/2 streams per connection
+/// (h2c with prior knowledge for http, ALPN `h2` for https).
+struct BenchConnector: Sendable {
+    /// The receive window of each HTTP/2 stream, so that flow control never limits the bench.
+    static let streamWindow = 1 << 20
+    /// The connection-level window the bench keeps topping up.
+    static let connectionWindow = 64 << 20
+
+    let target: UpstreamURL
+    let http2: Bool
+    let tls: NIOSSLContext?
+    let sourceAddresses: Int
+    let connectTimeout: TimeAmount
+    private let http1Request: ByteBuffer
+    private let http2Request: HPACKHeaders
+
+    init(options: BenchOptions, target: UpstreamURL) throws {
+        self.target = target
+        self.http2 = options.http2
+        self.sourceAddresses = options.sourceAddresses
+        self.connectTimeout = .seconds(10)
+        self.tls = target.isTLS ? try Self.tlsContext(options) : nil
+        var fields = [("accept", "text/event-stream"), ("cache-control", "no-cache")]
+        if options.gzip { fields.append(("accept-encoding", "gzip")) }
+        var head = "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
+        if options.gzip { head += "Accept-Encoding: gzip\r\n" }
+        self.http1Request = ByteBuffer(string: head + "\r\n")
+        self.http2Request = HPACKHeaders(
+            [(":method", "GET"), (":scheme", target.scheme), (":path", target.target), (":authority", target.hostHeader)] + fields
+        )
+    }
+
+    private static func tlsContext(_ options: BenchOptions) throws -> NIOSSLContext {
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.applicationProtocols = options.http2 ? ["h2"] : ["http/1.1"]
+        if let file = options.caCertificateFile {
+            do {
+                configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(file))
+            } catch {
+                throw BenchError.usage("cannot read --cacert \(file): \(error)")
+            }
+        }
+        if options.insecure { configuration.certificateVerification = .none }
+        return try NIOSSLContext(configuration: configuration)
+    }
+
+    /// Opens connection number `index` on `loop` for `clients` clients (1 for HTTP/1.1) and sends their
+    /// requests. Succeeds with the connection; HTTP/2 streams that fail to open are counted in the tally.
+    func connect(index: Int, clients: Int, loop: EventLoop, tally: BenchLoopTally) -> EventLoopFuture<Channel> {
+        let ready = loop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer?.self)
+        var bootstrap = ClientBootstrap(group: loop)
+            .connectTimeout(self.connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let pipeline = channel.pipeline.syncOperations
+                    if let tls = self.tls {
+                        let serverName = UpstreamTLS.serverName(for: self.target.host)
+                        try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
+                        try pipeline.addHandler(TLSReadiness(ready: ready) { negotiated in
+                            try self.configureApplication(pipeline, negotiated: negotiated, tally: tally)
+                        })
+                    } else {
+                        ready.succeed(try self.configureApplication(pipeline, negotiated: nil, tally: tally))
+                    }
+                }
+            }
+        if self.sourceAddresses > 1, let source = try? SocketAddress(ipAddress: "127.0.0.\(1 + index % self.sourceAddresses)", port: 0) {
+            bootstrap = bootstrap.bind(to: source)
+        }
+        let connected = bootstrap.connect(host: self.target.host, port: self.target.port)
+        connected.whenFailure { ready.fail($0) }
+        return connected.flatMap { channel in
+            ready.futureResult.flatMap { multiplexer in
+                guard let multiplexer else { return loop.makeSucceededVoidFuture() }
+                return self.openStreams(clients, on: multiplexer, loop: loop, tally: tally)
+            }.flatMapError { error in
+                channel.close(promise: nil)
+                return loop.makeFailedFuture(error)
+            }.map { channel }
+        }
+    }
+
+    /// The HTTP/1.1 client handler, or the HTTP/2 connection handlers (their multiplexer is returned).
+    private func configureApplication(
+        _ pipeline: ChannelPipeline.SynchronousOperations, negotiated: String?, tally: BenchLoopTally
+    ) throws -> NIOHTTP2Handler.StreamMultiplexer? {
+        guard self.http2 else {
+            try pipeline.addHandler(BenchHTTP1Handler(request: self.http1Request, loop: tally))
+            return nil
+        }
+        if self.tls != nil && negotiated != "h2" {
+            throw BenchError.notHTTP2(url: self.target.description, selected: negotiated)
+        }
+        var connection = NIOHTTP2Handler.ConnectionConfiguration()
+        connection.initialSettings = [
+            HTTP2Setting(parameter: .enablePush, value: 0),
+            HTTP2Setting(parameter: .maxHeaderListSize, value: 64 * 1024),
+            HTTP2Setting(parameter: .initialWindowSize, value: Self.streamWindow),
+        ]
+        connection.targetWindowSize = Self.connectionWindow
+        var stream = NIOHTTP2Handler.StreamConfiguration()
+        stream.targetWindowSize = Self.streamWindow
+        return try pipeline.configureHTTP2Pipeline(mode: .client, connectionConfiguration: connection, streamConfiguration: stream) { pushed in
+            pushed.close()  // push is off; nothing arrives here
+        }
+    }
+
+    private func openStreams(
+        _ count: Int, on multiplexer: NIOHTTP2Handler.StreamMultiplexer, loop: EventLoop, tally: BenchLoopTally
+    ) -> EventLoopFuture<Void> {
+        let opened = (0..<count).map { _ in
+            let promise = loop.makePromise(of: Channel.self)
+            multiplexer.createStreamChannel(promise: promise) { stream in
+                stream.eventLoop.makeCompletedFuture {
+                    try stream.pipeline.syncOperations.addHandler(BenchHTTP2StreamHandler(request: self.http2Request, loop: tally))
+                }
+            }
+            return promise.futureResult.map { _ in }.recover { _ in tally.tally.streamOpenErrors += 1 }
+        }
+        return EventLoopFuture.andAllComplete(opened, on: loop)
+    }
+}
+
+/// Waits for the TLS handshake of a bench connection: then sets up HTTP/1.1 or HTTP/2 by the protocol
+/// ALPN selected and steps out of the pipeline; a handshake error or close fails the connection's setup
+/// with the reason (a certificate that is not trusted, a server that will not speak h2).
+private final class TLSReadiness: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    private let ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>
+    private let configure: (String?) throws -> NIOHTTP2Handler.StreamMultiplexer?
+    private var done = false
+
+    init(ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>, configure: @escaping (String?) throws -> NIOHTTP2Handler.StreamMultiplexer?) {
+        self.ready = ready
+        self.configure = configure
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .handshakeCompleted(let negotiated) = event as? TLSUserEvent, !self.done else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        self.done = true
+        do {
+            let multiplexer = try self.configure(negotiated)
+            context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
+            self.ready.succeed(multiplexer)
+        } catch {
+            self.ready.fail(error)
+            context.close(promise: nil)
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        self.finish(failing: error)
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.finish(failing: BenchError.closedDuringHandshake)
+        context.fireChannelInactive()
+    }
+
+    private func finish(failing error: Error) {
+        guard !self.done else { return }
+        self.done = true
+        self.ready.fail(error)
+    }
+}

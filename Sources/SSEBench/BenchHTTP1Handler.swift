@@ -1,0 +1,108 @@
+import NIOCore
+
+/// One HTTP/1.1 SSE client of the load tool as the only handler of its connection: it writes the request
+/// as prepared bytes, parses the response head by hand, undoes the body framing itself (chunked, a
+/// Content-Length or read-until-close) and feeds the body to the event scanner. No HTTP codec handlers,
+/// so a read costs one handler call and no per-part allocations.
+final class BenchHTTP1Handler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private enum Body {
+        /// Waiting for the response head; the bytes of a head split over reads so far.
+        case head(partial: ByteBuffer?)
+        case chunked(ChunkedBodyDecoder)
+        case length(remaining: Int)
+        case untilClose
+        case finished
+    }
+
+    private let request: ByteBuffer
+    private var receiver: BenchStreamReceiver
+    private var body = Body.head(partial: nil)
+    private var requested = false
+
+    init(request: ByteBuffer, loop: BenchLoopTally) {
+        self.request = request
+        self.receiver = BenchStreamReceiver(loop: loop)
+    }
+
+    /// Added to an open connection (after a TLS handshake): the request goes out at once.
+    func handlerAdded(context: ChannelHandlerContext) {
+        if context.channel.isActive { self.sendRequest(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        self.sendRequest(context: context)
+        context.fireChannelActive()
+    }
+
+    private func sendRequest(context: ChannelHandlerContext) {
+        guard !self.requested else { return }
+        self.requested = true
+        context.writeAndFlush(self.wrapOutboundOut(self.request), promise: nil)
+        self.receiver.requestSent()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = self.unwrapInboundIn(data)
+        do {
+            if case .head(let partial) = self.body {
+                guard try self.readHead(from: &buffer, partial: partial) else { return }
+            }
+            try self.readBody(from: &buffer)
+        } catch {
+            self.receiver.malformed()
+            self.body = .finished
+        }
+        if case .finished = self.body { context.close(promise: nil) }
+    }
+
+    /// Parses the head once all of it is in; returns whether body bytes may follow in `buffer`.
+    private func readHead(from buffer: inout ByteBuffer, partial: ByteBuffer?) throws -> Bool {
+        if var partial {
+            partial.writeBuffer(&buffer)
+            buffer = partial
+        }
+        guard let (head, length) = try buffer.withUnsafeReadableBytes({ try HTTPResponseHead.parse($0) }) else {
+            self.body = .head(partial: buffer)
+            return false
+        }
+        buffer.moveReaderIndex(forwardBy: length)
+        guard self.receiver.head(status: head.status, gzip: head.gzip) else {
+            self.body = .finished
+            return false
+        }
+        switch head.framing {
+        case .chunked: self.body = .chunked(ChunkedBodyDecoder())
+        case .length(let count): self.body = count > 0 ? .length(remaining: count) : .finished
+        case .untilClose: self.body = .untilClose
+        }
+        return true
+    }
+
+    private func readBody(from buffer: inout ByteBuffer) throws {
+        switch self.body {
+        case .chunked(var decoder):
+            try decoder.decode(&buffer) { try self.receiver.body($0) }
+            self.body = decoder.isFinished ? .finished : .chunked(decoder)
+        case .length(let remaining):
+            let count = min(remaining, buffer.readableBytes)
+            try self.receiver.body(buffer.readSlice(length: count)!)
+            self.body = remaining == count ? .finished : .length(remaining: remaining - count)
+        case .untilClose:
+            try self.receiver.body(buffer)
+        case .head, .finished:
+            break
+        }
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        self.receiver.closed()
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        context.close(promise: nil)
+    }
+}

@@ -1,0 +1,80 @@
+import SSEGateway
+
+/// What a bench run does: the command line of `ssegate bench`, also set directly by tests.
+public struct BenchOptions: Sendable {
+    /// The SSE URL, http or https.
+    public var url: String
+    public var clients = 100
+    /// Seconds to measure once every client has its response head (or the head wait is over).
+    public var duration: Double = 10
+    /// Connections being opened at once while ramping up.
+    public var connectConcurrency = 256
+    /// Spread connections over source addresses 127.0.0.1 ... 127.0.0.N.
+    public var sourceAddresses = 1
+    /// Event loop threads of the load tool.
+    public var threads = 1
+    /// Events per second the origin sends; the report then shows the expected deliveries.
+    public var expectedRate: Double?
+    /// Ask for gzip and inflate what arrives.
+    public var gzip = false
+    /// HTTP/2: h2c with prior knowledge for http, ALPN `h2` for https.
+    public var http2 = false
+    /// HTTP/2 streams (clients) per connection.
+    public var streamsPerConnection = 100
+    /// PEM file of the CA to trust for https (else the system's roots).
+    public var caCertificateFile: String?
+    /// Skip certificate verification.
+    public var insecure = false
+    /// Seconds to wait for the response heads after the ramp before measuring anyway.
+    public var headWait: Double = 10
+
+    public init(url: String) {
+        self.url = url
+    }
+
+    /// The parsed URL, or a usage error naming the bad option.
+    func validated() throws -> UpstreamURL {
+        let target: UpstreamURL
+        do {
+            target = try UpstreamURL(parsing: self.url)
+        } catch {
+            throw BenchError.usage("bad --url: \(error.message)")
+        }
+        guard self.clients > 0, self.duration > 0, self.headWait >= 0 else {
+            throw BenchError.usage("--clients and --duration must be positive")
+        }
+        guard (1...254).contains(self.sourceAddresses) else { throw BenchError.usage("--source-addresses must be 1...254") }
+        guard self.streamsPerConnection > 0, self.connectConcurrency > 0 else {
+            throw BenchError.usage("--streams-per-connection and --connect-concurrency must be positive")
+        }
+        return target
+    }
+
+    /// Clients per connection: one for HTTP/1.1, up to `streamsPerConnection` for HTTP/2.
+    var clientsPerConnection: Int { self.http2 ? self.streamsPerConnection : 1 }
+}
+
+/// Why a bench run could not start or go on, as one line for the command to print.
+public struct BenchError: Error, CustomStringConvertible, Sendable {
+    public enum Kind: Sendable {
+        /// A bad option: nothing was tried.
+        case usage
+        /// The server does not speak the protocol asked for: the run stops.
+        case protocolMismatch
+        /// One connection failed: counted as connect errors, the run goes on.
+        case connection
+    }
+    public var kind: Kind
+    public var description: String
+
+    static func usage(_ message: String) -> BenchError { BenchError(kind: .usage, description: message) }
+
+    static func notHTTP2(url: String, selected: String?) -> BenchError {
+        BenchError(
+            kind: .protocolMismatch,
+            description: "\(url): the server did not select h2 by ALPN (it selected \(selected ?? "no protocol")); run without --http2 for HTTP/1.1"
+        )
+    }
+
+    static let closedDuringHandshake = BenchError(kind: .connection, description: "connection closed during the TLS handshake")
+}

@@ -1,0 +1,79 @@
+import Foundation
+import SSEGateway
+import struct Histogram.Histogram
+
+/// The bench result, as text for a person or one JSON line for scripts (bench/run.sh, bench/report.py
+/// read the JSON field names; fields are only ever added).
+public struct BenchReport: Sendable {
+    public var url: String
+    /// `http/1.1`, `h2` (over TLS) or `h2c`.
+    public var protocolName: String
+    public var clients: Int
+    public var connected: Int
+    public var connectErrors: Int
+    /// The first connect error's reason, when there was one.
+    public var firstConnectError: String?
+    public var badStatus: Int
+    public var noResponse: Int
+    public var protocolErrors: Int
+    public var disconnects: Int
+    public var resets: Int
+    public var missing: Int
+    public var window: Double
+    public var connectSeconds: Double
+    public var deliveries: Int
+    public var bytes: Int
+    public var latency: Histogram<UInt64>
+    public var expectedPerSecond: Double?
+    public var cpuUser: Double
+    public var cpuSystem: Double
+
+    public var deliveriesPerSecond: Double { Double(self.deliveries) / max(self.window, 0.001) }
+    public var bytesPerSecond: Double { Double(self.bytes) / max(self.window, 0.001) }
+    /// The bench's own CPU per delivery in the window, µs.
+    public var cpuMicrosPerDelivery: Double { (self.cpuUser + self.cpuSystem) * 1e6 / Double(max(self.deliveries, 1)) }
+    private func ms(_ percentile: Double) -> Double { Double(self.latency.valueAtPercentile(percentile)) / 1000 }
+    private var maxMs: Double { Double(self.latency.max) / 1000 }
+
+    public var text: String {
+        var lines = [
+            "url            \(self.url) (\(self.protocolName))",
+            "clients        \(self.connected) connected of \(self.clients) (ramp-up \(String(format: "%.1f", self.connectSeconds)) s), \(self.connectErrors) connect errors, \(self.badStatus) non-200, \(self.noResponse) no response, \(self.disconnects) disconnects/evictions (\(self.resets) stream resets), \(self.protocolErrors) protocol errors",
+        ]
+        if let reason = self.firstConnectError { lines.append("connect error  \(reason)") }
+        lines.append(String(format: "deliveries     %d in %.1f s = %.0f/s", self.deliveries, self.window, self.deliveriesPerSecond))
+        if let expected = self.expectedPerSecond {
+            lines.append(String(format: "expected       %.0f/s (%.1f%% achieved)", expected, 100 * self.deliveriesPerSecond / max(expected, 0.001)))
+        }
+        lines += [
+            "missing        \(self.missing) events (gaps in the origin's seq numbers)",
+            String(format: "bytes          %.0f/s (%.2f MB/s)", self.bytesPerSecond, self.bytesPerSecond / 1e6),
+            String(format: "latency ms     p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%llu samples)", self.ms(50), self.ms(90), self.ms(99), self.maxMs, self.latency.totalCount),
+            String(
+                format: "bench CPU      user %.2f s, system %.2f s in the window (%.0f%% of one core, %.2f µs per delivery)",
+                self.cpuUser, self.cpuSystem, 100 * (self.cpuUser + self.cpuSystem) / max(self.window, 0.001), self.cpuMicrosPerDelivery
+            ),
+        ]
+        return lines.joined(separator: "\n")
+    }
+
+    public var json: String {
+        var fields: [(String, String)] = [
+            ("url", JSONText.string(self.url)), ("protocol", JSONText.string(self.protocolName)),
+            ("clients", String(self.clients)), ("connected", String(self.connected)),
+            ("connect_errors", String(self.connectErrors)), ("non_200", String(self.badStatus)), ("no_response", String(self.noResponse)),
+            ("protocol_errors", String(self.protocolErrors)), ("disconnects", String(self.disconnects)), ("stream_resets", String(self.resets)),
+            ("missing", String(self.missing)), ("window_s", String(format: "%.3f", self.window)),
+            ("deliveries", String(self.deliveries)), ("deliveries_per_s", String(format: "%.1f", self.deliveriesPerSecond)),
+            ("bytes_per_s", String(format: "%.1f", self.bytesPerSecond)),
+            ("latency_ms_p50", String(format: "%.3f", self.ms(50))), ("latency_ms_p90", String(format: "%.3f", self.ms(90))),
+            ("latency_ms_p99", String(format: "%.3f", self.ms(99))), ("latency_ms_max", String(format: "%.3f", self.maxMs)),
+            ("latency_samples", String(self.latency.totalCount)),
+            ("bench_cpu_user_s", String(format: "%.3f", self.cpuUser)), ("bench_cpu_system_s", String(format: "%.3f", self.cpuSystem)),
+            ("bench_cpu_us_per_delivery", String(format: "%.3f", self.cpuMicrosPerDelivery)),
+        ]
+        if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }
+        if let reason = self.firstConnectError { fields.append(("first_connect_error", JSONText.string(reason))) }
+        return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+}

@@ -1,0 +1,83 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import NIOCore
+import struct Histogram.Histogram
+
+/// What the clients of the load tool have seen so far, summed: kept per event loop (touched only on its
+/// loop, no locks) and added up when the bench reads progress or the result.
+public struct BenchTally: Sendable {
+    /// Clients streaming now (a 200 head, not closed since).
+    public var connected = 0
+    /// HTTP/2 streams that could not be opened (whole connections that fail are counted by the runner).
+    public var streamOpenErrors = 0
+    public var badStatus = 0
+    /// Clients that had a 200 head and were closed or reset since (evictions, server restarts, GOAWAY).
+    public var disconnects = 0
+    /// HTTP/2 streams the server reset (RST_STREAM); each is also a disconnect.
+    public var resets = 0
+    /// Clients whose body broke the framing (chunked, gzip) or whose head was malformed; closed.
+    public var protocolErrors = 0
+    /// Clients that sent the request and are still waiting for the response head.
+    public var awaitingHead = 0
+    /// Clients closed after sending the request and before any response head.
+    public var closedBeforeHead = 0
+    /// Events with a `"seq":` number.
+    public var events = 0
+    /// Body bytes as received (after de-chunking, before inflating).
+    public var bytes = 0
+    /// Events the origin's `seq` numbering says a client never got.
+    public var missing = 0
+    /// Origin-to-client latency from each event's `"ts":`, µs.
+    public var latencyMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+
+    public init() {}
+
+    /// `self` plus `other`, histograms merged.
+    mutating func add(_ other: BenchTally) {
+        self.connected += other.connected
+        self.streamOpenErrors += other.streamOpenErrors
+        self.badStatus += other.badStatus
+        self.disconnects += other.disconnects
+        self.resets += other.resets
+        self.protocolErrors += other.protocolErrors
+        self.awaitingHead += other.awaitingHead
+        self.closedBeforeHead += other.closedBeforeHead
+        self.events += other.events
+        self.bytes += other.bytes
+        self.missing += other.missing
+        self.latencyMicros.add(other.latencyMicros)
+    }
+
+    /// Clients that were connected and asked, but have no response head: waiting still, or closed without one.
+    public var noResponse: Int { self.awaitingHead + self.closedBeforeHead }
+}
+
+/// One event loop's tally, shared by the clients on that loop: a class so the handlers update it in place,
+/// Sendable because only its own loop touches it (the runner reads it with `loop.submit`).
+final class BenchLoopTally: @unchecked Sendable {
+    var tally = BenchTally()
+    /// Where the gzip clients of this loop inflate into, one at a time.
+    var scratch = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+}
+
+/// Wall clock in µs (the origin's `"ts":` unit) and this process's CPU time.
+enum BenchClock {
+    static func nowMicros() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_REALTIME, &spec)
+        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
+    }
+
+    /// User and system CPU seconds of this process so far.
+    static func cpuSeconds() -> (user: Double, system: Double) {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return (
+            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
+            Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
+        )
+    }
+}
