@@ -423,6 +423,32 @@ final class HTTPSemanticsTests: XCTestCase {
         XCTAssertEqual(events.map(\.id), ["1", "2"])
     }
 
+    func testBytesSentOnAStreamAreIgnoredAndTheStreamGoesOn() async throws {
+        let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        defer { connection.close() }
+        try await connection.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
+        try await connection.wait("response head") { text, _ in text.contains("\r\n\r\n") }
+        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        harness.origin.publish(data: "before")
+        try await connection.wait("first event") { text, _ in text.contains("data: before\n\n") }
+
+        // A pipelined request, bytes no HTTP parser accepts, and a head far over max_header_bytes: none of
+        // it is parsed any more (the request decoder left when the stream started), so the stream goes on.
+        try await connection.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
+        try await connection.send("\u{01}\u{02} NOT HTTP \r\n\r\n")
+        try await connection.send("GET /x HTTP/1.1\r\nX-Big: \(String(repeating: "b", count: 64 * 1024))\r\n\r\n")
+        harness.origin.publish(data: "after")
+        try await connection.wait("second event") { text, _ in text.contains("data: after\n\n") }
+        XCTAssertFalse(connection.isClosed)
+        let response = try XCTUnwrap(SemanticsConnection.parseResponses(connection.text, streaming: true).first)
+        XCTAssertEqual(connection.text.components(separatedBy: "HTTP/1.1 ").count, 2, "exactly one response: \(connection.text.debugDescription)")
+        XCTAssertTrue(response.body.contains("data: before\n\n"))
+        XCTAssertTrue(response.body.contains("data: after\n\n"))
+    }
+
     func testHTTP11ConnectionCloseStreamIsChunkedAndSaysClose() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
         defer { Task { await harness.stop() } }

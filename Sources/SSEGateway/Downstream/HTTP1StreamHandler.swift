@@ -4,7 +4,9 @@ import NIOHTTP1
 /// Serves one HTTP/1.x connection: routes each request and answers the non-stream ones; a feed request
 /// becomes a `StreamSession` for which this handler is the transport, writing the shared, pre-framed
 /// event buffers straight to the socket (no HTTP encoder on the hot path: the response head and chunk
-/// framing are encoded by the gateway once).
+/// framing are encoded by the gateway once). When a stream starts, the request-side handlers (the head
+/// size limiter and the HTTP decoder) leave the pipeline: every write and flush of the stream then goes
+/// from this handler straight to the channel (or the TLS handler) instead of walking past them.
 final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = ByteBuffer
@@ -21,6 +23,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     private let gateway: GatewayContext
     private let limiter: HeadSizeLimiter?
+    /// Handlers between the channel and this one that only serve request parsing (limiter, decoder).
+    private let requestHandlers: [RemovableChannelHandler]
     private var state = State.idle
     private var context: ChannelHandlerContext?
     private var headerTimer: Scheduled<Void>?
@@ -28,9 +32,10 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     /// The client sent `Connection: close` (or spoke HTTP/1.0): the stream's head says `close`.
     private var clientWantsClose = false
 
-    init(gateway: GatewayContext, limiter: HeadSizeLimiter?) {
+    init(gateway: GatewayContext, limiter: HeadSizeLimiter?, requestHandlers: [RemovableChannelHandler] = []) {
         self.gateway = gateway
         self.limiter = limiter
+        self.requestHandlers = requestHandlers
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -52,6 +57,10 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        // A stream never ends from the client side: once it started, the decoder is gone and whatever the
+        // client sends arrives as raw bytes, ignored unread.
+        if case .streaming = self.state { return }
+        if case .closed = self.state { return }
         let part = self.unwrapInboundIn(data)
         switch (self.state, part) {
         case (.idle, .head(let head)):
@@ -71,7 +80,6 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.armHeaderTimer(context: context)
             }
         case (.discardingBody, _), (.streaming, _), (.closed, _):
-            // A stream never ends from the client side; anything pipelined after it is ignored.
             break
         }
     }
@@ -100,7 +108,17 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 return
             }
             self.state = .streaming(session)
+            self.removeRequestHandlers(context: context)
             session.begin()
+        }
+    }
+
+    /// The connection carries one stream from now on: nothing more is parsed, so the request-side
+    /// handlers leave and the stream's writes reach the channel in one step.
+    private func removeRequestHandlers(context: ChannelHandlerContext) {
+        let pipeline = context.pipeline.syncOperations
+        for handler in self.requestHandlers {
+            pipeline.removeHandler(handler, promise: nil)
         }
     }
 

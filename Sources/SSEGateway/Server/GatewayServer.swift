@@ -316,9 +316,10 @@ enum DownstreamPipeline {
     static func configureHTTP1(channel: Channel, context: GatewayContext, limits: LimitsConfig) throws {
         let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
         let sync = channel.pipeline.syncOperations
+        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         try sync.addHandler(limiter)
-        try sync.addHandler(ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes)))
-        try sync.addHandler(HTTP1StreamHandler(gateway: context, limiter: limiter))
+        try sync.addHandler(decoder)
+        try sync.addHandler(HTTP1StreamHandler(gateway: context, limiter: limiter, requestHandlers: [limiter, decoder]))
     }
 
     /// HTTP/2 with SwiftNIO's server defences on (reset-flood, glitch and control-frame limits, header
