@@ -208,6 +208,55 @@ final class CommandLineTests: XCTestCase {
         stream.close()
     }
 
+    // MARK: bench
+
+    /// `ssegate bench --json` against a real `ssegate origin`: one JSON line on stdout with the fields
+    /// bench/run.sh reads, progress lines on stderr (only --quiet silences them).
+    func testBenchAgainstOriginPrintsOneJSONLine() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { Task { try? await group.shutdownGracefully() } }
+        let port = try await Self.freePort(group: group)
+        let origin = try self.launch(["origin", "--port", String(port), "--rate", "10", "--payload", "100"])
+        try await eventually("origin listening") {
+            (try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: port).get().close()) != nil
+        }
+
+        let result = try await self.run(
+            ["bench", "--url", "http://127.0.0.1:\(port)/feed", "--clients", "20", "--duration", "2", "--expected-rate", "10", "--json"],
+            timeout: 20
+        )
+        XCTAssertEqual(result.status, 0, "stderr: \(result.stderr)")
+        let lines = result.stdout.split(separator: "\n")
+        XCTAssertEqual(lines.count, 1, result.stdout)
+        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any], result.stdout)
+        for field in ["url", "clients", "connected", "connect_errors", "non_200", "no_response", "disconnects", "missing", "window_s",
+                      "deliveries", "deliveries_per_s", "bytes_per_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
+                      "latency_ms_max", "latency_samples", "bench_cpu_user_s", "bench_cpu_system_s", "expected_per_s"] {
+            XCTAssertNotNil(report[field], "JSON field \(field) missing: \(result.stdout)")
+        }
+        XCTAssertEqual(report["connected"] as? Int, 20, result.stdout)
+        XCTAssertEqual(report["no_response"] as? Int, 0, result.stdout)
+        XCTAssertEqual(report["missing"] as? Int, 0, result.stdout)
+        let deliveries = try XCTUnwrap(report["deliveries"] as? Int)
+        XCTAssertEqual(Double(deliveries), 20 * 10 * 2, accuracy: 80, result.stdout)
+        XCTAssertEqual(report["latency_samples"] as? Int, deliveries, result.stdout)
+        XCTAssertTrue(result.stderr.contains("deliveries/s"), "progress on stderr with --json: \(result.stderr)")
+
+        let quiet = try await self.run(
+            ["bench", "--url", "http://127.0.0.1:\(port)/feed", "--clients", "2", "--duration", "1.5", "--json", "--quiet"], timeout: 20
+        )
+        XCTAssertEqual(quiet.status, 0, quiet.stderr)
+        XCTAssertEqual(quiet.stderr, "", "--quiet: no progress")
+        XCTAssertTrue(quiet.stdout.hasPrefix("{\"url\":"), quiet.stdout)
+        origin.process.terminate()
+    }
+
+    func testBenchRejectsABadURLWithExit1() async throws {
+        let result = try await self.run(["bench", "--url", "ftp://127.0.0.1/feed"])
+        XCTAssertEqual(result.status, 1)
+        XCTAssertTrue(result.stderr.hasPrefix("ssegate bench: bad --url"), result.stderr)
+    }
+
     // MARK: SIGHUP
 
     func testSIGHUPReloadsTheCertificateWhileAnOpenStreamContinues() async throws {

@@ -1,0 +1,201 @@
+import NIOCore
+import NIOPosix
+import NIOSSL
+import SSEBench
+@testable import SSEGateway
+import XCTest
+
+/// The load tool's library (`ssegate bench` without the binary) against an in-process origin and gateway:
+/// HTTP/1.1, h2c and TLS (HTTP/1.1 and h2) with a test CA; every client connected and counted, deliveries
+/// as the origin's rate predicts, no gaps, a latency sample per delivery. Plus what it counts when things
+/// go wrong: non-200 answers, a closed port, an untrusted certificate, a server that will not speak h2,
+/// and a gateway that goes away.
+final class BenchTests: XCTestCase {
+    private static let rate = 10.0
+    private static let clients = 50
+
+    /// Runs `body` with an origin ticking at `rate` and a gateway feed `/feed` in front of it (plus a TLS
+    /// listener with `certificates`, if given); stops both afterwards, also when `body` throws.
+    private func withGateway(
+        tls certificates: TestCertificates? = nil, configure: @escaping (inout GatewayConfig) -> Void = { _ in },
+        _ body: (Harness) async throws -> Void
+    ) async throws {
+        var origin = OriginServer.Options()
+        origin.rate = Self.rate
+        origin.payload = 64
+        let harness = try await Harness.start(origin: origin, configure: { config in
+            if let certificates { config.listen.append(TLSTestConfig.listener(certificates)) }
+            configure(&config)
+        }) { origin in [try Harness.feed("/feed", upstream: "\(origin)/feed")] }
+        do {
+            try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+            try await body(harness)
+        } catch {
+            await harness.stop()
+            throw error
+        }
+        await harness.stop()
+    }
+
+    /// Runs `body` with a bare origin (no gateway); stops it afterwards, also when `body` throws.
+    private func withOrigin(_ options: OriginServer.Options, _ body: (OriginServer) async throws -> Void) async throws {
+        let server = OriginServer(options: options)
+        try await server.start()
+        do {
+            try await body(server)
+        } catch {
+            try? await server.stop()
+            throw error
+        }
+        try await server.stop()
+    }
+
+    private func feedClients(_ harness: Harness) async throws -> Int {
+        try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().clientsPerFeed["/feed"] ?? 0
+    }
+
+    private func options(_ url: String, http2: Bool = false, duration: Double = 1.5) -> BenchOptions {
+        var options = BenchOptions(url: url)
+        options.clients = Self.clients
+        options.duration = duration
+        options.expectedRate = Self.rate
+        options.http2 = http2
+        options.streamsPerConnection = 20  // 50 clients: 3 connections, the last one part-full
+        options.headWait = 5
+        return options
+    }
+
+    /// Every client streamed the whole window without a gap, and deliveries match the origin's rate.
+    private func assertHealthy(_ report: BenchReport, protocolName: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(report.protocolName, protocolName, file: file, line: line)
+        XCTAssertEqual(report.connected, Self.clients, "connected: \(report.text)", file: file, line: line)
+        XCTAssertEqual(report.connectErrors, 0, report.text, file: file, line: line)
+        XCTAssertEqual(report.badStatus, 0, file: file, line: line)
+        XCTAssertEqual(report.noResponse, 0, file: file, line: line)
+        XCTAssertEqual(report.protocolErrors, 0, file: file, line: line)
+        XCTAssertEqual(report.disconnects, 0, file: file, line: line)
+        XCTAssertEqual(report.missing, 0, file: file, line: line)
+        let expected = Double(Self.clients) * Self.rate * report.window
+        XCTAssertEqual(Double(report.deliveries), expected, accuracy: expected * 0.2, "deliveries: \(report.text)", file: file, line: line)
+        XCTAssertEqual(Int(report.latency.totalCount), report.deliveries, "one latency sample per delivery", file: file, line: line)
+        XCTAssertGreaterThan(report.bytes, report.deliveries * 64, "each event carries the 64-byte payload", file: file, line: line)
+        XCTAssertLessThan(report.latency.valueAtPercentile(50), 1_000_000, "latency in µs, under a second", file: file, line: line)
+    }
+
+    func testHTTP1ThroughTheGateway() async throws {
+        try await self.withGateway { harness in
+            let report = try await BenchRunner.run(self.options("http://127.0.0.1:\(harness.port)/feed"))
+            self.assertHealthy(report, protocolName: "http/1.1")
+            XCTAssertTrue(report.json.contains("\"no_response\":0"), report.json)
+            try await eventually("the bench closed its connections") { try await self.feedClients(harness) == 0 }
+        }
+    }
+
+    func testH2CThroughTheGateway() async throws {
+        try await self.withGateway { harness in
+            let report = try await BenchRunner.run(self.options("http://127.0.0.1:\(harness.port)/feed", http2: true))
+            self.assertHealthy(report, protocolName: "h2c")
+            try await eventually("the bench closed its streams") { try await self.feedClients(harness) == 0 }
+        }
+    }
+
+    func testHTTPSWithTestCAOverHTTP1AndH2() async throws {
+        let certificates = try TestCertificates.make()
+        try await self.withGateway(tls: certificates) { harness in
+            let url = "https://localhost:\(harness.gateway.listenerAddresses[1].port!)/feed"
+            for http2 in [false, true] {
+                var options = self.options(url, http2: http2, duration: 1)
+                options.caCertificateFile = certificates.caCertificate
+                self.assertHealthy(try await BenchRunner.run(options), protocolName: http2 ? "h2" : "http/1.1")
+            }
+        }
+    }
+
+    func testHTTPSRefusesAnUntrustedCertificateUnlessInsecure() async throws {
+        let certificates = try TestCertificates.make()
+        try await self.withGateway(tls: certificates) { harness in
+            var options = self.options("https://127.0.0.1:\(harness.gateway.listenerAddresses[1].port!)/feed", duration: 0.3)
+            options.clients = 3
+            let refused = try await BenchRunner.run(options)
+            XCTAssertEqual(refused.connectErrors, 3, refused.text)
+            XCTAssertEqual(refused.connected, 0)
+            XCTAssertTrue(refused.firstConnectError?.lowercased().contains("certificate") == true, refused.text)
+
+            options.insecure = true
+            let insecure = try await BenchRunner.run(options)
+            XCTAssertEqual(insecure.connected, 3, insecure.text)
+            XCTAssertEqual(insecure.connectErrors, 0)
+        }
+    }
+
+    func testHTTP2OverTLSFailsClearlyWhenTheServerDoesNotSelectH2() async throws {
+        let certificates = try TestCertificates.make()
+        var origin = OriginServer.Options()
+        origin.tls = try NIOSSLContext(configuration: .makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))
+        ))
+        try await self.withOrigin(origin) { server in
+            var options = self.options("https://localhost:\(server.port)/feed", http2: true, duration: 0.3)
+            options.caCertificateFile = certificates.caCertificate
+            do {
+                let report = try await BenchRunner.run(options)
+                XCTFail("an HTTP/1.1-only server gave a report: \(report.text)")
+            } catch let error as BenchError {
+                XCTAssertEqual(error.kind, .protocolMismatch)
+                XCTAssertTrue(error.description.contains("did not select h2"), error.description)
+            }
+        }
+    }
+
+    func testNon200AnswersAreCountedAndClosed() async throws {
+        var origin = OriginServer.Options()
+        origin.rate = Self.rate
+        try await self.withOrigin(origin) { server in
+            server.behaviour = .status(404)
+            var options = self.options("http://127.0.0.1:\(server.port)/missing", duration: 0.3)
+            options.clients = 10
+            let report = try await BenchRunner.run(options)
+            XCTAssertEqual(report.badStatus, 10, report.text)
+            XCTAssertEqual(report.connected, 0)
+            XCTAssertEqual(report.noResponse, 0)
+            XCTAssertEqual(report.deliveries, 0)
+            XCTAssertTrue(report.json.contains("\"non_200\":10"), report.json)
+            try await eventually("the bench closed its connections") { server.openConnections == 0 }
+        }
+    }
+
+    func testClosedPortCountsConnectErrors() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let port = try await CommandLineTests.freePort(group: group)
+        try await group.shutdownGracefully()
+        for http2 in [false, true] {
+            var options = self.options("http://127.0.0.1:\(port)/feed", http2: http2, duration: 0.2)
+            options.clients = 5
+            let report = try await BenchRunner.run(options)
+            XCTAssertEqual(report.connectErrors, 5, report.text)
+            XCTAssertEqual(report.connected, 0)
+            XCTAssertEqual(report.noResponse, 0)
+            XCTAssertNotNil(report.firstConnectError)
+        }
+    }
+
+    /// A drain closes every client (HTTP/1.1: the connection; HTTP/2: the streams, then GOAWAY and the
+    /// connection): each is a disconnect.
+    func testGatewayDrainCountsEveryClientAsDisconnected() async throws {
+        for http2 in [false, true] {
+            try await self.withGateway(configure: { $0.shutdownTimeout = .milliseconds(400) }) { harness in
+                var options = self.options("http://127.0.0.1:\(harness.port)/feed", http2: http2, duration: 2)
+                options.clients = 20
+                let bench = Task { try await BenchRunner.run(options) }
+                try await eventually("clients joined") { try await self.feedClients(harness) == 20 }
+                try await Task.sleep(nanoseconds: 300_000_000)
+                try await harness.gateway.drainAndShutdown()
+                let report = try await bench.value
+                XCTAssertEqual(report.disconnects, 20, "http2: \(http2): \(report.text)")
+                XCTAssertEqual(report.connected, 0, "http2: \(http2)")
+                XCTAssertGreaterThan(report.deliveries, 0)
+            }
+        }
+    }
+}
