@@ -58,6 +58,9 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
         if case .finished = self.body { context.close(promise: nil) }
     }
 
+    /// The last handler: nothing after it wants to hear of the end of a read, so the event stops here.
+    func channelReadComplete(context: ChannelHandlerContext) {}
+
     /// Parses the head once all of it is in; returns whether body bytes may follow in `buffer`.
     private func readHead(from buffer: inout ByteBuffer, partial: ByteBuffer?) throws -> Bool {
         if var partial {
