@@ -1,4 +1,6 @@
 import NIOCore
+import NIOHPACK
+import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import SSEBench
@@ -66,7 +68,10 @@ final class BenchTests: XCTestCase {
     }
 
     /// Every client streamed the whole window without a gap, and deliveries match the origin's rate.
-    private func assertHealthy(_ report: BenchReport, protocolName: String, file: StaticString = #filePath, line: UInt = #line) {
+    /// `gzip`: the body bytes counted are the compressed ones, fewer than the payloads they carry.
+    private func assertHealthy(
+        _ report: BenchReport, protocolName: String, gzip: Bool = false, file: StaticString = #filePath, line: UInt = #line
+    ) {
         XCTAssertEqual(report.protocolName, protocolName, file: file, line: line)
         XCTAssertEqual(report.connected, Self.clients, "connected: \(report.text)", file: file, line: line)
         XCTAssertEqual(report.connectErrors, 0, report.text, file: file, line: line)
@@ -78,7 +83,11 @@ final class BenchTests: XCTestCase {
         let expected = Double(Self.clients) * Self.rate * report.window
         XCTAssertEqual(Double(report.deliveries), expected, accuracy: expected * 0.2, "deliveries: \(report.text)", file: file, line: line)
         XCTAssertEqual(Int(report.latency.totalCount), report.deliveries, "one latency sample per delivery", file: file, line: line)
-        XCTAssertGreaterThan(report.bytes, report.deliveries * 64, "each event carries the 64-byte payload", file: file, line: line)
+        if gzip {
+            XCTAssertLessThan(report.bytes, report.deliveries * 64, "compressed below the 64-byte payloads", file: file, line: line)
+        } else {
+            XCTAssertGreaterThan(report.bytes, report.deliveries * 64, "each event carries the 64-byte payload", file: file, line: line)
+        }
         XCTAssertLessThan(report.latency.valueAtPercentile(50), 1_000_000, "latency in µs, under a second", file: file, line: line)
     }
 
@@ -96,6 +105,16 @@ final class BenchTests: XCTestCase {
             let report = try await BenchRunner.run(self.options("http://127.0.0.1:\(harness.port)/feed", http2: true))
             self.assertHealthy(report, protocolName: "h2c")
             try await eventually("the bench closed its streams") { try await self.feedClients(harness) == 0 }
+        }
+    }
+
+    func testGzipOverHTTP1AndH2C() async throws {
+        try await self.withGateway { harness in
+            for http2 in [false, true] {
+                var options = self.options("http://127.0.0.1:\(harness.port)/feed", http2: http2, duration: 1)
+                options.gzip = true
+                self.assertHealthy(try await BenchRunner.run(options), protocolName: http2 ? "h2c" : "http/1.1", gzip: true)
+            }
         }
     }
 
@@ -162,6 +181,82 @@ final class BenchTests: XCTestCase {
             XCTAssertEqual(report.deliveries, 0)
             XCTAssertTrue(report.json.contains("\"non_200\":10"), report.json)
             try await eventually("the bench closed its connections") { server.openConnections == 0 }
+        }
+    }
+
+    /// Runs `body` with a plain TCP listener on 127.0.0.1 (given its port) whose connections get
+    /// `initializer`; closes it afterwards, also when `body` throws.
+    private func withListener(
+        _ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() },
+        _ body: (Int) async throws -> Void
+    ) async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        let listener = try await ServerBootstrap(group: group).childChannelInitializer(initializer).bind(host: "127.0.0.1", port: 0).get()
+        do {
+            try await body(listener.localAddress!.port!)
+        } catch {
+            try? await listener.close()
+            try? await group.shutdownGracefully()
+            throw error
+        }
+        try await listener.close()
+        try await group.shutdownGracefully()
+    }
+
+    /// A server that accepts connections and never answers: every client is connected but has no response.
+    func testSilentServerCountsNoResponse() async throws {
+        try await self.withListener { port in
+            for http2 in [false, true] {
+                var options = self.options("http://127.0.0.1:\(port)/feed", http2: http2, duration: 0.2)
+                options.clients = 6
+                options.headWait = 0.5
+                let report = try await BenchRunner.run(options)
+                XCTAssertEqual(report.noResponse, 6, "http2: \(http2): \(report.text)")
+                XCTAssertEqual(report.connectErrors, 0)
+                XCTAssertEqual(report.connected, 0)
+                XCTAssertTrue(report.json.contains("\"no_response\":6"), report.json)
+            }
+        }
+    }
+
+    /// An HTTP/2 server that answers each stream with a 200 and one event, then resets it (RST_STREAM, as
+    /// the gateway does to a stream it evicts): each is a stream reset and a disconnect.
+    func testStreamResetByTheServerIsADisconnect() async throws {
+        let http2Server: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
+                    mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                ) { stream in
+                    stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(AnswerThenReset()) }
+                }
+            }
+        }
+        try await self.withListener(http2Server) { port in
+            var options = self.options("http://127.0.0.1:\(port)/feed", http2: true, duration: 0.6)
+            options.clients = 8
+            options.streamsPerConnection = 4
+            let report = try await BenchRunner.run(options)
+            XCTAssertEqual(report.resets, 8, report.text)
+            XCTAssertEqual(report.disconnects, 8, report.text)
+            XCTAssertEqual(report.connected, 0)
+            XCTAssertEqual(report.noResponse, 0)
+            XCTAssertTrue(report.json.contains("\"stream_resets\":8"), report.json)
+        }
+    }
+
+    /// Server side of one HTTP/2 stream: a 200 head and one event, then a reset 200 ms later.
+    private final class AnswerThenReset: ChannelInboundHandler {
+        typealias InboundIn = HTTP2Frame.FramePayload
+        typealias OutboundOut = HTTP2Frame.FramePayload
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard case .headers = self.unwrapInboundIn(data) else { return }
+            let head = HPACKHeaders([(":status", "200"), ("content-type", "text/event-stream")])
+            context.write(self.wrapOutboundOut(.headers(.init(headers: head))), promise: nil)
+            let event = ByteBuffer(string: "data: {\"seq\":1,\"ts\":1}\n\n")
+            context.writeAndFlush(self.wrapOutboundOut(.data(.init(data: .byteBuffer(event)))), promise: nil)
+            let stream = context.channel
+            context.eventLoop.scheduleTask(in: .milliseconds(200)) { stream.close(promise: nil) }
         }
     }
 
