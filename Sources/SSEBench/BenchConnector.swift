@@ -29,13 +29,13 @@ struct BenchConnector: Sendable {
         self.sourceAddresses = options.sourceAddresses
         self.connectTimeout = .seconds(10)
         self.tls = target.isTLS ? try Self.tlsContext(options) : nil
-        var fields = [("accept", "text/event-stream"), ("cache-control", "no-cache")]
-        if options.gzip { fields.append(("accept-encoding", "gzip")) }
-        var head = "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\nAccept: text/event-stream\r\nCache-Control: no-cache\r\n"
-        if options.gzip { head += "Accept-Encoding: gzip\r\n" }
-        self.http1Request = ByteBuffer(string: head + "\r\n")
+        var fields = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")]
+        if options.gzip { fields.append(("Accept-Encoding", "gzip")) }
+        let head = fields.map { "\($0.0): \($0.1)\r\n" }.joined()
+        self.http1Request = ByteBuffer(string: "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\n\(head)\r\n")
         self.http2Request = HPACKHeaders(
-            [(":method", "GET"), (":scheme", target.scheme), (":path", target.target), (":authority", target.hostHeader)] + fields
+            [(":method", "GET"), (":scheme", target.scheme), (":path", target.target), (":authority", target.hostHeader)]
+                + fields.map { ($0.0.lowercased(), $0.1) }
         )
     }
 

@@ -181,6 +181,12 @@ final class BenchTests: XCTestCase {
             XCTAssertEqual(report.deliveries, 0)
             XCTAssertTrue(report.json.contains("\"non_200\":10"), report.json)
             try await eventually("the bench closed its connections") { server.openConnections == 0 }
+            let request = try XCTUnwrap(server.requests.first)
+            XCTAssertEqual(request.uri, "/missing")
+            XCTAssertEqual(request.headers["Host"], ["127.0.0.1:\(server.port)"])
+            XCTAssertEqual(request.headers["Accept"], ["text/event-stream"])
+            XCTAssertEqual(request.headers["Cache-Control"], ["no-cache"])
+            XCTAssertEqual(request.headers["Accept-Encoding"], [], "no gzip unless asked")
         }
     }
 
