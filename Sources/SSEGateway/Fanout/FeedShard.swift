@@ -92,8 +92,13 @@ final class FeedShard {
         }
     }
 
-    /// Writes a batch to every client that does not have it yet, then flushes each once.
+    /// Writes a batch to every client that does not have it yet, then flushes each once (an HTTP/2
+    /// connection once for all its streams: `DeferredFlushes`).
     func deliver(_ batch: [EncodedEvent]) {
+        self.hub.deferredFlushes.run { self.write(batch) }
+    }
+
+    private func write(_ batch: [EncodedEvent]) {
         let now = NIODeadline.now()
         var deliveries = 0
         var bytes = 0
@@ -121,6 +126,10 @@ final class FeedShard {
     func tick(now: NIODeadline, keepalive: (StreamFraming) -> ByteBuffer) {
         guard now >= self.nextTick else { return }
         self.nextTick = now + self.tickInterval
+        self.hub.deferredFlushes.run { self.keepaliveAndLagPass(now: now, keepalive: keepalive) }
+    }
+
+    private func keepaliveAndLagPass(now: NIODeadline, keepalive: (StreamFraming) -> ByteBuffer) {
         let idleBefore = now - self.settings.keepalive
         for subscriber in self.subscribers {
             switch subscriber.queue.state {

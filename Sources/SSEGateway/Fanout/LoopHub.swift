@@ -8,6 +8,8 @@ public final class LoopHub: @unchecked Sendable {
     private var shards: [ObjectIdentifier: FeedShard] = [:]
     private var counters: [String: DeliveryCounters] = [:]
     private var tickTask: RepeatedTask?
+    /// HTTP/2 connection flushes held during a fan-out pass on this loop.
+    let deferredFlushes = DeferredFlushes()
     private let keepaliveChunked: ByteBuffer
     private let keepaliveRaw: ByteBuffer
 

@@ -340,6 +340,8 @@ enum DownstreamPipeline {
         // connection on which the HTTP/2 handler hit a connection error (it sent GOAWAY).
         let guardHandler = HTTP2ConnectionGuard(timeout: limits.headerTimeout)
         let sync = channel.pipeline.syncOperations
+        // Below the HTTP/2 handler: one write per connection per batch, not one per stream.
+        try sync.addHandler(HTTP2FlushCoalescer(deferred: context.hub(for: channel.eventLoop).deferredFlushes))
         _ = try sync.configureHTTP2Pipeline(
             mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
             streamDelegate: guardHandler.streamDelegate(on: channel.eventLoop)
