@@ -6,7 +6,7 @@
 #   bench/run.sh [--clients N] [--rate R] [--payload B] [--duration S]
 #                [--targets ssegate,nginx,nchan,origin] [--bench-threads T] [--ramp-timeout S]
 #                [--quiet-timeout S] [--nginx-workers W] [--ssegate PATH] [--out DIR] [--name NAME]
-#                [--probe]
+#                [--probe] [--http2]
 #
 # Defaults (a quick run, about 3 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
 # The issue's two target scenarios:
@@ -23,6 +23,9 @@
 # under the load: stalled clients of a second, fast feed must be evicted while its readers get every
 # event, and a client of the main feed resuming with Last-Event-ID must get the exact replay. The probe
 # adds a little CPU to ssegate's window (its deliveries are not counted): use it in a run of its own.
+#
+# --http2: the load client speaks HTTP/2 with prior knowledge (h2c), 100 streams per connection, and
+# nginx listens with `http2` (the targets are ssegate, nginx and nchan; the origin speaks HTTP/1.1 only).
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -33,7 +36,7 @@ RATE=10
 PAYLOAD=200
 DURATION=15
 TARGETS=ssegate,nginx,nchan,origin
-BENCH_THREADS=1
+BENCH_THREADS=2
 RAMP_TIMEOUT=90
 QUIET_TIMEOUT=120
 SSEGATE=${SSEGATE:-$ROOT/.build/release/ssegate}
@@ -44,7 +47,10 @@ ORIGIN_PORT=18081
 ADMIN_PORT=18090
 NGINX_WORKERS=2
 PROBE=0
+HTTP2=0
+STREAMS_PER_CONNECTION=100
 BURST_PORT=18082
+PUBLISH_PORT=18083   # nchan's publisher location over HTTP/1.1 when the clients' listener is h2c-only
 
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
 
@@ -63,6 +69,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --name) NAME=$2; shift 2 ;;
         --probe) PROBE=1; shift ;;
+        --http2) HTTP2=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "bench/run.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
     esac
@@ -72,7 +79,14 @@ case "$DURATION" in ''|*[!0-9]*) echo "bench/run.sh: --duration must be whole se
 [ "$DURATION" -ge 6 ] || { echo "bench/run.sh: --duration must be at least 6 s" >&2; exit 1; }
 for t in ${TARGETS//,/ }; do
     case "$t" in ssegate|nginx|nchan|origin) ;; *) echo "bench/run.sh: unknown target '$t'" >&2; exit 1 ;; esac
+    if [ "$HTTP2" = 1 ] && [ "$t" = origin ]; then echo "bench/run.sh: --http2: the origin speaks HTTP/1.1 only; leave 'origin' out of --targets" >&2; exit 1; fi
 done
+BENCH_PROTOCOL=()
+CONNECTIONS=$CLIENTS     # TCP connections the load client opens
+if [ "$HTTP2" = 1 ]; then
+    BENCH_PROTOCOL=(--http2 --streams-per-connection "$STREAMS_PER_CONNECTION")
+    CONNECTIONS=$(( (CLIENTS + STREAMS_PER_CONNECTION - 1) / STREAMS_PER_CONNECTION ))
+fi
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
@@ -313,7 +327,8 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     keepalive_requests 1000000;
     server {
-        listen 127.0.0.1:$GATE_PORT reuseport backlog=4096;
+        listen 127.0.0.1:$GATE_PORT reuseport backlog=4096$([ "$HTTP2" = 1 ] && echo ' http2');
+$([ "$HTTP2" = 1 ] && [ "$2" = nchan ] && echo "        listen 127.0.0.1:$PUBLISH_PORT;")
 EOF
         if [ "$2" = proxy ]; then cat <<EOF
         location / {
@@ -349,7 +364,7 @@ EOF
 }
 
 start_publisher() {
-    python3 "$HERE/publisher.py" --port "$GATE_PORT" --path /pub --rate "$RATE" --payload "$PAYLOAD" \
+    python3 "$HERE/publisher.py" --port "$([ "$HTTP2" = 1 ] && echo "$PUBLISH_PORT" || echo "$GATE_PORT")" --path /pub --rate "$RATE" --payload "$PAYLOAD" \
         >"$TMP/$1/publisher.json" 2>"$TMP/$1/publisher.log" &
     PUBLISHER_PID=$!; STARTED+=("$PUBLISHER_PID")
 }
@@ -386,7 +401,7 @@ run_target() {
 
     local bench_bound=$((RAMP_TIMEOUT + DURATION + 30))
     timeout -k 5 "$bench_bound" "$SSEGATE" bench --url "$url" --clients "$CLIENTS" --duration "$DURATION" \
-        --expected-rate "$RATE" --threads "$BENCH_THREADS" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
+        --expected-rate "$RATE" --threads "$BENCH_THREADS" "${BENCH_PROTOCOL[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
     local bench_pid=$!; STARTED+=("$bench_pid")
 
     # Ramp: wait until the server side has all N connections, or the count has not grown for 12 s
@@ -395,12 +410,12 @@ run_target() {
     ramp_start=$(now)
     while :; do
         seen=$(conns "$listen")
-        [ "$seen" -ge "$CLIENTS" ] && break
+        [ "$seen" -ge "$CONNECTIONS" ] && break
         alive "$bench_pid" || { log "bench exited during ramp-up"; break; }
         [ "$seen" -ne "$last" ] && since=$SECONDS
-        [ "$seen" -gt 0 ] && [ $((SECONDS - since)) -ge 12 ] && { log "connections stopped growing at $seen of $CLIENTS"; break; }
+        [ "$seen" -gt 0 ] && [ $((SECONDS - since)) -ge 12 ] && { log "connections stopped growing at $seen of $CONNECTIONS"; break; }
         awk -v a="$ramp_start" -v b="$(now)" -v m="$RAMP_TIMEOUT" 'BEGIN { exit !(b - a > m) }' &&
-            { log "ramp-up timeout at $seen of $CLIENTS connections"; break; }
+            { log "ramp-up timeout at $seen of $CONNECTIONS connections"; break; }
         last=$seen
         nap 0.25
     done
@@ -499,7 +514,7 @@ STAMP=$(date -u +%Y-%m-%d-%H%M)
 SCENARIO=${NAME:-${CLIENTS}c-${RATE}eps-${PAYLOAD}B-${DURATION}s}
 mkdir -p "$OUT"
 {
-    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')"
+    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')$([ "$HTTP2" = 1 ] && echo ' --http2')"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
     echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Compares two ssegate binaries (before and after a change) on the same load, alternating them so that
+# drift in the machine's other load hits both alike. Each round starts `ssegate origin`, then
+# `ssegate serve` from the binary under test with one feed, drives it with `ssegate bench` (always the
+# same load-client binary), and samples the server's CPU (utime+stime from /proc/PID/stat) over a
+# window inside the load client's. One line per round, then the mean per binary.
+#
+#   bench/compare.sh BEFORE AFTER [--rounds N] [--clients N] [--rate R] [--payload B] [--window S]
+#                    [--bench-threads T] [--bench BINARY] [--http2] [--streams-per-connection K]
+#
+# Defaults: 3 rounds each, 10,000 clients × 10 events/s × 200 B, a 20 s CPU window, 2 load-client
+# threads, the load client from AFTER. Ports 18180 (gateway), 18181 (origin), 18190 (admin) on
+# 127.0.0.1 must be free. Every process is stopped by its PID at the end of each round and on exit.
+set -euo pipefail
+
+[ $# -ge 2 ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 1; }
+BEFORE=$1 AFTER=$2; shift 2
+ROUNDS=3 CLIENTS=10000 RATE=10 PAYLOAD=200 WINDOW=20 THREADS=2 BENCH=$AFTER HTTP2=0 STREAMS=100
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --rounds) ROUNDS=$2; shift 2 ;;
+        --clients) CLIENTS=$2; shift 2 ;;
+        --rate) RATE=$2; shift 2 ;;
+        --payload) PAYLOAD=$2; shift 2 ;;
+        --window) WINDOW=$2; shift 2 ;;
+        --bench-threads) THREADS=$2; shift 2 ;;
+        --bench) BENCH=$2; shift 2 ;;
+        --http2) HTTP2=1; shift ;;
+        --streams-per-connection) STREAMS=$2; shift 2 ;;
+        *) echo "bench/compare.sh: unknown argument '$1'" >&2; exit 1 ;;
+    esac
+done
+for binary in "$BEFORE" "$AFTER" "$BENCH"; do [ -x "$binary" ] || { echo "bench/compare.sh: $binary is not executable" >&2; exit 1; }; done
+ulimit -n 20000 2>/dev/null || true
+
+TMP=$(mktemp -d /tmp/ssegate-compare.XXXXXX)
+PIDS=()
+stop() { local pid; for pid in "$@"; do kill "$pid" 2>/dev/null || true; done; for pid in "$@"; do wait "$pid" 2>/dev/null || true; done; }
+cleanup() { stop "${PIDS[@]}"; rm -rf "$TMP"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+cat >"$TMP/ssegate.yaml" <<EOF
+log_level: warning
+listen:
+  - address: 127.0.0.1:18180
+admin:
+  address: 127.0.0.1:18190
+shutdown_timeout: 2s
+limits:
+  max_clients: 1000000
+feeds:
+  - name: bench
+    path: /feed
+    upstream:
+      url: http://127.0.0.1:18181/feed
+    connect: always
+EOF
+
+PROTOCOL=()
+CONNECTIONS=$CLIENTS
+if [ "$HTTP2" = 1 ]; then
+    PROTOCOL=(--http2 --streams-per-connection "$STREAMS")
+    CONNECTIONS=$(( (CLIENTS + STREAMS - 1) / STREAMS ))
+fi
+ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+established() { ss -Htn state established '( sport = :18180 )' | wc -l; }
+
+round() {   # $1 label, $2 server binary
+    local label=$1 server=$2 origin serve bench i t0 t1 s0 s1
+    "$BENCH" origin --host 127.0.0.1 --port 18181 --rate "$RATE" --payload "$PAYLOAD" >"$TMP/origin.log" 2>&1 &
+    origin=$!; PIDS+=("$origin")
+    sleep 0.5
+    "$server" serve --config "$TMP/ssegate.yaml" >"$TMP/serve.log" 2>&1 &
+    serve=$!; PIDS+=("$serve")
+    sleep 1
+    timeout -k 5 $((WINDOW + 100)) "$BENCH" bench --url http://127.0.0.1:18180/feed --clients "$CLIENTS" \
+        --duration $((WINDOW + 6)) --expected-rate "$RATE" --threads "$THREADS" "${PROTOCOL[@]}" --json --quiet \
+        >"$TMP/bench.json" 2>"$TMP/bench.log" &
+    bench=$!; PIDS+=("$bench")
+    for i in $(seq 120); do [ "$(established)" -ge "$CONNECTIONS" ] && break; sleep 0.5; done
+    sleep 3
+    t0=$(ticks "$serve"); s0=$(date +%s.%N)
+    sleep "$WINDOW"
+    t1=$(ticks "$serve"); s1=$(date +%s.%N)
+    wait "$bench" || true
+    stop "$serve" "$origin"
+    python3 - "$TMP/bench.json" "$label" "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" <<'PY'
+import json, sys
+path, label, t0, t1, s0, s1, clk = sys.argv[1:]
+b = json.load(open(path))
+cores = (float(t1) - float(t0)) / float(clk) / (float(s1) - float(s0))
+per = cores / b["deliveries_per_s"] * 1e6 if b["deliveries_per_s"] else float("nan")
+print(f"{label:6} server {cores:.3f} cores  {per:5.2f} µs/delivery  p50/p90/p99/max "
+      f"{b['latency_ms_p50']:.0f}/{b['latency_ms_p90']:.0f}/{b['latency_ms_p99']:.0f}/{b['latency_ms_max']:.0f} ms  "
+      f"missing {b['missing']}  disconnects {b['disconnects']}  deliveries/s {b['deliveries_per_s']:.0f}")
+PY
+}
+
+for n in $(seq "$ROUNDS"); do
+    round before "$BEFORE" | tee -a "$TMP/rounds.txt"
+    round after "$AFTER" | tee -a "$TMP/rounds.txt"
+done
+awk '{ n[$1]++; cpu[$1] += $5; split($8, l, "/"); p99[$1] += l[3] }
+     END { for (k in n) printf "%-6s mean of %d: %.2f µs/delivery, p99 %.0f ms\n", k, n[k], cpu[k] / n[k], p99[k] / n[k] }' "$TMP/rounds.txt" | sort
