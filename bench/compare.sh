@@ -15,18 +15,15 @@ set -euo pipefail
 
 [ $# -ge 2 ] || { sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 1; }
 BEFORE=$1 AFTER=$2; shift 2
-ROUNDS=3 CLIENTS=10000 RATE=10 PAYLOAD=200 WINDOW=20 THREADS=2 BENCH=$AFTER HTTP2=0 STREAMS=100
+ROUNDS=3 CLIENTS=10000 RATE=10 PAYLOAD=200 WINDOW=20 BENCH_THREADS=2 BENCH=$AFTER HTTP2=0 STREAMS_PER_CONNECTION=100
 while [ $# -gt 0 ]; do
     case "$1" in
-        --rounds) ROUNDS=$2; shift 2 ;;
-        --clients) CLIENTS=$2; shift 2 ;;
-        --rate) RATE=$2; shift 2 ;;
-        --payload) PAYLOAD=$2; shift 2 ;;
-        --window) WINDOW=$2; shift 2 ;;
-        --bench-threads) THREADS=$2; shift 2 ;;
-        --bench) BENCH=$2; shift 2 ;;
         --http2) HTTP2=1; shift ;;
-        --streams-per-connection) STREAMS=$2; shift 2 ;;
+        # --bench-threads 4 sets BENCH_THREADS=4, and so on.
+        --rounds|--clients|--rate|--payload|--window|--bench-threads|--bench|--streams-per-connection)
+            [ $# -ge 2 ] || { echo "bench/compare.sh: $1 needs a value" >&2; exit 1; }
+            option=${1#--}; option=${option//-/_}
+            printf -v "${option^^}" '%s' "$2"; shift 2 ;;
         *) echo "bench/compare.sh: unknown argument '$1'" >&2; exit 1 ;;
     esac
 done
@@ -60,8 +57,8 @@ EOF
 PROTOCOL=()
 CONNECTIONS=$CLIENTS
 if [ "$HTTP2" = 1 ]; then
-    PROTOCOL=(--http2 --streams-per-connection "$STREAMS")
-    CONNECTIONS=$(( (CLIENTS + STREAMS - 1) / STREAMS ))
+    PROTOCOL=(--http2 --streams-per-connection "$STREAMS_PER_CONNECTION")
+    CONNECTIONS=$(( (CLIENTS + STREAMS_PER_CONNECTION - 1) / STREAMS_PER_CONNECTION ))
 fi
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 established() { ss -Htn state established '( sport = :18180 )' | wc -l; }
@@ -75,7 +72,7 @@ round() {   # $1 label, $2 server binary
     serve=$!; PIDS+=("$serve")
     sleep 1
     timeout -k 5 $((WINDOW + 100)) "$BENCH" bench --url http://127.0.0.1:18180/feed --clients "$CLIENTS" \
-        --duration $((WINDOW + 6)) --expected-rate "$RATE" --threads "$THREADS" "${PROTOCOL[@]}" --json --quiet \
+        --duration $((WINDOW + 6)) --expected-rate "$RATE" --threads "$BENCH_THREADS" "${PROTOCOL[@]}" --json --quiet \
         >"$TMP/bench.json" 2>"$TMP/bench.log" &
     bench=$!; PIDS+=("$bench")
     for i in $(seq 120); do [ "$(established)" -ge "$CONNECTIONS" ] && break; sleep 0.5; done
