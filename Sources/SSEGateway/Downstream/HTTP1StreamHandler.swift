@@ -176,7 +176,11 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.state = .closed
                 return
             }
-        case .streaming, .closed:
+        case .streaming:
+            // Bytes the client sent after its stream request, parsed before the decoder had left the
+            // pipeline (same segment, or before its removal completed): ignored like any later bytes.
+            if error is HTTPParserError || error is ByteToMessageDecoderError { return }
+        case .closed:
             break
         }
         context.close(promise: nil)
