@@ -36,6 +36,7 @@ stop() { local pid; for pid in "$@"; do kill "$pid" 2>/dev/null || true; done; f
 cleanup() { stop "${PIDS[@]}"; rm -rf "$TMP"; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+trap 'exit 129' HUP
 
 cat >"$TMP/ssegate.yaml" <<EOF
 log_level: warning
@@ -62,9 +63,19 @@ if [ "$HTTP2" = 1 ]; then
 fi
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
 established() { ss -Htn state established '( sport = :18180 )' | wc -l; }
+listening() { ss -Htln "( sport = :$1 )" | grep -q .; }
+alive() { kill -0 "$1" 2>/dev/null; }
+
+# A round's verdict line goes to $TMP/round.txt (not through a pipe: a subshell would lose PIDS, and
+# cleanup would then miss the processes of an interrupted round). A round that did not measure the
+# binary under test cleanly (a port taken, the server gone, clients missing or failing) is printed
+# as skipped and left out of the means.
 
 round() {   # $1 label, $2 server binary
-    local label=$1 server=$2 origin serve bench i t0 t1 s0 s1
+    local label=$1 server=$2 origin serve bench i t0 t1 s0 s1 port
+    for port in 18180 18181 18190; do
+        if listening "$port"; then echo "$label skipped: 127.0.0.1:$port is already in use" >"$TMP/round.txt"; return; fi
+    done
     "$BENCH" origin --host 127.0.0.1 --port 18181 --rate "$RATE" --payload "$PAYLOAD" >"$TMP/origin.log" 2>&1 &
     origin=$!; PIDS+=("$origin")
     sleep 0.5
@@ -75,19 +86,31 @@ round() {   # $1 label, $2 server binary
         --duration $((WINDOW + 6)) --expected-rate "$RATE" --threads "$BENCH_THREADS" "${PROTOCOL[@]}" --json --quiet \
         >"$TMP/bench.json" 2>"$TMP/bench.log" &
     bench=$!; PIDS+=("$bench")
-    for i in $(seq 120); do [ "$(established)" -ge "$CONNECTIONS" ] && break; sleep 0.5; done
+    for i in $(seq 120); do [ "$(established)" -ge "$CONNECTIONS" ] && break; alive "$serve" || break; sleep 0.5; done
     sleep 3
+    if ! alive "$serve"; then
+        stop "$bench" "$origin"
+        echo "$label skipped: ssegate serve exited: $(tail -n 1 "$TMP/serve.log")" >"$TMP/round.txt"; return
+    fi
     t0=$(ticks "$serve"); s0=$(date +%s.%N)
     sleep "$WINDOW"
     t1=$(ticks "$serve"); s1=$(date +%s.%N)
+    local served=1
+    alive "$serve" || served=0
     wait "$bench" || true
     stop "$serve" "$origin"
-    python3 - "$TMP/bench.json" "$label" "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" <<'PY'
+    python3 - "$TMP/bench.json" "$label" "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" "$CLIENTS" "$served" >"$TMP/round.txt" <<'PY'
 import json, sys
-path, label, t0, t1, s0, s1, clk = sys.argv[1:]
-b = json.load(open(path))
+path, label, t0, t1, s0, s1, clk, clients, served = sys.argv[1:]
+try:
+    b = json.load(open(path))
+except (OSError, ValueError):
+    sys.exit(print(f"{label} skipped: the load client wrote no report"))
+errors = {k: b.get(k, 0) for k in ("connect_errors", "non_200", "no_response", "protocol_errors", "disconnects")}
+if served != "1" or b["connected"] != int(clients) or any(errors.values()) or not b["deliveries_per_s"]:
+    sys.exit(print(f"{label} skipped: server alive {served == '1'}, connected {b['connected']} of {clients}, {errors}"))
 cores = (float(t1) - float(t0)) / float(clk) / (float(s1) - float(s0))
-per = cores / b["deliveries_per_s"] * 1e6 if b["deliveries_per_s"] else float("nan")
+per = cores / b["deliveries_per_s"] * 1e6
 print(f"{label:6} server {cores:.3f} cores  {per:5.2f} µs/delivery  p50/p90/p99/max "
       f"{b['latency_ms_p50']:.0f}/{b['latency_ms_p90']:.0f}/{b['latency_ms_p99']:.0f}/{b['latency_ms_max']:.0f} ms  "
       f"missing {b['missing']}  disconnects {b['disconnects']}  deliveries/s {b['deliveries_per_s']:.0f}")
@@ -95,8 +118,10 @@ PY
 }
 
 for n in $(seq "$ROUNDS"); do
-    round before "$BEFORE" | tee -a "$TMP/rounds.txt"
-    round after "$AFTER" | tee -a "$TMP/rounds.txt"
+    for side in before after; do
+        if [ "$side" = before ]; then round before "$BEFORE"; else round after "$AFTER"; fi
+        cat "$TMP/round.txt"; cat "$TMP/round.txt" >>"$TMP/rounds.txt"
+    done
 done
-awk '{ n[$1]++; cpu[$1] += $5; split($8, l, "/"); p99[$1] += l[3] }
+awk '$2 == "server" { n[$1]++; cpu[$1] += $5; split($8, l, "/"); p99[$1] += l[3] }
      END { for (k in n) printf "%-6s mean of %d: %.2f µs/delivery, p99 %.0f ms\n", k, n[k], cpu[k] / n[k], p99[k] / n[k] }' "$TMP/rounds.txt" | sort
