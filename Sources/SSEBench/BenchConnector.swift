@@ -19,7 +19,9 @@ struct BenchConnector: Sendable {
     let http2: Bool
     let tls: NIOSSLContext?
     let sourceAddresses: Int
+    /// For the TCP connect, and again for the TLS handshake after it.
     let connectTimeout: TimeAmount
+    private let connectTimeoutSeconds: Double
     private let http1Request: ByteBuffer
     private let http2Request: HPACKHeaders
 
@@ -27,7 +29,8 @@ struct BenchConnector: Sendable {
         self.target = target
         self.http2 = options.http2
         self.sourceAddresses = options.sourceAddresses
-        self.connectTimeout = .seconds(10)
+        self.connectTimeoutSeconds = options.connectTimeout
+        self.connectTimeout = .nanoseconds(Int64(options.connectTimeout * 1e9))
         self.tls = target.isTLS ? try Self.tlsContext(options) : nil
         var fields = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")]
         if options.gzip { fields.append(("Accept-Encoding", "gzip")) }
@@ -66,7 +69,8 @@ struct BenchConnector: Sendable {
                     if let tls = self.tls {
                         let serverName = UpstreamTLS.serverName(for: self.target.host)
                         try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
-                        try pipeline.addHandler(TLSReadiness(ready: ready) { negotiated in
+                        let timeout = BenchError.handshakeTimeout(seconds: self.connectTimeoutSeconds)
+                        try pipeline.addHandler(TLSReadiness(ready: ready, timeout: self.connectTimeout, timeoutError: timeout) { negotiated in
                             try self.configureApplication(pipeline, negotiated: negotiated, tally: tally)
                         })
                     } else {
@@ -132,18 +136,43 @@ struct BenchConnector: Sendable {
 }
 
 /// Waits for the TLS handshake of a bench connection: then sets up HTTP/1.1 or HTTP/2 by the protocol
-/// ALPN selected and steps out of the pipeline; a handshake error or close fails the connection's setup
-/// with the reason (a certificate that is not trusted, a server that will not speak h2).
+/// ALPN selected and steps out of the pipeline; a handshake error, a close, or no handshake within
+/// `timeout` of the TCP connect fails the connection's setup with the reason (a certificate that is not
+/// trusted, a server that will not speak h2, a server that never answers) and closes it.
 private final class TLSReadiness: ChannelInboundHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
 
     private let ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>
     private let configure: (String?) throws -> NIOHTTP2Handler.StreamMultiplexer?
+    private let timeout: TimeAmount
+    private let timeoutError: BenchError
+    private var deadline: Scheduled<Void>?
     private var done = false
 
-    init(ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>, configure: @escaping (String?) throws -> NIOHTTP2Handler.StreamMultiplexer?) {
+    init(
+        ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>, timeout: TimeAmount, timeoutError: BenchError,
+        configure: @escaping (String?) throws -> NIOHTTP2Handler.StreamMultiplexer?
+    ) {
         self.ready = ready
+        self.timeout = timeout
+        self.timeoutError = timeoutError
         self.configure = configure
+    }
+
+    /// The handshake starts with the TCP connection (this handler is in the pipeline before the connect);
+    /// from then on it has `timeout`.
+    func channelActive(context: ChannelHandlerContext) {
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.deadline = context.eventLoop.scheduleTask(in: self.timeout) {
+            let (handler, context) = loopBound.value
+            handler.finish(failing: handler.timeoutError)
+            context.close(promise: nil)
+        }
+        context.fireChannelActive()
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.deadline?.cancel()
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -152,6 +181,7 @@ private final class TLSReadiness: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         self.done = true
+        self.deadline?.cancel()
         do {
             let multiplexer = try self.configure(negotiated)
             context.pipeline.syncOperations.removeHandler(context: context, promise: nil)
@@ -175,6 +205,7 @@ private final class TLSReadiness: ChannelInboundHandler, RemovableChannelHandler
     private func finish(failing error: Error) {
         guard !self.done else { return }
         self.done = true
+        self.deadline?.cancel()
         self.ready.fail(error)
     }
 }

@@ -62,13 +62,20 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
     func channelReadComplete(context: ChannelHandlerContext) {}
 
     /// Parses the head once all of it is in; returns whether body bytes may follow in `buffer`.
+    /// Interim 1xx heads (`103 Early Hints`) are skipped: the final head follows them. `101 Switching
+    /// Protocols` is final, and not the 200 asked for.
     private func readHead(from buffer: inout ByteBuffer, partial: ByteBuffer?) throws -> Bool {
         if var partial {
             partial.writeBuffer(&buffer)
             buffer = partial
         }
-        guard let (head, length) = try buffer.withUnsafeReadableBytes({ try HTTPResponseHead.parse($0) }) else {
-            self.body = .head(partial: buffer)
+        var parsed = try buffer.withUnsafeReadableBytes { try HTTPResponseHead.parse($0) }
+        while let (interim, length) = parsed, (100...199).contains(interim.status), interim.status != 101 {
+            buffer.moveReaderIndex(forwardBy: length)
+            parsed = try buffer.withUnsafeReadableBytes { try HTTPResponseHead.parse($0) }
+        }
+        guard let (head, length) = parsed else {
+            self.body = .head(partial: buffer.readableBytes > 0 ? buffer : nil)
             return false
         }
         buffer.moveReaderIndex(forwardBy: length)

@@ -27,6 +27,8 @@ public struct BenchOptions: Sendable {
     public var insecure = false
     /// Seconds to wait for the response heads after the ramp before measuring anyway.
     public var headWait: Double = 10
+    /// Seconds a connection may take to connect (TCP), and then again to finish its TLS handshake.
+    public var connectTimeout: Double = 10
 
     public init(url: String) {
         self.url = url
@@ -40,7 +42,7 @@ public struct BenchOptions: Sendable {
         } catch {
             throw BenchError.usage("bad --url: \(error.message)")
         }
-        guard self.clients > 0, self.duration > 0, self.headWait >= 0 else {
+        guard self.clients > 0, self.duration > 0, self.headWait >= 0, self.connectTimeout > 0 else {
             throw BenchError.usage("--clients and --duration must be positive")
         }
         guard (1...254).contains(self.sourceAddresses) else { throw BenchError.usage("--source-addresses must be 1...254") }
@@ -77,4 +79,8 @@ public struct BenchError: Error, CustomStringConvertible, Sendable {
     }
 
     static let closedDuringHandshake = BenchError(kind: .connection, description: "connection closed during the TLS handshake")
+
+    static func handshakeTimeout(seconds: Double) -> BenchError {
+        BenchError(kind: .connection, description: "TLS handshake timeout: no handshake within \(seconds) s of the TCP connect")
+    }
 }

@@ -3,7 +3,10 @@ import SSEGateway
 import struct Histogram.Histogram
 
 /// The bench result, as text for a person or one JSON line for scripts (bench/run.sh, bench/report.py
-/// read the JSON field names; fields are only ever added).
+/// read the JSON field names; fields are only ever added). Connect errors, non-200, protocol errors,
+/// disconnects and stream resets count over the whole run (ramp-up, head wait, window); missing,
+/// deliveries, bytes, latency and CPU over the measured window only; `connected` is at the window's end
+/// and `noResponse` at its start.
 public struct BenchReport: Sendable {
     public var url: String
     /// `http/1.1`, `h2` (over TLS) or `h2c`.
@@ -38,10 +41,14 @@ public struct BenchReport: Sendable {
     public var text: String {
         var lines = [
             "url            \(self.url) (\(self.protocolName))",
-            "clients        \(self.connected) connected of \(self.clients) (ramp-up \(String(format: "%.1f", self.connectSeconds)) s), \(self.connectErrors) connect errors, \(self.badStatus) non-200, \(self.noResponse) no response, \(self.disconnects) disconnects/evictions (\(self.resets) stream resets), \(self.protocolErrors) protocol errors",
+            "clients        \(self.connected) connected of \(self.clients) at the end (ramp-up \(String(format: "%.1f", self.connectSeconds)) s), \(self.noResponse) no response when the window started",
+            "whole run      over ramp-up, head wait and window: \(self.connectErrors) connect errors, \(self.badStatus) non-200, \(self.protocolErrors) protocol errors, \(self.disconnects) disconnects/evictions (\(self.resets) stream resets)",
         ]
         if let reason = self.firstConnectError { lines.append("connect error  \(reason)") }
-        lines.append(String(format: "deliveries     %d in %.1f s = %.0f/s", self.deliveries, self.window, self.deliveriesPerSecond))
+        lines.append(String(
+            format: "deliveries     %d in the %.1f s window = %.0f/s (this line and those below: the measured window only)",
+            self.deliveries, self.window, self.deliveriesPerSecond
+        ))
         if let expected = self.expectedPerSecond {
             lines.append(String(format: "expected       %.0f/s (%.1f%% achieved)", expected, 100 * self.deliveriesPerSecond / max(expected, 0.001)))
         }

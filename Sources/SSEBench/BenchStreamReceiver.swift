@@ -47,13 +47,14 @@ struct BenchStreamReceiver {
         return true
     }
 
-    /// Counts the bytes and the events in a piece of body. Throws when gzip data is corrupt.
+    /// Counts the bytes and the events in a piece of body. Throws when gzip data is corrupt or an event
+    /// outgrows the scanner's limit.
     mutating func body(_ piece: ByteBuffer) throws {
         guard self.phase == .streaming else { return }
         self.loop.tally.bytes += piece.readableBytes
         let now = BenchClock.nowMicros()
         guard let inflater = self.inflater else {
-            self.scan(piece, receivedAt: now)
+            try self.scan(piece, receivedAt: now)
             return
         }
         var input = piece
@@ -63,14 +64,26 @@ struct BenchStreamReceiver {
             output.clear()
             self.loop.scratch = output
         }
+        var restarted = false
         while input.readableBytes > 0 {
+            let readerIndex = input.readerIndex
             do {
                 try inflater.inflate(from: &input, to: &output)
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 // The scratch buffer is full: scan it and go on with the rest of the input.
             }
-            self.scan(output, receivedAt: now)
+            let progressed = input.readerIndex != readerIndex || output.readableBytes > 0
+            try self.scan(output, receivedAt: now)
             output.clear()
+            if progressed {
+                restarted = false
+                continue
+            }
+            // zlib takes no input after the end of a gzip member: what follows must be the next member
+            // (RFC 1952 §2.2). A fresh member that still takes nothing is no gzip: malformed.
+            guard !restarted else { throw CompressNIOError.corruptData }
+            try inflater.reset()
+            restarted = true
         }
     }
 
@@ -105,10 +118,10 @@ struct BenchStreamReceiver {
         self.phase = .finished
     }
 
-    private mutating func scan(_ buffer: ByteBuffer, receivedAt now: Int64) {
+    private mutating func scan(_ buffer: ByteBuffer, receivedAt now: Int64) throws {
         let loop = self.loop
-        buffer.withUnsafeReadableBytes { bytes in
-            self.scanner.scan(bytes) { delivery in
+        try buffer.withUnsafeReadableBytes { bytes in
+            try self.scanner.scan(bytes) { delivery in
                 loop.tally.events += 1
                 loop.tally.missing += delivery.missedBefore
                 if let sent = delivery.sentMicros {

@@ -9,8 +9,9 @@ public struct ChunkedBodyDecoder: Sendable {
     }
 
     private enum State: Sendable, Equatable {
-        /// Reading the hex size; `digits` so far (at most 15, so the size fits in an Int).
-        case size(value: Int, digits: Int)
+        /// Reading the hex size; `hasDigits` once a digit was read. At most 15 significant digits (leading
+        /// zeros are free), so the size fits in an Int.
+        case size(value: Int, hasDigits: Bool)
         /// After the size: `;extensions` or whitespace, skipped up to the CR.
         case sizeExtension(value: Int)
         /// The size line's CR was read; its LF comes next.
@@ -26,7 +27,7 @@ public struct ChunkedBodyDecoder: Sendable {
         case finished
     }
 
-    private var state = State.size(value: 0, digits: 0)
+    private var state = State.size(value: 0, hasDigits: false)
 
     public init() {}
 
@@ -52,11 +53,12 @@ public struct ChunkedBodyDecoder: Sendable {
     /// One framing byte.
     private mutating func step(_ byte: UInt8) throws(MalformedChunk) {
         switch self.state {
-        case .size(let value, let digits):
+        case .size(let value, let hasDigits):
             if let digit = Self.hexValue(byte) {
-                guard digits < 15 else { throw MalformedChunk(description: "chunk size too large") }
-                self.state = .size(value: value << 4 | digit, digits: digits + 1)
-            } else if digits == 0 {
+                // At most 14 significant digits so far, so a 15th fits; leading zeros leave the value 0.
+                guard value < 1 << 56 else { throw MalformedChunk(description: "chunk size too large") }
+                self.state = .size(value: value << 4 | digit, hasDigits: true)
+            } else if !hasDigits {
                 throw MalformedChunk(description: "chunk size is not hex (byte \(byte))")
             } else {
                 try self.afterSize(byte, value: value)
@@ -71,7 +73,7 @@ public struct ChunkedBodyDecoder: Sendable {
             self.state = .dataLineFeed
         case .dataLineFeed:
             try Self.expect(byte, UInt8(ascii: "\n"), "LF after chunk data")
-            self.state = .size(value: 0, digits: 0)
+            self.state = .size(value: 0, hasDigits: false)
         case .trailerLineStart:
             self.state = byte == UInt8(ascii: "\r") ? .finalLineFeed : .trailerLine
         case .trailerLine:

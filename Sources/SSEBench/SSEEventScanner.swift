@@ -26,6 +26,15 @@ public struct ScannedDelivery: Sendable, Equatable {
 /// and memchr for `"` to find the `"seq":` and `"ts":` keys. An event split across reads keeps only its
 /// unfinished tail. Events without `"seq":` outside comment lines (keepalives, `retry:`) are no deliveries.
 public struct SSEEventScanner: Sendable {
+    /// An unfinished event over `maximumTail` bytes: a body that is no event stream (say an HTML page
+    /// read until close), which would otherwise be held in memory whole.
+    public struct EventTooLarge: Error, Equatable, CustomStringConvertible {
+        public var description: String { "an event over \(SSEEventScanner.maximumTail) bytes without a blank line" }
+    }
+
+    /// The most bytes of one unfinished event the scanner holds.
+    public static let maximumTail = 1 << 20
+
     /// The start of an event whose end has not arrived yet.
     private var tail: [UInt8] = []
     private var lastSeq: Int64 = -1
@@ -33,7 +42,9 @@ public struct SSEEventScanner: Sendable {
     public init() {}
 
     /// Scans the next bytes of the body; calls `deliver` for each finished event that has a seq number.
-    public mutating func scan(_ bytes: UnsafeRawBufferPointer, deliver: (ScannedDelivery) -> Void) {
+    /// Throws `EventTooLarge` (after delivering the events that did finish) when the unfinished tail
+    /// would outgrow `maximumTail`; the scanner then holds nothing and the stream should be dropped.
+    public mutating func scan(_ bytes: UnsafeRawBufferPointer, deliver: (ScannedDelivery) -> Void) throws(EventTooLarge) {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         let count = bytes.count
         var eventStart = 0
@@ -52,6 +63,10 @@ public struct SSEEventScanner: Sendable {
             eventStart = searchFrom
         }
         if eventStart < count {
+            guard self.tail.count + (count - eventStart) <= Self.maximumTail else {
+                self.tail = []
+                throw EventTooLarge()
+            }
             self.tail.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[eventStart...]))
         }
     }

@@ -1,3 +1,5 @@
+import CompressNIO
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHPACK
 import NIOHTTP2
@@ -180,6 +182,9 @@ final class BenchTests: XCTestCase {
             XCTAssertEqual(report.noResponse, 0)
             XCTAssertEqual(report.deliveries, 0)
             XCTAssertTrue(report.json.contains("\"non_200\":10"), report.json)
+            // The text says which counts cover the whole run (the 404s came before the window) and which the window.
+            XCTAssertTrue(report.text.contains("whole run      over ramp-up, head wait and window: 0 connect errors, 10 non-200,"), report.text)
+            XCTAssertTrue(report.text.contains("(this line and those below: the measured window only)"), report.text)
             try await eventually("the bench closed its connections") { server.openConnections == 0 }
             let request = try XCTUnwrap(server.requests.first)
             XCTAssertEqual(request.uri, "/missing")
@@ -296,6 +301,184 @@ final class BenchTests: XCTestCase {
                 XCTAssertEqual(report.disconnects, 20, "http2: \(http2): \(report.text)")
                 XCTAssertEqual(report.connected, 0, "http2: \(http2)")
                 XCTAssertGreaterThan(report.deliveries, 0)
+            }
+        }
+    }
+
+    // MARK: servers that answer by a script
+
+    /// `BenchRunner.run`, failing the test (instead of hanging the suite) when the run has not ended
+    /// within `seconds`; a run that never ends is left behind.
+    private func run(
+        _ options: BenchOptions, within seconds: Double = 5, file: StaticString = #filePath, line: UInt = #line
+    ) async throws -> BenchReport {
+        let outcome = NIOLockedValueBox<Result<BenchReport, Error>?>(nil)
+        Task {
+            do {
+                let report = try await BenchRunner.run(options)
+                outcome.withLockedValue { $0 = .success(report) }
+            } catch {
+                outcome.withLockedValue { $0 = .failure(error) }
+            }
+        }
+        let ended = try await poll(
+            "the bench run to end", timeout: .milliseconds(Int64(seconds * 1000)), file: file, line: line,
+            read: { outcome.withLockedValue { $0 } }, describe: { _ in "it is still running" }, until: { $0 != nil }
+        )
+        return try ended!.get()
+    }
+
+    /// Runs `body` with an HTTP/1.1 server on 127.0.0.1 (given its port) that answers each connection's
+    /// request by calling `script` with the connection.
+    private func withScriptedServer(_ script: @escaping @Sendable (Channel) -> Void, _ body: (Int) async throws -> Void) async throws {
+        try await self.withListener({ channel in
+            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AnswerByScript(script)) }
+        }, body)
+    }
+
+    /// Server side of one HTTP/1.1 connection: the first bytes of the request start the script.
+    private final class AnswerByScript: ChannelInboundHandler {
+        typealias InboundIn = ByteBuffer
+
+        private let script: @Sendable (Channel) -> Void
+        private var answered = false
+
+        init(_ script: @escaping @Sendable (Channel) -> Void) {
+            self.script = script
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            guard !self.answered else { return }
+            self.answered = true
+            self.script(context.channel)
+        }
+    }
+
+    /// SSE events `seqs`, each sent now (`"ts":` in µs since the epoch).
+    private static func events(_ seqs: ClosedRange<Int>) -> String {
+        let now = Int64(Date().timeIntervalSince1970 * 1e6)
+        return seqs.map { "data: {\"seq\":\($0),\"ts\":\(now)}\n\n" }.joined()
+    }
+
+    private static func gzip(_ text: String) throws -> ByteBuffer {
+        var plain = ByteBuffer(string: text)
+        return try plain.compress(with: .gzip)
+    }
+
+    /// Options for a scripted server: few clients, a head wait that ends as soon as the heads are in, and
+    /// a window that the events the scripts send 200 ms after the head fall well inside.
+    private func scriptedOptions(_ url: String, clients: Int = 4, gzip: Bool = false) -> BenchOptions {
+        var options = BenchOptions(url: url)
+        options.clients = clients
+        options.gzip = gzip
+        options.duration = 0.7
+        options.headWait = 2
+        return options
+    }
+
+    private static let streamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
+    private static let gzipStreamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n\r\n"
+
+    /// A gzip body of several members (RFC 1952 §2.2), as a server that compresses each flush on its own
+    /// sends: two members in one write, a third later. Every event of every member is counted.
+    func testGzipBodyOfConcatenatedMembersCountsEveryEvent() async throws {
+        try await self.withScriptedServer({ channel in
+            channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
+            channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
+                var two = try! Self.gzip(Self.events(1...2))
+                two.writeImmutableBuffer(try! Self.gzip(Self.events(3...4)))
+                channel.writeAndFlush(two, promise: nil)
+            }
+            channel.eventLoop.scheduleTask(in: .milliseconds(250)) {
+                channel.writeAndFlush(try! Self.gzip(Self.events(5...6)), promise: nil)
+            }
+        }) { port in
+            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
+            XCTAssertEqual(report.connected, 4, report.text)
+            XCTAssertEqual(report.deliveries, 4 * 6, report.text)
+            XCTAssertEqual(report.missing, 0, report.text)
+            XCTAssertEqual(report.protocolErrors, 0, report.text)
+        }
+    }
+
+    /// Bytes after a gzip member that start no member are malformed gzip: a protocol error, that client
+    /// closed, and the run ends (the events of the member before are counted).
+    func testJunkAfterAGzipMemberIsAProtocolError() async throws {
+        try await self.withScriptedServer({ channel in
+            channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
+            channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
+                var body = try! Self.gzip(Self.events(1...2))
+                body.writeString("junk after the member")
+                channel.writeAndFlush(body, promise: nil)
+            }
+        }) { port in
+            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
+            XCTAssertEqual(report.protocolErrors, 4, report.text)
+            XCTAssertEqual(report.deliveries, 4 * 2, report.text)
+            XCTAssertEqual(report.connected, 0, report.text)
+        }
+    }
+
+    /// A 200 page that is no event stream (no blank line, read until close) is dropped once 1 MiB of it
+    /// is held: a protocol error, not a client that buffers the page.
+    func testBodyWithoutEventEndsIsAProtocolErrorAfter1MiB() async throws {
+        try await self.withScriptedServer({ channel in
+            let line = "<p>a page, not an event stream</p>\n"
+            let page = String(repeating: line, count: SSEEventScanner.maximumTail / line.utf8.count + 100)
+            channel.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>\n" + page), promise: nil)
+        }) { port in
+            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/", clients: 2))
+            XCTAssertEqual(report.protocolErrors, 2, report.text)
+            XCTAssertEqual(report.connected, 0, report.text)
+        }
+    }
+
+    /// An interim `103 Early Hints` head, alone or in one write with the final head, is skipped: the 200
+    /// after it streams. `101 Switching Protocols` is a final head, and not a 200.
+    func testInterimHeadsAreSkippedAnd101IsNon200() async throws {
+        let hints = "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
+        for together in [false, true] {
+            try await self.withScriptedServer({ channel in
+                if together {
+                    channel.writeAndFlush(ByteBuffer(string: hints + Self.streamHead), promise: nil)
+                } else {
+                    channel.writeAndFlush(ByteBuffer(string: hints), promise: nil)
+                    channel.eventLoop.scheduleTask(in: .milliseconds(20)) { channel.writeAndFlush(ByteBuffer(string: Self.streamHead), promise: nil) }
+                }
+                channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.writeAndFlush(ByteBuffer(string: Self.events(1...3)), promise: nil) }
+            }) { port in
+                let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed"))
+                XCTAssertEqual(report.connected, 4, "together: \(together): \(report.text)")
+                XCTAssertEqual(report.badStatus, 0, "together: \(together)")
+                XCTAssertEqual(report.deliveries, 4 * 3, "together: \(together): \(report.text)")
+            }
+        }
+        try await self.withScriptedServer({ channel in
+            channel.writeAndFlush(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), promise: nil)
+        }) { port in
+            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed"))
+            XCTAssertEqual(report.badStatus, 4, report.text)
+            XCTAssertEqual(report.connected, 0, report.text)
+        }
+    }
+
+    /// An https server that accepts TCP and never answers the TLS handshake: each connection fails after
+    /// the connect timeout as a connect error, and the run ends.
+    func testTLSHandshakeThatNeverCompletesTimesOutAsAConnectError() async throws {
+        try await self.withListener { port in
+            for http2 in [false, true] {
+                var options = self.scriptedOptions("https://127.0.0.1:\(port)/feed", clients: 3)
+                options.http2 = http2
+                options.streamsPerConnection = 1
+                options.duration = 0.2
+                options.connectTimeout = 0.5
+                let started = Date()
+                let report = try await self.run(options)
+                XCTAssertEqual(report.connectErrors, 3, "http2: \(http2): \(report.text)")
+                XCTAssertEqual(report.connected, 0)
+                XCTAssertEqual(report.noResponse, 0)
+                XCTAssertTrue(report.firstConnectError?.contains("TLS handshake timeout") == true, report.text)
+                XCTAssertLessThan(Date().timeIntervalSince(started), 3, "the handshake deadline is the connect timeout")
             }
         }
     }

@@ -26,6 +26,8 @@ final class ChunkedBodyDecoderTests: XCTestCase {
         ("A\r\n0123456789\r\na\r\nabcdefghij\r\n1F\r\n" + String(repeating: "z", count: 31) + "\r\n0\r\n\r\n",
          "0123456789abcdefghij" + String(repeating: "z", count: 31)),
         ("000\r\n\r\n", ""),
+        // Leading zeros are not significant digits: 17 digits here, a size of 10.
+        ("0000000000000000a\r\n0123456789\r\n" + String(repeating: "0", count: 20) + "\r\n\r\n", "0123456789"),
     ]
 
     func testVectors() throws {
@@ -81,6 +83,7 @@ final class ChunkedBodyDecoderTests: XCTestCase {
             "5\rXhello\r\n",              // CR not followed by LF
             "5x\r\nhello\r\n",            // junk after the size
             "1000000000000000\r\n",       // 16 hex digits: too large
+            "0001000000000000000\r\n",    // 16 significant hex digits after zeros: too large
             "0\r\nTrailer: x\rY",         // trailer CR without LF
         ]
         for wire in malformed {

@@ -16,7 +16,13 @@ final class SSEEventScannerTests: XCTestCase {
         for size in pieces + [bytes.count] where !bytes.isEmpty {
             let piece = Array(bytes.prefix(size))
             bytes = bytes.dropFirst(size)
-            piece.withUnsafeBytes { scanner.scan($0) { deliveries.append($0) } }
+            piece.withUnsafeBytes { bytes in
+                do {
+                    try scanner.scan(bytes) { deliveries.append($0) }
+                } catch {
+                    XCTFail("\(error)")
+                }
+            }
         }
         return deliveries
     }
@@ -68,5 +74,26 @@ final class SSEEventScannerTests: XCTestCase {
         XCTAssertEqual(self.scan("data: {\"ts\":5,\"seq\":3}\n\n"), [ScannedDelivery(seq: 3, sentMicros: 5, missedBefore: 0)])
         XCTAssertEqual(self.scan("data: {\"seq\":3}\n\n"), [ScannedDelivery(seq: 3, sentMicros: nil, missedBefore: 0)])
         XCTAssertEqual(self.scan("data: {\"seq\":\"x\"}\n\n"), [], "a seq that is no number is no delivery")
+    }
+
+    /// A body with lines but never a blank one (an HTML page read until close) is not held whole: once the
+    /// unfinished event would pass 1 MiB the scan throws, after the events that did end, and lets it go.
+    func testAnEventThatNeverEndsIsCappedAt1MiB() throws {
+        var scanner = SSEEventScanner()
+        var delivered: [Int64] = []
+        let line = Array("<p>no blank line in a page</p>\n".utf8)
+        let piece = Array(repeatElement(line, count: 64 * 1024 / line.count).joined())
+        try Array("data: {\"seq\":1}\n\n<html>\n".utf8).withUnsafeBytes { try scanner.scan($0) { delivered.append($0.seq) } }
+        var held = "<html>\n".utf8.count
+        while held + piece.count <= SSEEventScanner.maximumTail {
+            try piece.withUnsafeBytes { try scanner.scan($0) { delivered.append($0.seq) } }
+            held += piece.count
+        }
+        XCTAssertThrowsError(try piece.withUnsafeBytes { try scanner.scan($0) { delivered.append($0.seq) } }) { error in
+            XCTAssertEqual(error as? SSEEventScanner.EventTooLarge, SSEEventScanner.EventTooLarge())
+        }
+        XCTAssertEqual(delivered, [1], "the event that ended before the page was delivered")
+        try Array("data: {\"seq\":2}\n\n".utf8).withUnsafeBytes { try scanner.scan($0) { delivered.append($0.seq) } }
+        XCTAssertEqual(delivered, [1, 2], "nothing of the page is held after the throw")
     }
 }
