@@ -127,6 +127,10 @@ public final class GatewayServer: @unchecked Sendable {
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
             .childChannelOption(.writeBufferWaterMark, value: .init(low: 16 * 1024, high: 64 * 1024))
             .childChannelOption(.maxMessagesPerRead, value: 4)
+            // A stream reads a few hundred bytes of request and then nothing, but each channel keeps its
+            // receive buffer for the next read: start it at 512 bytes instead of NIO's 2 KiB (it grows
+            // after a read that fills it, for long heads and HTTP/2).
+            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 do {
                     try DownstreamPipeline.configure(channel: channel, tls: tls, context: context, limits: context.limits)
