@@ -23,12 +23,6 @@ final class TLSListenerTests: XCTestCase {
         harness.gateway.listenerAddresses[index].port!
     }
 
-    private func joined(_ harness: Harness, _ count: Int, file: StaticString = #filePath, line: UInt = #line) async throws {
-        try await eventually("\(count) clients joined", file: file, line: line) {
-            try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().clientsPerFeed["/prices"] == count
-        }
-    }
-
     // MARK: HTTPS
 
     func testHTTPSStreamWithRSAAndECDSACertificates() async throws {
@@ -38,7 +32,7 @@ final class TLSListenerTests: XCTestCase {
             do {
                 try await eventually("upstream connected") { harness.origin.openConnections == 1 }
                 // No ALPN offered: the server falls back to HTTP/1.1.
-                let client = try await TLSSSEClient.connect(
+                let client = try await TestSSEClient.connect(
                     port: self.tlsPort(harness), path: "/prices", group: harness.clientGroup,
                     tls: try TLSTestConfig.client(trusting: certificates)
                 )
@@ -51,7 +45,7 @@ final class TLSListenerTests: XCTestCase {
                 XCTAssertEqual(client.snapshot.negotiatedALPN, nil, "\(keyType): no ALPN offered, none negotiated")
                 let peer = try await client.peerCertificateDER()
                 XCTAssertEqual(peer, try TLSTestConfig.der(ofPEMFile: certificates.serverCertificate), "\(keyType): served the configured certificate")
-                try await self.joined(harness, 1)
+                try await harness.waitUntilJoined(1)
                 harness.origin.publish(data: "one \(keyType)")
                 harness.origin.publish(data: "two\nlines")
                 let events = try await client.waitForEvents(2)
@@ -100,7 +94,7 @@ final class TLSListenerTests: XCTestCase {
         XCTAssertEqual(headers.header("content-type"), ["text/event-stream; charset=utf-8"])
 
         // Only http/1.1 offered: HTTP/1.1.
-        let http1 = try await TLSSSEClient.connect(
+        let http1 = try await TestSSEClient.connect(
             port: port, path: "/prices", group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"])
         )
         let head = try await http1.waitForHead()
@@ -108,7 +102,7 @@ final class TLSListenerTests: XCTestCase {
         XCTAssertEqual(head.version, .http1_1)
         XCTAssertEqual(head.status, .ok)
 
-        try await self.joined(harness, 2)
+        try await harness.waitUntilJoined(2)
         harness.origin.publish(data: "to both")
         let overH2 = try await stream.waitForEvents(1)
         let overH1 = try await http1.waitForEvents(1)
@@ -175,11 +169,11 @@ final class TLSListenerTests: XCTestCase {
         var trustBoth = TLSConfiguration.makeClientConfiguration()
         trustBoth.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(first.caCertificate) + NIOSSLCertificate.fromPEMFile(second.caCertificate))
 
-        let existing = try await TLSSSEClient.connect(port: port, path: "/prices", group: harness.clientGroup, tls: trustBoth)
+        let existing = try await TestSSEClient.connect(port: port, path: "/prices", group: harness.clientGroup, tls: trustBoth)
         _ = try await existing.waitForHead()
         let existingPeer = try await existing.peerCertificateDER()
         XCTAssertEqual(existingPeer, firstDER)
-        try await self.joined(harness, 1)
+        try await harness.waitUntilJoined(1)
         harness.origin.publish(data: "before reload")
         _ = try await existing.waitForEvents(1)
 

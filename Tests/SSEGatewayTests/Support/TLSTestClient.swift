@@ -1,10 +1,8 @@
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import SSE
 @testable import SSEGateway
 import XCTest
 
@@ -117,126 +115,6 @@ final class TLSHandshakeWatcher: ChannelInboundHandler {
             self.promise.fail(ChannelError.ioOnClosedChannel)
         }
         context.fireChannelInactive()
-    }
-}
-
-/// An SSE client over HTTPS (HTTP/1.1): TLS with the given configuration, NIO's HTTP/1 client codec and
-/// the project's SSE parser. Records the negotiated ALPN protocol, the response head, every event and
-/// the close.
-final class TLSSSEClient: @unchecked Sendable {
-    struct Snapshot {
-        var negotiatedALPN: String?
-        var handshakeCompleted = false
-        var head: HTTPResponseHead?
-        var events: [ServerSentEvent] = []
-        var body = ""
-        var closed = false
-        var error: Error?
-    }
-
-    private let state = NIOLockedValueBox(Snapshot())
-    private(set) var channel: Channel!
-
-    static func connect(
-        port: Int, path: String, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost",
-        headers: [(String, String)] = []
-    ) async throws -> TLSSSEClient {
-        let client = TLSSSEClient()
-        let context = try NIOSSLContext(configuration: tls)
-        client.channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    let sync = channel.pipeline.syncOperations
-                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
-                    try sync.addHTTPClientHandlers()
-                    try sync.addHandler(Recorder(client: client))
-                }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
-        var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: path)
-        head.headers.add(name: "Host", value: "localhost:\(port)")
-        head.headers.add(name: "Accept", value: "text/event-stream")
-        for (name, value) in headers { head.headers.add(name: name, value: value) }
-        client.channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        try await client.channel.writeAndFlush(HTTPClientRequestPart.end(nil)).get()
-        return client
-    }
-
-    var snapshot: Snapshot { self.state.withLockedValue { $0 } }
-    var events: [ServerSentEvent] { self.snapshot.events }
-
-    @discardableResult
-    func wait(
-        _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
-        until condition: (Snapshot) -> Bool
-    ) async throws -> Snapshot {
-        try await poll(
-            message, timeout: timeout, file: file, line: line, read: { self.snapshot },
-            describe: { snapshot in "\(snapshot.events.count) events, closed: \(snapshot.closed), error: \(String(describing: snapshot.error)), body prefix: \(snapshot.body.prefix(200))" }, until: condition
-        )
-    }
-
-    func waitForHead(file: StaticString = #filePath, line: UInt = #line) async throws -> HTTPResponseHead {
-        try await self.wait("response head", file: file, line: line) { $0.head != nil }.head!
-    }
-
-    func waitForEvents(_ count: Int, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws -> [ServerSentEvent] {
-        try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }.events
-    }
-
-    func peerCertificateDER() async throws -> [UInt8]? {
-        try await self.channel.nioSSL_peerCertificate().get()?.toDERBytes()
-    }
-
-    func close() async {
-        try? await self.channel.close()
-    }
-
-    private final class Recorder: ChannelInboundHandler {
-        typealias InboundIn = HTTPClientResponsePart
-        let client: TLSSSEClient
-        var parser = SSEParser()
-
-        init(client: TLSSSEClient) { self.client = client }
-
-        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-            if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent {
-                self.client.state.withLockedValue {
-                    $0.handshakeCompleted = true
-                    $0.negotiatedALPN = negotiated
-                }
-            }
-            context.fireUserInboundEventTriggered(event)
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch self.unwrapInboundIn(data) {
-            case .head(let head):
-                self.client.state.withLockedValue { $0.head = head }
-            case .body(var buffer):
-                let text = String(buffer: buffer)
-                var parsed: [ServerSentEvent] = []
-                try? self.parser.parse(&buffer) { output in
-                    if case .event(let event) = output { parsed.append(event) }
-                }
-                self.client.state.withLockedValue {
-                    $0.body += text
-                    $0.events += parsed
-                }
-            case .end:
-                break
-            }
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            self.client.state.withLockedValue { $0.closed = true }
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: Error) {
-            self.client.state.withLockedValue { $0.error = $0.error ?? error }
-            context.close(promise: nil)
-        }
     }
 }
 

@@ -3,14 +3,18 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+import NIOTLS
 import SSE
 import XCTest
 
 /// A real SSE client for tests: a TCP connection on 127.0.0.1 with NIO's HTTP/1 response decoder and
-/// the project's SSE parser. Records the response head, every event, the raw body text and the close.
+/// the project's SSE parser, over TLS when given a `tls` configuration. Records the response head, every
+/// event, the raw body text, the close, and the ALPN protocol a TLS handshake negotiated.
 /// `reading: false` never reads the socket (a stalled consumer); `receiveBuffer` shrinks SO_RCVBUF.
 final class TestSSEClient: @unchecked Sendable {
     struct Snapshot {
+        var negotiatedALPN: String?
         var head: HTTPResponseHead?
         var events: [ServerSentEvent] = []
         var body = ""
@@ -31,9 +35,10 @@ final class TestSSEClient: @unchecked Sendable {
     static func connect(
         port: Int, path: String, headers: [(String, String)] = [], method: HTTPMethod = .GET,
         group: EventLoopGroup, receiveBuffer: Int? = nil, reading: Bool = true, host: String = "127.0.0.1",
-        recordBody: Bool = true, gunzip: Bool = false
+        recordBody: Bool = true, gunzip: Bool = false, tls: TLSConfiguration? = nil, serverHostname: String = "localhost"
     ) async throws -> TestSSEClient {
         let client = TestSSEClient()
+        let tlsContext = try tls.map { try NIOSSLContext(configuration: $0) }
         client.recordBody = recordBody
         if gunzip { client.inflater = try ZlibDecompressor(algorithm: .gzip) }
         var bootstrap = ClientBootstrap(group: group)
@@ -44,6 +49,9 @@ final class TestSSEClient: @unchecked Sendable {
         }
         client.channel = try await bootstrap.channelInitializer { channel in
             do {
+                if let tlsContext {
+                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
+                }
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 try channel.pipeline.syncOperations.addHandler(Recorder(client: client))
                 return channel.eventLoop.makeSucceededVoidFuture()
@@ -53,7 +61,7 @@ final class TestSSEClient: @unchecked Sendable {
         }
         .connect(host: host, port: port).get()
         var head = HTTPRequestHead(version: .http1_1, method: method, uri: path)
-        head.headers.add(name: "Host", value: "127.0.0.1:\(port)")
+        head.headers.add(name: "Host", value: "\(tls == nil ? "127.0.0.1" : serverHostname):\(port)")
         head.headers.add(name: "Accept", value: "text/event-stream")
         for (name, value) in headers { head.headers.add(name: name, value: value) }
         client.channel.write(HTTPClientRequestPart.head(head), promise: nil)
@@ -86,6 +94,10 @@ final class TestSSEClient: @unchecked Sendable {
         try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }.events
     }
 
+    func peerCertificateDER() async throws -> [UInt8]? {
+        try await self.channel.nioSSL_peerCertificate().get()?.toDERBytes()
+    }
+
     func waitForClose(timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws {
         try await self.wait("close", timeout: timeout, file: file, line: line) { $0.closed }
     }
@@ -100,6 +112,13 @@ final class TestSSEClient: @unchecked Sendable {
         var parser = SSEParser()
 
         init(client: TestSSEClient) { self.client = client }
+
+        func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+            if case .handshakeCompleted(let negotiated) = event as? TLSUserEvent {
+                self.client.state.withLockedValue { $0.negotiatedALPN = negotiated }
+            }
+            context.fireUserInboundEventTriggered(event)
+        }
 
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
             switch self.unwrapInboundIn(data) {
