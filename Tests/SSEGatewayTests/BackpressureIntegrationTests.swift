@@ -18,7 +18,7 @@ final class BackpressureIntegrationTests: XCTestCase {
         var readers: [TestSSEClient] = []
         for _ in 0..<50 { readers.append(try await harness.client("/prices", recordBody: false)) }
         for reader in readers { _ = try await reader.waitForHead() }
-        try await eventually("51 joined") { try await self.snapshot(harness).connectedClients == 51 }
+        try await eventually("51 joined") { try await harness.metrics().connectedClients == 51 }
 
         // 400 events of 8 KiB (3.2 MiB): far beyond the stalled client's socket buffers and max_queue,
         // paced (10 events per 5 ms) so that the readers, which share the two cores, keep up.
@@ -34,8 +34,8 @@ final class BackpressureIntegrationTests: XCTestCase {
             XCTAssertEqual(events.last?.id, String(total))
             XCTAssertEqual(events.map(\.id), (1...total).map { String($0) })
         }
-        try await eventually("stalled client evicted") { try await self.snapshot(harness).delivery["/prices"]?.evictionsMaxQueue == 1 }
-        let snapshot = try await self.snapshot(harness)
+        try await eventually("stalled client evicted") { try await harness.metrics().delivery["/prices"]?.evictionsMaxQueue == 1 }
+        let snapshot = try await harness.metrics()
         XCTAssertEqual(snapshot.connectedClients, 50)
         XCTAssertEqual(snapshot.delivery["/prices"]?.evictionsMaxLag, 0)
         XCTAssertEqual(snapshot.queuedBytes, 0, "nothing left queued for anyone")
@@ -58,12 +58,12 @@ final class BackpressureIntegrationTests: XCTestCase {
         let stalled = try await harness.client("/prices", receiveBuffer: 4096, reading: false)
         let reader = try await harness.client("/prices")
         _ = try await reader.waitForHead()
-        try await eventually("2 joined") { try await self.snapshot(harness).connectedClients == 2 }
+        try await eventually("2 joined") { try await harness.metrics().connectedClients == 2 }
         let payload = String(repeating: "p", count: 16 * 1024)
         for index in 1...300 { harness.origin.publish(data: "\(index) \(payload)") }
         _ = try await reader.waitForEvents(300, timeout: .seconds(20))
-        try await eventually("evicted for lag") { try await self.snapshot(harness).delivery["/prices"]?.evictionsMaxLag == 1 }
-        let remaining = try await self.snapshot(harness).connectedClients
+        try await eventually("evicted for lag") { try await harness.metrics().delivery["/prices"]?.evictionsMaxLag == 1 }
+        let remaining = try await harness.metrics().connectedClients
         XCTAssertEqual(remaining, 1)
         await stalled.close()
         await reader.close()
@@ -77,7 +77,7 @@ final class BackpressureIntegrationTests: XCTestCase {
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let readers = [try await harness.client("/prices"), try await harness.client("/prices")]
         for reader in readers { _ = try await reader.waitForHead() }
-        try await eventually("joined") { try await self.snapshot(harness).connectedClients == 2 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 2 }
         // One upstream write of 48 × 8 KiB = 384 KiB: read in batches far over 64 KiB of watermark plus 16 KiB of queue.
         var burst = ByteBuffer()
         let payload = String(repeating: "b", count: 8 * 1024)
@@ -87,7 +87,7 @@ final class BackpressureIntegrationTests: XCTestCase {
             let events = try await reader.waitForEvents(48)
             XCTAssertEqual(events.map(\.id), (1...48).map { String($0) })
         }
-        let stats = try await self.snapshot(harness)
+        let stats = try await harness.metrics()
         XCTAssertEqual(stats.delivery["/prices"]?.evictionsMaxQueue, 0)
         XCTAssertEqual(stats.connectedClients, 2)
         for reader in readers { await reader.close() }
@@ -103,16 +103,12 @@ final class BackpressureIntegrationTests: XCTestCase {
         try await client.wait("three keepalives") { $0.body.components(separatedBy: ": keepalive\n\n").count >= 4 }
         XCTAssertTrue(client.events.isEmpty, "keepalives fire no event")
         XCTAssertFalse(client.isClosed)
-        let keepalives = try await self.snapshot(harness).delivery["/prices"]?.keepalives ?? 0
+        let keepalives = try await harness.metrics().delivery["/prices"]?.keepalives ?? 0
         XCTAssertGreaterThanOrEqual(keepalives, 3)
         // A client that just got an event is not idle: events push the keepalive back.
         harness.origin.publish(data: "hello")
         let events = try await client.waitForEvents(1)
         XCTAssertEqual(events.first?.data, "hello")
         await client.close()
-    }
-
-    private func snapshot(_ harness: Harness) async throws -> GatewayMetrics.Snapshot {
-        try await harness.gateway.metrics.snapshot(on: harness.group.next()).get()
     }
 }

@@ -55,7 +55,7 @@ final class BenchTests: XCTestCase {
     }
 
     private func feedClients(_ harness: Harness) async throws -> Int {
-        try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().clientsPerFeed["/feed"] ?? 0
+        try await harness.metrics().clientsPerFeed["/feed"] ?? 0
     }
 
     private func options(_ url: String, http2: Bool = false, duration: Double = 1.5) -> BenchOptions {

@@ -11,7 +11,7 @@ final class DrainTests: XCTestCase {
         var clients: [TestSSEClient] = []
         for _ in 0..<30 { clients.append(try await harness.client("/prices")) }
         for client in clients { _ = try await client.waitForHead() }
-        try await eventually("30 joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 30 }
+        try await eventually("30 joined") { try await harness.metrics().connectedClients == 30 }
         let adminPort = harness.adminPort
 
         let started = NIODeadline.now()
@@ -46,7 +46,7 @@ final class DrainTests: XCTestCase {
         var clients: [TestSSEClient] = []
         for _ in 0..<40 { clients.append(try await harness.client("/prices")) }
         for client in clients { _ = try await client.waitForHead() }
-        try await eventually("40 joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 40 }
+        try await eventually("40 joined") { try await harness.metrics().connectedClients == 40 }
         let started = NIODeadline.now()
         let drain = Task { try await harness.gateway.drainAndShutdown() }
         var closeTimes: [Int64] = []

@@ -15,7 +15,7 @@ final class FanoutIntegrationTests: XCTestCase {
         }
         for client in clients { _ = try await client.waitForHead() }
         // Every client has joined once its head is out; publish after that so all must see everything.
-        try await eventually("200 clients counted") { try await self.clientCount(harness) == 200 }
+        try await eventually("200 clients counted") { try await harness.joinedClients() == 200 }
         let total = 50
         for index in 1...total {
             harness.origin.publish(data: "event \(index)\nsecond line", type: index % 2 == 0 ? "tick" : nil)
@@ -51,8 +51,4 @@ final class FanoutIntegrationTests: XCTestCase {
         await client.close()
     }
 
-    private func clientCount(_ harness: Harness) async throws -> Int {
-        let snapshot = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get()
-        return snapshot.delivery.values.reduce(0) { $0 + $1.clients }
-    }
 }

@@ -16,7 +16,7 @@ final class GzipTests: XCTestCase {
         let plainHead = try await plain.waitForHead()
         XCTAssertTrue(plainHead.headers["Content-Encoding"].isEmpty)
         XCTAssertEqual(plainHead.headers["Vary"], ["Accept-Encoding"])
-        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 2 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 2 }
         // One event at a time: each must be decodable before the next is sent (sync flush per batch).
         let payload = String(repeating: "{\"price\":101.25,\"symbol\":\"ACME\"}", count: 8)
         for index in 1...20 {

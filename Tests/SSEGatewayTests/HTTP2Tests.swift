@@ -10,16 +10,6 @@ import XCTest
 /// HTTP/2 downstream (SPEC §3 over h2c with prior knowledge and over TLS with ALPN): multiplexed streams,
 /// per-stream backpressure (RST_STREAM, never the connection), routing answers, stream limits, and curl.
 final class HTTP2Tests: XCTestCase {
-    private func snapshot(_ harness: Harness) async throws -> GatewayMetrics.Snapshot {
-        try await harness.gateway.metrics.snapshot(on: harness.group.next()).get()
-    }
-
-    private func joined(_ harness: Harness, _ count: Int, path: String = "/prices", file: StaticString = #filePath, line: UInt = #line) async throws {
-        try await eventually("\(count) clients joined \(path)", file: file, line: line) {
-            try await self.snapshot(harness).clientsPerFeed[path] == count
-        }
-    }
-
     /// Response headers a stream must carry, and the connection-specific ones HTTP/2 forbids.
     private func assertStreamHeaders(_ snapshot: H2TestStream.Snapshot, file: StaticString = #filePath, line: UInt = #line) {
         XCTAssertEqual(snapshot.status, 200, file: file, line: line)
@@ -44,7 +34,7 @@ final class HTTP2Tests: XCTestCase {
         var streams: [H2TestStream] = []
         for _ in 0..<10 { streams.append(try await client.request("/prices")) }
         for stream in streams { self.assertStreamHeaders(try await stream.waitForHeaders()) }
-        try await self.joined(harness, 10)
+        try await harness.waitUntilJoined(10)
 
         let total = 60
         for index in 1...total {
@@ -74,7 +64,7 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertEqual(head.version, .http1_1)
         XCTAssertEqual(head.status, .ok)
         XCTAssertEqual(head.headers["Transfer-Encoding"], ["chunked"])
-        try await self.joined(harness, 11)
+        try await harness.waitUntilJoined(11)
         harness.origin.publish(data: "to everyone")
         let overHTTP1 = try await http1.waitForEvents(1)
         XCTAssertEqual(overHTTP1.map(\.data), ["to everyone"])
@@ -85,7 +75,7 @@ final class HTTP2Tests: XCTestCase {
 
         // A stream the client cancels frees its client slot; the other streams carry on.
         await streams[0].cancel()
-        try await self.joined(harness, 10)
+        try await harness.waitUntilJoined(10)
         harness.origin.publish(data: "after cancel")
         for stream in streams.dropFirst() {
             let events = try await stream.waitForEvents(total + 2)
@@ -115,7 +105,7 @@ final class HTTP2Tests: XCTestCase {
         var readers: [H2TestStream] = []
         for _ in 0..<3 { readers.append(try await client.request("/prices", recordBody: false)) }
         for reader in readers { _ = try await reader.waitForHeaders() }
-        try await self.joined(harness, 4)
+        try await harness.waitUntilJoined(4)
 
         // 300 events of 8 KiB (2.4 MiB), far beyond the stalled stream's window and max_queue, paced so
         // that the readers keep up: their three streams share one client connection and event loop.
@@ -130,7 +120,7 @@ final class HTTP2Tests: XCTestCase {
             XCTAssertEqual(events.map(\.id), (1...total).map { String($0) }, "every event, in order")
             XCTAssertNil(reader.snapshot.reset)
         }
-        try await eventually("stalled stream evicted") { try await self.snapshot(harness).delivery["/prices"]?.evictionsMaxQueue == 1 }
+        try await eventually("stalled stream evicted") { try await harness.metrics().delivery["/prices"]?.evictionsMaxQueue == 1 }
         let reset = try await stalled.wait("RST_STREAM on the stalled stream") { $0.reset != nil || $0.closed }
         XCTAssertEqual(reset.reset, .cancel, "eviction resets the stream (RST_STREAM CANCEL)")
         XCTAssertLessThanOrEqual(reset.bodyBytes, streamWindow, "the server never sends past the stream's window")
@@ -140,7 +130,7 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertNil(client.snapshot.goAway)
         let fresh = try await client.request("/prices")
         self.assertStreamHeaders(try await fresh.waitForHeaders())
-        try await self.joined(harness, 4)
+        try await harness.waitUntilJoined(4)
         harness.origin.publish(data: "after eviction")
         let freshEvents = try await fresh.waitForEvents(1)
         XCTAssertEqual(freshEvents.last?.data, "after eviction")
@@ -148,7 +138,7 @@ final class HTTP2Tests: XCTestCase {
             let events = try await reader.waitForEvents(total + 1)
             XCTAssertEqual(events.last?.data, "after eviction")
         }
-        let snapshot = try await self.snapshot(harness)
+        let snapshot = try await harness.metrics()
         XCTAssertEqual(snapshot.connectedClients, 4)
         XCTAssertEqual(snapshot.delivery["/prices"]?.evictionsMaxQueue, 1)
         XCTAssertEqual(snapshot.queuedBytes, 0)
@@ -171,7 +161,7 @@ final class HTTP2Tests: XCTestCase {
         var streams: [H2TestStream] = []
         for _ in 0..<2 { streams.append(try await client.request("/prices", recordBody: false)) }
         for stream in streams { _ = try await stream.waitForHeaders() }
-        try await self.joined(harness, 2)
+        try await harness.waitUntilJoined(2)
 
         // Three bursts of 12 events of 8 KiB (96 KiB), each in one write from the origin.
         let payload = String(repeating: "b", count: 8 * 1024)
@@ -191,7 +181,7 @@ final class HTTP2Tests: XCTestCase {
             XCTAssertEqual(events.map(\.id), (1...total).map { String($0) })
             XCTAssertNil(stream.snapshot.reset)
         }
-        let evictions = try await self.snapshot(harness).delivery["/prices"]?.evictionsMaxQueue
+        let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxQueue
         XCTAssertEqual(evictions, 0)
         await client.close()
     }
@@ -250,11 +240,11 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertEqual(denied.header("access-control-allow-origin"), [])
 
         // None of it subscribed anyone, and the connection serves a stream afterwards.
-        let clients = try await self.snapshot(harness).connectedClients
+        let clients = try await harness.metrics().connectedClients
         XCTAssertEqual(clients, 0)
         let stream = try await client.request("/prices")
         self.assertStreamHeaders(try await stream.waitForHeaders())
-        try await self.joined(harness, 1)
+        try await harness.waitUntilJoined(1)
         harness.origin.publish(data: "after the answers")
         let events = try await stream.waitForEvents(1)
         XCTAssertEqual(events.map(\.data), ["after the answers"])
@@ -269,7 +259,7 @@ final class HTTP2Tests: XCTestCase {
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         let first = try await client.request("/prices")
         _ = try await first.waitForHeaders()
-        try await self.joined(harness, 1)
+        try await harness.waitUntilJoined(1)
         for index in 1...3 { harness.origin.publish(data: "event \(index)") }
         _ = try await first.waitForEvents(3)
 
@@ -289,7 +279,7 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertEqual(gzipHead.status, 200)
         XCTAssertEqual(gzipHead.header("content-encoding"), ["gzip"])
         XCTAssertEqual(gzipHead.header("content-length"), [])
-        try await self.joined(harness, 4)
+        try await harness.waitUntilJoined(4)
         harness.origin.publish(data: "event 4")
         let live = try await resumed.waitForEvents(3)
         XCTAssertEqual(live.last?.data, "event 4")
@@ -313,17 +303,17 @@ final class HTTP2Tests: XCTestCase {
         let second = try await client.request("/prices")
         _ = try await first.waitForHeaders()
         _ = try await second.waitForHeaders()
-        try await self.joined(harness, 2)
+        try await harness.waitUntilJoined(2)
         // The client honours the setting and holds the third stream back until a slot frees.
         let third = try await client.request("/prices", waitUntilSent: false)
         try await Task.sleep(nanoseconds: 200_000_000)
         XCTAssertNil(third.snapshot.headers, "a third concurrent stream must not be served")
-        let clients = try await self.snapshot(harness).connectedClients
+        let clients = try await harness.metrics().connectedClients
         XCTAssertEqual(clients, 2)
         await first.cancel()
         let thirdHeaders = try await third.waitForHeaders()
         XCTAssertEqual(thirdHeaders.status, 200)
-        try await self.joined(harness, 2)
+        try await harness.waitUntilJoined(2)
         await client.close()
     }
 
@@ -356,14 +346,14 @@ final class HTTP2Tests: XCTestCase {
             try await connection.wait("responses on streams 1 and 3") { frames in
                 [1, 3].allSatisfy { id in frames.contains { $0.streamID == id && $0.type == Frame.headers } }
             }
-            try await self.joined(harness, 2)
+            try await harness.waitUntilJoined(2)
             XCTAssertFalse(connection.isClosed, "a refused stream leaves the connection open")
         } else {
             let goAway = try XCTUnwrap(frames.first { $0.type == Frame.goAway })
             XCTAssertNotEqual(goAway.errorCode, 0, "a GOAWAY for a protocol violation carries an error code")
             // The server ends a connection it sent an error GOAWAY on, and frees the streams' client slots.
             try await eventually("connection closed after the connection error", timeout: .seconds(2)) { connection.isClosed }
-            try await eventually("client slots freed") { try await self.snapshot(harness).connectedClients == 0 }
+            try await eventually("client slots freed") { try await harness.metrics().connectedClients == 0 }
         }
     }
 
@@ -395,12 +385,12 @@ final class HTTP2Tests: XCTestCase {
 
         // A cancelled stream frees its slot.
         await first.cancel()
-        try await eventually("slot freed") { try await self.snapshot(harness).connectedClients == 1 }
+        try await eventually("slot freed") { try await harness.metrics().connectedClients == 1 }
         let fourth = try await client.request("/prices")
         let fourthStatus = try await fourth.waitForHeaders().status
         XCTAssertEqual(fourthStatus, 200)
         await client.close()
-        try await eventually("closing the connection frees every slot") { try await self.snapshot(harness).connectedClients == 0 }
+        try await eventually("closing the connection frees every slot") { try await harness.metrics().connectedClients == 0 }
     }
 
     // MARK: Idle connections
@@ -421,7 +411,7 @@ final class HTTP2Tests: XCTestCase {
         _ = try await stream.waitForHeaders()
         try await Task.sleep(nanoseconds: 900_000_000)
         XCTAssertFalse(busy.isClosed)
-        try await self.joined(harness, 1)
+        try await harness.waitUntilJoined(1)
         harness.origin.publish(data: "still here")
         let events = try await stream.waitForEvents(1)
         XCTAssertEqual(events.map(\.data), ["still here"])
@@ -447,7 +437,7 @@ final class HTTP2Tests: XCTestCase {
             "--http2", "--cacert", certificates.caCertificate, "-N", "-s", "--max-time", "2", "-w", "\n%{http_version}\n",
             "https://127.0.0.1:\(tlsPort)/prices",
         ])
-        try await self.joined(harness, 2)
+        try await harness.waitUntilJoined(2)
         for index in 1...3 { harness.origin.publish(data: "curl \(index)") }
         let (h2cOutput, _) = try await h2c.finish()
         let (h2Output, _) = try await h2.finish()

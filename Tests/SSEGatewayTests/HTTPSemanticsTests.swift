@@ -76,7 +76,7 @@ final class HTTPSemanticsTests: XCTestCase {
         try await connection.send("HEAD /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
         let both = try await connection.waitForResponses(2, headOnly: true)
         XCTAssertEqual(both[1].status, 200)
-        let clients = try await self.clientCount(harness)
+        let clients = try await harness.joinedClients()
         XCTAssertEqual(clients, 0, "HEAD must not subscribe")
     }
 
@@ -88,7 +88,7 @@ final class HTTPSemanticsTests: XCTestCase {
         let head = try await client.waitForHead()
         XCTAssertEqual(head.status, .ok)
         XCTAssertEqual(head.headers["Content-Type"], ["text/event-stream; charset=utf-8"])
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "with query")
         let events = try await client.waitForEvents(1)
         XCTAssertEqual(events.map(\.data), ["with query"])
@@ -217,7 +217,7 @@ final class HTTPSemanticsTests: XCTestCase {
             }
         }
         let fourth = try XCTUnwrap(admitted, "no client admitted after one of two left")
-        try await eventually("two clients joined") { try await self.clientCount(harness) == 2 }
+        try await eventually("two clients joined") { try await harness.joinedClients() == 2 }
         harness.origin.publish(data: "after the slot freed")
         let events = try await fourth.waitForEvents(1)
         XCTAssertEqual(events.last?.data, "after the slot freed")
@@ -326,7 +326,7 @@ final class HTTPSemanticsTests: XCTestCase {
         let streaming = try await harness.client("/prices")
         let streamingHead = try await streaming.waitForHead()
         XCTAssertEqual(streamingHead.status, .ok)
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "before")
 
         let started = NIODeadline.now()
@@ -400,7 +400,7 @@ final class HTTPSemanticsTests: XCTestCase {
         defer { connection.close() }
         try await connection.send("GET /prices HTTP/1.0\r\nHost: gw\r\n\r\n")
         try await connection.wait("response head") { text, _ in text.contains("\r\n\r\n") }
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "one\ntwo", type: "tick")
         harness.origin.publish(data: "three")
         try await connection.wait("two events") { text, _ in text.contains("data: three\n\n") }
@@ -432,7 +432,7 @@ final class HTTPSemanticsTests: XCTestCase {
         // Garbage in the very segment of the request is parsed before the decoder leaves the pipeline.
         try await connection.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\nXYZ NOT HTTP\r\n\r\n")
         try await connection.wait("response head") { text, _ in text.contains("\r\n\r\n") }
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "before")
         try await connection.wait("first event") { text, _ in text.contains("data: before\n\n") }
 
@@ -458,7 +458,7 @@ final class HTTPSemanticsTests: XCTestCase {
         defer { connection.close() }
         try await connection.send("GET /prices HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
         try await connection.wait("response head") { text, _ in text.contains("\r\n\r\n") }
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "hello")
         try await connection.wait("event") { text, _ in text.contains("data: hello\n\n") }
         let response = try XCTUnwrap(SemanticsConnection.parseResponses(connection.text, streaming: true).first)
@@ -480,10 +480,6 @@ final class HTTPSemanticsTests: XCTestCase {
         }
     }
 
-    private func clientCount(_ harness: Harness) async throws -> Int {
-        let snapshot = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get()
-        return snapshot.delivery.values.reduce(0) { $0 + $1.clients }
-    }
 }
 
 /// A raw TCP connection to the gateway: send bytes whenever, read everything it sends.

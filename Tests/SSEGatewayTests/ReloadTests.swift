@@ -19,7 +19,7 @@ final class ReloadTests: XCTestCase {
         let gone = try await harness.client("/gone")
         let change = try await harness.client("/change")
         for client in [keep, gone, change] { _ = try await client.waitForHead() }
-        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 3 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 3 }
         for index in 1...3 { harness.origin.publish(data: "before \(index)") }
         for client in [keep, gone, change] { _ = try await client.waitForEvents(3) }
 
@@ -47,7 +47,7 @@ final class ReloadTests: XCTestCase {
         XCTAssertEqual(harness.origin.requests.first { $0.uri == "/change-v2" }?.headers["Last-Event-ID"], ["3"])
         let added = try await harness.client("/added")
         _ = try await added.waitForHead()
-        try await eventually("added joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 3 }
+        try await eventually("added joined") { try await harness.metrics().connectedClients == 3 }
 
         for index in 4...5 { harness.origin.publish(data: "after \(index)") }
         let kept = try await keep.waitForEvents(5)

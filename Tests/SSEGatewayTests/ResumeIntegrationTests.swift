@@ -19,7 +19,7 @@ final class ResumeIntegrationTests: XCTestCase {
     private func publish(_ harness: Harness, _ range: ClosedRange<Int>) async throws {
         for index in range { harness.origin.publish(data: "event \(index)") }
         try await eventually("gateway received \(range.upperBound)") {
-            try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().feeds.first?.lastEventID == String(range.upperBound)
+            try await harness.metrics().feeds.first?.lastEventID == String(range.upperBound)
         }
     }
 
@@ -29,7 +29,7 @@ final class ResumeIntegrationTests: XCTestCase {
         try await self.publish(harness, 1...5)
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
-        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 1 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
         try await self.publish(harness, 6...6)
         let events = try await client.waitForEvents(1)
         XCTAssertEqual(events.map(\.id), ["6"])
@@ -69,7 +69,7 @@ final class ResumeIntegrationTests: XCTestCase {
         defer { Task { await harness.stop() } }
         let first = try await harness.client("/prices")
         _ = try await first.waitForHead()
-        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 1 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
         try await self.publish(harness, 1...3)
         let seen = try await first.waitForEvents(3)
         await first.close()
@@ -113,7 +113,7 @@ final class ResumeIntegrationTests: XCTestCase {
         defer { Task { await harness.stop() } }
         let live = try await harness.client("/prices")
         _ = try await live.waitForHead()
-        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 1 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
         harness.origin.broadcast(ByteBuffer(string: "id: a\ndata: one\n\nid: b\n\nid: c\ndata: three\n\n"))
         let events = try await live.waitForEvents(3)
         XCTAssertEqual(events, [
@@ -132,7 +132,7 @@ final class ResumeIntegrationTests: XCTestCase {
         defer { Task { await harness.stop() } }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
-        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 1 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
         try await self.publish(harness, 1...4)
         _ = try await client.waitForEvents(4)
         let before = harness.origin.requests.count
@@ -157,7 +157,7 @@ final class ResumeIntegrationTests: XCTestCase {
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let live = try await harness.client("/chat")
         _ = try await live.waitForHead()
-        try await eventually("joined") { try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients == 1 }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
         for index in 1...4 { harness.origin.publish(data: "m\(index)", assignID: false) }
         harness.origin.publish(data: "own id", id: "upstream-7")
         let events = try await live.waitForEvents(5)

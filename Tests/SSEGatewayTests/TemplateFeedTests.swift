@@ -28,7 +28,7 @@ final class TemplateFeedTests: XCTestCase {
         await a2.close()
         await b.close()
         try await eventually("upstreams closed after linger") { harness.origin.openConnections == 0 }
-        let open = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().feeds.filter { !$0.retired }
+        let open = try await harness.metrics().feeds.filter { !$0.retired }
         XCTAssertTrue(open.isEmpty, "template instances are gone: \(open.map(\.path))")
 
         // Coming back opens a new upstream.
@@ -87,7 +87,7 @@ final class TemplateFeedTests: XCTestCase {
             let options = try await rawExchange(port: harness.port, "OPTIONS /rooms/o\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
             XCTAssertTrue(options.response.hasPrefix("HTTP/1.1 204"), options.response)
         }
-        let open = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().feeds.filter { !$0.retired }
+        let open = try await harness.metrics().feeds.filter { !$0.retired }
         XCTAssertTrue(open.isEmpty, "HEAD and OPTIONS opened \(open.map(\.path))")
         XCTAssertEqual(harness.origin.totalConnections, 0)
         // max_feeds still has room for two real subscribers.

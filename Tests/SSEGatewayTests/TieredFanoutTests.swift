@@ -63,7 +63,7 @@ final class TieredFanoutTests: XCTestCase {
         }
         // One upstream connection per tier: the origin sees one, the regional tier one client, the middle one.
         XCTAssertEqual(harness.origin.totalConnections, 1)
-        let regionalClients = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().connectedClients
+        let regionalClients = try await harness.metrics().connectedClients
         XCTAssertEqual(regionalClients, 1)
 
         // The middle tier restarts; events published meanwhile must still reach the edge, once each.
@@ -95,7 +95,7 @@ final class TieredFanoutTests: XCTestCase {
         try await eventually("upstream") { harness.origin.openConnections == 1 }
         for index in 1...5 { harness.origin.publish(data: "e\(index)") }
         try await eventually("regional has 5") {
-            try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().feeds.first?.lastEventID == "5"
+            try await harness.metrics().feeds.first?.lastEventID == "5"
         }
         let edge = try await self.tier(upstream: "http://127.0.0.1:\(harness.port)", port: 0, connect: .onDemand, group: harness.group)
         defer { Task { try? await edge.shutdown() } }

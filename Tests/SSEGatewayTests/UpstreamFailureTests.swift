@@ -127,7 +127,7 @@ final class UpstreamFailureTests: XCTestCase {
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
 
         harness.origin.publish(data: "small 1")
         _ = try await client.waitForEvents(1)
@@ -170,7 +170,7 @@ final class UpstreamFailureTests: XCTestCase {
         XCTAssertEqual(harness.origin.requests.first?.headers["Accept"], ["text/event-stream"])
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         for index in 1...3 { harness.origin.publish(data: "event \(index)") }
         _ = try await client.waitForEvents(3)
 
@@ -213,7 +213,7 @@ final class UpstreamFailureTests: XCTestCase {
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "event 1")
         harness.origin.publish(data: "event 2")
         _ = try await client.waitForEvents(2)
@@ -246,7 +246,7 @@ final class UpstreamFailureTests: XCTestCase {
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
-        try await eventually("client joined") { try await self.clientCount(harness) == 1 }
+        try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "small 1")
         harness.origin.publish(data: String(repeating: "x", count: 4096))  // id 2, kept in the origin's history
         try await eventually("reconnected once", timeout: .seconds(3)) {
@@ -293,8 +293,4 @@ final class UpstreamFailureTests: XCTestCase {
         return port
     }
 
-    private func clientCount(_ harness: Harness) async throws -> Int {
-        let snapshot = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get()
-        return snapshot.delivery.values.reduce(0) { $0 + $1.clients }
-    }
 }

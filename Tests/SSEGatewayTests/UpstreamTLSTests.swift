@@ -42,7 +42,7 @@ final class UpstreamTLSTests: XCTestCase {
         let events = try await trusted.waitForEvents(1)
         XCTAssertEqual(events.first?.data, "over tls")
         XCTAssertEqual(harness.origin.requests.map(\.uri), ["/a"], "the untrusted feed never got past the handshake")
-        let states = try await harness.gateway.metrics.snapshot(on: harness.group.next()).get().feeds
+        let states = try await harness.metrics().feeds
         XCTAssertEqual(states.first { $0.path == "/untrusted" }?.upstreamState != .streaming, true)
         await trusted.close()
         await untrusted.close()

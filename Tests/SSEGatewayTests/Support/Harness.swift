@@ -68,6 +68,23 @@ final class Harness: @unchecked Sendable {
         )
     }
 
+    /// The gateway's metrics snapshot (what `/metrics` reports), gathered from every event loop.
+    func metrics() async throws -> GatewayMetrics.Snapshot {
+        try await self.gateway.metrics.snapshot(on: self.group.next()).get()
+    }
+
+    /// Clients that have joined a feed's fan-out (not only been admitted), over all feeds.
+    func joinedClients() async throws -> Int {
+        try await self.metrics().delivery.values.reduce(0) { $0 + $1.clients }
+    }
+
+    /// Waits until `count` clients have joined the feed at `path`.
+    func waitUntilJoined(_ count: Int, path: String = "/prices", file: StaticString = #filePath, line: UInt = #line) async throws {
+        try await eventually("\(count) clients joined \(path)", file: file, line: line) {
+            try await self.metrics().clientsPerFeed[path] == count
+        }
+    }
+
     func stop() async {
         try? await self.gateway.shutdown()
         try? await self.origin.stop()
