@@ -38,22 +38,9 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 trap 'exit 129' HUP
 
-cat >"$TMP/ssegate.yaml" <<EOF
-log_level: warning
-listen:
-  - address: 127.0.0.1:18180
-admin:
-  address: 127.0.0.1:18190
-shutdown_timeout: 2s
-limits:
-  max_clients: 1000000
-feeds:
-  - name: bench
-    path: /feed
-    upstream:
-      url: http://127.0.0.1:18181/feed
-    connect: always
-EOF
+# shellcheck source=bench/ssegate-config.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ssegate-config.sh"
+{ bench_gateway_config 18180 18190; bench_feed bench /feed 18181; } >"$TMP/ssegate.yaml"
 
 PROTOCOL=()
 CONNECTIONS=$CLIENTS

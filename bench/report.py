@@ -81,21 +81,17 @@ def analyse(run, target):
     bench = read_json_line(os.path.join(folder, "bench.json"))
     row = {"target": target, "measured": measured, "bench": bench}
     extra = {}
-    metrics = metrics_summary(os.path.join(folder, "metrics.txt"))
-    if metrics is not None:
-        extra["ssegate_metrics"] = metrics
-    metrics_mid = metrics_summary(os.path.join(folder, "metrics-mid.txt"))
-    if metrics_mid is not None:
-        extra["ssegate_metrics_mid_window"] = metrics_mid
-    problems = nginx_problems(os.path.join(folder, "error.log"))
-    if problems is not None:
-        extra["nginx_error_log"] = problems
-    publisher = read_json_line(os.path.join(folder, "publisher.json"))
-    if publisher is not None:
-        extra["publisher"] = publisher
-    probe = read_json_line(os.path.join(folder, "probe.json"))
-    if probe is not None:
-        extra["probe"] = probe
+    # What each target may leave beside its measurements, and under which key the report keeps it.
+    for key, read, name in [
+        ("ssegate_metrics", metrics_summary, "metrics.txt"),
+        ("ssegate_metrics_mid_window", metrics_summary, "metrics-mid.txt"),
+        ("nginx_error_log", nginx_problems, "error.log"),
+        ("publisher", read_json_line, "publisher.json"),
+        ("probe", read_json_line, "probe.json"),
+    ]:
+        value = read(os.path.join(folder, name))
+        if value is not None:
+            extra[key] = value
     bench_log = os.path.join(folder, "bench.log")
     if os.path.exists(bench_log) and os.path.getsize(bench_log) > 0:
         extra["bench_stderr"] = open(bench_log, errors="replace").read()[-500:]

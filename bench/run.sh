@@ -29,6 +29,8 @@
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=bench/ssegate-config.sh
+. "$HERE/ssegate-config.sh"
 ROOT=$(dirname "$HERE")
 
 CLIENTS=2000
@@ -266,22 +268,7 @@ start_origin() {
 }
 
 start_ssegate() {
-    cat >"$TMP/$1/ssegate.yaml" <<EOF
-log_level: warning
-listen:
-  - address: 127.0.0.1:$GATE_PORT
-admin:
-  address: 127.0.0.1:$ADMIN_PORT
-shutdown_timeout: 2s
-limits:
-  max_clients: 1000000
-feeds:
-  - name: bench
-    path: /feed
-    upstream:
-      url: http://127.0.0.1:$ORIGIN_PORT/feed
-    connect: always
-EOF
+    { bench_gateway_config "$GATE_PORT" "$ADMIN_PORT"; bench_feed bench /feed "$ORIGIN_PORT"; } >"$TMP/$1/ssegate.yaml"
     if [ "$PROBE" = 1 ]; then
         # The probe's fast feed: 16 KB events at 100/s, so a client that does not read fills the
         # kernel's socket buffers (a few MiB on loopback) and then goes over max_queue (1 MiB) within
@@ -289,13 +276,7 @@ EOF
         "$SSEGATE" origin --host 127.0.0.1 --port "$BURST_PORT" --rate 100 --payload 16000 >"$TMP/$1/burst-origin.log" 2>&1 &
         BURST_PID=$!; STARTED+=("$BURST_PID")
         wait_port "$BURST_PORT" "$BURST_PID"
-        cat >>"$TMP/$1/ssegate.yaml" <<EOF
-  - name: burst
-    path: /burst
-    upstream:
-      url: http://127.0.0.1:$BURST_PORT/feed
-    connect: always
-EOF
+        bench_feed burst /burst "$BURST_PORT" >>"$TMP/$1/ssegate.yaml"
     fi
     "$SSEGATE" serve --config "$TMP/$1/ssegate.yaml" >"$TMP/$1/server.log" 2>&1 &
     SERVER_PID=$!; STARTED+=("$SERVER_PID")
