@@ -35,7 +35,7 @@ final class ClusterFailoverTests: XCTestCase {
     /// the reconnects usually arrive while HAProxy still counts the dead replica as up: it must retry the
     /// refused connections on the other one (`retries`, `option redispatch`) rather than fail them.
     func testEveryClientResumesOnTheOtherReplicaWhenOneCrashes() async throws {
-        guard let cluster = try await self.startCluster(shutdownTimeout: "2s", checkInterval: "2s") else { return }
+        let cluster = try await self.startCluster(shutdownTimeout: "2s", checkInterval: "2s")
         let victims = try await self.connectClientsAcrossBothReplicas(cluster)
 
         cluster.signal("replica1", SIGKILL)
@@ -55,7 +55,7 @@ final class ClusterFailoverTests: XCTestCase {
     /// SIGTERM: a graceful drain. readyz turns 503 (HAProxy takes the replica out), each client gets a
     /// jittered `retry:` and is closed at a random moment of the drain window, and resumes on the other one.
     func testEveryClientResumesOnTheOtherReplicaWhenOneDrains() async throws {
-        guard let cluster = try await self.startCluster(shutdownTimeout: "2s") else { return }
+        let cluster = try await self.startCluster(shutdownTimeout: "2s")
         let victims = try await self.connectClientsAcrossBothReplicas(cluster)
 
         let signalled = Date()
@@ -88,10 +88,7 @@ final class ClusterFailoverTests: XCTestCase {
         let root = ClusterProcess.repositoryRoot
         let check = try Self.run(CommandLineTests.binary().path, ["check", "--config", root.appendingPathComponent("config/replica.yaml").path])
         XCTAssertEqual(check.status, 0, "config/replica.yaml: \(check.output)")
-        guard let haproxy = ClusterProcess.haproxy() else {
-            XCTFail("haproxy is not installed (apt-get install haproxy; .ci/run installs it)")
-            return
-        }
+        let haproxy = try ExternalTool.haproxy.require()
         let haproxyCheck = try Self.run(haproxy, ["-c", "-f", root.appendingPathComponent("config/haproxy.cfg").path])
         XCTAssertEqual(haproxyCheck.status, 0, "config/haproxy.cfg: \(haproxyCheck.output)")
         XCTAssertTrue(haproxyCheck.output.contains("Configuration file is valid"), haproxyCheck.output)
@@ -124,12 +121,9 @@ final class ClusterFailoverTests: XCTestCase {
 
     // MARK: Steps
 
-    /// Starts the cluster script, or fails clearly (and returns nil) when haproxy is not installed.
-    private func startCluster(shutdownTimeout: String, checkInterval: String = "200ms") async throws -> ClusterProcess? {
-        guard ClusterProcess.haproxy() != nil else {
-            XCTFail("haproxy is not installed: the cluster tests run HAProxy in front of the replicas (apt-get install haproxy; .ci/run installs it)")
-            return nil
-        }
+    /// Starts the cluster script (HAProxy in front of the replicas; skipped when haproxy is not installed).
+    private func startCluster(shutdownTimeout: String, checkInterval: String = "200ms") async throws -> ClusterProcess {
+        _ = try ExternalTool.haproxy.require()
         let cluster = try await ClusterProcess.start(group: self.group, rate: Self.rate, retry: "200ms", shutdownTimeout: shutdownTimeout, checkInterval: checkInterval)
         self.cluster = cluster
         return cluster

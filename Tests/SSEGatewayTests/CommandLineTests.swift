@@ -260,6 +260,7 @@ final class CommandLineTests: XCTestCase {
     // MARK: SIGHUP
 
     func testSIGHUPReloadsTheCertificateWhileAnOpenStreamContinues() async throws {
+        let curl = try ExternalTool.curl.require()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         defer { Task { try? await group.shutdownGracefully() } }
         let first = try TestCertificates.make(keyType: .rsa)
@@ -300,8 +301,8 @@ final class CommandLineTests: XCTestCase {
 
         // A stream over TLS (keepalives every 100 ms: the upstream is down) that must outlive the reload.
         let stream = Process()
-        stream.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        stream.arguments = ["curl", "-sN", "--max-time", "20", "--cacert", first.caCertificate, "https://localhost:\(tlsPort)/prices"]
+        stream.executableURL = URL(fileURLWithPath: curl)
+        stream.arguments = ["-sN", "--max-time", "20", "--cacert", first.caCertificate, "https://localhost:\(tlsPort)/prices"]
         let output = Pipe()
         stream.standardOutput = output
         stream.standardError = FileHandle.nullDevice

@@ -90,7 +90,7 @@ final class HTTP2Tests: XCTestCase {
     func testStalledStreamIsResetWhileOtherStreamsOnTheConnectionGetEveryEvent() async throws {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.client.maxQueue = 64 * 1024
+                $0.settings.client.maxQueue = 256 * 1024
                 $0.settings.client.maxLag = .seconds(30)
                 $0.settings.replay.maxEvents = 10
             }]
@@ -113,7 +113,8 @@ final class HTTP2Tests: XCTestCase {
         let total = 300
         for index in 1...total {
             harness.origin.publish(data: "\(index) \(payload)")
-            if index % 10 == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
+            // 40 KiB per 10 ms: a reader on a busy machine (the suite beside a build) must not fall 256 KiB behind.
+            if index % 5 == 0 { try await Task.sleep(nanoseconds: 10_000_000) }
         }
         for reader in readers {
             let events = try await reader.waitForEvents(total, timeout: .seconds(20))
@@ -143,6 +144,49 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertEqual(snapshot.delivery["/prices"]?.evictionsMaxQueue, 1)
         XCTAssertEqual(snapshot.queuedBytes, 0)
         await client.close()
+    }
+
+    /// A stream whose window is shut on a quiet feed holds far less than the stream's 64 KiB watermark, so
+    /// its channel never turns unwritable; `max_lag` must still reset it (SPEC §3: a client whose oldest
+    /// unsent event is older than max_lag is evicted); the connection stays, and a reading client goes on.
+    func testStreamWithAShutWindowOnAQuietFeedIsResetAfterMaxLag() async throws {
+        let maxLag = TimeAmount.milliseconds(600)
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                $0.settings.client.maxLag = maxLag
+                $0.settings.keepalive = .seconds(30)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        // A 1 KiB window: the first event of 2 KiB shuts it, and nothing after it can be sent.
+        let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: 1024)
+        let stalled = try await client.request("/prices", reading: false)
+        let readerConnection = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
+        let reader = try await readerConnection.request("/prices")
+        try await harness.waitUntilJoined(2)
+        let payload = String(repeating: "q", count: 2048)
+        let start = NIODeadline.now()
+        // A quiet feed: one small event every 100 ms, 4 KiB in all, far below the 64 KiB watermark.
+        var sent = 0
+        while sent < 20, try await harness.metrics().delivery["/prices"]?.evictionsMaxLag ?? 0 == 0 {
+            harness.origin.publish(data: sent == 0 ? payload : "tick \(sent)")
+            sent += 1
+            try await Task.sleep(nanoseconds: 100_000_000)
+        }
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(3)) { $0.reset != nil || $0.closed }
+        let elapsed = NIODeadline.now() - start
+        XCTAssertEqual(reset.reset, .cancel)
+        XCTAssertLessThan(elapsed, maxLag + .milliseconds(1500), "reset after max_lag (\(maxLag)) plus a tick or two, not when 64 KiB have piled up")
+        XCTAssertLessThanOrEqual(reset.bodyBytes, 1024, "the server never sends past the stream's window")
+        let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
+        XCTAssertEqual(evictions, 1)
+        XCTAssertFalse(client.isClosed, "only the stream is reset")
+        harness.origin.publish(data: "after")
+        let events = try await reader.waitForEvents(sent + 1)
+        XCTAssertEqual(events.last?.data, "after")
+        await client.close()
+        await readerConnection.close()
     }
 
     func testBurstLargerThanTheStreamBufferReachesReadingStreams() async throws {
@@ -464,13 +508,7 @@ enum Curl {
     }
 
     static func locate() throws -> String {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
-        for directory in path.split(separator: ":") {
-            let candidate = "\(directory)/curl"
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-        }
-        XCTFail("curl is not installed: these tests need the curl command line tool (with HTTP/2 support) on PATH")
-        throw TestTimeout(message: "curl not found")
+        try ExternalTool.curl.require()
     }
 
     static func start(_ curl: String, _ arguments: [String]) throws -> Running {

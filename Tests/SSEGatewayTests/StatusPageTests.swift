@@ -277,10 +277,7 @@ final class DevToolsBrowser: @unchecked Sendable {
     }
 
     static func open(url: String, group: EventLoopGroup) async throws -> DevToolsBrowser {
-        guard let chromium = BrowserHarness.chromiumPath else {
-            XCTFail("headless Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
-            throw TestTimeout(message: "no chromium")
-        }
+        let chromium = try ExternalTool.chromium.require()
         let profile = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-chromium-\(UUID().uuidString)")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chromium)

@@ -12,6 +12,22 @@ final class SubscriberQueueTests: XCTestCase {
         XCTAssertEqual(queue.pendingBytes, 0)
     }
 
+    /// An HTTP/2 stream with a shut window stays writable below its watermark; the transport's held bytes
+    /// count for `max_lag` all the same (writable or blocked), and a short hold does not.
+    func testBytesHeldByTheTransportLongerThanMaxLagEvictAWritableClient() {
+        var queue = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
+        XCTAssertNil(queue.checkLag(now: self.t0 + .seconds(5), heldSince: nil), "nothing held")
+        XCTAssertNil(queue.checkLag(now: self.t0 + .milliseconds(900), heldSince: self.t0), "held for less than max_lag")
+        XCTAssertEqual(queue.state, .writable)
+        XCTAssertEqual(queue.checkLag(now: self.t0 + .milliseconds(1100), heldSince: self.t0), .maxLag)
+        XCTAssertEqual(queue.state, .evicted(.maxLag))
+        XCTAssertNil(queue.checkLag(now: self.t0 + .seconds(9), heldSince: self.t0), "evicted once")
+
+        var blocked = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
+        blocked.writabilityChanged(isWritable: false, now: self.t0 + .milliseconds(800))
+        XCTAssertEqual(blocked.checkLag(now: self.t0 + .milliseconds(1100), heldSince: self.t0), .maxLag, "held since before it blocked")
+    }
+
     func testBlockedClientQueuesInOrderAndDrains() {
         var queue = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
         queue.writabilityChanged(isWritable: false, now: self.t0)

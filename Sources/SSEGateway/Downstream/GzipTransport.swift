@@ -45,6 +45,7 @@ final class GzipTransport: StreamTransport {
 
     var framing: StreamFraming { .raw }
     var isWritable: Bool { self.inner.isWritable }
+    func heldSince() -> NIODeadline? { self.inner.heldSince() }
 
     func writeHead(_ head: ResponseHead) {
         var head = head
@@ -84,19 +85,36 @@ final class GzipTransport: StreamTransport {
         self.inner.respond(head, body: body)
     }
 
+    /// Feeds `bytes` to zlib and collects everything it produces into `pending`. zlib stops when its output
+    /// space runs out (returning Z_OK with `avail_out == 0`) and expects to be called again with the same
+    /// flush mode; a sync flush of a large batch produces far more than `deflateBound` of its (empty) input.
+    /// So the loop goes on, growing `pending`, until all input is taken and zlib left output space unused:
+    /// only then has it emitted every byte of the flush.
     private func deflate(_ bytes: ByteBuffer, flush: CompressNIOFlush) {
         var input = bytes
-        let needed = self.compressor.maxSize(from: input) + 16
-        if self.pending.writableBytes < needed {
-            self.pending.reserveCapacity(minimumWritableBytes: needed)
-        }
-        do {
-            try self.compressor.deflate(from: &input, to: &self.pending, flush: flush)
-        } catch {
-            // A deflate failure can only be a bug or memory exhaustion: end this client, not the gateway.
-            self.inner.abort()
+        var reserve = self.compressor.maxSize(from: input) + Self.minimumOutputSpace
+        while true {
+            if self.pending.writableBytes < reserve {
+                self.pending.reserveCapacity(minimumWritableBytes: reserve)
+            }
+            do {
+                try self.compressor.deflate(from: &input, to: &self.pending, flush: flush)
+            } catch let error as CompressNIOError where error == .bufferOverflow {
+                // compress-nio reports zlib's Z_OK for `.finish` and Z_BUF_ERROR ("no progress possible") as
+                // an overflow. With output space left, zlib has nothing more to say; otherwise grow and go on.
+                if self.pending.writableBytes > 0 && input.readableBytes == 0 { return }
+            } catch {
+                // A deflate failure can only be a bug or memory exhaustion: end this client, not the gateway.
+                self.inner.abort()
+                return
+            }
+            if input.readableBytes == 0 && self.pending.writableBytes > 0 { return }
+            reserve = max(self.pending.capacity, Self.minimumOutputSpace)
         }
     }
+
+    /// Output space given to zlib beyond `deflateBound` for each call, and the least it grows by.
+    static let minimumOutputSpace = 4096
 
     private func handOn() {
         guard self.pending.readableBytes > 0 else { return }

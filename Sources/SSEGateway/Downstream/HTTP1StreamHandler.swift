@@ -189,6 +189,9 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     // MARK: StreamTransport
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// The socket takes what a connection writes until the kernel's buffer is full, and then the channel
+    /// turns unwritable: the queue's own lag check covers it.
+    func heldSince() -> NIODeadline? { nil }
 
     func writeHead(_ head: ResponseHead) {
         guard let context = self.context else { return }

@@ -15,6 +15,16 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     private var context: ChannelHandlerContext?
     private var session: StreamSession?
     private var answered = false
+    private var lagProbe = LagProbe.idle
+
+    /// Whether the stream's DATA is leaving HTTP/2 flow control. While the lag check has armed it, the next
+    /// DATA write carries a promise; until NIO fulfils it (the frame went to the connection), everything
+    /// written since has been held back. One promise per stream per tick, not per write.
+    private enum LagProbe {
+        case idle
+        case armed
+        case pending(since: NIODeadline)
+    }
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
@@ -104,7 +114,25 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// A plain write: the subscriber flushes a large batch in 32 KiB pieces (below the stream's 64 KiB
     /// watermark), so a stream turns unwritable only when the client's flow-control windows are full.
     func writeShared(_ bytes: ByteBuffer) {
-        self.context?.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes)))), promise: nil)
+        guard let context = self.context else { return }
+        let frame = self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes))))
+        guard case .armed = self.lagProbe else { return context.write(frame, promise: nil) }
+        self.lagProbe = .pending(since: .now())
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [weak self] _ in self?.lagProbe = .idle }
+        context.write(frame, promise: written)
+    }
+
+    func heldSince() -> NIODeadline? {
+        switch self.lagProbe {
+        case .pending(let since):
+            return since
+        case .idle:
+            self.lagProbe = .armed
+            return nil
+        case .armed:
+            return nil
+        }
     }
 
     func writePayload(_ bytes: ByteBuffer) {

@@ -7,6 +7,11 @@ protocol StreamTransport: AnyObject {
     /// Which form of the shared event buffers `writeShared` takes.
     var framing: StreamFraming { get }
     var isWritable: Bool { get }
+    /// Asked by the lag check on each tick: since when bytes written to the transport have been held back
+    /// from the network, or nil when none are known to be (or the transport cannot tell). HTTP/2 flow
+    /// control holds a stream's bytes while the client's window is shut, below the channel's watermarks;
+    /// this is how the lag check sees them. A transport may start watching with the next write when asked.
+    func heldSince() -> NIODeadline?
     /// The stream's response head; the transport adds its protocol's own headers (chunking, connection).
     func writeHead(_ head: ResponseHead)
     /// Bytes already in `framing`'s form (a shared event buffer, or a keepalive), without flushing.

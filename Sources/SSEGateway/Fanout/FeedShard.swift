@@ -132,21 +132,17 @@ final class FeedShard {
     private func keepaliveAndLagPass(now: NIODeadline, keepalive: (StreamFraming) -> ByteBuffer) {
         let idleBefore = now - self.settings.keepalive
         for subscriber in self.subscribers {
-            switch subscriber.queue.state {
-            case .writable:
-                if subscriber.lastWriteAt <= idleBefore {
-                    let buffer = keepalive(subscriber.framing)
-                    _ = subscriber.offer(buffer, producedAt: now, now: now)
-                    subscriber.flushIfNeeded()
-                    self.counters.stats.keepalives += 1
-                    self.counters.stats.bytesOut += buffer.readableBytes
-                }
-            case .blocked:
-                if let reason = subscriber.queue.checkLag(now: now) {
-                    self.evicted.append((subscriber, reason))
-                }
-            case .evicted:
-                break
+            if case .evicted = subscriber.queue.state { continue }
+            if let reason = subscriber.queue.checkLag(now: now, heldSince: subscriber.transport.heldSince()) {
+                self.evicted.append((subscriber, reason))
+                continue
+            }
+            if case .writable = subscriber.queue.state, subscriber.lastWriteAt <= idleBefore {
+                let buffer = keepalive(subscriber.framing)
+                _ = subscriber.offer(buffer, producedAt: now, now: now)
+                subscriber.flushIfNeeded()
+                self.counters.stats.keepalives += 1
+                self.counters.stats.bytesOut += buffer.readableBytes
             }
         }
         self.closeEvicted()

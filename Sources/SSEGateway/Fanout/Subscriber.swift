@@ -84,10 +84,16 @@ public final class Subscriber {
         while self.transport.isWritable, let next = self.queue.nextToDrain() {
             self.transport.writeShared(next)
             wrote = true
+            self.needsFlush = true
+            self.unflushedBytes += next.readableBytes
+            if self.unflushedBytes >= Self.flushThreshold {
+                // As in `offer`: hand the drain to the channel in pieces, so that writability reflects what
+                // the client has not read (a compressor holds what is unflushed, and the channel sees nothing).
+                self.flushIfNeeded()
+            }
         }
         if wrote {
             self.lastWriteAt = now
-            self.needsFlush = true
             self.flushIfNeeded()
         }
     }

@@ -139,13 +139,25 @@ public struct SubscriberQueue {
         return next.bytes
     }
 
-    /// Periodic check (from the loop's coarse timer): a blocked client whose oldest queued bytes are too old.
-    public mutating func checkLag(now: NIODeadline) -> EvictionReason? {
-        guard case .blocked = self.state, let reason = self.lagExceeded(now: now) else {
+    /// Periodic check (from the loop's coarse timer): a blocked client whose oldest queued bytes are too old,
+    /// or a client of any state whose transport has held written bytes back since `heldSince` for longer
+    /// than `maxLag`. The latter is an HTTP/2 stream whose flow-control window is shut: its channel stays
+    /// writable until 64 KiB pile up, which on a quiet feed can take minutes, yet nothing reaches the client.
+    public mutating func checkLag(now: NIODeadline, heldSince: NIODeadline? = nil) -> EvictionReason? {
+        switch self.state {
+        case .evicted:
             return nil
+        case .writable, .blocked:
+            if let heldSince, now - heldSince > self.maxLag {
+                _ = self.evict(.maxLag)
+                return .maxLag
+            }
+            guard case .blocked = self.state, let reason = self.lagExceeded(now: now) else {
+                return nil
+            }
+            _ = self.evict(reason)
+            return reason
         }
-        _ = self.evict(reason)
-        return reason
     }
 
     private mutating func evict(_ reason: EvictionReason) -> OfferAction {

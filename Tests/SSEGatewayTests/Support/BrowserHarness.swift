@@ -23,12 +23,9 @@ final class BrowserHarness: @unchecked Sendable {
 
     var received: [String] { self.reports.withLockedValue { $0 } }
 
-    static var chromiumPath: String? {
-        ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
     /// Serves the page on 127.0.0.1 and opens it in headless Chromium.
     func start() async throws {
+        let chromium = try ExternalTool.chromium.require()
         let page = self.page
         let reports = self.reports
         self.channel = try await ServerBootstrap(group: self.group)
@@ -39,10 +36,6 @@ final class BrowserHarness: @unchecked Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
-        guard let chromium = Self.chromiumPath else {
-            XCTFail("headless Chromium is not installed (Debian package 'chromium'; .ci/run installs it)")
-            throw TestTimeout(message: "no chromium")
-        }
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chromium)
         process.arguments = [

@@ -27,13 +27,6 @@ final class ClusterProcess: @unchecked Sendable {
             .deletingLastPathComponent().deletingLastPathComponent()
     }
 
-    /// The haproxy executable, or nil when it is not installed.
-    static func haproxy() -> String? {
-        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
-        let candidates = path.split(separator: ":").map { "\($0)/haproxy" } + ["/usr/sbin/haproxy", "/usr/local/sbin/haproxy"]
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
-    }
-
     /// Starts the script and waits until every component is ready (HAProxy has both replicas UP).
     static func start(
         group: EventLoopGroup, replicas: Int = 2, rate: Int, retry: String, shutdownTimeout: String,
@@ -66,7 +59,7 @@ final class ClusterProcess: @unchecked Sendable {
         environment["CHECK_INTER"] = checkInterval
         environment["CONNECT_TIMEOUT"] = "500ms"
         environment["SSEGATE_BIN"] = try CommandLineTests.binary(file: file, line: line).path
-        if let haproxy = Self.haproxy() { environment["HAPROXY_BIN"] = haproxy }
+        if let haproxy = ExternalTool.haproxy.path { environment["HAPROXY_BIN"] = haproxy }
         let script = Self.repositoryRoot.appendingPathComponent("scripts/cluster.sh").path
         let pid = try Self.spawn("/bin/bash", [script, "run"], environment: environment, output: logFile.path)
         let cluster = ClusterProcess(directory: directory, ports: ports, scriptPID: pid)

@@ -1,3 +1,4 @@
+import CompressNIO
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOHPACK
@@ -91,13 +92,16 @@ final class H2TestClient: @unchecked Sendable {
     /// Opens a stream and sends a request HEADERS frame (END_STREAM set). `reading: false` gives a stream
     /// channel that never reads: its frames stay buffered, so no WINDOW_UPDATE is sent for it and the
     /// server's send window for the stream runs out.
-    /// `recordBody: false` keeps the events but not the body text (for high volumes).
+    /// `recordBody: false` keeps the events but not the body text (for high volumes). `gunzip: true` inflates
+    /// each DATA frame as it arrives (ask for it with an `Accept-Encoding: gzip` header).
     func request(
         _ path: String, method: String = "GET", headers: [(String, String)] = [], reading: Bool = true,
-        scheme: String = "http", authority: String = "127.0.0.1", waitUntilSent: Bool = true, recordBody: Bool = true
+        scheme: String = "http", authority: String = "127.0.0.1", waitUntilSent: Bool = true, recordBody: Bool = true,
+        gunzip: Bool = false
     ) async throws -> H2TestStream {
         let stream = H2TestStream()
         stream.recordBody = recordBody
+        if gunzip { stream.inflater = try ZlibDecompressor(algorithm: .gzip) }
         let multiplexer = self.multiplexer!
         let streamChannel = try await self.channel.eventLoop.flatSubmit {
             multiplexer.createStreamChannel { channel in
@@ -200,6 +204,9 @@ final class H2TestStream: @unchecked Sendable {
     private let state = NIOLockedValueBox(Snapshot())
     fileprivate(set) var channel: Channel!
     fileprivate var recordBody = true
+    /// Set for a stream that asked for gzip: DATA is inflated as it arrives, so the events are exactly what
+    /// a browser could decode at that moment (`bodyBytes` and `rawPrefix` stay the compressed bytes).
+    fileprivate var inflater: ZlibDecompressor?
 
     var snapshot: Snapshot { self.state.withLockedValue { $0 } }
     var events: [ServerSentEvent] { self.snapshot.events }
@@ -256,9 +263,17 @@ final class H2TestStream: @unchecked Sendable {
                 }
             case .data(let payload):
                 guard case .byteBuffer(var buffer) = payload.data else { return }
-                let text = self.stream.recordBody ? String(buffer: buffer) : ""
                 let count = buffer.readableBytes
                 let head = buffer.getBytes(at: buffer.readerIndex, length: min(count, 16)) ?? []
+                if let inflater = self.stream.inflater {
+                    do {
+                        buffer = try inflater.inflateAll(&buffer)
+                    } catch {
+                        self.stream.state.withLockedValue { $0.body += "<inflate error: \(error)>" }
+                        return
+                    }
+                }
+                let text = self.stream.recordBody ? String(buffer: buffer) : ""
                 var parsed: [ServerSentEvent] = []
                 try? self.parser.parse(&buffer) { output in
                     if case .event(let event) = output { parsed.append(event) }

@@ -12,7 +12,9 @@ struct TestCertificates {
     var clientCertificate: String { self.directory.appendingPathComponent("client.pem").path }
     var clientKey: String { self.directory.appendingPathComponent("client.key").path }
 
+    /// Skips the test when the `openssl` command is missing (fails it under `SSEGATE_REQUIRE_TOOLS=1`).
     static func make(keyType: KeyType = .rsa) throws -> TestCertificates {
+        _ = try ExternalTool.openssl.require()
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-certs-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificates = TestCertificates(directory: directory)

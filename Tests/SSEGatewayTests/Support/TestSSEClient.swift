@@ -127,14 +127,12 @@ final class TestSSEClient: @unchecked Sendable {
             case .body(var buffer):
                 if let inflater = self.client.inflater {
                     self.client.compressedBytes += buffer.readableBytes
-                    var inflated = ByteBufferAllocator().buffer(capacity: 1 << 20)
                     do {
-                        try inflater.inflate(from: &buffer, to: &inflated)
+                        buffer = try inflater.inflateAll(&buffer)
                     } catch {
                         self.client.state.withLockedValue { $0.body += "<inflate error: \(error)>" }
                         return
                     }
-                    buffer = inflated
                 }
                 let text = self.client.recordBody ? String(buffer: buffer) : ""
                 var parsed: [ServerSentEvent] = []
