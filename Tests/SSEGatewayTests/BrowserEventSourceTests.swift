@@ -66,4 +66,40 @@ final class BrowserEventSourceTests: XCTestCase {
             .init(type: "message", id: "6", data: "six"),
         ])
     }
+
+    /// Chromium sends `Accept-Encoding: gzip` on every EventSource request: a burst of 200 short events
+    /// written upstream in one piece, then silence, must all fire at once (the tail of a compressed burst
+    /// once waited inside the compressor for the next upstream event).
+    func testChromiumFiresEveryEventOfABurstWithoutWaitingForTheNext() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.cors.allowOrigins = ["*"] }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let total = 200
+        let page = """
+            <!doctype html><meta charset="utf-8"><title>ssegate</title><script>
+            let count = 0;
+            const post = (kind, value) => fetch('/report', {method: 'POST', body: JSON.stringify({kind, value})});
+            const es = new EventSource('http://127.0.0.1:\(harness.port)/prices');
+            es.onopen = () => post('open', 0);
+            es.onmessage = (e) => { count++; if (count === \(total)) post('all', e.lastEventId); };
+            setInterval(() => post('count', count), 500);
+            </script>
+            """
+        let browser = BrowserHarness(page: page, group: harness.clientGroup)
+        try await browser.start()
+        defer { Task { await browser.stop() } }
+        try await eventually("the browser connected", timeout: .seconds(30)) { browser.received.contains { $0.contains("\"open\"") } }
+        try await harness.waitUntilJoined(1)
+        var burst = ByteBuffer()
+        for index in 1...total {
+            burst.writeString("id: \(index)\ndata: {\"seq\":\(index),\"symbol\":\"ACME\",\"price\":\(100 + index % 7).25,\"note\":\"burst\"}\n\n")
+        }
+        harness.origin.broadcast(burst)
+        try await eventually("the browser fired all \(total) events", timeout: .seconds(3)) {
+            browser.received.contains { $0.contains("\"kind\":\"all\"") && $0.contains("\"value\":\"\(total)\"") }
+        }
+        XCTAssertFalse(browser.received.contains { $0.contains("\"kind\":\"error\"") })
+    }
 }
