@@ -65,12 +65,20 @@ struct BenchStreamReceiver {
             self.loop.scratch = output
         }
         var restarted = false
-        while input.readableBytes > 0 {
+        // zlib may have output left when it filled the scratch buffer, even with all input taken (the rest
+        // of a long match): go on until it stops with room to spare, or the piece's tail would wait for
+        // the next piece.
+        var outputFull = false
+        while input.readableBytes > 0 || outputFull {
             let readerIndex = input.readerIndex
+            outputFull = false
             do {
                 try inflater.inflate(from: &input, to: &output)
             } catch let error as CompressNIOError where error == .bufferOverflow {
-                // The scratch buffer is full: scan it and go on with the rest of the input.
+                // The scratch buffer is full: scan it and go on.
+                outputFull = output.writableBytes == 0
+            } catch let error as CompressNIOError where error == .inputBufferOverflow && input.readableBytes == 0 {
+                // Asked for more after a full buffer, and there was nothing more.
             }
             let progressed = input.readerIndex != readerIndex || output.readableBytes > 0
             try self.scan(output, receivedAt: now)
@@ -79,6 +87,7 @@ struct BenchStreamReceiver {
                 restarted = false
                 continue
             }
+            if input.readableBytes == 0 { break }
             // zlib takes no input after the end of a gzip member: what follows must be the next member
             // (RFC 1952 §2.2). A fresh member that still takes nothing is no gzip: malformed.
             guard !restarted else { throw CompressNIOError.corruptData }

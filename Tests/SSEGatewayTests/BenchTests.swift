@@ -5,7 +5,7 @@ import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
-import SSEBench
+@testable import SSEBench
 @testable import SSEGateway
 import XCTest
 
@@ -355,9 +355,10 @@ final class BenchTests: XCTestCase {
     }
 
     /// SSE events `seqs`, each sent now (`"ts":` in µs since the epoch).
-    private static func events(_ seqs: ClosedRange<Int>) -> String {
+    private static func events(_ seqs: ClosedRange<Int>, padding: Int = 0) -> String {
         let now = Int64(Date().timeIntervalSince1970 * 1e6)
-        return seqs.map { "data: {\"seq\":\($0),\"ts\":\(now)}\n\n" }.joined()
+        let pad = padding > 0 ? ",\"pad\":\"\(String(repeating: "x", count: padding))\"" : ""
+        return seqs.map { "data: {\"seq\":\($0),\"ts\":\(now)\(pad)}\n\n" }.joined()
     }
 
     private static func gzip(_ text: String) throws -> ByteBuffer {
@@ -398,6 +399,45 @@ final class BenchTests: XCTestCase {
             XCTAssertEqual(report.deliveries, 4 * 6, report.text)
             XCTAssertEqual(report.missing, 0, report.text)
             XCTAssertEqual(report.protocolErrors, 0, report.text)
+        }
+    }
+
+    /// One write of a sync-flushed gzip stream that inflates to far more than the 64 KiB scratch buffer,
+    /// then silence: every event is counted from that one piece (none waits for the next piece).
+    func testGzipPieceInflatingPastTheScratchBufferCountsEveryEvent() async throws {
+        let count = 3000
+        try await self.withScriptedServer({ channel in
+            channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
+            channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
+                let compressor = try! ZlibCompressor(algorithm: .gzip)
+                var input = ByteBuffer(string: Self.events(1...count, padding: 200))
+                var output = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 64)
+                try! compressor.deflate(from: &input, to: &output, flush: .sync)
+                channel.writeAndFlush(output, promise: nil)
+            }
+        }) { port in
+            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
+            XCTAssertEqual(report.connected, 4, report.text)
+            XCTAssertEqual(report.deliveries, 4 * count, report.text)
+            XCTAssertEqual(report.protocolErrors, 0, report.text)
+        }
+    }
+
+    /// The same at the receiver, with a small scratch buffer and many sizes: whatever the alignment of the
+    /// last output with the buffer's end, the events of a piece are all counted from that piece.
+    func testReceiverCountsEveryEventOfAGzipPieceWhateverItInflatesTo() throws {
+        for count in stride(from: 1, through: 400, by: 3) {
+            let loop = BenchLoopTally()
+            loop.scratch = ByteBufferAllocator().buffer(capacity: 1024)
+            var receiver = BenchStreamReceiver(loop: loop)
+            receiver.requestSent()
+            XCTAssertTrue(receiver.head(status: 200, gzip: true))
+            let compressor = try ZlibCompressor(algorithm: .gzip)
+            var input = ByteBuffer(string: Self.events(1...count, padding: count % 97))
+            var piece = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 64)
+            try compressor.deflate(from: &input, to: &piece, flush: .sync)
+            try receiver.body(piece)
+            XCTAssertEqual(loop.tally.events, count, "\(count) events in one piece")
         }
     }
 
