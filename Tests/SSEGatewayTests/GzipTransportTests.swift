@@ -1,0 +1,72 @@
+import CompressNIO
+import NIOCore
+@testable import SSEGateway
+import XCTest
+
+/// `GzipTransport` in front of a recording transport, without sockets: after each flush, what the inner
+/// transport received inflates to exactly what was written, however large the batch.
+final class GzipTransportTests: XCTestCase {
+    /// Records what a transport is asked to do.
+    final class RecordingTransport: StreamTransport {
+        var framing: StreamFraming { .raw }
+        var isWritable = true
+        var written = ByteBuffer()
+        var heads: [ResponseHead] = []
+        var flushes = 0
+        var finished = false
+        var aborted = false
+
+        func heldSince() -> NIODeadline? { nil }
+        func writeHead(_ head: ResponseHead) { self.heads.append(head) }
+        func writeShared(_ bytes: ByteBuffer) { self.written.writeImmutableBuffer(bytes) }
+        func writePayload(_ bytes: ByteBuffer) { self.written.writeImmutableBuffer(bytes) }
+        func flush() { self.flushes += 1 }
+        func abort() { self.aborted = true }
+        func finish() { self.finished = true }
+        func respond(_ head: ResponseHead, body: String) {}
+    }
+
+    func testEveryFlushHandsOnAllThatWasWrittenWhateverTheBatchSize() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        gzip.writeHead(ResponseHead(status: .ok))
+        XCTAssertEqual(inner.heads.first?.headers.last?.0, "Content-Encoding")
+        let inflater = try ZlibDecompressor(algorithm: .gzip)
+        var generator = SeededGenerator(seed: 7)
+        var sent = ""
+        var decoded = ""
+        // Batches from one event to thousands, short and long: the reported failure was a sync flush whose
+        // output did not fit the buffer sized for its (empty) input.
+        for (count, size) in [(1, 20), (50, 90), (200, 90), (2000, 20), (2000, 90), (300, 8192), (5, 100_000)] {
+            for index in 0..<count {
+                let event = "id: \(index)\ndata: \(generator.payload(bytes: size))\n\n"
+                sent += event
+                gzip.writeShared(ByteBuffer(string: event))
+            }
+            gzip.flush()
+            var received = inner.written
+            inner.written.clear()
+            decoded += String(buffer: try inflater.inflateAll(&received))
+            XCTAssertEqual(decoded.utf8.count, sent.utf8.count, "\(count) events of \(size) bytes: all decodable after the flush")
+            XCTAssertTrue(decoded == sent, "\(count) events of \(size) bytes")
+        }
+        XCTAssertFalse(inner.aborted)
+        // The end of the stream: a drain's retry, then the gzip trailer, all of it before the inner finish.
+        gzip.writePayload(ByteBuffer(string: "retry: 1234\n\n"))
+        gzip.flush()
+        gzip.finish()
+        XCTAssertTrue(inner.finished)
+        var rest = inner.written
+        decoded += String(buffer: try inflater.inflateAll(&rest))
+        XCTAssertTrue(decoded.hasSuffix("retry: 1234\n\n"))
+        XCTAssertFalse(inner.aborted)
+    }
+
+    func testAFlushWithNothingWrittenWritesNothing() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        gzip.flush()
+        XCTAssertEqual(inner.written.readableBytes, 0)
+        XCTAssertEqual(inner.flushes, 1, "the flush itself goes through")
+    }
+}
