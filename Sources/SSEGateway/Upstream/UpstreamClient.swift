@@ -51,7 +51,11 @@ final class UpstreamClient {
         }
         self.logger = logger
         self.logger[metadataKey: "upstream"] = "\(url)"
-        self.machine = UpstreamStateMachine(initialBackoff: settings.backoffInitial, maxBackoff: settings.backoffMax)
+        self.machine = UpstreamStateMachine(
+            initialBackoff: settings.backoffInitial,
+            maxBackoff: settings.backoffMax,
+            resetAfter: settings.backoffResetAfter
+        )
         let limit = max(settings.maxEventSize, 64)
         self.parser = SSEParser(limits: .init(maxLineBytes: limit, maxEventBytes: limit))
     }
@@ -188,7 +192,7 @@ final class UpstreamClient {
 
     func streamStarted(generation: Int) {
         guard generation == self.generation else { return }
-        if self.machine.streamStarted() {
+        if self.machine.streamStarted(at: .now()) {
             self.logger.info("upstream connected")
         }
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
@@ -209,7 +213,6 @@ final class UpstreamClient {
 
     func received(_ events: [ServerSentEvent], generation: Int) {
         guard generation == self.generation, !events.isEmpty else { return }
-        self.machine.receivedEvent()
         if let id = events.last(where: { $0.id != nil })?.id {
             self.lastEventID = id
         }
@@ -228,7 +231,7 @@ final class UpstreamClient {
             // not make the gateway drop and reconnect forever; the event is dropped (and counted) either way.
             self.lastEventID = self.parser.lastEventID
         }
-        let (action, logChange) = self.machine.failed(failure, jitter: Double.random(in: 0..<1))
+        let (action, logChange) = self.machine.failed(failure, jitter: Double.random(in: 0..<1), at: .now())
         if logChange {
             if case .noContent = failure {
                 self.logger.notice("upstream lost", metadata: ["reason": "\(failure)"])
