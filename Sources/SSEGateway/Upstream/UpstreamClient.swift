@@ -173,8 +173,8 @@ final class UpstreamClient {
         headers.add(name: "Accept", value: "text/event-stream")
         headers.add(name: "Cache-Control", value: "no-cache")
         headers.add(name: "User-Agent", value: "ssegate")
-        if let userInfo = self.url.userInfo {
-            headers.add(name: "Authorization", value: "Basic " + Base64.encode(Array(userInfo.utf8)))
+        if let authorization = self.url.basicAuthorization {
+            headers.add(name: "Authorization", value: authorization)
         }
         for header in self.settings.headers {
             headers.replaceOrAdd(name: header.name, value: header.value)
