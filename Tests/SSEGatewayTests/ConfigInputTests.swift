@@ -57,7 +57,7 @@ final class ConfigInputTests: XCTestCase {
         }
     }
 
-    /// 10,000 feeds load in well under two seconds even in a debug build (the duplicate check used to
+    /// 10,000 feeds load in about two seconds even in a debug build (the duplicate check used to
     /// compare every feed with every earlier one: 8.8 s in a release build).
     func testTenThousandFeedsLoadInLinearTime() throws {
         var yaml = "feeds:\n"
@@ -72,7 +72,8 @@ final class ConfigInputTests: XCTestCase {
         XCTAssertEqual(errors.count, 1)
         XCTAssertEqual(errors.first?.line, 20_002)
         XCTAssertTrue(errors.first?.message.contains("duplicate path '/feed/7' (first used by feeds[7], line 16)") ?? false, "\(errors)")
-        XCTAssertLessThan(elapsed, 3, "10,000 feeds took \(elapsed) s to check")
+        // About 1.8 s here, most of it in Yams; the quadratic check took 100 s in a debug build.
+        XCTAssertLessThan(elapsed, 4, "10,000 feeds took \(elapsed) s to check")
     }
 
     /// A UTF-8 byte order mark (Windows editors write one) is not part of the YAML: it is skipped, and the
