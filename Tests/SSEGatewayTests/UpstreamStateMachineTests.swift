@@ -118,6 +118,24 @@ final class UpstreamStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.failed(.closed, jitter: 0, at: self.t0 + .seconds(70)).action, .reconnectAfter(.seconds(20)))
     }
 
+    func testAStopAfterAHealthyStreamStartsTheNextRunAtTheInitialBackoff() {
+        var machine = UpstreamStateMachine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(10), resetAfter: .seconds(30))
+        _ = machine.start()
+        for _ in 0..<3 {
+            _ = machine.failed(.connectFailed("x"), jitter: 1, at: self.t0)
+            _ = machine.retryTimerFired()
+        }
+        _ = machine.streamStarted(at: self.t0)
+        XCTAssertEqual(machine.stop(at: self.t0 + .seconds(5)), .close)
+        XCTAssertEqual(machine.start(), .connect)
+        XCTAssertEqual(machine.failed(.connectFailed("x"), jitter: 1, at: self.t0 + .seconds(6)).action, .reconnectAfter(.milliseconds(800)), "a short stream proves nothing")
+        _ = machine.retryTimerFired()
+        _ = machine.streamStarted(at: self.t0 + .seconds(7))
+        XCTAssertEqual(machine.stop(at: self.t0 + .minutes(5)), .close)
+        XCTAssertEqual(machine.start(), .connect)
+        XCTAssertEqual(machine.failed(.connectFailed("x"), jitter: 1, at: self.t0 + .minutes(6)).action, .reconnectAfter(.milliseconds(100)))
+    }
+
     func testStopFromAnyState() {
         var machine = UpstreamStateMachine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(10))
         XCTAssertEqual(machine.stop(), .none)

@@ -67,7 +67,7 @@ final class UpstreamClient {
 
     func stop() {
         self.loop.preconditionInEventLoop()
-        self.run(self.machine.stop())
+        self.run(self.machine.stop(at: .now()))
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
     }
 

@@ -150,12 +150,17 @@ public struct UpstreamStateMachine {
         return .connect
     }
 
-    public mutating func stop() -> Action {
+    /// Stops at `now` (an on-demand feed whose last client left): a stream that was up for `resetAfter`
+    /// counts as healthy, so the next start begins with the initial backoff.
+    public mutating func stop(at now: NIODeadline? = nil) -> Action {
         switch self.state {
         case .stopped, .idle:
             self.state = .stopped
             return .none
         case .connecting, .streaming, .waiting:
+            if case .streaming = self.state, let now, let since = self.streamingSince, now - since >= self.resetAfter {
+                self.failures = 0
+            }
             self.state = .stopped
             self.lastReportedKind = nil
             self.streamingSince = nil
