@@ -285,7 +285,8 @@ final class UpstreamFailureTests: XCTestCase {
     /// one that refuses: the backoff starts over only after a stream stayed up for `backoff.reset_after`.
     /// (Before, every event reset it: ~60 reconnects in this window at the 20 ms initial backoff.)
     func testFlappingUpstreamIsBackedOff() async throws {
-        let harness = try await Harness.start { origin in
+        let log = LogRecorder()
+        let harness = try await Harness.start(logger: log.logger()) { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") {
                 $0.settings.upstream.backoffInitial = .milliseconds(20)
                 $0.settings.upstream.backoffMax = .milliseconds(400)
@@ -304,6 +305,10 @@ final class UpstreamFailureTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(reconnects, 3, "the gateway must keep reconnecting")
         XCTAssertLessThanOrEqual(reconnects, 15, "a flapping upstream was reconnected \(reconnects) times in 1.5 s")
         XCTAssertGreaterThanOrEqual(client.events.count, 2, "the events of the short streams still reach clients")
+        // Not a line per reconnect: two cycles (connected, lost, connected, lost + flapping), then quiet.
+        let upstreamLines = log.recorded.filter { $0.message.hasPrefix("upstream") }
+        XCTAssertLessThanOrEqual(upstreamLines.count, 5, "\(reconnects) reconnects logged as \(upstreamLines.map(\.message))")
+        XCTAssertTrue(upstreamLines.contains { $0.message == "upstream lost" && $0.metadata["flapping"] != nil }, "\(upstreamLines)")
         XCTAssertFalse(client.isClosed)
         await client.close()
     }

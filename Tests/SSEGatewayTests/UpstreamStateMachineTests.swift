@@ -118,6 +118,39 @@ final class UpstreamStateMachineTests: XCTestCase {
         XCTAssertEqual(machine.failed(.closed, jitter: 0, at: self.t0 + .seconds(70)).action, .reconnectAfter(.seconds(20)))
     }
 
+    /// A backend that keeps accepting and dropping streams logs its first two cycles, then nothing until a
+    /// stream stays up for reset_after (or it fails in a new way), not two lines per reconnect.
+    func testAFlappingUpstreamIsLoggedAsOneStateUntilAStreamStaysUp() {
+        var machine = UpstreamStateMachine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(10), resetAfter: .seconds(30))
+        var now = self.t0
+        var lines = 0
+        func cycle(_ failure: UpstreamFailure = .closed, upFor: TimeAmount = .seconds(1)) {
+            if machine.streamStarted(at: now) { lines += 1 }
+            now = now + upFor
+            if machine.failed(failure, jitter: 1, at: now).logChange { lines += 1 }
+            _ = machine.retryTimerFired()
+        }
+        _ = machine.start()
+        cycle()
+        cycle()
+        XCTAssertTrue(machine.isFlapping)
+        XCTAssertEqual(lines, 4, "connected, lost, connected, lost (flapping)")
+        for _ in 0..<20 { cycle() }
+        XCTAssertEqual(lines, 4, "no line per reconnect while flapping")
+        cycle(.error("bad chunk"))
+        XCTAssertEqual(lines, 5, "a loss of a new kind is still logged")
+        // A stream that stays up: the timer at reset_after ends the spell, with one line; the backoff starts over.
+        XCTAssertFalse(machine.streamStarted(at: now))
+        XCTAssertFalse(machine.streamStayedUp(at: now + .seconds(29)), "too early")
+        XCTAssertTrue(machine.streamStayedUp(at: now + .seconds(30)))
+        XCTAssertFalse(machine.isFlapping)
+        XCTAssertEqual(machine.failures, 0)
+        XCTAssertTrue(machine.failed(.closed, jitter: 1, at: now + .minutes(2)).logChange, "the next loss is news")
+        XCTAssertEqual(machine.state, .waiting(attempt: 1))
+        _ = machine.retryTimerFired()
+        XCTAssertTrue(machine.streamStarted(at: now + .minutes(3)), "and so is the next connect")
+    }
+
     func testAStopAfterAHealthyStreamStartsTheNextRunAtTheInitialBackoff() {
         var machine = UpstreamStateMachine(initialBackoff: .milliseconds(100), maxBackoff: .seconds(10), resetAfter: .seconds(30))
         _ = machine.start()

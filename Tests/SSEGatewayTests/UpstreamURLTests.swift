@@ -54,7 +54,8 @@ final class UpstreamURLTests: XCTestCase {
     /// The origin receives the decoded password; `/api/feeds` and the status stream show neither the
     /// credentials nor the query's secret.
     func testAdminShowsNoQuerySecretAndOriginGetsDecodedCredentials() async throws {
-        let harness = try await Harness.start { origin in
+        let log = LogRecorder()
+        let harness = try await Harness.start(logger: log.logger()) { origin in
             let hostPort = origin.dropFirst("http://".count)
             return [try Harness.feed("/prices", upstream: "http://bob:Pa55w0rd%40x@\(hostPort)/prices?api_key=SECRET123&v=2")]
         }
@@ -80,7 +81,14 @@ final class UpstreamURLTests: XCTestCase {
         await admin.close()
         let first = try XCTUnwrap(StatusPageTests.decode(admin.events).first)
         XCTAssertEqual(first.feeds.first?.upstreamUrl, "\(harness.originURL)/prices?api_key=***&v=***")
-        for text in [admin.body, feedsJSON] {
+        // The upstream's log lines name it, without the secret.
+        harness.origin.closeStreams()
+        try await eventually("upstream lost and connected again, logged") {
+            log.recorded.filter { $0.message == "upstream connected" }.count >= 2
+        }
+        let logLines = log.recorded.map { "\($0.message) \($0.metadata)" }
+        XCTAssertTrue(log.recorded.contains { $0.metadata["upstream"] == "\(harness.originURL)/prices?api_key=***&v=***" }, "\(logLines)")
+        for text in [admin.body, feedsJSON] + logLines {
             XCTAssertFalse(text.contains("SECRET123") || text.contains("Pa55w0rd") || text.contains("bob"), text)
         }
     }

@@ -28,6 +28,8 @@ final class UpstreamClient {
     private var machine: UpstreamStateMachine
     private var channel: Channel?
     private var retryTask: Scheduled<Void>?
+    /// Fires `backoff.reset_after` into a stream: the upstream counts as healthy from then on.
+    private var stableTask: Scheduled<Void>?
     /// Incremented per connection attempt; callbacks of an older attempt are ignored.
     private var generation = 0
     var parser: SSEParser
@@ -94,6 +96,8 @@ final class UpstreamClient {
     }
 
     private func closeChannel() {
+        self.stableTask?.cancel()
+        self.stableTask = nil
         self.generation += 1
         if let channel = self.channel {
             self.channel = nil
@@ -195,6 +199,14 @@ final class UpstreamClient {
         if self.machine.streamStarted(at: .now()) {
             self.logger.info("upstream connected")
         }
+        self.stableTask?.cancel()
+        self.stableTask = self.loop.scheduleTask(in: self.settings.backoffResetAfter) { [weak self] in
+            guard let self, generation == self.generation else { return }
+            self.stableTask = nil
+            if self.machine.streamStayedUp(at: .now()) {
+                self.logger.info("upstream connected and stable again")
+            }
+        }
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
     }
 
@@ -233,10 +245,14 @@ final class UpstreamClient {
         }
         let (action, logChange) = self.machine.failed(failure, jitter: Double.random(in: 0..<1), at: .now())
         if logChange {
+            var metadata: Logger.Metadata = ["reason": "\(failure)"]
+            if self.machine.isFlapping {
+                metadata["flapping"] = "streams end within reset_after; logged again once one stays up"
+            }
             if case .noContent = failure {
-                self.logger.notice("upstream lost", metadata: ["reason": "\(failure)"])
+                self.logger.notice("upstream lost", metadata: metadata)
             } else {
-                self.logger.warning("upstream lost", metadata: ["reason": "\(failure)"])
+                self.logger.warning("upstream lost", metadata: metadata)
             }
         }
         if case .reconnectAfter(let delay) = action {

@@ -50,7 +50,9 @@ public enum UpstreamFailure: Equatable, Sendable, CustomStringConvertible {
 /// backed off like one that refuses. The upstream's own `retry:` is a floor for the reconnects after the
 /// connection that sent it (a later connection that does not repeat it clears it); `204` waits the maximum.
 /// `logChange` in the returned decisions is true only when the state an operator cares about changed
-/// (connected, or a failure of a new kind), so logs are one line per change, spaced by the growing backoff.
+/// (connected, or a failure of a new kind), so logs are one line per change. A flapping upstream (two
+/// streams in a row that ended before `resetAfter`) is one state: its further connects and losses of the
+/// same kind are not logged until a stream stays up for `resetAfter` (`streamStayedUp`).
 public struct UpstreamStateMachine {
     public enum State: Equatable {
         case idle
@@ -81,6 +83,11 @@ public struct UpstreamStateMachine {
     private var lastReportedKind: Int?
     /// When the current stream started (set in `.streaming` only).
     private var streamingSince: NIODeadline?
+    /// Streams in a row that ended before `resetAfter`.
+    public private(set) var shortStreams = 0
+
+    /// Streams keep ending soon after they start: connects and same-kind losses are no longer logged.
+    public var isFlapping: Bool { self.shortStreams >= 2 }
 
     public init(initialBackoff: TimeAmount, maxBackoff: TimeAmount, resetAfter: TimeAmount = .seconds(30)) {
         self.initialBackoff = initialBackoff
@@ -107,9 +114,29 @@ public struct UpstreamStateMachine {
         self.state = .streaming
         self.streamingSince = now
         self.retryFloor = nil
+        guard !self.isFlapping else {
+            // The loss of this stream, if it is short again, is then not a new state either.
+            return false
+        }
         let report = self.lastReportedKind != -1
         self.lastReportedKind = -1
         return report
+    }
+
+    /// The current stream has been up for `resetAfter` (a timer set when it started): the upstream is
+    /// healthy again, so the backoff starts over now. Returns true when this ends a flapping spell and
+    /// is worth a log line (the connects during the spell were not logged).
+    public mutating func streamStayedUp(at now: NIODeadline) -> Bool {
+        guard case .streaming = self.state, let since = self.streamingSince, now - since >= self.resetAfter else {
+            return false
+        }
+        self.failures = 0
+        let wasFlapping = self.isFlapping
+        self.shortStreams = 0
+        if wasFlapping {
+            self.lastReportedKind = -1
+        }
+        return wasFlapping
     }
 
     /// The upstream's `retry:`, a floor for the backoff but never above `maxBackoff`.
@@ -129,6 +156,9 @@ public struct UpstreamStateMachine {
             // or a backend that sends two events and breaks the stream would be retried at `initial` forever.
             if let since = self.streamingSince, now - since >= self.resetAfter {
                 self.failures = 0
+                self.shortStreams = 0
+            } else {
+                self.shortStreams += 1
             }
             self.streamingSince = nil
         case .connecting:
@@ -164,6 +194,8 @@ public struct UpstreamStateMachine {
             self.state = .stopped
             self.lastReportedKind = nil
             self.streamingSince = nil
+            // Logging starts afresh with the next start (its connect is logged).
+            self.shortStreams = 0
             return .close
         }
     }
