@@ -56,7 +56,9 @@ extension UpstreamURL {
                 index += 1
                 continue
             }
-            guard index + 2 < utf8.count, let high = Self.hexValue(utf8[index + 1]), let low = Self.hexValue(utf8[index + 2])
+            guard index + 2 < utf8.count,
+                let high = Self.hexValue(utf8[index + 1]),
+                let low = Self.hexValue(utf8[index + 2])
             else {
                 return nil
             }
