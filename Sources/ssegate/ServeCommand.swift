@@ -53,7 +53,7 @@ enum GatewayRunner {
             onSecondStop: { logger.notice("second signal: exiting at once"); Foundation.exit(0) }
         )
         var group = ServiceGroupConfiguration(
-            services: [GatewayService(server: server, logger: logger)],
+            services: [GatewayService(server: server, shutdownTimeout: config.shutdownTimeout, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
@@ -65,14 +65,39 @@ enum GatewayRunner {
 }
 
 /// The running gateway as a `Service`: it waits for the group's graceful shutdown, then drains.
+///
+/// The drain spreads the clients' closes over 80% of `shutdown_timeout` and ends its wait at the timeout,
+/// but what comes after (closing thousands of channels, a TLS peer that never answers `close_notify`,
+/// freeing a large heap) is not bounded by it. So the process also holds a hard deadline: when
+/// `shutdown_timeout` has passed since the signal, it exits, whatever is still closing.
 struct GatewayService: Service {
     let server: GatewayServer
+    let shutdownTimeout: TimeAmount
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
         self.logger.info("draining (a second signal exits at once)")
+        ShutdownDeadline.arm(after: self.shutdownTimeout, logger: self.logger)
         try await self.server.drainAndShutdown()
+    }
+}
+
+/// Exits the process when the shutdown timeout passes. A Dispatch timer, not an event-loop task: the
+/// event loops are what may be too busy closing connections to run it on time.
+enum ShutdownDeadline {
+    nonisolated(unsafe) private static var timer: DispatchSourceTimer?
+
+    static func arm(after timeout: TimeAmount, logger: Logger) {
+        let timer = DispatchSource.makeTimerSource(queue: DispatchQueue(label: "ssegate.shutdown-deadline"))
+        timer.schedule(deadline: .now() + .nanoseconds(Int(timeout.nanoseconds)))
+        timer.setEventHandler {
+            logger.warning("shutdown_timeout passed: exiting with connections still closing")
+            Foundation.exit(0)
+        }
+        timer.resume()
+        // Kept for the life of the process: a released source is cancelled.
+        Self.timer = timer
     }
 }
 

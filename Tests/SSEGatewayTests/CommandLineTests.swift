@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import XCTest
 
 /// The `ssegate` executable as a user runs it (SPEC §1): exit codes, `FILE:LINE:COLUMN:` errors, one-line
@@ -206,6 +207,68 @@ final class CommandLineTests: XCTestCase {
         XCTAssertEqual(running.process.terminationStatus, 0, "stderr: \(running.stderr)")
         try await stream.wait("client closed at shutdown", timeout: .seconds(2)) { _, closed in closed }
         stream.close()
+    }
+
+    /// The process exits within `shutdown_timeout` whatever is still closing: here a thousand clients and
+    /// twenty TLS clients that stopped reading, so their connections would each wait NIOSSL's 5 s for a
+    /// `close_notify` answer before the event loops could shut down (the old exit came after ~5-6 s).
+    func testServeExitsWithinShutdownTimeoutWhateverIsStillClosing() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
+        defer { Task { try? await group.shutdownGracefully() } }
+        let certificates = try ConfigFixtures.certificates()
+        let listenPort = try await Self.freePort(group: group)
+        let tlsPort = try await Self.freePort(group: group)
+        let adminPort = try await Self.freePort(group: group)
+        let config = """
+            log_level: error
+            shutdown_timeout: 1s
+            listen:
+              - address: 127.0.0.1:\(listenPort)
+              - address: 127.0.0.1:\(tlsPort)
+                tls: { certificate: "\(certificates.serverCertificate)", private_key: "\(certificates.serverKey)" }
+            admin:
+              address: 127.0.0.1:\(adminPort)
+            limits: { max_clients: 5000 }
+            feeds:
+              - path: /prices
+                upstream:
+                  url: http://127.0.0.1:1/prices
+
+            """
+        let running = try self.launch(["serve", "--config", try self.write("drain.yaml", config)])
+        try await eventually("serve is ready", timeout: .seconds(10)) {
+            let answer = try? await rawExchange(port: adminPort, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
+        }
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(certificates.caCertificate)
+        var stalled: [TestSSEClient] = []
+        for _ in 0..<20 {
+            let client = try await TestSSEClient.connect(port: tlsPort, path: "/prices", group: group, tls: tls)
+            _ = try await client.waitForHead()
+            try await client.stopReading()
+            stalled.append(client)
+        }
+        var plain: [TestSSEClient] = []
+        for _ in 0..<1000 {
+            plain.append(try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group, recordBody: false))
+        }
+        let clients = plain
+        try await eventually("all clients streaming", timeout: .seconds(10)) { clients.allSatisfy { $0.snapshot.head != nil } }
+
+        let signalled = Date()
+        running.process.terminate()  // SIGTERM to this pid only
+        while running.process.isRunning, Date().timeIntervalSince(signalled) < 8 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let took = Date().timeIntervalSince(signalled)
+        XCTAssertFalse(running.process.isRunning, "serve still running 8 s after SIGTERM")
+        XCTAssertLessThan(took, 1.5, "serve took \(took) s to exit with shutdown_timeout: 1s; stderr: \(running.stderr)")
+        if !running.process.isRunning {
+            XCTAssertEqual(running.process.terminationReason, .exit)
+            XCTAssertEqual(running.process.terminationStatus, 0, "stderr: \(running.stderr)")
+        }
+        for client in stalled + plain { await client.close() }
     }
 
     // MARK: bench

@@ -210,6 +210,28 @@ final class ConfigErrorTests: XCTestCase {
         )
     }
 
+    func testBackoffResetAfterMustBeAPositiveDuration() {
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              upstream:
+                backoff: { reset_after: 0s }
+            """,
+            line: 3, column: 29,
+            "defaults.upstream.backoff.reset_after: must be greater than 0, got '0s'"
+        )
+        ConfigFixtures.assertSingleError(
+            """
+            defaults:
+              upstream:
+                backoff:
+                  reset_after: soon
+            """,
+            line: 4, column: 20,
+            "defaults.upstream.backoff.reset_after: expected \(ConfigValueParser.durationForm), got 'soon'"
+        )
+    }
+
     func testCredentialsWithWildcardOrigin() {
         ConfigFixtures.assertSingleError(
             """

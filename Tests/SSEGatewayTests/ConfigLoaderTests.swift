@@ -202,7 +202,7 @@ final class ConfigLoaderTests: XCTestCase {
               client: { max_queue: 2MiB, max_lag: 5s }
               upstream:
                 connect_timeout: 2s
-                backoff: { initial: 1s, max: 1m }
+                backoff: { initial: 1s, max: 1m, reset_after: 2m }
                 max_event_size: 64KiB
               cors: { allow_origins: ["https://a.example"] }
             feeds:
@@ -231,6 +231,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(a.upstream.connectTimeout, .seconds(2))
         XCTAssertEqual(a.upstream.backoffInitial, .milliseconds(500))
         XCTAssertEqual(a.upstream.backoffMax, .minutes(1))
+        XCTAssertEqual(a.upstream.backoffResetAfter, .minutes(2), "reset_after is inherited key by key like initial and max")
         XCTAssertEqual(a.upstream.maxEventSize, 64 * 1024)
         XCTAssertEqual(a.cors.allowOrigins, ["https://a.example"])
         XCTAssertTrue(a.cors.allowCredentials)

@@ -272,6 +272,33 @@ final class HTTPSemanticsTests: XCTestCase {
         XCTAssertFalse(badHeader.response.contains("text/event-stream"))
     }
 
+    /// RFC 9112 §3.2: HTTP/1.1 without `Host`, or any request with two, is a 400 (and the connection closes);
+    /// HTTP/1.0 without `Host` is still served.
+    func testMissingOrRepeatedHostIs400() async throws {
+        let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        defer { Task { await harness.stop() } }
+        let requests = [
+            "GET /prices HTTP/1.1\r\n\r\n",
+            "GET /prices HTTP/1.1\r\nHost: gw\r\nHost: other\r\n\r\n",
+            "GET /prices HTTP/1.0\r\nHost: gw\r\nhost: gw\r\n\r\n",
+            "HEAD /nope HTTP/1.1\r\nConnection: close\r\n\r\n",
+            "OPTIONS * HTTP/1.1\r\n\r\n",
+        ]
+        for request in requests {
+            let result = try await rawExchange(port: harness.port, request, group: harness.clientGroup)
+            XCTAssertTrue(result.response.hasPrefix("HTTP/1.1 400"), "\(request.debugDescription): \(result.response)")
+            XCTAssertTrue(result.closedByServer, "\(request.debugDescription): the server must close after a 400")
+            XCTAssertFalse(result.response.contains("text/event-stream"))
+        }
+        let joined = try await harness.joinedClients()
+        XCTAssertEqual(joined, 0)
+
+        let http10 = try await rawExchange(port: harness.port, "HEAD /prices HTTP/1.0\r\n\r\n", group: harness.clientGroup)
+        XCTAssertTrue(http10.response.hasPrefix("HTTP/1.0 200") || http10.response.hasPrefix("HTTP/1.1 200"), http10.response)
+        let oneHost = try await rawExchange(port: harness.port, "HEAD /prices HTTP/1.1\r\nhost: gw\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+        XCTAssertTrue(oneHost.response.hasPrefix("HTTP/1.1 200"), oneHost.response)
+    }
+
     func testOversizedHeadIs431AndCloses() async throws {
         let harness = try await Harness.start(configure: { $0.limits.maxHeaderBytes = 2048 }) { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices")]

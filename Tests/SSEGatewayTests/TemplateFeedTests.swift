@@ -68,7 +68,7 @@ final class TemplateFeedTests: XCTestCase {
         XCTAssertThrowsError(try PathTemplate(parsing: "/rooms/x{room}"))
         let url = try UpstreamURL(parsing: "https://user:pw@backend:8443/r/{room}?x=1")
         XCTAssertEqual(url.filled(with: ["room": "a/b c"]).target, "/r/a%2Fb%20c?x=1")
-        XCTAssertEqual(url.description, "https://backend:8443/r/{room}?x=1", "no credentials in descriptions")
+        XCTAssertEqual(url.description, "https://backend:8443/r/{room}?x=***", "no credentials or query values in descriptions")
         XCTAssertEqual(url.port, 8443)
         XCTAssertEqual(url.userInfo, "user:pw")
     }

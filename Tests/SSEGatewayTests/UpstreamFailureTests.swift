@@ -281,6 +281,71 @@ final class UpstreamFailureTests: XCTestCase {
         await client.close()
     }
 
+    /// A backend that accepts, sends two events and ends the stream, again and again, is backed off like
+    /// one that refuses: the backoff starts over only after a stream stayed up for `backoff.reset_after`.
+    /// (Before, every event reset it: ~60 reconnects in this window at the 20 ms initial backoff.)
+    func testFlappingUpstreamIsBackedOff() async throws {
+        let log = LogRecorder()
+        let harness = try await Harness.start(logger: log.logger()) { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                $0.settings.upstream.backoffInitial = .milliseconds(20)
+                $0.settings.upstream.backoffMax = .milliseconds(400)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let client = try await harness.client("/prices")
+        _ = try await client.waitForHead()
+        harness.origin.behaviour = .streamThenEnd(bodies: ["data: one\n\ndata: two\n\n"])
+        let before = harness.origin.requests.count
+        harness.origin.closeStreams()
+        try await Task.sleep(nanoseconds: 1_500_000_000)
+        let reconnects = harness.origin.requests.count - before
+        // 20, 40, 80, 160, 320, 400, 400 ms (at least half of each with jitter): at most ~11 in 1.5 s.
+        XCTAssertGreaterThanOrEqual(reconnects, 3, "the gateway must keep reconnecting")
+        XCTAssertLessThanOrEqual(reconnects, 15, "a flapping upstream was reconnected \(reconnects) times in 1.5 s")
+        XCTAssertGreaterThanOrEqual(client.events.count, 2, "the events of the short streams still reach clients")
+        // Not a line per reconnect: two cycles (connected, lost, connected, lost + flapping), then quiet.
+        let upstreamLines = log.recorded.filter { $0.message.hasPrefix("upstream") }
+        XCTAssertLessThanOrEqual(upstreamLines.count, 5, "\(reconnects) reconnects logged as \(upstreamLines.map(\.message))")
+        XCTAssertTrue(upstreamLines.contains { $0.message == "upstream lost" && $0.metadata["flapping"] != nil }, "\(upstreamLines)")
+        XCTAssertFalse(client.isClosed)
+        await client.close()
+    }
+
+    /// A huge `retry:` from one connection is the floor for the reconnects after it, not for ever: the next
+    /// connection that does not repeat it brings the normal backoff back.
+    func testUpstreamRetryFloorClearsWhenTheNextConnectionDoesNotRepeatIt() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                $0.settings.upstream.backoffInitial = .milliseconds(20)
+                $0.settings.upstream.backoffMax = .milliseconds(1500)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        harness.origin.behaviour = .streamThenEnd(bodies: ["retry: 1500\ndata: a\n\n", "data: b\n\n"])
+        let before = harness.origin.requests.count
+        harness.origin.closeStreams()
+        var times: [NIODeadline] = []
+        var seen = before
+        let deadline = NIODeadline.now() + .seconds(5)
+        while times.count < 3, NIODeadline.now() < deadline {
+            let count = harness.origin.requests.count
+            if count > seen {
+                for _ in seen..<count { times.append(.now()) }
+                seen = count
+            }
+            try await Task.sleep(nanoseconds: 2_000_000)
+        }
+        XCTAssertEqual(times.count, 3, "expected 3 attempts")
+        guard times.count == 3 else { return }
+        let afterRetry = (times[1] - times[0]).nanoseconds / 1_000_000
+        let afterPlain = (times[2] - times[1]).nanoseconds / 1_000_000
+        XCTAssertGreaterThanOrEqual(afterRetry, 1400, "the connection that sent retry: 1500 sets the floor for the next attempt")
+        XCTAssertLessThan(afterPlain, 700, "a connection without retry: clears the floor (waited \(afterPlain) ms)")
+    }
+
     // MARK: Helpers
 
     /// A port nothing listens on: bind port 0, note the port, close.

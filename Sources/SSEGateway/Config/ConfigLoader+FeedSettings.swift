@@ -109,6 +109,9 @@ extension ConfigLoader {
                 isValid = false
             }
         }
+        if let value = mapping.value("reset_after"), let resetAfter = value.duration(positive: true) {
+            upstream.backoffResetAfter = resetAfter
+        }
         if isValid, upstream.backoffInitial > upstream.backoffMax, let blamed = maxValue ?? initialValue {
             mapping.context.report(
                 "\(mapping.path): initial (\(self.format(upstream.backoffInitial))) must not be greater than "

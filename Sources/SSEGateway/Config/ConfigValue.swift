@@ -205,7 +205,7 @@ struct ConfigValue {
         }
     }
 
-    /// A file that must exist and be readable, resolved against the config's folder; returns the resolved path.
+    /// A regular file that must exist and be readable, resolved against the config's folder; returns the resolved path.
     ///
     /// Checked at load time so a typo fails `ssegate --check` instead of the first TLS handshake.
     func readableFile() -> String? {
@@ -214,13 +214,19 @@ struct ConfigValue {
         }
         let resolved = self.context.resolvePath(written)
         let shown = resolved == written ? "'\(written)'" : "'\(written)' (resolved to '\(resolved)')"
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: resolved, isDirectory: &isDirectory) else {
+        // stat, not open: opening a FIFO blocks until a writer comes, which would hang `ssegate check`.
+        var status = stat()
+        guard stat(resolved, &status) == 0 else {
             self.fail("file \(shown) does not exist")
             return nil
         }
-        guard !isDirectory.boolValue else {
+        let type = status.st_mode & S_IFMT
+        guard type != S_IFDIR else {
             self.fail("\(shown) is a directory, not a file")
+            return nil
+        }
+        guard type == S_IFREG else {
+            self.fail("\(shown) is \(Self.describeFileType(type)), not a regular file")
             return nil
         }
         guard FileManager.default.isReadableFile(atPath: resolved) else {
@@ -228,5 +234,16 @@ struct ConfigValue {
             return nil
         }
         return resolved
+    }
+
+    /// "a FIFO", "a socket", …: what a path that is not a regular file is, for the message.
+    static func describeFileType(_ type: mode_t) -> String {
+        switch type {
+        case S_IFIFO: return "a FIFO (named pipe)"
+        case S_IFSOCK: return "a socket"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        default: return "a special file"
+        }
     }
 }

@@ -116,7 +116,7 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
     public var port: Int
     /// Path and query as written, e.g. `/rooms/{room}/events?x=1`.
     public var target: String
-    /// `user:password@` if written; never logged or shown.
+    /// `user:password@` if written, still percent-encoded; never logged or shown (see `basicAuthorization`).
     public var userInfo: String?
 
     public var isTLS: Bool { self.scheme == "https" }
@@ -133,7 +133,11 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         var authority = rest[..<authorityEnd]
         rest = rest[authorityEnd...]
         if let at = authority.lastIndex(of: "@") {
-            self.userInfo = String(authority[..<at])
+            let userInfo = String(authority[..<at])
+            guard Self.decodedCredentials(userInfo) != nil else {
+                throw PathTemplateError(message: "malformed %-escape in the URL's user or password (write '%' as %25)")
+            }
+            self.userInfo = userInfo
             authority = authority[authority.index(after: at)...]
         }
         var host: Substring
@@ -156,7 +160,10 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         self.host = String(host)
         if let portText {
             guard let port = Int(portText), (1...65535).contains(port) else {
-                throw PathTemplateError(message: "bad port '\(portText)' in URL")
+                // Not echoed unless it is digits: an unescaped '/' in a password ends the authority early,
+                // and what looks like a port is then the start of the password.
+                let shown = portText.allSatisfy(\.isASCII) && portText.allSatisfy(\.isNumber) ? " '\(portText)'" : ""
+                throw PathTemplateError(message: "bad port\(shown) in URL")
             }
             self.port = port
         } else {
@@ -193,8 +200,9 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         return self.port == defaultPort ? bracketed : "\(bracketed):\(self.port)"
     }
 
-    /// The URL without credentials, safe for logs and `/api/feeds`.
-    public var description: String { "\(self.scheme)://\(self.hostHeader)\(self.target)" }
+    /// The URL without credentials and with query values hidden, safe for logs and `/api/feeds`
+    /// (see `redactedTarget`). The request itself uses `target`.
+    public var description: String { "\(self.scheme)://\(self.hostHeader)\(self.redactedTarget)" }
 
     static func percentEncode(_ value: String) -> String {
         var out = ""

@@ -29,6 +29,10 @@ struct RequestRouter {
     let registry: FeedRegistry
 
     func route(_ head: HTTPRequestHead) -> RouteDecision {
+        if !Self.hasValidHost(head) {
+            let (response, body) = ResponseHead.plain(.badRequest, "bad request: exactly one Host header is required\n")
+            return .respond(response, body: body, close: true)
+        }
         let (path, query) = Self.split(head.uri)
         if head.method == .OPTIONS && head.uri == "*" {
             return .respond(ResponseHead(status: .noContent, headers: [("Allow", Self.allowedMethods)]), body: "", close: false)
@@ -65,6 +69,17 @@ struct RequestRouter {
         default:
             let (response, body) = ResponseHead.plain(.methodNotAllowed, "method not allowed\n", headers: [("Allow", Self.allowedMethods)])
             return .respond(response, body: body, close: false)
+        }
+    }
+
+    /// RFC 9112 §3.2: an HTTP/1.1 request without `Host`, or any HTTP/1.x request with more than one, is a 400.
+    /// HTTP/1.0 may leave it out; HTTP/2 names the authority in `:authority` and is not checked here.
+    static func hasValidHost(_ head: HTTPRequestHead) -> Bool {
+        guard head.version.major == 1 else { return true }
+        switch head.headers["Host"].count {
+        case 0: return head.version.minor == 0
+        case 1: return true
+        default: return false
         }
     }
 

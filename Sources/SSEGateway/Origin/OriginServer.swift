@@ -17,6 +17,9 @@ public final class OriginServer: @unchecked Sendable {
         case wrongContentType
         /// Accept and send headers, then nothing at all (not even keepalives).
         case silent
+        /// Accept, send a body, and end the response: a flapping backend. The n-th request after the
+        /// behaviour was set gets `bodies[n]`, the last one from then on.
+        case streamThenEnd(bodies: [String])
     }
 
     public struct Options: Sendable {
@@ -42,6 +45,8 @@ public final class OriginServer: @unchecked Sendable {
         var behaviour = Behaviour.stream
         var requests: [HTTPRequestHead] = []
         var totalConnections = 0
+        /// Requests answered since `behaviour` was last set (picks the body of `streamThenEnd`).
+        var answeredInBehaviour = 0
     }
 
     public let options: Options
@@ -62,7 +67,7 @@ public final class OriginServer: @unchecked Sendable {
 
     public var behaviour: Behaviour {
         get { self.state.withLockedValue { $0.behaviour } }
-        set { self.state.withLockedValue { $0.behaviour = newValue } }
+        set { self.state.withLockedValue { $0.behaviour = newValue; $0.answeredInBehaviour = 0 } }
     }
 
     /// Every request head received, oldest first.
@@ -185,6 +190,11 @@ public final class OriginServer: @unchecked Sendable {
     fileprivate func accept(_ head: HTTPRequestHead, channel: Channel) -> (Behaviour, [ByteBuffer]) {
         self.state.withLockedValue { state in
             state.requests.append(head)
+            if case .streamThenEnd(let bodies) = state.behaviour {
+                let body = bodies.isEmpty ? "" : bodies[min(state.answeredInBehaviour, bodies.count - 1)]
+                state.answeredInBehaviour += 1
+                return (state.behaviour, [ByteBuffer(string: body)])
+            }
             guard state.behaviour == .stream || state.behaviour == .silent else { return (state.behaviour, []) }
             state.totalConnections += 1
             if state.behaviour == .silent { return (.silent, []) }
@@ -230,6 +240,11 @@ private final class OriginHandler: ChannelInboundHandler {
             let headers = HTTPHeaders([("Content-Length", String(body.utf8.count)), ("Content-Type", "text/html")])
             context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
+        case .streamThenEnd:
+            let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
+            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            for bytes in replay { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         }
     }

@@ -28,6 +28,8 @@ final class UpstreamClient {
     private var machine: UpstreamStateMachine
     private var channel: Channel?
     private var retryTask: Scheduled<Void>?
+    /// Fires `backoff.reset_after` into a stream: the upstream counts as healthy from then on.
+    private var stableTask: Scheduled<Void>?
     /// Incremented per connection attempt; callbacks of an older attempt are ignored.
     private var generation = 0
     var parser: SSEParser
@@ -51,7 +53,11 @@ final class UpstreamClient {
         }
         self.logger = logger
         self.logger[metadataKey: "upstream"] = "\(url)"
-        self.machine = UpstreamStateMachine(initialBackoff: settings.backoffInitial, maxBackoff: settings.backoffMax)
+        self.machine = UpstreamStateMachine(
+            initialBackoff: settings.backoffInitial,
+            maxBackoff: settings.backoffMax,
+            resetAfter: settings.backoffResetAfter
+        )
         let limit = max(settings.maxEventSize, 64)
         self.parser = SSEParser(limits: .init(maxLineBytes: limit, maxEventBytes: limit))
     }
@@ -63,7 +69,7 @@ final class UpstreamClient {
 
     func stop() {
         self.loop.preconditionInEventLoop()
-        self.run(self.machine.stop())
+        self.run(self.machine.stop(at: .now()))
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
     }
 
@@ -90,6 +96,8 @@ final class UpstreamClient {
     }
 
     private func closeChannel() {
+        self.stableTask?.cancel()
+        self.stableTask = nil
         self.generation += 1
         if let channel = self.channel {
             self.channel = nil
@@ -169,8 +177,8 @@ final class UpstreamClient {
         headers.add(name: "Accept", value: "text/event-stream")
         headers.add(name: "Cache-Control", value: "no-cache")
         headers.add(name: "User-Agent", value: "ssegate")
-        if let userInfo = self.url.userInfo {
-            headers.add(name: "Authorization", value: "Basic " + Base64.encode(Array(userInfo.utf8)))
+        if let authorization = self.url.basicAuthorization {
+            headers.add(name: "Authorization", value: authorization)
         }
         for header in self.settings.headers {
             headers.replaceOrAdd(name: header.name, value: header.value)
@@ -188,8 +196,16 @@ final class UpstreamClient {
 
     func streamStarted(generation: Int) {
         guard generation == self.generation else { return }
-        if self.machine.streamStarted() {
+        if self.machine.streamStarted(at: .now()) {
             self.logger.info("upstream connected")
+        }
+        self.stableTask?.cancel()
+        self.stableTask = self.loop.scheduleTask(in: self.settings.backoffResetAfter) { [weak self] in
+            guard let self, generation == self.generation else { return }
+            self.stableTask = nil
+            if self.machine.streamStayedUp(at: .now()) {
+                self.logger.info("upstream connected and stable again")
+            }
         }
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
     }
@@ -209,7 +225,6 @@ final class UpstreamClient {
 
     func received(_ events: [ServerSentEvent], generation: Int) {
         guard generation == self.generation, !events.isEmpty else { return }
-        self.machine.receivedEvent()
         if let id = events.last(where: { $0.id != nil })?.id {
             self.lastEventID = id
         }
@@ -228,12 +243,16 @@ final class UpstreamClient {
             // not make the gateway drop and reconnect forever; the event is dropped (and counted) either way.
             self.lastEventID = self.parser.lastEventID
         }
-        let (action, logChange) = self.machine.failed(failure, jitter: Double.random(in: 0..<1))
+        let (action, logChange) = self.machine.failed(failure, jitter: Double.random(in: 0..<1), at: .now())
         if logChange {
+            var metadata: Logger.Metadata = ["reason": "\(failure)"]
+            if self.machine.isFlapping {
+                metadata["flapping"] = "streams end within reset_after; logged again once one stays up"
+            }
             if case .noContent = failure {
-                self.logger.notice("upstream lost", metadata: ["reason": "\(failure)"])
+                self.logger.notice("upstream lost", metadata: metadata)
             } else {
-                self.logger.warning("upstream lost", metadata: ["reason": "\(failure)"])
+                self.logger.warning("upstream lost", metadata: metadata)
             }
         }
         if case .reconnectAfter(let delay) = action {

@@ -45,9 +45,14 @@ public enum UpstreamFailure: Equatable, Sendable, CustomStringConvertible {
 /// The lifecycle of one feed's upstream connection, as a value type without I/O:
 /// idle → connecting → streaming → (failure) → waiting → connecting … ; stop() from anywhere.
 ///
-/// Backoff is exponential from `initial` to `max` with equal jitter; the upstream's own `retry:` is a
-/// floor; `204` waits the maximum. `logChange` in the returned decisions is true only when the state an
-/// operator cares about changed (connected, or a failure of a new kind), so logs are one line per change.
+/// Backoff is exponential from `initial` to `max` with equal jitter, and starts over only after a stream
+/// stayed up for `resetAfter`: a backend that accepts, sends a few events and breaks the stream again is
+/// backed off like one that refuses. The upstream's own `retry:` is a floor for the reconnects after the
+/// connection that sent it (a later connection that does not repeat it clears it); `204` waits the maximum.
+/// `logChange` in the returned decisions is true only when the state an operator cares about changed
+/// (connected, or a failure of a new kind), so logs are one line per change. A flapping upstream (two
+/// streams in a row that ended before `resetAfter`) is one state: its further connects and losses of the
+/// same kind are not logged until a stream stays up for `resetAfter` (`streamStayedUp`).
 public struct UpstreamStateMachine {
     public enum State: Equatable {
         case idle
@@ -68,17 +73,26 @@ public struct UpstreamStateMachine {
 
     public let initialBackoff: TimeAmount
     public let maxBackoff: TimeAmount
+    /// How long a stream must stay up before its end counts as a first failure again.
+    public let resetAfter: TimeAmount
     public private(set) var state: State = .idle
     /// The upstream's `retry:` in effect, a floor for the backoff.
     public private(set) var retryFloor: TimeAmount?
-    /// Consecutive failures since the last stream that delivered bytes.
+    /// Consecutive failures since the last stream that stayed up for `resetAfter`.
     public private(set) var failures = 0
     private var lastReportedKind: Int?
-    private var streamedEvent = false
+    /// When the current stream started (set in `.streaming` only).
+    private var streamingSince: NIODeadline?
+    /// Streams in a row that ended before `resetAfter`.
+    public private(set) var shortStreams = 0
 
-    public init(initialBackoff: TimeAmount, maxBackoff: TimeAmount) {
+    /// Streams keep ending soon after they start: connects and same-kind losses are no longer logged.
+    public var isFlapping: Bool { self.shortStreams >= 2 }
+
+    public init(initialBackoff: TimeAmount, maxBackoff: TimeAmount, resetAfter: TimeAmount = .seconds(30)) {
         self.initialBackoff = initialBackoff
         self.maxBackoff = max(initialBackoff, maxBackoff)
+        self.resetAfter = resetAfter
     }
 
     public mutating func start() -> Action {
@@ -91,23 +105,38 @@ public struct UpstreamStateMachine {
         }
     }
 
-    /// A 2xx `text/event-stream` response arrived. Returns true when this is worth a log line.
-    public mutating func streamStarted() -> Bool {
+    /// A 2xx `text/event-stream` response arrived at `now`. Returns true when this is worth a log line.
+    ///
+    /// A `retry:` of an earlier connection stops being a floor here: only a connection that sends it
+    /// again (after this point) sets it again, so one huge value does not stretch every later reconnect.
+    public mutating func streamStarted(at now: NIODeadline) -> Bool {
         guard case .connecting = self.state else { return false }
         self.state = .streaming
-        self.streamedEvent = false
+        self.streamingSince = now
+        self.retryFloor = nil
+        guard !self.isFlapping else {
+            // The loss of this stream, if it is short again, is then not a new state either.
+            return false
+        }
         let report = self.lastReportedKind != -1
         self.lastReportedKind = -1
         return report
     }
 
-    /// An event arrived on the stream: the backoff starts over after the next failure. Comments and
-    /// `retry:` alone do not count, so a backend that answers and hangs up at once keeps backing off.
-    public mutating func receivedEvent() {
-        if !self.streamedEvent, case .streaming = self.state {
-            self.streamedEvent = true
-            self.failures = 0
+    /// The current stream has been up for `resetAfter` (a timer set when it started): the upstream is
+    /// healthy again, so the backoff starts over now. Returns true when this ends a flapping spell and
+    /// is worth a log line (the connects during the spell were not logged).
+    public mutating func streamStayedUp(at now: NIODeadline) -> Bool {
+        guard case .streaming = self.state, let since = self.streamingSince, now - since >= self.resetAfter else {
+            return false
         }
+        self.failures = 0
+        let wasFlapping = self.isFlapping
+        self.shortStreams = 0
+        if wasFlapping {
+            self.lastReportedKind = -1
+        }
+        return wasFlapping
     }
 
     /// The upstream's `retry:`, a floor for the backoff but never above `maxBackoff`.
@@ -115,10 +144,24 @@ public struct UpstreamStateMachine {
         self.retryFloor = min(.milliseconds(Int64(min(milliseconds, 86_400_000))), self.maxBackoff)
     }
 
-    /// The connection failed or ended. `jitter` is a uniform random number in [0, 1).
-    public mutating func failed(_ failure: UpstreamFailure, jitter: Double) -> (action: Action, logChange: Bool) {
+    /// The connection failed or ended at `now`. `jitter` is a uniform random number in [0, 1).
+    public mutating func failed(
+        _ failure: UpstreamFailure,
+        jitter: Double,
+        at now: NIODeadline
+    ) -> (action: Action, logChange: Bool) {
         switch self.state {
-        case .connecting, .streaming:
+        case .streaming:
+            // Only a stream that stayed up long enough proves the upstream healthy; events alone do not,
+            // or a backend that sends two events and breaks the stream would be retried at `initial` forever.
+            if let since = self.streamingSince, now - since >= self.resetAfter {
+                self.failures = 0
+                self.shortStreams = 0
+            } else {
+                self.shortStreams += 1
+            }
+            self.streamingSince = nil
+        case .connecting:
             break
         case .idle, .waiting, .stopped:
             return (.none, false)
@@ -137,14 +180,22 @@ public struct UpstreamStateMachine {
         return .connect
     }
 
-    public mutating func stop() -> Action {
+    /// Stops at `now` (an on-demand feed whose last client left): a stream that was up for `resetAfter`
+    /// counts as healthy, so the next start begins with the initial backoff.
+    public mutating func stop(at now: NIODeadline? = nil) -> Action {
         switch self.state {
         case .stopped, .idle:
             self.state = .stopped
             return .none
         case .connecting, .streaming, .waiting:
+            if case .streaming = self.state, let now, let since = self.streamingSince, now - since >= self.resetAfter {
+                self.failures = 0
+            }
             self.state = .stopped
             self.lastReportedKind = nil
+            self.streamingSince = nil
+            // Logging starts afresh with the next start (its connect is logged).
+            self.shortStreams = 0
             return .close
         }
     }

@@ -14,10 +14,12 @@ final class Harness: @unchecked Sendable {
     var adminPort: Int { self.gateway.adminAddress!.port! }
     var originURL: String { "http://127.0.0.1:\(self.origin.port)" }
 
-    /// `feeds` gets the origin's base URL. Timers are short so tests stay fast.
+    /// `feeds` gets the origin's base URL. Timers are short so tests stay fast. The gateway logs only
+    /// critical lines unless a test passes its own `logger` (a `LogRecorder`'s, to count lines).
     static func start(
         origin originOptions: OriginServer.Options = OriginServer.Options(),
         configure: (inout GatewayConfig) -> Void = { _ in },
+        logger testLogger: Logger? = nil,
         feeds: (String) throws -> [FeedConfig]
     ) async throws -> Harness {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
@@ -31,6 +33,7 @@ final class Harness: @unchecked Sendable {
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
+        if let testLogger { logger = testLogger }
         let gateway = GatewayServer(config: config, group: group, logger: logger)
         try await gateway.start()
         return Harness(group: group, clientGroup: clientGroup, origin: origin, gateway: gateway)

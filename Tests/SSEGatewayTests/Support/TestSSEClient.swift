@@ -106,6 +106,12 @@ final class TestSSEClient: @unchecked Sendable {
         try? await self.channel.close()
     }
 
+    /// Stops reading the socket from now on: a client that stalls after its head (over TLS it then never
+    /// answers the server's `close_notify` either).
+    func stopReading() async throws {
+        try await self.channel.setOption(ChannelOptions.autoRead, value: false).get()
+    }
+
     private final class Recorder: ChannelInboundHandler {
         typealias InboundIn = HTTPClientResponsePart
         let client: TestSSEClient

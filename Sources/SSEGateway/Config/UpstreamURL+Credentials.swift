@@ -1,0 +1,79 @@
+/// How an upstream URL is shown and how its credentials are sent.
+///
+/// A URL is shown (logs, `/api/feeds`, the status stream and page, reload messages) only through
+/// `description`, which leaves out `user:password@` and hides every query value: `?api_key=X&room=7`
+/// shows as `?api_key=***&room=***`. The names stay, so an operator can still tell URLs apart; the
+/// values, where backends put API keys and tokens, never leave the process except in the request itself.
+extension UpstreamURL {
+    /// What every query value is shown as.
+    static let redactedValue = "***"
+
+    /// `target` with each query value replaced by `***`; a parameter without `=` is hidden whole, as it may
+    /// be a bare token. A `{name}` placeholder of a template's URL stays: it is a name, not a secret.
+    var redactedTarget: String {
+        guard let question = self.target.firstIndex(of: "?") else {
+            return self.target
+        }
+        let query = self.target[self.target.index(after: question)...]
+        let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
+            guard !part.isEmpty else { return "" }
+            guard let equals = part.firstIndex(of: "=") else { return Self.redactedValue }
+            let value = part[part.index(after: equals)...]
+            if value.isEmpty || Self.isPlaceholder(value) {
+                return String(part)
+            }
+            return part[..<equals] + "=" + Self.redactedValue
+        }
+        return self.target[...question] + parts.joined(separator: "&")
+    }
+
+    private static func isPlaceholder(_ value: Substring) -> Bool {
+        value.count > 2 && value.hasPrefix("{") && value.hasSuffix("}") && !value.dropFirst().contains("{")
+    }
+
+    /// The `Authorization` header value for `user:password@` in the URL, or nil without credentials.
+    /// User and password are percent-decoded first (RFC 3986 §3.2.1 userinfo is percent-encoded), so
+    /// `bob:Pa55w0rd%40x@` sends the password `Pa55w0rd@x`, as curl and browsers do.
+    public var basicAuthorization: String? {
+        guard let userInfo = self.userInfo, let bytes = Self.decodedCredentials(userInfo) else {
+            return nil
+        }
+        return "Basic " + Base64.encode(bytes)
+    }
+
+    /// `user:password` percent-decoded, as raw bytes (Basic credentials are bytes, not necessarily UTF-8);
+    /// nil when an escape is malformed. Decoding the whole is decoding both parts: the separating `:` is
+    /// never an escape.
+    static func decodedCredentials(_ userInfo: String) -> [UInt8]? {
+        let utf8 = Array(userInfo.utf8)
+        var decoded: [UInt8] = []
+        decoded.reserveCapacity(utf8.count)
+        var index = 0
+        while index < utf8.count {
+            let byte = utf8[index]
+            guard byte == UInt8(ascii: "%") else {
+                decoded.append(byte)
+                index += 1
+                continue
+            }
+            guard index + 2 < utf8.count,
+                let high = Self.hexValue(utf8[index + 1]),
+                let low = Self.hexValue(utf8[index + 2])
+            else {
+                return nil
+            }
+            decoded.append(high << 4 | low)
+            index += 3
+        }
+        return decoded
+    }
+
+    private static func hexValue(_ byte: UInt8) -> UInt8? {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
+        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
+        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
+        default: return nil
+        }
+    }
+}
