@@ -87,20 +87,7 @@ extension PathTemplate {
     /// Percent-decodes a path segment; nil for a malformed escape or a value that is not UTF-8.
     static func percentDecode(_ text: Substring) -> String? {
         guard text.contains("%") else { return String(text) }
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            guard byte == UInt8(ascii: "%") else {
-                bytes.append(byte)
-                continue
-            }
-            guard let high = iterator.next(), let low = iterator.next(),
-                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
-            else { return nil }
-            bytes.append(value)
-        }
-        return String(validating: bytes, as: UTF8.self)
+        return PercentDecoding.bytes(text).flatMap { String(validating: $0, as: UTF8.self) }
     }
 }
 

@@ -45,35 +45,6 @@ extension UpstreamURL {
     /// nil when an escape is malformed. Decoding the whole is decoding both parts: the separating `:` is
     /// never an escape.
     static func decodedCredentials(_ userInfo: String) -> [UInt8]? {
-        let utf8 = Array(userInfo.utf8)
-        var decoded: [UInt8] = []
-        decoded.reserveCapacity(utf8.count)
-        var index = 0
-        while index < utf8.count {
-            let byte = utf8[index]
-            guard byte == UInt8(ascii: "%") else {
-                decoded.append(byte)
-                index += 1
-                continue
-            }
-            guard index + 2 < utf8.count,
-                let high = Self.hexValue(utf8[index + 1]),
-                let low = Self.hexValue(utf8[index + 2])
-            else {
-                return nil
-            }
-            decoded.append(high << 4 | low)
-            index += 3
-        }
-        return decoded
-    }
-
-    private static func hexValue(_ byte: UInt8) -> UInt8? {
-        switch byte {
-        case UInt8(ascii: "0")...UInt8(ascii: "9"): return byte - UInt8(ascii: "0")
-        case UInt8(ascii: "a")...UInt8(ascii: "f"): return byte - UInt8(ascii: "a") + 10
-        case UInt8(ascii: "A")...UInt8(ascii: "F"): return byte - UInt8(ascii: "A") + 10
-        default: return nil
-        }
+        PercentDecoding.bytes(Substring(userInfo))
     }
 }

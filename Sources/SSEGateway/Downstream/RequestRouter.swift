@@ -120,21 +120,10 @@ struct RequestRouter {
         return nil
     }
 
+    /// A query value, `+` as a space; a malformed escape is kept as written (as browsers' URL parsers
+    /// do), and bytes that are not UTF-8 become U+FFFD.
     static func percentDecode(_ text: Substring) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(text.utf8.count)
-        var iterator = text.utf8.makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "+") {
-                bytes.append(UInt8(ascii: " "))
-            } else if byte == UInt8(ascii: "%"), let high = iterator.next(), let low = iterator.next(),
-                let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
-            {
-                bytes.append(value)
-            } else {
-                bytes.append(byte)
-            }
-        }
+        guard let bytes = PercentDecoding.bytes(text, plusAsSpace: true) else { return String(text) }
         return String(decoding: bytes, as: UTF8.self)
     }
 
