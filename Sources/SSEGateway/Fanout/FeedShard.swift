@@ -31,7 +31,7 @@ final class FeedShard {
         self.hub = hub
         self.counters = counters
         self.settings = feed.settings
-        self.tickInterval = GatewayServer.tickInterval(keepalive: feed.settings.keepalive, maxLag: feed.settings.client.maxLag)
+        self.tickInterval = LoopHub.tickInterval(keepalive: feed.settings.keepalive, maxLag: feed.settings.client.maxLag)
     }
 
     var loop: EventLoop { self.hub.loop }
@@ -152,7 +152,7 @@ final class FeedShard {
     /// connected keep the queue bounds they joined with.
     func update(settings: FeedSettings) {
         self.settings = settings
-        self.tickInterval = GatewayServer.tickInterval(keepalive: settings.keepalive, maxLag: settings.client.maxLag)
+        self.tickInterval = LoopHub.tickInterval(keepalive: settings.keepalive, maxLag: settings.client.maxLag)
         self.nextTick = .now()
     }
 

@@ -51,7 +51,7 @@ public final class GatewayServer: @unchecked Sendable {
 
     /// Binds the listeners and the admin endpoint, starts the feeds that always hold their upstream.
     public func start() async throws {
-        let tick = Self.tickInterval(for: self.config.feeds)
+        let tick = LoopHub.tickInterval(for: self.config.feeds)
         for hub in self.hubs { hub.start(tickInterval: tick) }
         do {
             for listener in self.config.listen {
@@ -108,15 +108,6 @@ public final class GatewayServer: @unchecked Sendable {
         return host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)"
     }
 
-    /// Keepalives and lag checks run from one timer per loop, at a fraction of the smallest setting.
-    static func tickInterval(for feeds: [FeedConfig]) -> TimeAmount {
-        feeds.map { Self.tickInterval(keepalive: $0.settings.keepalive, maxLag: $0.settings.client.maxLag) }.min() ?? .seconds(1)
-    }
-
-    /// A quarter of the smaller of keepalive and max_lag, between 10 ms and 1 s.
-    static func tickInterval(keepalive: TimeAmount, maxLag: TimeAmount) -> TimeAmount {
-        .nanoseconds(min(max(min(keepalive, maxLag).nanoseconds / 4, 10_000_000), 1_000_000_000))
-    }
 
     private func bindListener(_ listener: ListenerConfig) async throws -> BoundListener {
         let context = self.context
@@ -152,7 +143,7 @@ public final class GatewayServer: @unchecked Sendable {
         var errors: [String] = []
         self.context.setLimits(new.limits)
         let summary = self.context.registry.apply(new.feeds)
-        let tick = Self.tickInterval(for: new.feeds)
+        let tick = LoopHub.tickInterval(for: new.feeds)
         for hub in self.hubs { hub.start(tickInterval: tick) }
 
         var kept: [BoundListener] = []
