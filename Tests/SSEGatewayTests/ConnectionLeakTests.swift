@@ -8,6 +8,10 @@ import XCTest
 /// then the live handler and session counts (`LiveObjects`) must be back at their baseline, and the
 /// process's resident size must not grow with the number of connections.
 final class ConnectionLeakTests: XCTestCase {
+    override func setUp() async throws {
+        try await waitUntilNoLiveObjects()
+    }
+
     private func start(tls certificates: TestCertificates? = nil, headerTimeout: TimeAmount = .milliseconds(300)) async throws -> Harness {
         try await Harness.start(configure: { config in
             config.limits.headerTimeout = headerTimeout
@@ -65,7 +69,8 @@ final class ConnectionLeakTests: XCTestCase {
 
     func testTLSConnectionsClosedByTheHeaderTimeoutReleaseTheirHandlers() async throws {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
-        let harness = try await self.start(tls: certificates)
+        // Long enough for a hundred handshakes at once on a busy machine.
+        let harness = try await self.start(tls: certificates, headerTimeout: .seconds(1))
         defer { Task { await harness.stop() } }
         let port = harness.gateway.listenerAddresses[1].port!
         let group = harness.clientGroup
@@ -135,6 +140,38 @@ final class ConnectionLeakTests: XCTestCase {
             await connection.close()
         }
         try await self.assertReleased(to: baseline, "short HTTP/2 connections")
+    }
+
+    func testAStreamResetWhileItsJoinIsParkedIsFreedAtOnce() async throws {
+        // A resume from an id the feed has not seen waits up to a second for it (`Feed.resumeWait`);
+        // a client that resets its stream meanwhile must not be held for that second.
+        let harness = try await self.start(headerTimeout: .seconds(5))
+        defer { Task { await harness.stop() } }
+        // A feed that has never had an event lets the first joiner's id seed the upstream instead.
+        try await eventually("the feed's upstream connected") { harness.origin.openConnections > 0 }
+        harness.origin.publish(data: "first")
+        try await eventually("the feed received an event") { try await harness.metrics().feeds.first?.eventsIn == 1 }
+        let baseline = LiveObjects.snapshot
+        let connection = try await H2RawConnection.connect(port: harness.port, group: harness.clientGroup)
+        try await connection.wait("the server's SETTINGS") { $0.contains { $0.type == H2RawConnection.Frame.settings } }
+        var streamID: UInt32 = 1
+        for _ in 0..<50 {
+            connection.sendHeaders(streamID: streamID, [
+                (":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a"), ("last-event-id", "not-seen-yet"),
+            ])
+            connection.sendRSTStream(streamID: streamID)
+            streamID += 2
+        }
+        connection.sendPing()
+        connection.flush()
+        try await connection.wait("the PING ACK") { $0.contains { $0.type == H2RawConnection.Frame.ping && $0.flags & 0x1 == 1 } }
+        var connectionOnly = baseline
+        connectionOnly.http2Connections += 1
+        let deadline = NIODeadline.now() + .milliseconds(500)
+        while LiveObjects.snapshot != connectionOnly, NIODeadline.now() < deadline { try await Task.sleep(nanoseconds: 5_000_000) }
+        XCTAssertEqual(LiveObjects.snapshot, connectionOnly, "sessions of reset streams freed before their parked joins time out")
+        await connection.close()
+        try await self.assertReleased(to: baseline, "the connection")
     }
 
     // MARK: Resident size

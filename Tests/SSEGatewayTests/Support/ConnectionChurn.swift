@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+@testable import SSEGateway
 
 /// Many short connections at once, for the leak and flood tests: runs `body(index)` `count` times with
 /// at most `concurrency` running together.
@@ -105,3 +106,13 @@ func residentBytes() -> Int {
 @_silgen_name("malloc_trim")
 private func glibcMallocTrim(_ pad: Int) -> Int32
 #endif
+
+/// Waits (up to 3 s, without failing) until no handler or session is alive: a previous test's gateway
+/// may still be closing its connections, which would move the counts a leak test compares.
+func waitUntilNoLiveObjects() async throws {
+    let idle = LiveObjects.Snapshot(http1Connections: 0, http2Connections: 0, http2Streams: 0, sessions: 0)
+    let deadline = NIODeadline.now() + .seconds(3)
+    while LiveObjects.snapshot != idle, NIODeadline.now() < deadline {
+        try await Task.sleep(nanoseconds: 10_000_000)
+    }
+}
