@@ -14,7 +14,7 @@ final class H2RawConnection: @unchecked Sendable {
         var streamID: UInt32
         var payload: ByteBuffer
 
-        static let data: UInt8 = 0x0, headers: UInt8 = 0x1, rstStream: UInt8 = 0x3, settings: UInt8 = 0x4, goAway: UInt8 = 0x7,
+        static let data: UInt8 = 0x0, headers: UInt8 = 0x1, rstStream: UInt8 = 0x3, settings: UInt8 = 0x4, ping: UInt8 = 0x6, goAway: UInt8 = 0x7,
             windowUpdate: UInt8 = 0x8
 
         /// The last stream id of a GOAWAY frame.
@@ -84,6 +84,13 @@ final class H2RawConnection: @unchecked Sendable {
             Self.writeFrame(type: Frame.windowUpdate, flags: 0, streamID: streamID, payload: payload, into: &frames)
         }
         self.channel.write(frames, promise: nil)
+    }
+
+    /// PING (not flushed): the server's PING ACK shows it has processed everything sent before.
+    func sendPing() {
+        var frame = ByteBuffer()
+        Self.writeFrame(type: Frame.ping, flags: 0, streamID: 0, payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8]), into: &frame)
+        self.channel.write(frame, promise: nil)
     }
 
     /// Writes and flushes, and reports whether the bytes reached the socket (false once the server closed).
