@@ -192,6 +192,11 @@ final class ConfigErrorTests: XCTestCase {
             "limits.max_clients: must be at least 1, got -5"
         )
         ConfigFixtures.assertSingleError(
+            "limits:\n  premature_resets_per_second: 0\n",
+            line: 2, column: 32,
+            "limits.premature_resets_per_second: must be at least 1, got 0"
+        )
+        ConfigFixtures.assertSingleError(
             "log_level: loud\n",
             line: 1, column: 12,
             "log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"

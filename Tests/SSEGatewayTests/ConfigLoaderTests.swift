@@ -16,7 +16,7 @@ final class ConfigLoaderTests: XCTestCase {
         admin:
           address: 127.0.0.1:9090
         shutdown_timeout: 10s
-        limits: { max_clients: 100000, header_timeout: 10s, max_header_bytes: 16KiB }
+        limits: { max_clients: 100000, header_timeout: 10s, max_header_bytes: 16KiB, premature_resets_per_second: 250 }
         defaults:
           retry: 3s
           keepalive: 15s
@@ -83,6 +83,7 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(config.limits.maxClients, 100_000)
         XCTAssertEqual(config.limits.headerTimeout, .seconds(10))
         XCTAssertEqual(config.limits.maxHeaderBytes, 16_384)
+        XCTAssertEqual(config.limits.prematureResetsPerSecond, 250)
         XCTAssertEqual(config.feeds.count, 2)
 
         let prices = config.feeds[0]

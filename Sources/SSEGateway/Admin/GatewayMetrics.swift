@@ -110,6 +110,9 @@ final class GatewayMetrics: @unchecked Sendable {
         self.count("ssegate_config_reloads_total", [("result", "applied")], self.reloadsApplied.load(ordering: .relaxed))
         self.count("ssegate_config_reloads_total", [("result", "rejected")], self.reloadsRejected.load(ordering: .relaxed))
         self.gauge("ssegate_queued_bytes", []).record(snapshot.queuedBytes)
+        for reason in HTTP2FloodGuard.Reason.allCases {
+            self.count("ssegate_http2_flood_closes_total", [("reason", reason.rawValue)], self.context.floodCloses(reason))
+        }
     }
 
     private static func key(_ name: String, _ labels: [(String, String)]) -> String {

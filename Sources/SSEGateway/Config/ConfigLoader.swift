@@ -259,6 +259,9 @@ public enum ConfigLoader {
         if let value = mapping.value("max_streams_per_connection"), let count = value.integer(atLeast: 1) {
             limits.maxStreamsPerConnection = count
         }
+        if let value = mapping.value("premature_resets_per_second"), let count = value.integer(atLeast: 1) {
+            limits.prematureResetsPerSecond = count
+        }
     }
 
     // MARK: - Feeds

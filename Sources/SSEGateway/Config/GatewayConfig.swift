@@ -74,6 +74,10 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxHeaderBytes: Int = 16 * 1024
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: SSE subscriptions one connection may hold.
     public var maxStreamsPerConnection: Int = 128
+    /// HTTP/2 streams that clients may reset right after opening them (within a second or two), per
+    /// second, summed over all connections of one listener (the rapid reset attack spreads them over
+    /// many connections). Over it the connection that reset one gets GOAWAY and is closed.
+    public var prematureResetsPerSecond: Int = 1000
 
     public init() {}
 }

@@ -36,11 +36,24 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         self.gateway = gateway
         self.limiter = limiter
         self.requestHandlers = requestHandlers
+        LiveObjects.http1Connections.increment()
+    }
+
+    deinit {
+        LiveObjects.http1Connections.decrement()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         if context.channel.isActive { self.armHeaderTimer(context: context) }
+    }
+
+    /// The context refers to this handler: keeping it past removal (the pipeline is torn down when the
+    /// connection closes) would make a cycle that keeps both, the decoder and the limiter forever.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.headerTimer?.cancel()
+        self.headerTimer = nil
+        self.context = nil
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -28,10 +28,21 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
+        LiveObjects.http2Streams.increment()
+    }
+
+    deinit {
+        LiveObjects.http2Streams.decrement()
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+    }
+
+    /// Drops the context (which refers to this handler) when the stream's pipeline is torn down: kept,
+    /// the two would keep each other and the stream's pipeline alive forever.
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -210,6 +221,11 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
 
     init(timeout: TimeAmount) {
         self.timeout = timeout
+        LiveObjects.http2Connections.increment()
+    }
+
+    deinit {
+        LiveObjects.http2Connections.decrement()
     }
 
     func streamDelegate(on loop: EventLoop) -> StreamDelegate {
@@ -257,7 +273,9 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
 
     private func arm() {
         self.cancel()
-        guard let context = self.context else { return }
+        // The HTTP/2 handler closes the streams after the connection went inactive: a timer armed then
+        // would hold the closed channel until it fires.
+        guard let context = self.context, context.channel.isActive else { return }
         let channel = context.channel
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.timer = context.eventLoop.scheduleTask(in: self.timeout) {

@@ -41,6 +41,11 @@ final class StreamSession: SubscriberSink {
         self.transport = transport
         self.loop = loop
         self.state = .joining(request, attempts: 0)
+        LiveObjects.sessions.increment()
+    }
+
+    deinit {
+        LiveObjects.sessions.decrement()
     }
 
     /// The 503 a client over `max_clients` gets.
@@ -63,7 +68,11 @@ final class StreamSession: SubscriberSink {
         case .unavailable:
             return self.refuse(Self.unavailable(request, "feed unavailable\n"))
         }
-        self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: request.resumeID) { shard, lookup in
+        // Weak: a client that leaves while its join is under way (e.g. a stream reset right after its
+        // HEADERS, or a resume parked for up to a second) frees its session, transport and channel at
+        // once; only the shard waits for the feed's answer.
+        self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: request.resumeID) { [weak self] shard, lookup in
+            guard let self else { return shard.detachIfUnused() }
             self.joined(shard: shard, lookup: lookup)
         }
     }

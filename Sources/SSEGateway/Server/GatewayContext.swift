@@ -15,6 +15,9 @@ final class GatewayContext: @unchecked Sendable {
     let logger: Logger
     private let connectedClients = Atomic<Int>(0)
     private let isDraining = Atomic<Bool>(false)
+    /// HTTP/2 connections `HTTP2FloodGuard` closed, by reason (for `/metrics`).
+    let http2NoProgressCloses = Atomic<Int>(0)
+    let http2PrematureResetCloses = Atomic<Int>(0)
 
     init(registry: FeedRegistry, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
@@ -60,4 +63,18 @@ final class GatewayContext: @unchecked Sendable {
     }
 
     var clientCount: Int { self.connectedClients.load(ordering: .relaxed) }
+
+    func countFloodClose(_ reason: HTTP2FloodGuard.Reason) {
+        switch reason {
+        case .noProgressFrames: self.http2NoProgressCloses.add(1, ordering: .relaxed)
+        case .prematureResets: self.http2PrematureResetCloses.add(1, ordering: .relaxed)
+        }
+    }
+
+    func floodCloses(_ reason: HTTP2FloodGuard.Reason) -> Int {
+        switch reason {
+        case .noProgressFrames: return self.http2NoProgressCloses.load(ordering: .relaxed)
+        case .prematureResets: return self.http2PrematureResetCloses.load(ordering: .relaxed)
+        }
+    }
 }

@@ -112,6 +112,7 @@ public final class GatewayServer: @unchecked Sendable {
     private func bindListener(_ listener: ListenerConfig) async throws -> BoundListener {
         let context = self.context
         let tls = try listener.tls.map { try ListenerTLS(config: $0) }
+        let resets = ListenerResetBudget()
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -124,7 +125,7 @@ public final class GatewayServer: @unchecked Sendable {
             .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
             .childChannelInitializer { channel in
                 do {
-                    try DownstreamPipeline.configure(channel: channel, tls: tls, context: context, limits: context.limits)
+                    try DownstreamPipeline.configure(channel: channel, tls: tls, resets: resets, context: context, limits: context.limits)
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -282,7 +283,8 @@ public struct BindError: Error, CustomStringConvertible {
 /// Builds the per-connection pipelines of a downstream listener: TLS with ALPN (h2, http/1.1) when the
 /// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port.
 enum DownstreamPipeline {
-    static func configure(channel: Channel, tls: ListenerTLS?, context: GatewayContext, limits: LimitsConfig) throws {
+    /// `resets`: the listener's budget of premature HTTP/2 stream resets, shared by its connections.
+    static func configure(channel: Channel, tls: ListenerTLS?, resets: ListenerResetBudget, context: GatewayContext, limits: LimitsConfig) throws {
         let sync = channel.pipeline.syncOperations
         if let tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
@@ -292,7 +294,7 @@ enum DownstreamPipeline {
             _ = channel.configureHTTP2SecureUpgrade(
                 h2ChannelConfigurator: { channel in
                     deadline.cancel()
-                    return channel.eventLoop.makeCompletedFuture { try Self.configureHTTP2(channel: channel, context: context, limits: limits) }
+                    return channel.eventLoop.makeCompletedFuture { try Self.configureHTTP2(channel: channel, resets: resets, context: context, limits: limits) }
                 },
                 http1ChannelConfigurator: { channel in
                     deadline.cancel()
@@ -303,7 +305,7 @@ enum DownstreamPipeline {
             try sync.addHandler(ProtocolDetector(
                 timeout: limits.headerTimeout,
                 http1: { try Self.configureHTTP1(channel: $0, context: context, limits: limits) },
-                http2: { try Self.configureHTTP2(channel: $0, context: context, limits: limits) }
+                http2: { try Self.configureHTTP2(channel: $0, resets: resets, context: context, limits: limits) }
             ))
         }
     }
@@ -318,8 +320,9 @@ enum DownstreamPipeline {
     }
 
     /// HTTP/2 with SwiftNIO's server defences on (reset-flood, glitch and control-frame limits, header
-    /// validation) and a bounded number of concurrent streams per connection.
-    static func configureHTTP2(channel: Channel, context: GatewayContext, limits: LimitsConfig) throws {
+    /// validation), a bounded number of concurrent streams per connection, and `HTTP2FloodGuard` for
+    /// what SwiftNIO does not count (WINDOW_UPDATE floods, resets spread over many connections).
+    static func configureHTTP2(channel: Channel, resets: ListenerResetBudget, context: GatewayContext, limits: LimitsConfig) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxStreamsPerConnection),
@@ -335,6 +338,9 @@ enum DownstreamPipeline {
         // connection on which the HTTP/2 handler hit a connection error (it sent GOAWAY).
         let guardHandler = HTTP2ConnectionGuard(timeout: limits.headerTimeout)
         let sync = channel.pipeline.syncOperations
+        try sync.addHandler(HTTP2FloodGuard(listener: resets, prematureResetsPerSecond: limits.prematureResetsPerSecond) { reason in
+            context.countFloodClose(reason)
+        })
         // Below the HTTP/2 handler: one write per connection per batch, not one per stream.
         try sync.addHandler(HTTP2FlushCoalescer(deferred: context.hub(for: channel.eventLoop).deferredFlushes))
         _ = try sync.configureHTTP2Pipeline(

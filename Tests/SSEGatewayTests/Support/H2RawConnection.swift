@@ -14,7 +14,8 @@ final class H2RawConnection: @unchecked Sendable {
         var streamID: UInt32
         var payload: ByteBuffer
 
-        static let data: UInt8 = 0x0, headers: UInt8 = 0x1, rstStream: UInt8 = 0x3, settings: UInt8 = 0x4, goAway: UInt8 = 0x7
+        static let data: UInt8 = 0x0, headers: UInt8 = 0x1, rstStream: UInt8 = 0x3, settings: UInt8 = 0x4, ping: UInt8 = 0x6, goAway: UInt8 = 0x7,
+            windowUpdate: UInt8 = 0x8
 
         /// The last stream id of a GOAWAY frame.
         var lastStreamID: UInt32? {
@@ -61,6 +62,40 @@ final class H2RawConnection: @unchecked Sendable {
         var frame = ByteBuffer()
         Self.writeFrame(type: Frame.headers, flags: 0x4 | 0x1, streamID: streamID, payload: block, into: &frame)
         self.channel.write(frame, promise: nil)
+    }
+
+    /// RST_STREAM with CANCEL (not flushed).
+    func sendRSTStream(streamID: UInt32, errorCode: UInt32 = 0x8) {
+        var payload = ByteBuffer()
+        payload.writeInteger(errorCode)
+        var frame = ByteBuffer()
+        Self.writeFrame(type: Frame.rstStream, flags: 0, streamID: streamID, payload: payload, into: &frame)
+        self.channel.write(frame, promise: nil)
+    }
+
+    /// `count` WINDOW_UPDATE frames of `increment` bytes each for `streamID` (0: the connection), in one
+    /// write (not flushed).
+    func sendWindowUpdates(streamID: UInt32, increment: UInt32 = 1, count: Int) {
+        var frames = ByteBuffer()
+        frames.reserveCapacity(13 * count)
+        var payload = ByteBuffer()
+        payload.writeInteger(increment & 0x7FFF_FFFF)
+        for _ in 0..<count {
+            Self.writeFrame(type: Frame.windowUpdate, flags: 0, streamID: streamID, payload: payload, into: &frames)
+        }
+        self.channel.write(frames, promise: nil)
+    }
+
+    /// PING (not flushed): the server's PING ACK shows it has processed everything sent before.
+    func sendPing() {
+        var frame = ByteBuffer()
+        Self.writeFrame(type: Frame.ping, flags: 0, streamID: 0, payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8]), into: &frame)
+        self.channel.write(frame, promise: nil)
+    }
+
+    /// Writes and flushes, and reports whether the bytes reached the socket (false once the server closed).
+    func flushAndWait() async -> Bool {
+        (try? await self.channel.writeAndFlush(ByteBuffer()).get()) != nil
     }
 
     func flush() {

@@ -1,0 +1,109 @@
+import NIOCore
+
+/// What one HTTP/2 client may send without making progress, judged from frame headers alone. A plain
+/// value: `HTTP2FloodGuard` feeds it the headers of the frames each way and carries out its verdicts.
+///
+/// - Frames that cost the server work but move no request forward (WINDOW_UPDATE, GOAWAY, and frame
+///   types the gateway ignores) are held to Envoy's rule (`max_inbound_window_update_frames_per_data_frame_sent`,
+///   default 10): over the connection's life at most `5 + 2 × (streams opened + 10 × DATA frames sent)`.
+///   A client grants window only for data it received, so a real one stays far below this; a flood of
+///   WINDOW_UPDATEs crosses it within a few frames. SwiftNIO already limits PING, SETTINGS, PRIORITY,
+///   RST_STREAM, empty DATA and CONTINUATION floods itself; it does not count WINDOW_UPDATE.
+/// - A RST_STREAM from the client for a stream it opened a moment ago (within the current or the previous
+///   one-second window, `RecentStreams`) is a premature reset, the shape of the HTTP/2 rapid reset attack
+///   (CVE-2023-44487): the guard charges it to the listener's budget (`ListenerResetBudget`).
+struct HTTP2ConnectionBudget {
+    enum Verdict: Equatable {
+        case proceed
+        /// The client reset a stream it had just opened.
+        case prematureReset
+        /// Over the no-progress allowance: GOAWAY (ENHANCE_YOUR_CALM) and close.
+        case tooManyNoProgressFrames
+    }
+
+    /// Envoy's default for `max_inbound_window_update_frames_per_data_frame_sent`.
+    static let noProgressFramesPerDataFrame = 10
+
+    private(set) var noProgressFrames = 0
+    private(set) var streamsOpened = 0
+    private(set) var dataFramesSent = 0
+    /// The highest stream id the client opened.
+    private(set) var lastStreamID: UInt32 = 0
+    private var recent = RecentStreams()
+
+    var noProgressAllowance: Int {
+        5 + 2 * (self.streamsOpened + Self.noProgressFramesPerDataFrame * self.dataFramesSent)
+    }
+
+    /// A frame header from the client.
+    mutating func received(_ header: HTTP2FrameHeaderScanner.Header, now: NIODeadline) -> Verdict {
+        typealias FrameType = HTTP2FrameHeaderScanner.FrameType
+        switch header.type {
+        case FrameType.headers:
+            // A HEADERS frame on a new (higher, client-initiated) id opens a stream; one on an open stream
+            // carries trailers.
+            if header.streamID > self.lastStreamID && header.streamID & 1 == 1 {
+                self.lastStreamID = header.streamID
+                self.streamsOpened += 1
+                self.recent.opened(header.streamID, now: now)
+            }
+            return .proceed
+        case FrameType.rstStream:
+            return self.recent.contains(header.streamID, now: now) ? .prematureReset : .proceed
+        case FrameType.windowUpdate, 0x7 /* GOAWAY */:
+            return self.countNoProgressFrame()
+        case let type where type > FrameType.continuation:
+            return self.countNoProgressFrame()
+        default:
+            return .proceed
+        }
+    }
+
+    /// A frame header the gateway sent.
+    mutating func sent(_ header: HTTP2FrameHeaderScanner.Header) {
+        if header.type == HTTP2FrameHeaderScanner.FrameType.data {
+            self.dataFramesSent += 1
+        }
+    }
+
+    private mutating func countNoProgressFrame() -> Verdict {
+        self.noProgressFrames += 1
+        return self.noProgressFrames > self.noProgressAllowance ? .tooManyNoProgressFrames : .proceed
+    }
+}
+
+/// Which of a connection's streams were opened recently, in O(1) space: client stream ids only grow, so
+/// the streams opened since a moment are exactly those at or above the first id opened after it. Time is
+/// cut into one-second windows; a stream is recent when it was opened in the current or the previous
+/// window (so between one and two seconds ago at most).
+struct RecentStreams {
+    static let window = TimeAmount.seconds(1)
+
+    private var windowStart = NIODeadline.uptimeNanoseconds(0)
+    private var firstInCurrent: UInt32?
+    private var firstInPrevious: UInt32?
+
+    mutating func opened(_ id: UInt32, now: NIODeadline) {
+        self.advance(to: now)
+        if self.firstInCurrent == nil { self.firstInCurrent = id }
+    }
+
+    mutating func contains(_ id: UInt32, now: NIODeadline) -> Bool {
+        self.advance(to: now)
+        guard let first = self.firstInPrevious ?? self.firstInCurrent else { return false }
+        return id >= first
+    }
+
+    private mutating func advance(to now: NIODeadline) {
+        let elapsed = now - self.windowStart
+        if elapsed >= Self.window + Self.window {
+            self.firstInPrevious = nil
+            self.firstInCurrent = nil
+            self.windowStart = now
+        } else if elapsed >= Self.window {
+            self.firstInPrevious = self.firstInCurrent
+            self.firstInCurrent = nil
+            self.windowStart = self.windowStart + Self.window
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import NIOCore
+
+/// The first handler of an HTTP/2 connection after TLS (before `NIOHTTP2Handler`): reads only the 9-byte
+/// frame headers of both directions (`HTTP2FrameHeaderScanner`) and enforces `HTTP2ConnectionBudget` —
+/// no-progress frames (WINDOW_UPDATE floods) per connection, premature stream resets per listener
+/// (`ListenerResetBudget`). When a budget is exceeded, the read that crossed it never reaches the HTTP/2
+/// handler: the client gets GOAWAY (ENHANCE_YOUR_CALM) naming the last stream the gateway processed,
+/// the connection closes, and whatever else it sends is dropped unparsed.
+final class HTTP2FloodGuard: ChannelDuplexHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    /// Why a connection was closed, for `/metrics`.
+    enum Reason: String, CaseIterable, Sendable {
+        case noProgressFrames = "no_progress_frames"
+        case prematureResets = "premature_resets"
+    }
+
+    private let listener: ListenerResetBudget
+    private let prematureResetsPerSecond: Int
+    private let closed: (Reason) -> Void
+    private var inbound = HTTP2FrameHeaderScanner(afterClientPreface: true)
+    private var outbound = HTTP2FrameHeaderScanner(afterClientPreface: false)
+    private var budget = HTTP2ConnectionBudget()
+    /// The highest client stream id in the reads handed to the HTTP/2 handler (GOAWAY's last stream id).
+    private var forwardedLastStreamID: UInt32 = 0
+    private var tripped = false
+
+    /// `closed` is called once when the guard closes the connection.
+    init(listener: ListenerResetBudget, prematureResetsPerSecond: Int, closed: @escaping (Reason) -> Void = { _ in }) {
+        self.listener = listener
+        self.prematureResetsPerSecond = prematureResetsPerSecond
+        self.closed = closed
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        guard !self.tripped else { return }
+        let now = NIODeadline.now()
+        var exceeded: Reason?
+        self.inbound.scan(self.unwrapInboundIn(data)) { header in
+            switch self.budget.received(header, now: now) {
+            case .proceed:
+                return true
+            case .prematureReset:
+                if self.listener.allow(limit: self.prematureResetsPerSecond, now: now) { return true }
+                exceeded = .prematureResets
+            case .tooManyNoProgressFrames:
+                exceeded = .noProgressFrames
+            }
+            return false
+        }
+        if let exceeded {
+            return self.trip(context: context, exceeded)
+        }
+        self.forwardedLastStreamID = self.budget.lastStreamID
+        context.fireChannelRead(data)
+    }
+
+    func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .byteBuffer(let bytes) = self.unwrapOutboundIn(data) {
+            self.outbound.scan(bytes) { header in
+                self.budget.sent(header)
+                return true
+            }
+        }
+        context.write(data, promise: promise)
+    }
+
+    /// GOAWAY straight to the socket (the HTTP/2 handler never saw this read, so its state does not
+    /// matter any more), then close.
+    private func trip(context: ChannelHandlerContext, _ reason: Reason) {
+        self.tripped = true
+        var goAway = context.channel.allocator.buffer(capacity: 17)
+        goAway.writeInteger(UInt8(0))
+        goAway.writeInteger(UInt16(8))  // payload length
+        goAway.writeInteger(UInt8(0x7))  // GOAWAY
+        goAway.writeInteger(UInt8(0))  // flags
+        goAway.writeInteger(UInt32(0))  // stream 0
+        goAway.writeInteger(self.forwardedLastStreamID)
+        goAway.writeInteger(UInt32(0xB))  // ENHANCE_YOUR_CALM
+        context.writeAndFlush(self.wrapOutboundOut(.byteBuffer(goAway)), promise: nil)
+        context.close(promise: nil)
+        self.closed(reason)
+    }
+}

@@ -1,0 +1,126 @@
+import NIOCore
+import NIOEmbedded
+@testable import SSEGateway
+import XCTest
+
+/// The values behind `HTTP2FloodGuard` as plain values, and the handler on an `EmbeddedChannel`.
+final class HTTP2FloodGuardTests: XCTestCase {
+    private typealias Header = HTTP2FrameHeaderScanner.Header
+    private static let preface = ByteBuffer(string: "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+
+    private static func frame(type: UInt8, streamID: UInt32, payload: [UInt8] = [], into buffer: inout ByteBuffer) {
+        buffer.writeInteger(UInt8(payload.count >> 16))
+        buffer.writeInteger(UInt16(truncatingIfNeeded: payload.count))
+        buffer.writeInteger(type)
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(streamID)
+        buffer.writeBytes(payload)
+    }
+
+    // MARK: Scanner
+
+    func testScannerFindsEveryHeaderWhereverTheBytesAreSplit() {
+        var bytes = Self.preface
+        Self.frame(type: 0x4, streamID: 0, into: &bytes)
+        Self.frame(type: 0x1, streamID: 1, payload: Array(repeating: 0x82, count: 20), into: &bytes)
+        Self.frame(type: 0x8, streamID: 0, payload: [0, 0, 0, 1], into: &bytes)
+        Self.frame(type: 0x0, streamID: 1, payload: Array(repeating: 0x61, count: 300), into: &bytes)
+        Self.frame(type: 0x3, streamID: 0x8000_0001, payload: [0, 0, 0, 8], into: &bytes)
+        let expected = [
+            Header(length: 0, type: 0x4, flags: 0, streamID: 0), Header(length: 20, type: 0x1, flags: 0, streamID: 1),
+            Header(length: 4, type: 0x8, flags: 0, streamID: 0), Header(length: 300, type: 0x0, flags: 0, streamID: 1),
+            Header(length: 4, type: 0x3, flags: 0, streamID: 1),
+        ]
+        for first in 0...bytes.readableBytes {
+            for second in stride(from: first, through: bytes.readableBytes, by: 7) {
+                var scanner = HTTP2FrameHeaderScanner(afterClientPreface: true)
+                var seen: [Header] = []
+                for range in [0..<first, first..<second, second..<bytes.readableBytes] {
+                    scanner.scan(bytes.getSlice(at: range.lowerBound, length: range.count)!) { seen.append($0); return true }
+                }
+                XCTAssertEqual(seen, expected, "split at \(first) and \(second)")
+            }
+        }
+    }
+
+    // MARK: Budget
+
+    func testNoProgressFramesFollowEnvoysRule() {
+        var budget = HTTP2ConnectionBudget()
+        let now = NIODeadline.now()
+        let windowUpdate = Header(length: 4, type: 0x8, flags: 0, streamID: 0)
+        // No stream, no data: 5.
+        for _ in 0..<5 { XCTAssertEqual(budget.received(windowUpdate, now: now), .proceed) }
+        XCTAssertEqual(budget.received(windowUpdate, now: now), .tooManyNoProgressFrames)
+
+        budget = HTTP2ConnectionBudget()
+        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 1), now: now), .proceed)
+        for _ in 0..<3 { budget.sent(Header(length: 100, type: 0x0, flags: 0, streamID: 1)) }
+        budget.sent(Header(length: 10, type: 0x1, flags: 4, streamID: 1))
+        // 5 + 2 × (1 stream + 10 × 3 DATA frames) = 67; unknown extension frames count too.
+        XCTAssertEqual(budget.noProgressAllowance, 67)
+        for index in 0..<67 {
+            XCTAssertEqual(budget.received(Header(length: 4, type: index % 2 == 0 ? 0x8 : 0xF0, flags: 0, streamID: 1), now: now), .proceed)
+        }
+        XCTAssertEqual(budget.received(windowUpdate, now: now), .tooManyNoProgressFrames)
+        // Frames that make progress (or that SwiftNIO limits itself) never count.
+        var other = HTTP2ConnectionBudget()
+        for type: UInt8 in [0x0, 0x2, 0x4, 0x6, 0x9] {
+            for _ in 0..<100 { XCTAssertEqual(other.received(Header(length: 0, type: type, flags: 0, streamID: 0), now: now), .proceed) }
+        }
+    }
+
+    func testAResetIsPrematureWithinOneToTwoSecondsOfTheStreamsOpening() {
+        var budget = HTTP2ConnectionBudget()
+        let start = NIODeadline.uptimeNanoseconds(10_000_000_000)
+        let reset = { (id: UInt32) in Header(length: 4, type: 0x3, flags: 0, streamID: id) }
+        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 1), now: start), .proceed)
+        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 3), now: start + .milliseconds(900)), .proceed)
+        XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(10)), .prematureReset)
+        XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(1500)), .prematureReset, "opened in the previous window")
+        XCTAssertEqual(budget.received(reset(3), now: start + .milliseconds(1900)), .prematureReset)
+        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 5), now: start + .milliseconds(1950)), .proceed)
+        XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(2100)), .proceed, "opened two windows ago")
+        XCTAssertEqual(budget.received(reset(3), now: start + .milliseconds(2100)), .proceed, "opened two windows ago")
+        XCTAssertEqual(budget.received(reset(5), now: start + .milliseconds(2100)), .prematureReset, "opened in the previous window")
+        XCTAssertEqual(budget.received(reset(5), now: start + .seconds(5)), .proceed)
+        XCTAssertEqual(budget.lastStreamID, 5)
+        XCTAssertEqual(budget.streamsOpened, 3)
+    }
+
+    func testListenerWindowAllowsTheLimitPerSecond() {
+        var window = ResetWindow()
+        let start = NIODeadline.uptimeNanoseconds(5_000_000_000)
+        for _ in 0..<3 { XCTAssertTrue(window.record(limit: 3, now: start)) }
+        XCTAssertFalse(window.record(limit: 3, now: start + .milliseconds(999)))
+        XCTAssertTrue(window.record(limit: 3, now: start + .seconds(1)))
+    }
+
+    // MARK: Handler
+
+    func testWindowUpdateFloodIsNotForwardedAndGetsGoAway() throws {
+        let channel = EmbeddedChannel()
+        try channel.pipeline.syncOperations.addHandler(HTTP2FloodGuard(listener: ListenerResetBudget(), prematureResetsPerSecond: 10))
+        var hello = Self.preface
+        Self.frame(type: 0x4, streamID: 0, into: &hello)
+        Self.frame(type: 0x1, streamID: 1, payload: [0x82], into: &hello)
+        try channel.writeInbound(hello)
+        XCTAssertEqual(try channel.readInbound(as: ByteBuffer.self), hello, "passed on unchanged")
+        var flood = ByteBuffer()
+        for _ in 0..<100 { Self.frame(type: 0x8, streamID: 0, payload: [0, 0, 0, 1], into: &flood) }
+        try channel.writeInbound(flood)
+        XCTAssertNil(try channel.readInbound(as: ByteBuffer.self), "the read that crossed the budget is dropped")
+        var goAway = try XCTUnwrap(channel.readOutbound(as: IOData.self)).byteBuffer
+        XCTAssertEqual(goAway.readBytes(length: 9), [0, 0, 8, 0x7, 0, 0, 0, 0, 0])
+        XCTAssertEqual(goAway.readInteger(as: UInt32.self), 1, "last stream id")
+        XCTAssertEqual(goAway.readInteger(as: UInt32.self), 0xB, "ENHANCE_YOUR_CALM")
+        XCTAssertFalse(channel.isActive)
+    }
+}
+
+private extension IOData {
+    var byteBuffer: ByteBuffer {
+        guard case .byteBuffer(let buffer) = self else { preconditionFailure("not a buffer") }
+        return buffer
+    }
+}
