@@ -18,8 +18,13 @@ final class GzipTransportTests: XCTestCase {
 
         func heldSince() -> NIODeadline? { nil }
         func writeHead(_ head: ResponseHead) { self.heads.append(head) }
-        func writeShared(_ bytes: ByteBuffer) { self.written.writeImmutableBuffer(bytes) }
-        func writePayload(_ bytes: ByteBuffer) { self.written.writeImmutableBuffer(bytes) }
+        func writeShared(_ bytes: ByteBuffer) { self.write(bytes) }
+        func writePayload(_ bytes: ByteBuffer) { self.write(bytes) }
+
+        /// Keeps the first buffer as handed on (its capacity is what the channel would hold).
+        private func write(_ bytes: ByteBuffer) {
+            if self.written.readableBytes == 0 { self.written = bytes } else { self.written.writeImmutableBuffer(bytes) }
+        }
         func flush() { self.flushes += 1 }
         func abort() { self.aborted = true }
         func finish() { self.finished = true }
@@ -60,6 +65,23 @@ final class GzipTransportTests: XCTestCase {
         decoded += String(buffer: try inflater.inflateAll(&rest))
         XCTAssertTrue(decoded.hasSuffix("retry: 1234\n\n"))
         XCTAssertFalse(inner.aborted)
+    }
+
+    /// The buffer handed on with a flush is held by the channel until its bytes are sent: a short flush must
+    /// not pin kilobytes of spare capacity (a client that stops reading would pin that much per event).
+    func testAShortFlushHandsOnAShortBuffer() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        var pieces: [ByteBuffer] = []
+        for index in 0..<200 {
+            gzip.writeShared(ByteBuffer(string: "id: \(index)\ndata: tick\n\n"))
+            gzip.flush()
+            pieces.append(inner.written)
+            inner.written = ByteBuffer()
+        }
+        let data = pieces.reduce(0) { $0 + $1.readableBytes }
+        let capacity = pieces.reduce(0) { $0 + $1.capacity }
+        XCTAssertLessThanOrEqual(capacity, 16 * data, "\(pieces.count) flushes: \(data) bytes in \(capacity) bytes of buffers")
     }
 
     func testAFlushWithNothingWrittenWritesNothing() throws {

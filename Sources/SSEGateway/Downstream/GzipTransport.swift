@@ -92,7 +92,9 @@ final class GzipTransport: StreamTransport {
     /// only then has it emitted every byte of the flush.
     private func deflate(_ bytes: ByteBuffer, flush: CompressNIOFlush) {
         var input = bytes
-        var reserve = self.compressor.maxSize(from: input) + Self.minimumOutputSpace
+        // Sized for the common case (a short flush): the buffer is handed on with the bytes and held by the
+        // channel until they are sent, so its spare capacity costs memory per flush. Large flushes grow it.
+        var reserve = self.compressor.maxSize(from: input) + 16
         while true {
             if self.pending.writableBytes < reserve {
                 self.pending.reserveCapacity(minimumWritableBytes: reserve)
@@ -109,12 +111,12 @@ final class GzipTransport: StreamTransport {
                 return
             }
             if input.readableBytes == 0 && self.pending.writableBytes > 0 { return }
-            reserve = max(self.pending.capacity, Self.minimumOutputSpace)
+            reserve = max(self.pending.capacity, Self.minimumGrowth)
         }
     }
 
-    /// Output space given to zlib beyond `deflateBound` for each call, and the least it grows by.
-    static let minimumOutputSpace = 4096
+    /// The least the output space grows by when zlib filled it.
+    static let minimumGrowth = 1024
 
     private func handOn() {
         guard self.pending.readableBytes > 0 else { return }
