@@ -52,13 +52,13 @@ enum GatewayRunner {
             onReload: { Task { await reloader.reload() } },
             onSecondStop: { logger.notice("second signal: exiting at once"); Foundation.exit(0) }
         )
-        var group = ServiceGroupConfiguration(
-            services: [GatewayService(server: server, shutdownTimeout: config.shutdownTimeout, logger: logger)],
+        // No escalation to cancellation by the group: `shutdown_timeout` may change with a reload, and the
+        // service's own deadline, read from the config in force when the drain starts, bounds the exit.
+        let group = ServiceGroupConfiguration(
+            services: [GatewayService(server: server, logger: logger)],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger
         )
-        // Past the drain window the group escalates to cancellation (the drain itself ends within it).
-        group.maximumGracefulShutdownDuration = .nanoseconds(config.shutdownTimeout.nanoseconds) + .seconds(2)
         try await ServiceGroup(configuration: group).run()
         logger.info("stopped")
     }
@@ -72,14 +72,15 @@ enum GatewayRunner {
 /// `shutdown_timeout` has passed since the signal, it exits, whatever is still closing.
 struct GatewayService: Service {
     let server: GatewayServer
-    let shutdownTimeout: TimeAmount
     let logger: Logger
 
     func run() async throws {
         try? await gracefulShutdown()
         self.logger.info("draining (a second signal exits at once)")
-        ShutdownDeadline.arm(after: self.shutdownTimeout, logger: self.logger)
+        // The timeout in force now: a SIGHUP may have changed it since start-up.
+        ShutdownDeadline.arm(after: self.server.config.shutdownTimeout, logger: self.logger)
         try await self.server.drainAndShutdown()
+        ShutdownDeadline.disarm()
     }
 }
 
@@ -93,11 +94,21 @@ enum ShutdownDeadline {
         timer.schedule(deadline: .now() + .nanoseconds(Int(timeout.nanoseconds)))
         timer.setEventHandler {
             logger.warning("shutdown_timeout passed: exiting with connections still closing")
-            Foundation.exit(0)
+            // `_exit`, not `exit`: the main thread may be exiting at this moment too, and running the
+            // atexit handlers twice at once is undefined.
+            fflush(stdout)
+            fflush(stderr)
+            _exit(0)
         }
         timer.resume()
-        // Kept for the life of the process: a released source is cancelled.
+        // Kept until the drain ends: a released source is cancelled.
         Self.timer = timer
+    }
+
+    /// The drain ended in time: the normal exit follows.
+    static func disarm() {
+        Self.timer?.cancel()
+        Self.timer = nil
     }
 }
 

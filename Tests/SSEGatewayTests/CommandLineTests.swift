@@ -209,6 +209,43 @@ final class CommandLineTests: XCTestCase {
         stream.close()
     }
 
+    /// The exit deadline follows a `shutdown_timeout` changed by SIGHUP: raised from 300 ms to 3 s, the
+    /// drain spreads its closes over 2.4 s and ends by itself, instead of being cut at 300 ms.
+    func testShutdownDeadlineFollowsAReloadedShutdownTimeout() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { Task { try? await group.shutdownGracefully() } }
+        let listenPort = try await Self.freePort(group: group)
+        let adminPort = try await Self.freePort(group: group)
+        let file = try self.write("reloaded.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 300ms\n"))
+        let running = try self.launch(["serve", "--config", file])
+        try await eventually("serve is ready", timeout: .seconds(10)) {
+            let answer = try? await rawExchange(port: adminPort, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
+        }
+        _ = try self.write("reloaded.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 3s\n"))
+        kill(running.process.processIdentifier, SIGHUP)
+        try await eventually("reload applied", timeout: .seconds(10)) {
+            let metrics = try? await rawExchange(port: adminPort, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            return metrics?.response.contains("ssegate_config_reloads_total{result=\"applied\"} 1") ?? false
+        }
+        var clients: [TestSSEClient] = []
+        for _ in 0..<8 { clients.append(try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group)) }
+        for client in clients { _ = try await client.waitForHead() }
+
+        let signalled = Date()
+        running.process.terminate()  // SIGTERM to this pid only
+        while running.process.isRunning, Date().timeIntervalSince(signalled) < 8 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        let took = Date().timeIntervalSince(signalled)
+        XCTAssertFalse(running.process.isRunning, "serve still running 8 s after SIGTERM")
+        XCTAssertGreaterThan(took, 1.0, "8 closes spread over 2.4 s end after 1 s (almost surely); the start-up 300 ms cut them short")
+        XCTAssertLessThan(took, 4.0, "within the reloaded 3 s (and slack); stderr: \(running.stderr)")
+        XCTAssertFalse(running.stderr.contains("shutdown_timeout passed"), running.stderr)
+        XCTAssertEqual(running.process.terminationStatus, 0)
+        for client in clients { await client.close() }
+    }
+
     /// The process exits within `shutdown_timeout` whatever is still closing: here a thousand clients and
     /// twenty TLS clients that stopped reading, so their connections would each wait NIOSSL's 5 s for a
     /// `close_notify` answer before the event loops could shut down (the old exit came after ~5-6 s).
