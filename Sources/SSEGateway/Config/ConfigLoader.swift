@@ -257,6 +257,12 @@ public enum ConfigLoader {
         if let value = mapping.value("max_streams_per_connection"), let count = value.integer(atLeast: 1) {
             limits.maxStreamsPerConnection = count
         }
+        if let value = mapping.value("max_new_feeds_per_second"), let count = value.integer(atLeast: 0) {
+            limits.maxNewFeedsPerSecond = count
+        }
+        if let value = mapping.value("max_new_feeds_per_address_per_second"), let count = value.integer(atLeast: 0) {
+            limits.maxNewFeedsPerAddressPerSecond = count
+        }
     }
 
     // MARK: - Feeds
