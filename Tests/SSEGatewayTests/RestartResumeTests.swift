@@ -58,6 +58,27 @@ final class RestartResumeTests: XCTestCase {
         }
     }
 
+    /// The clients come back before the upstream has answered: the first seeds it, an older one moves
+    /// the start back while the upstream is still connecting, and one between them waits for that. The
+    /// one in between must be answered from a ring that holds its id (not be replayed the whole ring).
+    func testClientsJoiningWhileTheUpstreamConnectsEachResumeExactly() async throws {
+        let harness = try await self.start()
+        defer { Task { await harness.stop() } }
+        for index in 1...30 { harness.origin.publish(data: "event \(index)") }
+        harness.origin.responseDelay = .milliseconds(300)
+        let first = try await harness.client("/prices", headers: [("Last-Event-ID", "25")])
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        try await Task.sleep(for: .milliseconds(50))
+        let between = try await harness.client("/prices", headers: [("Last-Event-ID", "28")])
+        try await self.expect(first, self.ids(26...30))
+        try await self.expect(older, self.ids(13...30))
+        try await self.expect(between, self.ids(29...30))
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(between.events.count, 2, "no replay of the whole ring: \(between.events.map(\.id))")
+        XCTAssertFalse(between.body.contains(": gap"))
+        for client in [first, older, between] { await client.close() }
+    }
+
     /// Opaque ids cannot be compared: an id the upstream does not send within the resume wait is taken
     /// for an older one, and the feed resumes its upstream from there.
     func testOpaqueOlderIDIsFetchedAfterTheResumeWait() async throws {

@@ -247,6 +247,7 @@ public final class Feed {
         var reply: (JoinAnswer) -> Void
         /// Nil while waiting for a rebase (which answers it when it ends).
         var timeout: Scheduled<Void>?
+        var since: NIODeadline
     }
 
     /// At most this many rebases per feed (each is one upstream request).
@@ -267,11 +268,19 @@ public final class Feed {
 
     private func resumeOrder(_ resumeID: String) -> ResumeOrder {
         guard let wanted = Int64(resumeID) else { return .unknown }
-        if let newest = Int64(self.upstream.lastEventID) ?? self.replay.newestID.flatMap({ Int64($0) }), wanted > newest {
+        // The newest id the ring holds (the upstream may have received more that a rebase holds back).
+        if let newest = self.replay.newestID.flatMap({ Int64($0) }) ?? Int64(self.upstream.lastEventID), wanted > newest {
             return .newer
         }
         guard let start = (self.replay.startID ?? self.replay.oldestID).flatMap({ Int64($0) }) else { return .unknown }
         return wanted < start ? .older : .within
+    }
+
+    /// The upstream is connecting (its replay is about to come), or replaying for a rebase. Not while
+    /// it backs off: an upstream that is down must not hold clients' heads back.
+    private var upstreamCatchingUp: Bool {
+        if case .connecting = self.upstream.state { return true }
+        return self.rebase.state != .idle
     }
 
     /// The ring can be moved back to an older id: it still holds everything since it started, that
@@ -352,7 +361,7 @@ public final class Feed {
                 self?.parkedWaitEnded(token)
             }
         }
-        self.parked.append(ParkedJoin(token: token, resumeID: resumeID, reply: reply, timeout: timeout))
+        self.parked.append(ParkedJoin(token: token, resumeID: resumeID, reply: reply, timeout: timeout, since: .now()))
     }
 
     private func rearm(_ token: Int, wait: TimeAmount) {
@@ -373,6 +382,13 @@ public final class Feed {
             self.parked[index].timeout = nil
             if !self.rebase.isCollecting { self.startRebase(from: resumeID) }
             return
+        }
+        if stillMissing, order == .newer, self.upstreamCatchingUp,
+            NIODeadline.now() - self.parked[index].since < self.settings.upstream.connectTimeout + Self.resumeWait
+        {
+            // An id newer than all the upstream sent is most likely in the replay about to come; a gap
+            // would replay the whole ring to this client again. Bounded by connect_timeout + 1 s.
+            return self.rearm(token, wait: Self.resumeWait)
         }
         self.releaseParked(token)
     }
@@ -445,9 +461,10 @@ extension Feed: UpstreamDelegate {
         let output = self.rebase.received(events, holds: { self.replay.holds($0) }, newestHeld: self.replay.newestID)
         if let prepend = output.prepend {
             self.prepend(prepend.events, after: prepend.after)
-            self.rebaseEnded()
         }
         if !output.append.isEmpty { self.appendAndDeliver(output.append) }
+        // Only now: the clients that waited are answered from a ring that holds this whole batch.
+        if output.prepend != nil { self.rebaseEnded() }
     }
 
     /// Older events in front of the ring. No client is sent them now: every client joined has a later

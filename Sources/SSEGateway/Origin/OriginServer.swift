@@ -42,6 +42,7 @@ public final class OriginServer: @unchecked Sendable {
         var connections: [ObjectIdentifier: Channel] = [:]
         var behaviour = Behaviour.stream
         var behaviourForPath: (@Sendable (String) -> Behaviour?)?
+        var responseDelay: TimeAmount?
         var requests: [HTTPRequestHead] = []
         var totalConnections = 0
     }
@@ -72,6 +73,12 @@ public final class OriginServer: @unchecked Sendable {
     public var behaviourForPath: (@Sendable (String) -> Behaviour?)? {
         get { self.state.withLockedValue { $0.behaviourForPath } }
         set { self.state.withLockedValue { $0.behaviourForPath = newValue } }
+    }
+
+    /// Each request is answered this much later (a slow backend: tests of what happens meanwhile).
+    public var responseDelay: TimeAmount? {
+        get { self.state.withLockedValue { $0.responseDelay } }
+        set { self.state.withLockedValue { $0.responseDelay = newValue } }
     }
 
     /// Every request head received, oldest first.
@@ -229,6 +236,15 @@ private final class OriginHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = self.unwrapInboundIn(data) else { return }
+        guard let delay = self.origin.responseDelay else { return self.answer(head, context: context) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = bound.value
+            if context.channel.isActive { handler.answer(head, context: context) }
+        }
+    }
+
+    private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let (behaviour, replay) = self.origin.accept(head, channel: context.channel)
         switch behaviour {
         case .stream, .silent:
