@@ -79,6 +79,34 @@ final class RestartResumeTests: XCTestCase {
         for client in [first, older, between] { await client.close() }
     }
 
+    /// An id the backend does not know: the rebase gives up after connect_timeout + 1 s, the client is
+    /// told of a gap, and the clients already streaming get no old event and miss nothing.
+    func testAnIDTheBackendDoesNotKnowEndsInAGapWithoutDisturbingOthers() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                $0.settings.upstream.connectTimeout = .milliseconds(300)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 1...6 { harness.origin.publish(data: "event \(index)", id: "e\(index)") }
+        let known = try await harness.client("/prices", headers: [("Last-Event-ID", "e4")])
+        try await self.expect(known, ["e5", "e6"])
+        let unknown = try await harness.client("/prices", headers: [("Last-Event-ID", "no-such-id")])
+        harness.origin.publish(data: "event 7", id: "e7")  // while the feed waits for the unknown id
+        try await Task.sleep(for: .milliseconds(1500))
+        harness.origin.publish(data: "event 8", id: "e8")  // while the upstream resumes from the unknown id
+        let head = try await unknown.waitForHead()
+        XCTAssertEqual(head.headers["Last-Event-ID"], ["e5"], "a gap: replayed from the oldest buffered event")
+        harness.origin.publish(data: "event 9", id: "e9")
+        try await self.expect(known, ["e5", "e6", "e7", "e8", "e9"])
+        try await self.expect(unknown, ["e5", "e6", "e7", "e8", "e9"])
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(known.events.count, 5, "nothing old or repeated: \(known.events.map(\.id))")
+        XCTAssertTrue(unknown.body.contains(": gap"))
+        await known.close()
+        await unknown.close()
+    }
+
     /// Opaque ids cannot be compared: an id the upstream does not send within the resume wait is taken
     /// for an older one, and the feed resumes its upstream from there.
     func testOpaqueOlderIDIsFetchedAfterTheResumeWait() async throws {

@@ -42,7 +42,6 @@ public final class Feed {
     private var rebaseTimeout: Scheduled<Void>?
     /// Rebases this feed may still make: each costs an upstream request, and a client can ask for any id.
     private var rebasesLeft = Feed.maxRebases
-    private(set) var rebases = 0
     /// Ids a rebase started from: never again (a backend that does not know one would loop).
     private var rebasedFrom: Set<String> = []
     /// A new template instance answers its clients only once its upstream's first response is known (or
@@ -293,7 +292,6 @@ public final class Feed {
     /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
     private func startRebase(from resumeID: String) {
         self.rebasesLeft -= 1
-        self.rebases += 1
         self.rebasedFrom.insert(resumeID)
         self.rebase.begin(from: resumeID, ringStart: self.replay.startID)
         self.upstream.restart(from: resumeID)
@@ -304,12 +302,17 @@ public final class Feed {
         self.logger.debug("moving the replay start back for a client", metadata: ["from": "\(resumeID)"])
     }
 
-    /// The upstream never got back to the ring's start: what it sent is passed on as new events, and
-    /// the clients that waited get what the ring holds (a gap).
+    /// The upstream never got back to the ring's start (the backend does not know the id, or is slow):
+    /// what it sent cannot be placed (older or newer? ids are opaque), so it is dropped and the upstream
+    /// resumes from the newest id the ring holds, as if no rebase had been tried. The clients that
+    /// waited get what the ring holds (a gap).
     private func rebaseTimedOut() {
         self.rebaseTimeout = nil
-        let leftover = self.rebase.giveUp(holds: { self.replay.holds($0) })
-        if !leftover.isEmpty { self.appendAndDeliver(leftover) }
+        self.rebase.giveUp()
+        let running = self.upstream.state != .idle && self.upstream.state != .stopped
+        if running, let resumeFrom = self.replay.newestID ?? self.replay.startID {
+            self.upstream.restart(from: resumeFrom)
+        }
         self.rebaseEnded()
     }
 

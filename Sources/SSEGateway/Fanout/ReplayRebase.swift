@@ -94,15 +94,10 @@ struct ReplayRebase {
         return output
     }
 
-    /// The stream never reached the ring's start in time (the backend did not know the id, or is
-    /// slow): what was collected and the ring does not hold is passed on as new events.
-    mutating func giveUp(holds: (String) -> Bool) -> [ServerSentEvent] {
-        guard case .collecting(_, _, let prefix, _) = self.state else {
-            self.state = .idle
-            return []
-        }
+    /// The stream never reached the ring's start in time: what was collected is dropped (it cannot be
+    /// told apart from new events without comparing ids); the feed resumes the upstream from the ring.
+    mutating func giveUp() {
         self.state = .idle
-        return prefix.filter { event in event.id.map { $0.isEmpty || !holds($0) } ?? true }
     }
 
     /// The upstream went away (feed closed or reloaded): forget the rebase.
