@@ -152,8 +152,9 @@ public final class Feed {
 
     // MARK: Clients
 
-    /// A shard asks to receive this feed on behalf of a new client; returns what the client gets first,
-    /// or nil when the feed has closed (the caller resolves the path again).
+    /// A shard asks to receive this feed on behalf of a new client; `reply` gets what the client gets
+    /// first (`JoinAnswer`): at once, when the client's id arrives, when a rebase has fetched it, or
+    /// when a new template instance's upstream has answered.
     func join(_ shard: FeedShard, resumeID: String?, reply: @escaping (JoinAnswer) -> Void) {
         self.loop.preconditionInEventLoop()
         guard !self.isClosed else { return reply(.closed) }
@@ -181,6 +182,8 @@ public final class Feed {
         self.resolveJoin(resumeID: resumeID, seeded: seeded, reply: reply)
     }
 
+    // MARK: The first response of a new template instance
+
     /// The upstream's first response is known (or took too long): answer the held clients. A 404 or 410
     /// closes the instance at once: no linger, no retry.
     private func firstResponseArrived(refusedWith status: Int?) {
@@ -199,6 +202,8 @@ public final class Feed {
         }
         for join in held { self.resolveJoin(resumeID: join.resumeID, seeded: join.seeded, reply: join.reply) }
     }
+
+    // MARK: Resuming
 
     private func resolveJoin(resumeID: String?, seeded: Bool, reply: @escaping (JoinAnswer) -> Void) {
         var lookup = self.replay.lookup(after: resumeID, now: .now())
@@ -248,6 +253,8 @@ public final class Feed {
         var timeout: Scheduled<Void>?
         var since: NIODeadline
     }
+
+    // MARK: Moving the ring's start back to an older id (rebase)
 
     /// At most this many rebases per feed (each is one upstream request).
     static let maxRebases = 32
@@ -344,6 +351,8 @@ public final class Feed {
             self.startRebase(from: oldest.resumeID)
         }
     }
+
+    // MARK: Joins waiting for an id
 
     /// An unknown id may be one this replica will receive in a moment (upstream ids only). Numeric ids
     /// older than the newest one held are known to be in the past: no wait for those.
