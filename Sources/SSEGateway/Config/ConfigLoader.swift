@@ -262,6 +262,12 @@ public enum ConfigLoader {
         if let value = mapping.value("premature_resets_per_second"), let count = value.integer(atLeast: 1) {
             limits.prematureResetsPerSecond = count
         }
+        if let value = mapping.value("max_new_feeds_per_second"), let count = value.integer(atLeast: 0) {
+            limits.maxNewFeedsPerSecond = count
+        }
+        if let value = mapping.value("max_new_feeds_per_address_per_second"), let count = value.integer(atLeast: 0) {
+            limits.maxNewFeedsPerAddressPerSecond = count
+        }
     }
 
     // MARK: - Feeds

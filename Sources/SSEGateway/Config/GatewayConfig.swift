@@ -78,8 +78,17 @@ public struct LimitsConfig: Sendable, Equatable {
     /// second, summed over all connections of one listener (the rapid reset attack spreads them over
     /// many connections). Over it the connection that reset one gets GOAWAY and is closed.
     public var prematureResetsPerSecond: Int = 1000
+    /// Template instances (`/rooms/{room}` values) the gateway opens per second, over all templates;
+    /// over it a request for a new value gets `503` with a jittered `Retry-After`. 0: no limit.
+    public var maxNewFeedsPerSecond: Int = 100
+    /// The same per client address, so one client cannot spend the gateway's allowance. 0: no limit.
+    public var maxNewFeedsPerAddressPerSecond: Int = 20
 
     public init() {}
+
+    var newFeedRates: NewFeedLimiter.Rates {
+        NewFeedLimiter.Rates(perSecond: self.maxNewFeedsPerSecond, perAddressPerSecond: self.maxNewFeedsPerAddressPerSecond)
+    }
 }
 
 /// The per-feed settings that `defaults:` sets for every feed and that a feed may override.

@@ -102,7 +102,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         switch RequestRouter(registry: self.gateway.registry).route(head) {
         case .respond(let response, let body, let close):
             self.respond(response, body: body, close: close || clientWantsClose, headOnly: head.method == .HEAD, context: context)
-        case .stream(let request):
+        case .stream(var request):
+            request.clientAddress = context.channel.remoteAddress?.ipAddress
             if request.headOnly {
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders

@@ -55,7 +55,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         switch RequestRouter(registry: self.gateway.registry).route(head) {
         case .respond(let response, let body, _):
             self.respond(response, body: body, headOnly: head.method == .HEAD)
-        case .stream(let request):
+        case .stream(var request):
+            request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
             if request.headOnly {
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders

@@ -20,6 +20,8 @@ struct StreamRequest {
     var http10: Bool
     /// The feed allows compression and the client accepts gzip.
     var gzip: Bool
+    /// The client's address (the TCP peer's IP for now), for the per-address limits; set by the handler.
+    var clientAddress: String? = nil
 }
 
 /// Routes requests to feeds and answers everything that is not a stream (SPEC §3): 404, 405 + `Allow`,
@@ -129,5 +131,12 @@ struct RequestRouter {
 
     static func retryAfter(_ retry: TimeAmount) -> String {
         String(max(1, (retry.nanoseconds + 999_999_999) / 1_000_000_000))
+    }
+
+    /// `Retry-After` seconds between `retry` and twice that (at least 1-2 s), so clients refused together
+    /// do not all come back in the same second.
+    static func jitteredRetryAfter(_ retry: TimeAmount) -> String {
+        let base = max(1, (retry.nanoseconds + 999_999_999) / 1_000_000_000)
+        return String(Int64.random(in: base...(2 * base)))
     }
 }

@@ -1,4 +1,5 @@
 import NIOCore
+import NIOHTTP1
 
 /// The protocol-independent life of one SSE response: admission against `max_clients`, joining the feed
 /// (the replay lookup happens on the feed's loop), the head, the prelude and the replay, then serving as
@@ -60,20 +61,25 @@ final class StreamSession: SubscriberSink {
     private func join(_ request: StreamRequest, attempts: Int) {
         self.state = .joining(request, attempts: attempts)
         let feed: Feed
-        switch self.gateway.registry.acquire(request.target) {
+        switch self.gateway.registry.acquire(request.target, clientAddress: request.clientAddress, rates: self.gateway.limits.newFeedRates) {
         case .feed(let acquired):
             feed = acquired
         case .tooManyFeeds:
             return self.refuse(Self.unavailable(request, "too many feeds open for \(request.target.definition.path)\n"))
+        case .tooManyNewFeeds(let perAddress):
+            let reason = perAddress ? "too many new feeds from this address\n" : "too many new feeds\n"
+            return self.refuse(ResponseHead.plain(
+                .serviceUnavailable, reason, headers: [("Retry-After", RequestRouter.jitteredRetryAfter(request.target.definition.settings.retry))]
+            ))
         case .unavailable:
             return self.refuse(Self.unavailable(request, "feed unavailable\n"))
         }
         // Weak: a client that leaves while its join is under way (e.g. a stream reset right after its
         // HEADERS, or a resume parked for up to a second) frees its session, transport and channel at
         // once; only the shard waits for the feed's answer.
-        self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: request.resumeID) { [weak self] shard, lookup in
+        self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: request.resumeID) { [weak self] shard, answer in
             guard let self else { return shard.detachIfUnused() }
-            self.joined(shard: shard, lookup: lookup)
+            self.joined(shard: shard, answer: answer)
         }
     }
 
@@ -83,18 +89,27 @@ final class StreamSession: SubscriberSink {
         self.transport.respond(response.0, body: response.1)
     }
 
-    private func joined(shard: FeedShard, lookup: ReplayBuffer.Lookup?) {
+    private func joined(shard: FeedShard, answer: JoinAnswer) {
         guard case .joining(let request, let attempts) = self.state else {
             // The client left while the feed answered.
             shard.detachIfUnused()
             return
         }
-        guard let lookup else {
+        let lookup: ReplayBuffer.Lookup
+        switch answer {
+        case .joined(let answered):
+            lookup = answered
+        case .closed:
             // The feed closed meanwhile (an on-demand template that lingered out): acquire it again.
             shard.detachIfUnused()
             guard attempts < 3 else { return self.refuse(Self.unavailable(request, "feed unavailable\n")) }
             self.join(request, attempts: attempts + 1)
             return
+        case .upstreamRefused(let status):
+            // A new template value the backend does not have: the client learns so, nothing retries.
+            shard.detachIfUnused()
+            let text = status == 410 ? "gone\n" : "not found\n"
+            return self.refuse(ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: request.corsHeaders))
         }
         let settings = request.target.definition.settings
         var head = ResponseHead.eventStream()

@@ -37,6 +37,25 @@ public final class Feed {
     private(set) var upstreamFailures = 0
     private var parked: [ParkedJoin] = []
     private var parkedTokens = 0
+    /// Moving the ring's start back to an older id a client needs (see `ReplayRebase`).
+    private var rebase: ReplayRebase
+    private var rebaseTimeout: Scheduled<Void>?
+    /// Rebases this feed may still make: each costs an upstream request, and a client can ask for any id.
+    private var rebasesLeft = Feed.maxRebases
+    /// Ids a rebase started from: never again (a backend that does not know one would loop).
+    private var rebasedFrom: Set<String> = []
+    /// A new template instance answers its clients only once its upstream's first response is known (or
+    /// `connect_timeout` passed), so that a value the backend says does not exist (404, 410) gets that
+    /// status instead of a stream whose upstream retries for nothing.
+    private var firstResponseKnown: Bool
+    private var heldJoins: [HeldJoin] = []
+    private var firstResponseTimeout: Scheduled<Void>?
+
+    private struct HeldJoin {
+        var resumeID: String?
+        var seeded: Bool
+        var reply: (JoinAnswer) -> Void
+    }
 
     init(path: String, config: FeedConfig, values: [String: String], loop: EventLoop, tlsContext: Result<NIOSSLContext, Error>?, idPrefix: String, logger: Logger) {
         self.path = path
@@ -50,6 +69,8 @@ public final class Feed {
         self.logger = logger
         let replay = config.settings.replay
         self.replay = ReplayBuffer(maxEvents: replay.maxEvents, maxBytes: replay.maxBytes, maxAge: replay.maxAge)
+        self.rebase = ReplayRebase(limit: replay.maxEvents)
+        self.firstResponseKnown = !config.path.isTemplate
         self.upstream = UpstreamClient(loop: loop, url: upstreamURL, settings: config.settings.upstream, tlsContext: tlsContext, logger: logger)
         self.upstream.delegate = self
     }
@@ -117,17 +138,26 @@ public final class Feed {
         self.isClosed = true
         self.lingerTask?.cancel()
         self.lingerTask = nil
+        self.rebase.cancel()
+        self.rebaseTimeout?.cancel()
+        self.rebaseTimeout = nil
+        self.firstResponseTimeout?.cancel()
+        self.firstResponseTimeout = nil
+        let held = self.heldJoins
+        self.heldJoins.removeAll()
+        for join in held { join.reply(.closed) }
         for join in self.parked { self.releaseParked(join.token) }
         self.upstream.stop()
     }
 
     // MARK: Clients
 
-    /// A shard asks to receive this feed on behalf of a new client; returns what the client gets first,
-    /// or nil when the feed has closed (the caller resolves the path again).
-    func join(_ shard: FeedShard, resumeID: String?, reply: @escaping (ReplayBuffer.Lookup?) -> Void) {
+    /// A shard asks to receive this feed on behalf of a new client; `reply` gets what the client gets
+    /// first (`JoinAnswer`): at once, when the client's id arrives, when a rebase has fetched it, or
+    /// when a new template instance's upstream has answered.
+    func join(_ shard: FeedShard, resumeID: String?, reply: @escaping (JoinAnswer) -> Void) {
         self.loop.preconditionInEventLoop()
-        guard !self.isClosed else { return reply(nil) }
+        guard !self.isClosed else { return reply(.closed) }
         self.shards[ObjectIdentifier(shard)] = shard
         if let linger = self.lingerTask {
             linger.cancel()
@@ -139,19 +169,69 @@ public final class Feed {
         if self.config.connect == .onDemand || self.isTemplateInstance {
             self.upstream.start()
         }
+        if !self.firstResponseKnown {
+            if self.heldJoins.isEmpty {
+                self.firstResponseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout) { [weak self] () -> Void in
+                    // Slow or down: the clients get today's stream (200, keepalives) while it retries.
+                    self?.firstResponseArrived(refusedWith: nil)
+                }
+            }
+            self.heldJoins.append(HeldJoin(resumeID: resumeID, seeded: seeded, reply: reply))
+            return
+        }
+        self.resolveJoin(resumeID: resumeID, seeded: seeded, reply: reply)
+    }
+
+    // MARK: The first response of a new template instance
+
+    /// The upstream's first response is known (or took too long): answer the held clients. A 404 or 410
+    /// closes the instance at once: no linger, no retry.
+    private func firstResponseArrived(refusedWith status: Int?) {
+        guard !self.firstResponseKnown else { return }
+        self.firstResponseKnown = true
+        self.firstResponseTimeout?.cancel()
+        self.firstResponseTimeout = nil
+        let held = self.heldJoins
+        self.heldJoins.removeAll()
+        if let status {
+            self.logger.debug("upstream has no such value: closing the instance", metadata: ["status": "\(status)"])
+            for join in held { join.reply(.upstreamRefused(status: status)) }
+            self.close()
+            self.onClose?(self)
+            return
+        }
+        for join in held { self.resolveJoin(resumeID: join.resumeID, seeded: join.seeded, reply: join.reply) }
+    }
+
+    // MARK: Resuming
+
+    private func resolveJoin(resumeID: String?, seeded: Bool, reply: @escaping (JoinAnswer) -> Void) {
         var lookup = self.replay.lookup(after: resumeID, now: .now())
         if seeded {
             lookup.resume = .live
         }
-        if lookup.resume == .gap, let resumeID, self.mayArriveSoon(resumeID) {
-            // Behind a load balancer a client may fail over to this replica a moment before this replica
-            // has the event it last saw: wait a little for that id rather than replay the whole buffer.
-            return self.park(resumeID: resumeID, reply: reply)
+        if lookup.resume == .gap, let resumeID {
+            if self.rebase.isCollecting {
+                // The ring's start is moving back: answered when it has.
+                return self.park(resumeID: resumeID, wait: nil, reply: reply)
+            }
+            switch self.resumeOrder(resumeID) {
+            case .unknown where self.mayArriveSoon(resumeID), .newer where self.mayArriveSoon(resumeID):
+                // Behind a load balancer a client may fail over to this replica a moment before this replica
+                // has the event it last saw: wait a little for that id rather than replay the whole buffer.
+                // An opaque id that does not arrive may be an older one: `parkedWaitEnded` rebases then.
+                return self.park(resumeID: resumeID, wait: Self.resumeWait, reply: reply)
+            case .older where self.mayRebase(from: resumeID):
+                self.startRebase(from: resumeID)
+                return self.park(resumeID: resumeID, wait: nil, reply: reply)
+            case .older, .newer, .unknown, .within:
+                break
+            }
         }
         self.answer(lookup, reply)
     }
 
-    private func answer(_ lookup: ReplayBuffer.Lookup, _ reply: (ReplayBuffer.Lookup?) -> Void) {
+    private func answer(_ lookup: ReplayBuffer.Lookup, _ reply: (JoinAnswer) -> Void) {
         switch lookup.resume {
         case .live: break
         case .resumed: self.replaysServed += 1
@@ -159,7 +239,7 @@ public final class Feed {
             self.replaysServed += 1
             self.replayGaps += 1
         }
-        reply(lookup)
+        reply(.joined(lookup))
     }
 
     /// How long a resume from an id this feed has not seen waits for it to arrive from upstream.
@@ -168,9 +248,111 @@ public final class Feed {
     private struct ParkedJoin {
         var token: Int
         var resumeID: String
-        var reply: (ReplayBuffer.Lookup?) -> Void
-        var timeout: Scheduled<Void>
+        var reply: (JoinAnswer) -> Void
+        /// Nil while waiting for a rebase (which answers it when it ends).
+        var timeout: Scheduled<Void>?
+        var since: NIODeadline
     }
+
+    // MARK: Moving the ring's start back to an older id (rebase)
+
+    /// At most this many rebases per feed (each is one upstream request).
+    static let maxRebases = 32
+
+    /// Where a resume id not in the ring lies relative to it, as far as the gateway can tell: ids are
+    /// opaque strings, but when the id and the ring's ends are all integers they are compared as such.
+    enum ResumeOrder {
+        /// Before the ring's start: the ring can be moved back to it.
+        case older
+        /// Between the ring's start and its newest event (the upstream skipped it).
+        case within
+        /// After the newest event received: it may arrive in a moment.
+        case newer
+        /// Not comparable.
+        case unknown
+    }
+
+    private func resumeOrder(_ resumeID: String) -> ResumeOrder {
+        guard let wanted = Int64(resumeID) else { return .unknown }
+        // The newest id the ring holds (the upstream may have received more that a rebase holds back).
+        if let newest = self.replay.newestID.flatMap({ Int64($0) }) ?? Int64(self.upstream.lastEventID), wanted > newest {
+            return .newer
+        }
+        guard let start = (self.replay.startID ?? self.replay.oldestID).flatMap({ Int64($0) }) else { return .unknown }
+        return wanted < start ? .older : .within
+    }
+
+    /// The upstream is connecting (its replay is about to come), or replaying for a rebase. Not while
+    /// it backs off: an upstream that is down must not hold clients' heads back.
+    private var upstreamCatchingUp: Bool {
+        if case .connecting = self.upstream.state { return true }
+        return self.rebase.state != .idle
+    }
+
+    /// The ring can be moved back to an older id: it still holds everything since it started, that
+    /// start is known (an id it started after, or its first event), and the budget is not spent.
+    private func mayRebase(from resumeID: String) -> Bool {
+        !self.rebasedFrom.contains(resumeID) && self.config.ids == .upstream && self.rebasesLeft > 0 && self.replay.maxEvents > 0 && !self.replay.hasTrimmed
+            && (self.replay.startID != nil || self.replay.oldestID != nil) && !self.rebase.isCollecting && !self.isClosed
+    }
+
+    /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
+    private func startRebase(from resumeID: String) {
+        self.rebasesLeft -= 1
+        self.rebasedFrom.insert(resumeID)
+        self.rebase.begin(from: resumeID, ringStart: self.replay.startID)
+        self.upstream.restart(from: resumeID)
+        self.rebaseTimeout?.cancel()
+        self.rebaseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout + Self.resumeWait) { [weak self] () -> Void in
+            self?.rebaseTimedOut()
+        }
+        self.logger.debug("moving the replay start back for a client", metadata: ["from": "\(resumeID)"])
+    }
+
+    /// The upstream never got back to the ring's start (the backend does not know the id, or is slow):
+    /// what it sent cannot be placed (older or newer? ids are opaque), so it is dropped and the upstream
+    /// resumes from the newest id the ring holds, as if no rebase had been tried. The clients that
+    /// waited get what the ring holds (a gap).
+    private func rebaseTimedOut() {
+        self.rebaseTimeout = nil
+        self.rebase.giveUp()
+        let running = self.upstream.state != .idle && self.upstream.state != .stopped
+        if running, let resumeFrom = self.replay.newestID ?? self.replay.startID {
+            self.upstream.restart(from: resumeFrom)
+        }
+        self.rebaseEnded()
+    }
+
+    /// The rebase placed its events (or gave up): answer the clients that waited for it; those whose id
+    /// is still not held may start the next rebase (the oldest of them, when ids are integers).
+    private func rebaseEnded() {
+        self.rebaseTimeout?.cancel()
+        self.rebaseTimeout = nil
+        var candidates: [ParkedJoin] = []
+        for join in self.parked where join.timeout == nil {
+            guard self.replay.lookup(after: join.resumeID, now: .now()).resume == .gap else {
+                self.releaseParked(join.token)
+                continue
+            }
+            switch self.resumeOrder(join.resumeID) {
+            case .newer:
+                self.rearm(join.token, wait: Self.resumeWait)
+            case .older, .unknown:
+                if self.mayRebase(from: join.resumeID) {
+                    candidates.append(join)  // stays parked for the next rebase's end
+                } else {
+                    self.releaseParked(join.token)
+                }
+            case .within:
+                self.releaseParked(join.token)
+            }
+        }
+        if let oldest = candidates.min(by: { (Int64($0.resumeID) ?? .max) < (Int64($1.resumeID) ?? .max) }) {
+            self.startRebase(from: oldest.resumeID)
+        }
+    }
+
+    // MARK: Joins waiting for an id
 
     /// An unknown id may be one this replica will receive in a moment (upstream ids only). Numeric ids
     /// older than the newest one held are known to be in the past: no wait for those.
@@ -182,27 +364,63 @@ public final class Feed {
         return true
     }
 
-    private func park(resumeID: String, reply: @escaping (ReplayBuffer.Lookup?) -> Void) {
+    /// Holds a join until its id arrives (`wait`), or until the rebase under way ends (nil).
+    private func park(resumeID: String, wait: TimeAmount?, reply: @escaping (JoinAnswer) -> Void) {
         self.parkedTokens += 1
         let token = self.parkedTokens
-        let timeout = self.loop.scheduleTask(in: Self.resumeWait) { [weak self] () -> Void in
-            self?.releaseParked(token)
+        let timeout = wait.map { wait in
+            self.loop.scheduleTask(in: wait) { [weak self] () -> Void in
+                self?.parkedWaitEnded(token)
+            }
         }
-        self.parked.append(ParkedJoin(token: token, resumeID: resumeID, reply: reply, timeout: timeout))
+        self.parked.append(ParkedJoin(token: token, resumeID: resumeID, reply: reply, timeout: timeout, since: .now()))
+    }
+
+    private func rearm(_ token: Int, wait: TimeAmount) {
+        guard let index = self.parked.firstIndex(where: { $0.token == token }) else { return }
+        self.parked[index].timeout = self.loop.scheduleTask(in: wait) { [weak self] () -> Void in
+            self?.parkedWaitEnded(token)
+        }
+    }
+
+    /// A parked id did not arrive in time: it may be an older one (opaque ids cannot be compared), so
+    /// the ring is moved back to it if it still can be; otherwise the client gets a gap.
+    private func parkedWaitEnded(_ token: Int) {
+        guard let index = self.parked.firstIndex(where: { $0.token == token }) else { return }
+        let resumeID = self.parked[index].resumeID
+        let stillMissing = self.replay.lookup(after: resumeID, now: .now()).resume == .gap
+        let order = self.resumeOrder(resumeID)
+        if stillMissing, self.rebase.isCollecting || ((order == .unknown || order == .older) && self.mayRebase(from: resumeID)) {
+            self.parked[index].timeout = nil
+            if !self.rebase.isCollecting { self.startRebase(from: resumeID) }
+            return
+        }
+        if stillMissing, order == .newer, self.upstreamCatchingUp,
+            NIODeadline.now() - self.parked[index].since < self.settings.upstream.connectTimeout + Self.resumeWait
+        {
+            // An id newer than all the upstream sent is most likely in the replay about to come; a gap
+            // would replay the whole ring to this client again. Bounded by connect_timeout + 1 s.
+            return self.rearm(token, wait: Self.resumeWait)
+        }
+        self.releaseParked(token)
     }
 
     /// Answers a parked join with what the ring holds now (resumed if its id has arrived, else a gap).
     private func releaseParked(_ token: Int) {
         guard let index = self.parked.firstIndex(where: { $0.token == token }) else { return }
         let join = self.parked.remove(at: index)
-        join.timeout.cancel()
-        if self.isClosed { return join.reply(nil) }
+        join.timeout?.cancel()
+        if self.isClosed { return join.reply(.closed) }
         self.answer(self.replay.lookup(after: join.resumeID, now: .now()), join.reply)
     }
 
     private func seedUpstream(from resumeID: String?) -> Bool {
         guard self.config.ids == .upstream, let resumeID, !resumeID.isEmpty, self.replay.lastSequence == 0 else { return false }
-        return self.upstream.seedLastEventID(resumeID)
+        guard self.upstream.seedLastEventID(resumeID) else { return false }
+        // The ring starts after that id: later clients holding it resume without a gap, and one holding
+        // an older id can move the start back (`startRebase`).
+        self.replay.start(after: resumeID)
+        return true
     }
 
     /// A shard has no clients left.
@@ -251,6 +469,30 @@ public final class Feed {
 
 extension Feed: UpstreamDelegate {
     func upstreamReceived(_ events: [ServerSentEvent]) {
+        guard self.rebase.state != .idle else { return self.appendAndDeliver(events) }
+        let output = self.rebase.received(events, holds: { self.replay.holds($0) }, newestHeld: self.replay.newestID)
+        if let prepend = output.prepend {
+            self.prepend(prepend.events, after: prepend.after)
+        }
+        if !output.append.isEmpty { self.appendAndDeliver(output.append) }
+        // Only now: the clients that waited are answered from a ring that holds this whole batch.
+        if output.prepend != nil { self.rebaseEnded() }
+    }
+
+    /// Older events in front of the ring. No client is sent them now: every client joined has a later
+    /// sequence; the clients waiting for them get them from the ring.
+    private func prepend(_ events: [ServerSentEvent], after base: String?) {
+        let now = NIODeadline.now()
+        let first = self.replay.firstSequence - Int64(events.count)
+        let encoded = events.enumerated().map { offset, event in
+            EncodedEvent(sequence: first + Int64(offset), event: event, receivedAt: now, allocator: self.allocator)
+        }
+        if self.replay.prepend(encoded, after: base, now: now) {
+            self.eventsIn += encoded.count
+        }
+    }
+
+    private func appendAndDeliver(_ events: [ServerSentEvent]) {
         let now = NIODeadline.now()
         var batch: [EncodedEvent] = []
         batch.reserveCapacity(events.count)
@@ -285,6 +527,15 @@ extension Feed: UpstreamDelegate {
 
     func upstreamStateChanged(_ state: UpstreamStateMachine.State, failure: UpstreamFailure?) {
         if failure != nil { self.upstreamFailures += 1 }
+        guard !self.firstResponseKnown else { return }
+        switch failure {
+        case .status(let code) where code == 404 || code == 410:
+            self.firstResponseArrived(refusedWith: code)
+        case .some:
+            self.firstResponseArrived(refusedWith: nil)
+        case nil:
+            if state == .streaming { self.firstResponseArrived(refusedWith: nil) }
+        }
     }
 }
 

@@ -21,6 +21,9 @@ public final class FeedRegistry: @unchecked Sendable {
         case feed(Feed)
         /// The template already has `max_feeds` distinct values open.
         case tooManyFeeds
+        /// New template instances are opened faster than `limits.max_new_feeds_per_second` (gateway-wide,
+        /// or per client address).
+        case tooManyNewFeeds(perAddress: Bool)
         /// The feed is gone (shutdown).
         case unavailable
     }
@@ -35,6 +38,7 @@ public final class FeedRegistry: @unchecked Sendable {
         var openPerTemplate: [String: Int] = [:]
         /// Final counters of closed template instances, per definition.
         var retired: [String: FeedStatus] = [:]
+        var newFeeds = NewFeedLimiter()
     }
 
     /// What a reload did to the feeds.
@@ -165,8 +169,9 @@ public final class FeedRegistry: @unchecked Sendable {
         return summary
     }
 
-    /// The open feed for a target, opening a template instance if needed.
-    public func acquire(_ target: Target) -> Acquisition {
+    /// The open feed for a target, opening a template instance if needed: within `max_feeds` and the
+    /// new-instance rates (`clientAddress` is the address the per-address rate counts against).
+    func acquire(_ target: Target, clientAddress: String? = nil, rates: NewFeedLimiter.Rates = LimitsConfig().newFeedRates) -> Acquisition {
         self.state.withLockedValue { state -> Acquisition in
             if let feed = state.instances[target.key] { return .feed(feed) }
             // The definition in force now (a reload may have changed or removed it since the lookup).
@@ -177,6 +182,11 @@ public final class FeedRegistry: @unchecked Sendable {
             target.definition = definition
             let open = state.openPerTemplate[target.definition.name, default: 0]
             guard open < target.definition.maxFeeds else { return .tooManyFeeds }
+            switch state.newFeeds.admit(address: clientAddress, rates: rates, now: NIODeadline.now()) {
+            case .allowed: break
+            case .overGateway: return .tooManyNewFeeds(perAddress: false)
+            case .overAddress: return .tooManyNewFeeds(perAddress: true)
+            }
             let feed = self.makeFeed(path: target.key, config: target.definition, values: target.values, tlsContext: state.tlsContexts[target.definition.name])
             state.instances[target.key] = feed
             state.openPerTemplate[target.definition.name] = open + 1

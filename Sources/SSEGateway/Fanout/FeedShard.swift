@@ -16,12 +16,20 @@ final class FeedShard {
     /// Subscribes under way (the feed's answer not yet back): the shard must stay attached meanwhile.
     var pendingJoins = 0
     private var tickInterval: TimeAmount
-    /// Batches sent from the feed's loop and not delivered yet. When this loop is busy, batches pile up
-    /// here and go out together: one pass over the clients and one flush each, however many arrived.
+    /// Batches and join answers sent from the feed's loop and not handled yet. When this loop is busy,
+    /// batches pile up here and go out together: one pass over the clients and one flush each, however
+    /// many arrived. Join answers travel in the same queue, so that a client added by an answer gets
+    /// exactly the batches that followed the answer's replay: a batch queued before it goes to the
+    /// clients already here, one queued after it to the new client too.
     private let inbox = NIOLockedValueBox(Inbox())
 
+    private enum InboxItem {
+        case batch([EncodedEvent])
+        case call(() -> Void)
+    }
+
     private struct Inbox {
-        var batches: [[EncodedEvent]] = []
+        var items: [InboxItem] = []
         var drainScheduled = false
     }
     private var nextTick = NIODeadline.uptimeNanoseconds(0)
@@ -68,8 +76,18 @@ final class FeedShard {
     /// Called on the feed's loop for a shard on another loop: one lock and at most one task per batch
     /// per loop (never per client).
     func post(_ batch: [EncodedEvent]) {
+        self.enqueue(.batch(batch))
+    }
+
+    /// Called on the feed's loop: runs `body` on this loop after the batches posted before it and
+    /// before those posted after it (a join answer, see `inbox`).
+    func postInOrder(_ body: @escaping () -> Void) {
+        self.enqueue(.call(body))
+    }
+
+    private func enqueue(_ item: InboxItem) {
         let schedule = self.inbox.withLockedValue { inbox -> Bool in
-            inbox.batches.append(batch)
+            inbox.items.append(item)
             guard !inbox.drainScheduled else { return false }
             inbox.drainScheduled = true
             return true
@@ -80,16 +98,30 @@ final class FeedShard {
     }
 
     private func drainInbox() {
-        let batches = self.inbox.withLockedValue { inbox -> [[EncodedEvent]] in
+        let items = self.inbox.withLockedValue { inbox -> [InboxItem] in
             inbox.drainScheduled = false
-            defer { inbox.batches.removeAll(keepingCapacity: true) }
-            return inbox.batches
+            defer { inbox.items.removeAll(keepingCapacity: true) }
+            return inbox.items
         }
-        if batches.count == 1 {
-            self.deliver(batches[0])
-        } else if !batches.isEmpty {
-            self.deliver(Array(batches.joined()))
+        var pending: [[EncodedEvent]] = []
+        func flushPending() {
+            if pending.count == 1 {
+                self.deliver(pending[0])
+            } else if !pending.isEmpty {
+                self.deliver(Array(pending.joined()))
+            }
+            pending.removeAll()
         }
+        for item in items {
+            switch item {
+            case .batch(let batch):
+                pending.append(batch)
+            case .call(let body):
+                flushPending()
+                body()
+            }
+        }
+        flushPending()
     }
 
     /// Writes a batch to every client that does not have it yet, then flushes each once (an HTTP/2

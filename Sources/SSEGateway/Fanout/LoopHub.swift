@@ -107,26 +107,27 @@ public final class LoopHub: @unchecked Sendable {
 
 extension LoopHub {
     /// Joins a client to `feed` from this loop. `completion` runs on this loop with the shard to add the
-    /// client to and what to replay, or a nil lookup when the feed has closed meanwhile. The caller must
-    /// then either `add` a subscriber to the shard or call `detachIfUnused()` on it.
+    /// client to and the feed's answer (what to replay, or why not). The caller must then either `add` a
+    /// subscriber to the shard or call `detachIfUnused()` on it.
     ///
-    /// Ordering: the feed answers on its loop and later batches travel on the same queue to this loop,
-    /// so nothing between the replay and the live stream is lost; the sequence filter drops overlap.
-    func subscribe(feed: Feed, resumeID: String?, completion: @escaping (FeedShard, ReplayBuffer.Lookup?) -> Void) {
+    /// Ordering: the feed answers on its loop and the answer travels in the shard's inbox with the
+    /// batches (`FeedShard.postInOrder`), so the client gets exactly the batches after its replay:
+    /// nothing between the replay and the live stream is lost; the sequence filter drops overlap.
+    func subscribe(feed: Feed, resumeID: String?, completion: @escaping (FeedShard, JoinAnswer) -> Void) {
         self.loop.preconditionInEventLoop()
         let shard = self.shard(for: feed)
         shard.pendingJoins += 1
         if feed.loop === self.loop {
-            feed.join(shard, resumeID: resumeID) { lookup in
+            feed.join(shard, resumeID: resumeID) { answer in
                 shard.pendingJoins -= 1
-                completion(shard, lookup)
+                completion(shard, answer)
             }
         } else {
             feed.loop.execute {
-                feed.join(shard, resumeID: resumeID) { lookup in
-                    self.loop.execute {
+                feed.join(shard, resumeID: resumeID) { answer in
+                    shard.postInOrder {
                         shard.pendingJoins -= 1
-                        completion(shard, lookup)
+                        completion(shard, answer)
                     }
                 }
             }

@@ -27,9 +27,12 @@ public struct ReplayBuffer {
     public private(set) var maxAge: TimeAmount
     private var events = CircularBuffer<EncodedEvent>()
     private var sequenceByID: [String: Int64] = [:]
-    /// The newest event trimmed from the ring, if it had an id: a client that stopped exactly there has
-    /// missed nothing the ring does not still hold, so it is not told of a gap.
-    private var lastTrimmed: (id: String, sequence: Int64)?
+    /// The id of the event just before the first one held: the newest event trimmed from the ring (if it
+    /// had an id), or the id the ring was started from (`start(after:)`, `prepend`). A client that
+    /// stopped exactly there has missed nothing the ring does not still hold, so it is not told of a gap.
+    private var base: (id: String, sequence: Int64)?
+    /// True once an event has been trimmed: the ring no longer holds everything since it started.
+    public private(set) var hasTrimmed = false
     public private(set) var totalBytes = 0
     /// Sequence of the newest event ever appended (0 before the first).
     public private(set) var lastSequence: Int64 = 0
@@ -86,10 +89,11 @@ public struct ReplayBuffer {
     private mutating func removeFirst() {
         let first = self.events.removeFirst()
         self.totalBytes -= first.storageSize
+        self.hasTrimmed = true
         if let id = first.id, !id.isEmpty {
-            self.lastTrimmed = (id, first.sequence)
+            self.base = (id, first.sequence)
         } else {
-            self.lastTrimmed = nil
+            self.base = nil
         }
         if let id = first.id, !id.isEmpty, self.sequenceByID[id] == first.sequence {
             self.sequenceByID.removeValue(forKey: id)
@@ -107,11 +111,59 @@ public struct ReplayBuffer {
             let slice = self.events[self.events.index(self.events.startIndex, offsetBy: start)...]
             return Lookup(resume: .resumed, events: Array(slice), lastSequence: self.lastSequence)
         }
-        let firstHeld = self.events.first?.sequence ?? (self.lastSequence + 1)
-        if let trimmed = self.lastTrimmed, trimmed.id == lastEventID, trimmed.sequence == firstHeld - 1 {
+        if let base = self.base, base.id == lastEventID, base.sequence == self.firstSequence - 1 {
             return Lookup(resume: .resumed, events: Array(self.events), lastSequence: self.lastSequence)
         }
         return Lookup(resume: .gap, events: Array(self.events), lastSequence: self.lastSequence)
+    }
+
+    /// Sequence of the oldest event held (`nextSequence` when empty).
+    public var firstSequence: Int64 { self.events.first?.sequence ?? (self.lastSequence + 1) }
+
+    /// The id the ring starts after, while nothing has been trimmed: a client holding it resumes with
+    /// everything the ring holds.
+    public var startID: String? {
+        guard !self.hasTrimmed, let base = self.base, base.sequence == self.firstSequence - 1 else { return nil }
+        return base.id
+    }
+
+    /// Whether an event with this id is held.
+    public func holds(_ id: String) -> Bool { self.sequenceByID[id] != nil }
+
+    /// The id of the newest held event that carries one.
+    public var newestID: String? {
+        self.events.last(where: { $0.id.map { !$0.isEmpty } ?? false })?.id
+    }
+
+    /// Marks an empty ring as starting after `id` (the upstream was asked to resume from there), so a
+    /// client holding `id` resumes without a gap.
+    public mutating func start(after id: String) {
+        precondition(self.events.isEmpty && !self.hasTrimmed, "start(after:) on a ring that has held events")
+        self.base = (id, self.lastSequence)
+    }
+
+    /// Puts older events in front of the ring (the upstream was asked to resume from an older id than
+    /// the ring starts after): their sequences are the ones just below `firstSequence`, oldest first,
+    /// and `base` is the id they follow. Trims to the bounds afterwards (the oldest go first). Refused
+    /// (false) once the ring has trimmed: the events would no longer join up with what it holds.
+    @discardableResult
+    public mutating func prepend(_ older: [EncodedEvent], after base: String?, now: NIODeadline) -> Bool {
+        guard !self.hasTrimmed, self.maxEvents > 0 else { return false }
+        var expected = self.firstSequence - Int64(older.count)
+        for event in older {
+            precondition(event.sequence == expected, "prepended sequence out of order: \(event.sequence), expected \(expected)")
+            expected += 1
+        }
+        for event in older.reversed() {
+            self.events.prepend(event)
+            self.totalBytes += event.storageSize
+            if let id = event.id, !id.isEmpty, self.sequenceByID[id] == nil {
+                self.sequenceByID[id] = event.sequence
+            }
+        }
+        self.base = base.map { ($0, self.firstSequence - 1) }
+        self.trim(now: now)
+        return true
     }
 
     /// The id of the oldest event in the buffer that carries one, for the gap's `Last-Event-ID` header.

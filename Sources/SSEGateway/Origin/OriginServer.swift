@@ -40,9 +40,12 @@ public final class OriginServer: @unchecked Sendable {
 
     private struct State {
         var nextID = 1
-        var history: [(id: Int, bytes: ByteBuffer)] = []
+        /// `id` numbers every event; `eventID` is the id it was sent with (resume matches it first).
+        var history: [(id: Int, eventID: String?, bytes: ByteBuffer)] = []
         var connections: [ObjectIdentifier: Channel] = [:]
         var behaviour = Behaviour.stream
+        var behaviourForPath: (@Sendable (String) -> Behaviour?)?
+        var responseDelay: TimeAmount?
         var requests: [HTTPRequestHead] = []
         var totalConnections = 0
         /// Requests answered since `behaviour` was last set (picks the body of `streamThenEnd`).
@@ -68,6 +71,19 @@ public final class OriginServer: @unchecked Sendable {
     public var behaviour: Behaviour {
         get { self.state.withLockedValue { $0.behaviour } }
         set { self.state.withLockedValue { $0.behaviour = newValue; $0.answeredInBehaviour = 0 } }
+    }
+
+    /// How the origin answers a request for a given path (nil: `behaviour`), e.g. 404 for rooms that
+    /// do not exist.
+    public var behaviourForPath: (@Sendable (String) -> Behaviour?)? {
+        get { self.state.withLockedValue { $0.behaviourForPath } }
+        set { self.state.withLockedValue { $0.behaviourForPath = newValue } }
+    }
+
+    /// Each request is answered this much later (a slow backend: tests of what happens meanwhile).
+    public var responseDelay: TimeAmount? {
+        get { self.state.withLockedValue { $0.responseDelay } }
+        set { self.state.withLockedValue { $0.responseDelay = newValue } }
     }
 
     /// Every request head received, oldest first.
@@ -145,7 +161,7 @@ public final class OriginServer: @unchecked Sendable {
             if event.id == nil && assignID { event.id = String(number) }
             var buffer = ByteBuffer()
             SSESerializer.write(event, into: &buffer)
-            state.history.append((number, buffer))
+            state.history.append((number, event.id, buffer))
             if state.history.count > self.options.history { state.history.removeFirst(state.history.count - self.options.history) }
             return (buffer, Array(state.connections.values), event.id)
         }
@@ -175,7 +191,7 @@ public final class OriginServer: @unchecked Sendable {
                 var buffer = ByteBuffer()
                 SSESerializer.write(ServerSentEvent(id: String(number), type: nil, data: data), into: &buffer)
                 combined.writeImmutableBuffer(buffer)
-                state.history.append((number, buffer))
+                state.history.append((number, String(number), buffer))
             }
             if state.history.count > self.options.history { state.history.removeFirst(state.history.count - self.options.history) }
             return Array(state.connections.values)
@@ -190,18 +206,24 @@ public final class OriginServer: @unchecked Sendable {
     fileprivate func accept(_ head: HTTPRequestHead, channel: Channel) -> (Behaviour, [ByteBuffer]) {
         self.state.withLockedValue { state in
             state.requests.append(head)
-            if case .streamThenEnd(let bodies) = state.behaviour {
+            let path = String(head.uri.prefix { $0 != "?" })
+            let behaviour = state.behaviourForPath?(path) ?? state.behaviour
+            if case .streamThenEnd(let bodies) = behaviour {
                 let body = bodies.isEmpty ? "" : bodies[min(state.answeredInBehaviour, bodies.count - 1)]
                 state.answeredInBehaviour += 1
-                return (state.behaviour, [ByteBuffer(string: body)])
+                return (behaviour, [ByteBuffer(string: body)])
             }
-            guard state.behaviour == .stream || state.behaviour == .silent else { return (state.behaviour, []) }
+            guard behaviour == .stream || behaviour == .silent else { return (behaviour, []) }
             state.totalConnections += 1
-            if state.behaviour == .silent { return (.silent, []) }
+            if behaviour == .silent { return (.silent, []) }
             state.connections[ObjectIdentifier(channel)] = channel
             var replay: [ByteBuffer] = []
-            if let last = head.headers.first(name: "Last-Event-ID").flatMap(Int.init) {
-                replay = state.history.filter { $0.id > last }.map { $0.bytes }
+            if let lastID = head.headers.first(name: "Last-Event-ID") {
+                if let index = state.history.lastIndex(where: { $0.eventID == lastID }) {
+                    replay = state.history[(index + 1)...].map { $0.bytes }
+                } else if let last = Int(lastID) {
+                    replay = state.history.filter { $0.id > last }.map { $0.bytes }
+                }
             }
             return (.stream, replay)
         }
@@ -224,6 +246,15 @@ private final class OriginHandler: ChannelInboundHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard case .head(let head) = self.unwrapInboundIn(data) else { return }
+        guard let delay = self.origin.responseDelay else { return self.answer(head, context: context) }
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        context.eventLoop.scheduleTask(in: delay) {
+            let (handler, context) = bound.value
+            if context.channel.isActive { handler.answer(head, context: context) }
+        }
+    }
+
+    private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let (behaviour, replay) = self.origin.accept(head, channel: context.channel)
         switch behaviour {
         case .stream, .silent:

@@ -223,6 +223,15 @@ final class UpstreamClient {
         }
     }
 
+    /// Drops the current connection (or backoff) and connects again at once, asking the upstream to
+    /// resume from `id`: a client needs events from before where this connection resumed.
+    func restart(from id: String) {
+        self.loop.preconditionInEventLoop()
+        self.run(self.machine.stop())
+        self.lastEventID = id
+        self.run(self.machine.start())
+    }
+
     func received(_ events: [ServerSentEvent], generation: Int) {
         guard generation == self.generation, !events.isEmpty else { return }
         if let id = events.last(where: { $0.id != nil })?.id {

@@ -170,7 +170,10 @@ struct TestTimeout: Error {
 
 /// Sends raw bytes on a new connection and returns everything the server sends until it closes or
 /// `timeout` passes (for status codes, malformed requests, HTTP/1.0).
-func rawExchange(port: Int, _ request: String, group: EventLoopGroup, timeout: TimeAmount = .seconds(3), closeAfter: Bool = false) async throws -> (response: String, closedByServer: Bool) {
+/// `from` binds the client's end to another loopback address (127.0.0.2, …) to act as another client.
+func rawExchange(
+    port: Int, _ request: String, group: EventLoopGroup, timeout: TimeAmount = .seconds(3), closeAfter: Bool = false, from: String? = nil
+) async throws -> (response: String, closedByServer: Bool) {
     final class Collector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
         let received = NIOLockedValueBox((text: "", closed: false))
@@ -183,7 +186,11 @@ func rawExchange(port: Int, _ request: String, group: EventLoopGroup, timeout: T
         }
     }
     let collector = Collector()
-    let channel = try await ClientBootstrap(group: group)
+    var bootstrap = ClientBootstrap(group: group)
+    if let from {
+        bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0))
+    }
+    let channel = try await bootstrap
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
         }

@@ -1,0 +1,114 @@
+import NIOCore
+import SSE
+@testable import SSEGateway
+import XCTest
+
+/// Moving a replay ring's start back to an older id: the state machine as a plain value, and the
+/// ring's side (`start(after:)`, `prepend`).
+final class ReplayRebaseTests: XCTestCase {
+    private let now = NIODeadline.uptimeNanoseconds(1_000_000_000)
+    private let allocator = ByteBufferAllocator()
+
+    private func events(_ range: ClosedRange<Int>) -> [ServerSentEvent] {
+        range.map { ServerSentEvent(id: String($0), data: "d\($0)") }
+    }
+
+    private func ids(_ events: [ServerSentEvent]) -> [String?] { events.map(\.id) }
+
+    func testCollectsUpToTheRingStartThenDropsWhatTheRingHoldsThenPassesNewEvents() {
+        var rebase = ReplayRebase(limit: 100)
+        let held: Set<String> = ["26", "27", "28"]
+        rebase.begin(from: "12", ringStart: "25")
+        // A burst split anywhere: the replay from 13, the ring's start 25, what the ring holds, new events.
+        var first = rebase.received(self.events(13...20), holds: held.contains, newestHeld: "28")
+        XCTAssertNil(first.prepend)
+        XCTAssertEqual(first.append, [])
+        XCTAssertTrue(rebase.isCollecting)
+        first = rebase.received(self.events(21...27), holds: held.contains, newestHeld: "28")
+        XCTAssertEqual(first.prepend.map { self.ids($0.events) }, self.ids(self.events(13...25)))
+        XCTAssertEqual(first.prepend?.after, "12")
+        XCTAssertEqual(first.append, [])
+        XCTAssertEqual(rebase.state, .skipping(lastHeld: "28"))
+        let rest = rebase.received(self.events(28...30), holds: held.contains, newestHeld: "28")
+        XCTAssertNil(rest.prepend)
+        XCTAssertEqual(self.ids(rest.append), ["29", "30"])
+        XCTAssertEqual(rebase.state, .idle)
+        XCTAssertEqual(self.ids(rebase.received(self.events(31...31), holds: held.contains, newestHeld: "30").append), ["31"])
+    }
+
+    func testAnEmptyRingNeedsNoSkipping() {
+        var rebase = ReplayRebase(limit: 100)
+        rebase.begin(from: "3", ringStart: "6")
+        let output = rebase.received(self.events(4...8), holds: { _ in false }, newestHeld: nil)
+        XCTAssertEqual(output.prepend.map { self.ids($0.events) }, ["4", "5", "6"])
+        XCTAssertEqual(self.ids(output.append), ["7", "8"])
+        XCTAssertEqual(rebase.state, .idle)
+    }
+
+    func testWithoutAKnownStartTheFirstHeldIDEndsTheCollection() {
+        var rebase = ReplayRebase(limit: 100)
+        rebase.begin(from: "3", ringStart: nil)
+        let held: Set<String> = ["6", "7"]
+        let output = rebase.received(self.events(4...9), holds: held.contains, newestHeld: "7")
+        XCTAssertEqual(output.prepend.map { self.ids($0.events) }, ["4", "5"])
+        XCTAssertEqual(self.ids(output.append), ["8", "9"])
+    }
+
+    func testAReplayThatDivergesFromTheRingPassesEverythingOn() {
+        var rebase = ReplayRebase(limit: 100)
+        rebase.begin(from: "a", ringStart: "c")
+        let held: Set<String> = ["d", "e", "f"]
+        let events = ["b", "c", "d", "x", "e"].map { ServerSentEvent(id: $0, data: $0) }
+        let output = rebase.received(events, holds: held.contains, newestHeld: "f")
+        XCTAssertEqual(output.prepend.map { self.ids($0.events) }, ["b", "c"])
+        XCTAssertEqual(self.ids(output.append), ["x", "e"], "an id the ring lacks ends the skipping: nothing new is dropped")
+    }
+
+    func testTheCollectionIsBoundedAndGivingUpForgetsIt() {
+        var rebase = ReplayRebase(limit: 3)
+        rebase.begin(from: "1", ringStart: "9")
+        let output = rebase.received(self.events(2...9), holds: { _ in false }, newestHeld: nil)
+        XCTAssertEqual(output.prepend.map { self.ids($0.events) }, ["7", "8", "9"])
+        XCTAssertEqual(output.prepend?.after, "6", "the kept events follow the newest one dropped")
+        rebase.begin(from: "1", ringStart: "20")
+        _ = rebase.received(self.events(2...5), holds: { _ in false }, newestHeld: nil)
+        rebase.giveUp()
+        XCTAssertEqual(rebase.state, .idle)
+    }
+
+    func testTheRingResumesFromItsStartAndTakesOlderEventsInFront() {
+        var ring = ReplayBuffer(maxEvents: 100, maxBytes: 1 << 20, maxAge: .hours(1))
+        ring.start(after: "25")
+        XCTAssertEqual(ring.startID, "25")
+        XCTAssertEqual(ring.lookup(after: "25", now: self.now).resume, .resumed)
+        for (offset, event) in self.events(26...28).enumerated() {
+            ring.append(EncodedEvent(sequence: Int64(offset + 1), event: event, receivedAt: self.now, allocator: self.allocator), now: self.now)
+        }
+        let older = self.events(13...25).enumerated().map { offset, event in
+            EncodedEvent(sequence: ring.firstSequence - 13 + Int64(offset), event: event, receivedAt: self.now, allocator: self.allocator)
+        }
+        XCTAssertTrue(ring.prepend(older, after: "12", now: self.now))
+        XCTAssertEqual(ring.startID, "12")
+        XCTAssertEqual(ring.count, 16)
+        let fromOldest = ring.lookup(after: "12", now: self.now)
+        XCTAssertEqual(fromOldest.resume, .resumed)
+        XCTAssertEqual(fromOldest.events.map(\.id), (13...28).map { String($0) })
+        let fromMiddle = ring.lookup(after: "20", now: self.now)
+        XCTAssertEqual(fromMiddle.events.map(\.id), (21...28).map { String($0) })
+        XCTAssertEqual(fromMiddle.lastSequence, 3, "joined clients keep their sequences: prepended events are below them")
+        XCTAssertEqual(ring.lookup(after: "25", now: self.now).events.map(\.id), ["26", "27", "28"])
+    }
+
+    func testATrimmedRingTakesNoOlderEvents() {
+        var ring = ReplayBuffer(maxEvents: 2, maxBytes: 1 << 20, maxAge: .hours(1))
+        ring.start(after: "0")
+        for index in 1...3 {
+            ring.append(EncodedEvent(sequence: Int64(index), event: ServerSentEvent(id: String(index), data: "x"), receivedAt: self.now, allocator: self.allocator), now: self.now)
+        }
+        XCTAssertTrue(ring.hasTrimmed)
+        XCTAssertNil(ring.startID)
+        let older = [EncodedEvent(sequence: ring.firstSequence - 1, event: ServerSentEvent(id: "x", data: "x"), receivedAt: self.now, allocator: self.allocator)]
+        XCTAssertFalse(ring.prepend(older, after: nil, now: self.now))
+        XCTAssertEqual(ring.count, 2)
+    }
+}

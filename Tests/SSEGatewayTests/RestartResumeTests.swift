@@ -1,0 +1,164 @@
+import NIOCore
+import SSE
+@testable import SSEGateway
+import XCTest
+
+/// After a restart an on-demand feed has nothing buffered: clients come back holding different last
+/// ids (the drain closed them at spread moments), and the first to join sets where the upstream
+/// resumes. Every client must still get every event after its own id, once.
+final class RestartResumeTests: XCTestCase {
+    private func start() async throws -> Harness {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand)]
+        }
+        return harness
+    }
+
+    /// Waits for as many events as `expected` holds and checks their ids.
+    private func expect(_ client: TestSSEClient, _ expected: [String?], file: StaticString = #filePath, line: UInt = #line) async throws {
+        let events = try await client.waitForEvents(expected.count, file: file, line: line)
+        XCTAssertEqual(events.map(\.id), expected, file: file, line: line)
+    }
+
+    /// The ids in `range`, as the client records them.
+    private func ids(_ range: ClosedRange<Int>) -> [String?] { range.map { String($0) } }
+
+    func testNewerJoinerFirstThenOlderOnesEachGetEverythingAfterTheirOwnID() async throws {
+        let harness = try await self.start()
+        defer { Task { await harness.stop() } }
+        // The events the clients saw before the "restart", and some they missed while away.
+        for index in 1...30 { harness.origin.publish(data: "event \(index)") }
+
+        let newest = try await harness.client("/prices", headers: [("Last-Event-ID", "25")])
+        let got25 = try await newest.waitForEvents(5)
+        XCTAssertEqual(got25.map(\.id), self.ids(26...30))
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        let oldest = try await harness.client("/prices", headers: [("Last-Event-ID", "3")])
+        let same = try await harness.client("/prices", headers: [("Last-Event-ID", "25")])
+        let middle = try await harness.client("/prices", headers: [("Last-Event-ID", "20")])
+        try await self.expect(older, self.ids(13...30))
+        try await self.expect(oldest, self.ids(4...30))
+        try await self.expect(same, self.ids(26...30))
+        try await self.expect(middle, self.ids(21...30))
+        try await harness.waitUntilJoined(5)
+
+        // Live events reach everyone once, right after what each already has.
+        for index in 31...33 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(newest, self.ids(26...33))
+        try await self.expect(older, self.ids(13...33))
+        try await self.expect(oldest, self.ids(4...33))
+        try await self.expect(same, self.ids(26...33))
+        try await self.expect(middle, self.ids(21...33))
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(newest.events.count, 8, "no duplicate")
+        XCTAssertEqual(oldest.events.count, 30, "no duplicate")
+        for client in [newest, older, oldest, same, middle] {
+            XCTAssertFalse(client.body.contains(": gap"), "no client was told of a gap")
+            await client.close()
+        }
+    }
+
+    /// The clients come back before the upstream has answered: the first seeds it, an older one moves
+    /// the start back while the upstream is still connecting, and one between them waits for that. The
+    /// one in between must be answered from a ring that holds its id (not be replayed the whole ring).
+    func testClientsJoiningWhileTheUpstreamConnectsEachResumeExactly() async throws {
+        let harness = try await self.start()
+        defer { Task { await harness.stop() } }
+        for index in 1...30 { harness.origin.publish(data: "event \(index)") }
+        harness.origin.responseDelay = .milliseconds(300)
+        let first = try await harness.client("/prices", headers: [("Last-Event-ID", "25")])
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        try await Task.sleep(for: .milliseconds(50))
+        let between = try await harness.client("/prices", headers: [("Last-Event-ID", "28")])
+        try await self.expect(first, self.ids(26...30))
+        try await self.expect(older, self.ids(13...30))
+        try await self.expect(between, self.ids(29...30))
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(between.events.count, 2, "no replay of the whole ring: \(between.events.map(\.id))")
+        XCTAssertFalse(between.body.contains(": gap"))
+        for client in [first, older, between] { await client.close() }
+    }
+
+    /// An id the backend does not know: the rebase gives up after connect_timeout + 1 s, the client is
+    /// told of a gap, and the clients already streaming get no old event and miss nothing.
+    func testAnIDTheBackendDoesNotKnowEndsInAGapWithoutDisturbingOthers() async throws {
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                $0.settings.upstream.connectTimeout = .milliseconds(300)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 1...6 { harness.origin.publish(data: "event \(index)", id: "e\(index)") }
+        let known = try await harness.client("/prices", headers: [("Last-Event-ID", "e4")])
+        try await self.expect(known, ["e5", "e6"])
+        let unknown = try await harness.client("/prices", headers: [("Last-Event-ID", "no-such-id")])
+        harness.origin.publish(data: "event 7", id: "e7")  // while the feed waits for the unknown id
+        try await Task.sleep(for: .milliseconds(1500))
+        harness.origin.publish(data: "event 8", id: "e8")  // while the upstream resumes from the unknown id
+        let head = try await unknown.waitForHead()
+        XCTAssertEqual(head.headers["Last-Event-ID"], ["e5"], "a gap: replayed from the oldest buffered event")
+        harness.origin.publish(data: "event 9", id: "e9")
+        try await self.expect(known, ["e5", "e6", "e7", "e8", "e9"])
+        try await self.expect(unknown, ["e5", "e6", "e7", "e8", "e9"])
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(known.events.count, 5, "nothing old or repeated: \(known.events.map(\.id))")
+        XCTAssertTrue(unknown.body.contains(": gap"))
+        await known.close()
+        await unknown.close()
+    }
+
+    /// Opaque ids cannot be compared: an id the upstream does not send within the resume wait is taken
+    /// for an older one, and the feed resumes its upstream from there.
+    func testOpaqueOlderIDIsFetchedAfterTheResumeWait() async throws {
+        let harness = try await self.start()
+        defer { Task { await harness.stop() } }
+        for index in 1...6 { harness.origin.publish(data: "event \(index)", id: "e\(index)") }
+        let newer = try await harness.client("/prices", headers: [("Last-Event-ID", "e5")])
+        try await self.expect(newer, ["e6"])
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "e2")])
+        try await self.expect(older, ["e3", "e4", "e5", "e6"])
+        harness.origin.publish(data: "event 7", id: "e7")
+        try await self.expect(older, ["e3", "e4", "e5", "e6", "e7"])
+        try await self.expect(newer, ["e6", "e7"])
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(newer.events.count, 2, "no duplicate")
+        XCTAssertFalse(older.body.contains(": gap"))
+        await newer.close()
+        await older.close()
+    }
+}
+
+/// Many clients rejoining a fresh on-demand feed in random order with random last ids, while the
+/// origin keeps ticking: each gets every event after its own id, once.
+final class RestartResumeStressTests: XCTestCase {
+    func testRandomRejoinOrderLosesNothing() async throws {
+        var options = OriginServer.Options()
+        options.rate = 100
+        let harness = try await Harness.start(origin: options) { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand)]
+        }
+        defer { Task { await harness.stop() } }
+        try await Task.sleep(for: .milliseconds(1500))  // history the clients "saw" before the restart
+        var clients: [(from: Int, client: TestSSEClient)] = []
+        for _ in 0..<60 {
+            let from = Int.random(in: 20...120)
+            clients.append((from, try await harness.client("/prices", headers: [("Last-Event-ID", String(from))])))
+            try await Task.sleep(for: .milliseconds(Int.random(in: 0...15)))
+        }
+        try await Task.sleep(for: .milliseconds(1500))
+        var problems: [String] = []
+        for (from, client) in clients {
+            let ids = client.events.compactMap { $0.id.flatMap(Int.init) }
+            guard let first = ids.first else {
+                problems.append("from \(from): nothing")
+                continue
+            }
+            if first != from + 1 { problems.append("from \(from): first \(first)") }
+            for (previous, next) in zip(ids, ids.dropFirst()) where next != previous + 1 {
+                problems.append("from \(from): \(previous)→\(next)")
+            }
+        }
+        XCTAssertEqual(problems, [], "upstream requests: \(harness.origin.requests.count)")
+        for (_, client) in clients { await client.close() }
+    }
+}
