@@ -189,6 +189,39 @@ final class HTTP2Tests: XCTestCase {
         await readerConnection.close()
     }
 
+    /// The window is shut by an event that no probe rides on (the probe went with the event before), and
+    /// then the feed is silent: the next write would be a keepalive 30 s later, yet the stream must be reset
+    /// after max_lag and a tick or two.
+    func testStreamWhoseWindowAShortBurstShutIsResetAfterMaxLagThoughTheFeedThenStaysSilent() async throws {
+        let maxLag = TimeAmount.milliseconds(600)
+        let harness = try await Harness.start { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                $0.settings.client.maxLag = maxLag
+                $0.settings.keepalive = .seconds(30)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: 1024)
+        let stalled = try await client.request("/prices", reading: false)
+        try await harness.waitUntilJoined(1)
+        // A few small events over more than a tick: one of them carries a probe, confirmed at once.
+        for index in 0..<4 {
+            harness.origin.publish(data: "small \(index)")
+            try await Task.sleep(nanoseconds: 60_000_000)
+        }
+        let start = NIODeadline.now()
+        harness.origin.publish(data: String(repeating: "q", count: 2048))
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(5)) { $0.reset != nil || $0.closed }
+        let elapsed = NIODeadline.now() - start
+        XCTAssertEqual(reset.reset, .cancel)
+        XCTAssertLessThan(elapsed, maxLag + .milliseconds(1500), "reset after max_lag (\(maxLag)) and a tick or two, not at the next keepalive")
+        let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
+        XCTAssertEqual(evictions, 1)
+        XCTAssertFalse(client.isClosed, "only the stream is reset")
+        await client.close()
+    }
+
     func testBurstLargerThanTheStreamBufferReachesReadingStreams() async throws {
         // Events that reach the gateway together are written to each client as one batch, flushed once.
         // A batch larger than a stream's buffer (64 KiB) plus `max_queue` must not evict a stream whose

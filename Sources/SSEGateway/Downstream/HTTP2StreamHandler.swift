@@ -15,16 +15,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     private var context: ChannelHandlerContext?
     private var session: StreamSession?
     private var answered = false
-    private var lagProbe = LagProbe.idle
-
-    /// Whether the stream's DATA is leaving HTTP/2 flow control. While the lag check has armed it, the next
-    /// DATA write carries a promise; until NIO fulfils it (the frame went to the connection), everything
-    /// written since has been held back. One promise per stream per tick, not per write.
-    private enum LagProbe {
-        case idle
-        case armed
-        case pending(since: NIODeadline)
-    }
+    /// The lag probe (see `heldSince`): when the probe in flight was issued; nil when none is.
+    private var probeSince: NIODeadline?
+    /// Set by the lag tick: the next DATA write carries a probe.
+    private var probeArmedAt: NIODeadline?
+    /// DATA was written since the last probe was issued, so a confirmed probe does not cover it.
+    private var unprobedWrites = false
 
     init(gateway: GatewayContext) {
         self.gateway = gateway
@@ -128,23 +124,42 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     func writeShared(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
         let frame = self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes))))
-        guard case .armed = self.lagProbe else { return context.write(frame, promise: nil) }
-        self.lagProbe = .pending(since: .now())
-        let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { [weak self] _ in self?.lagProbe = .idle }
-        context.write(frame, promise: written)
+        guard self.probeArmedAt != nil, self.probeSince == nil else {
+            self.unprobedWrites = true
+            return context.write(frame, promise: nil)
+        }
+        self.probeArmedAt = nil
+        context.write(frame, promise: self.issueProbe(since: .now(), context: context))
     }
 
+    /// Whether this stream's DATA is leaving HTTP/2 flow control, at one promise per stream per tick, not
+    /// per write. Frames of a stream leave in order, so once NIO fulfils a probe's write promise (the frame
+    /// went to the connection), everything written before it has gone too; until then, the probe's write
+    /// and all after it are held. Each tick arms a probe for the next write; a stream that has written
+    /// since its last probe and then stays quiet for a whole tick gets an empty DATA frame as its probe,
+    /// so a window shut by a burst on a quiet feed is noticed within `max_lag` and two ticks.
     func heldSince() -> NIODeadline? {
-        switch self.lagProbe {
-        case .pending(let since):
-            return since
-        case .idle:
-            self.lagProbe = .armed
-            return nil
-        case .armed:
+        if let since = self.probeSince { return since }
+        guard let context = self.context else { return nil }
+        guard let armedAt = self.probeArmedAt else {
+            self.probeArmedAt = .now()
             return nil
         }
+        if self.unprobedWrites {
+            // Nothing written since the last tick; what was written before is unconfirmed.
+            self.probeArmedAt = nil
+            let empty = self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()))))
+            context.writeAndFlush(empty, promise: self.issueProbe(since: armedAt, context: context))
+        }
+        return nil
+    }
+
+    private func issueProbe(since: NIODeadline, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
+        self.probeSince = since
+        self.unprobedWrites = false
+        let written = context.eventLoop.makePromise(of: Void.self)
+        written.futureResult.whenComplete { [weak self] _ in self?.probeSince = nil }
+        return written
     }
 
     func writePayload(_ bytes: ByteBuffer) {
