@@ -138,7 +138,7 @@ public struct UpstreamSettings: Sendable, Equatable {
     public var backoffInitial: TimeAmount = .milliseconds(250)
     public var backoffMax: TimeAmount = .seconds(30)
     /// A stream must stay up this long before the backoff starts over at `backoffInitial`.
-    public var backoffResetAfter: TimeAmount = .seconds(30)
+    public var backoffResetAfter: TimeAmount = .seconds(10)
     /// A longer upstream line or event drops the connection, is counted, and reconnects.
     public var maxEventSize: Int = 1024 * 1024
     /// Extra request headers, in the order written (values already `${ENV}`-expanded).

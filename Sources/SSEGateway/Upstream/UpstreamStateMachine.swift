@@ -89,7 +89,7 @@ public struct UpstreamStateMachine {
     /// Streams keep ending soon after they start: connects and same-kind losses are no longer logged.
     public var isFlapping: Bool { self.shortStreams >= 2 }
 
-    public init(initialBackoff: TimeAmount, maxBackoff: TimeAmount, resetAfter: TimeAmount = .seconds(30)) {
+    public init(initialBackoff: TimeAmount, maxBackoff: TimeAmount, resetAfter: TimeAmount = .seconds(10)) {
         self.initialBackoff = initialBackoff
         self.maxBackoff = max(initialBackoff, maxBackoff)
         self.resetAfter = resetAfter
