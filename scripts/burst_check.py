@@ -18,6 +18,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 
 def free_port():
@@ -41,6 +42,21 @@ class Upstream(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+def wait_joined(admin_port, count, timeout=10.0):
+    """Waits until the gateway counts `count` connected clients (its /metrics), so the burst reaches all."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{admin_port}/metrics", timeout=1) as response:
+                for line in response.read().decode().splitlines():
+                    if line.startswith("ssegate_connected_clients ") and float(line.split()[1]) >= count:
+                        return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    sys.exit(f"the gateway never counted {count} clients")
 
 
 def burst(count, start):
@@ -87,7 +103,7 @@ feeds:
         for name, flags in variants:
             out = tempfile.TemporaryFile()
             curls.append((name, out, subprocess.Popen(["curl", "-sN", "--max-time", str(args.wait + 2)] + flags + [url], stdout=out)))
-        time.sleep(1.0)  # every curl joined
+        wait_joined(admin_port, len(curls))
         burst(args.burst, 1)
         time.sleep(args.wait)  # then silence: nothing more comes from upstream
         failed = False
