@@ -72,8 +72,41 @@ final class ReplayRebaseTests: XCTestCase {
         XCTAssertEqual(output.prepend?.after, "6", "the kept events follow the newest one dropped")
         rebase.begin(from: "1", ringStart: "20")
         _ = rebase.received(self.events(2...5), holds: { _ in false }, newestHeld: nil)
-        rebase.giveUp()
+        XCTAssertEqual(self.ids(rebase.giveUp()), ["3", "4", "5"], "what was collected (up to the limit) is handed back, never dropped")
         XCTAssertEqual(rebase.state, .idle)
+    }
+
+    /// A backend that ignores Last-Event-ID answers the rebase with live events: with integer ids the
+    /// first one newer than the ring's newest ends the collection at once and is delivered, so live
+    /// delivery to the feed's other clients neither stops nor loses anything.
+    func testAnEventNewerThanTheRingEndsTheCollectionAndIsDeliveredAtOnce() {
+        var rebase = ReplayRebase(limit: 100)
+        let held: Set<String> = ["26", "27", "28"]
+        rebase.begin(from: "3", ringStart: "25")
+        let output = rebase.received(self.events(29...31), holds: held.contains, newestHeld: "28")
+        XCTAssertNil(output.prepend, "nothing to put in front: the ring's start stays where it was (a gap for the older client)")
+        XCTAssertTrue(output.ended)
+        XCTAssertEqual(self.ids(output.append), ["29", "30", "31"])
+        XCTAssertEqual(rebase.state, .idle)
+
+        rebase.begin(from: "3", ringStart: "25")
+        let partial = rebase.received(self.events(4...6) + self.events(40...41), holds: held.contains, newestHeld: "28")
+        XCTAssertEqual(partial.prepend.map { self.ids($0.events) }, ["4", "5", "6"], "the older ones go in front")
+        XCTAssertEqual(self.ids(partial.append), ["40", "41"])
+    }
+
+    /// Collecting a long history is linear (each event was once a copy of the whole prefix).
+    func testCollectingALongHistoryIsLinear() {
+        var rebase = ReplayRebase(limit: 40_000)
+        rebase.begin(from: "a", ringStart: "b")
+        let history = (0..<40_000).map { ServerSentEvent(id: "h\($0)", data: "x") }
+        let started = NIODeadline.now()
+        for event in history {
+            _ = rebase.received([event], holds: { _ in false }, newestHeld: nil)
+        }
+        let took = NIODeadline.now() - started
+        XCTAssertEqual(rebase.giveUp().count, 40_000)
+        XCTAssertLessThan(took, .seconds(5), "40,000 events collected in \(took.nanoseconds / 1_000_000) ms (quadratic: ~27 s in a debug build)")
     }
 
     func testTheRingResumesFromItsStartAndTakesOlderEventsInFront() {

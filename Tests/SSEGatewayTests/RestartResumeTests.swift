@@ -109,6 +109,38 @@ final class RestartResumeTests: XCTestCase {
 
     /// Opaque ids cannot be compared: an id the upstream does not send within the resume wait is taken
     /// for an older one, and the feed resumes its upstream from there.
+    /// A backend that ignores Last-Event-ID (SPEC §4 promises resume only when the backend supports it):
+    /// an older client's rebase gets live events back; they must reach the clients already streaming at
+    /// once, not be held (or dropped) until the rebase times out, and the older client is told of a gap.
+    func testABackendThatIgnoresLastEventIDNeverHoldsBackLiveEvents() async throws {
+        var options = OriginServer.Options()
+        options.history = 0
+        let harness = try await Harness.start(origin: options) { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                $0.settings.upstream.connectTimeout = .seconds(3)
+            }]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 1...5 { harness.origin.publish(data: "before \(index)") }  // nobody connected: lost to all
+        let live = try await harness.client("/prices", headers: [("Last-Event-ID", "5")])
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        for index in 6...7 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(live, self.ids(6...7))
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "2")])
+        try await eventually("the rebase reconnected the upstream") { harness.origin.totalConnections >= 2 && harness.origin.openConnections == 1 }
+        let published = NIODeadline.now()
+        for index in 8...10 { harness.origin.publish(data: "event \(index)") }
+        let events = try await live.waitForEvents(5, timeout: .seconds(2))
+        XCTAssertEqual(events.map(\.id), self.ids(6...10), "no live event lost or held back")
+        XCTAssertLessThan(NIODeadline.now() - published, .seconds(2), "delivered at once, not after the rebase's 4 s timeout")
+        let head = try await older.waitForHead()
+        try await older.wait("the older client streams") { $0.events.count >= 3 }
+        XCTAssertTrue(older.body.contains(": gap"), "the events 3-5 are gone: the older client is told so; body: \(older.body.prefix(300))")
+        _ = head
+        await live.close()
+        await older.close()
+    }
+
     func testOpaqueOlderIDIsFetchedAfterTheResumeWait() async throws {
         let harness = try await self.start()
         defer { Task { await harness.stop() } }

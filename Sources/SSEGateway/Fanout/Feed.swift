@@ -293,7 +293,7 @@ public final class Feed {
     /// start is known (an id it started after, or its first event), and the budget is not spent.
     private func mayRebase(from resumeID: String) -> Bool {
         !self.rebasedFrom.contains(resumeID) && self.config.ids == .upstream && self.rebasesLeft > 0 && self.replay.maxEvents > 0 && !self.replay.hasTrimmed
-            && (self.replay.startID != nil || self.replay.oldestID != nil) && !self.rebase.isCollecting && !self.isClosed
+            && self.replay.startID != nil && !self.rebase.isCollecting && !self.isClosed
     }
 
     /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
@@ -309,13 +309,15 @@ public final class Feed {
         self.logger.debug("moving the replay start back for a client", metadata: ["from": "\(resumeID)"])
     }
 
-    /// The upstream never got back to the ring's start (the backend does not know the id, or is slow):
-    /// what it sent cannot be placed (older or newer? ids are opaque), so it is dropped and the upstream
-    /// resumes from the newest id the ring holds, as if no rebase had been tried. The clients that
-    /// waited get what the ring holds (a gap).
+    /// The upstream never got back to the ring's start (the backend does not know the id, ignores it, or
+    /// is slow): what it sent cannot be placed (older or newer? ids are opaque), so it is delivered as new
+    /// events (never dropped: for a backend that ignores Last-Event-ID they are live events), and the
+    /// upstream resumes from the newest id the ring holds. The clients that waited get what the ring
+    /// holds (a gap).
     private func rebaseTimedOut() {
         self.rebaseTimeout = nil
-        self.rebase.giveUp()
+        let collected = self.rebase.giveUp()
+        if !collected.isEmpty { self.appendAndDeliver(collected) }
         let running = self.upstream.state != .idle && self.upstream.state != .stopped
         if running, let resumeFrom = self.replay.newestID ?? self.replay.startID {
             self.upstream.restart(from: resumeFrom)
@@ -476,7 +478,7 @@ extension Feed: UpstreamDelegate {
         }
         if !output.append.isEmpty { self.appendAndDeliver(output.append) }
         // Only now: the clients that waited are answered from a ring that holds this whole batch.
-        if output.prepend != nil { self.rebaseEnded() }
+        if output.ended { self.rebaseEnded() }
     }
 
     /// Older events in front of the ring. No client is sent them now: every client joined has a later

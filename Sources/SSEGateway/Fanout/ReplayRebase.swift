@@ -25,9 +25,13 @@ struct ReplayRebase {
         var prepend: (events: [ServerSentEvent], after: String?)?
         /// New events, handled as usual.
         var append: [ServerSentEvent] = []
+        /// The collection ended in this batch (with `prepend`, or without anything to put in front): the
+        /// clients waiting for it are answered.
+        var ended = false
 
         static func == (lhs: Output, rhs: Output) -> Bool {
             lhs.prepend?.events == rhs.prepend?.events && lhs.prepend?.after == rhs.prepend?.after && lhs.append == rhs.append
+                && lhs.ended == rhs.ended
         }
     }
 
@@ -60,7 +64,19 @@ struct ReplayRebase {
             case .idle:
                 output.append.append(event)
             case .collecting(let from, let ringStart, var prefix, var prefixBase):
+                // Released first, so that `prefix` is the only reference and appends happen in place (a
+                // copy per event made collecting a long history quadratic on the feed's loop).
+                self.state = .idle
                 let id = event.id ?? ""
+                if let number = Int(id), let newest = newestHeld.flatMap({ Int($0) }), number > newest {
+                    // Newer than anything the ring holds: a backend that ignored Last-Event-ID, or a stream
+                    // past the ring already. What was collected goes in front; this event and the rest are
+                    // new, delivered at once.
+                    if !prefix.isEmpty { output.prepend = (prefix, prefixBase) }
+                    output.ended = true
+                    output.append.append(event)
+                    continue
+                }
                 let reachedStart = !id.isEmpty && id == ringStart
                 let reachedHeld = !id.isEmpty && holds(id)
                 if reachedStart || !reachedHeld {
@@ -74,6 +90,7 @@ struct ReplayRebase {
                     continue
                 }
                 output.prepend = (prefix, prefixBase)
+                output.ended = true
                 if let newestHeld, !(reachedHeld && id == newestHeld) {
                     self.state = .skipping(lastHeld: newestHeld)
                 } else {
@@ -94,10 +111,13 @@ struct ReplayRebase {
         return output
     }
 
-    /// The stream never reached the ring's start in time: what was collected is dropped (it cannot be
-    /// told apart from new events without comparing ids); the feed resumes the upstream from the ring.
-    mutating func giveUp() {
-        self.state = .idle
+    /// The stream never reached the ring's start in time. What was collected cannot be placed (ids are
+    /// opaque): it is returned to be delivered as new events, since a backend that ignores Last-Event-ID
+    /// sends exactly that, and dropping it would take live events from every client.
+    mutating func giveUp() -> [ServerSentEvent] {
+        defer { self.state = .idle }
+        if case .collecting(_, _, let prefix, _) = self.state { return prefix }
+        return []
     }
 
     /// The upstream went away (feed closed or reloaded): forget the rebase.
