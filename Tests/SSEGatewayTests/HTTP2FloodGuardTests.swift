@@ -70,6 +70,23 @@ final class HTTP2FloodGuardTests: XCTestCase {
         }
     }
 
+    /// The allowance counts the last 10-20 s of DATA: an hour of streaming banks nothing that a later
+    /// flood could spend, while WINDOW_UPDATEs answering data of the previous epoch still pass.
+    func testALongConnectionBanksNoAllowance() {
+        var budget = HTTP2ConnectionBudget()
+        let start = NIODeadline.now()
+        let windowUpdate = Header(length: 4, type: 0x8, flags: 0, streamID: 1)
+        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 1), now: start), .proceed)
+        for _ in 0..<100_000 { budget.sent(Header(length: 100, type: 0x0, flags: 0, streamID: 1)) }
+        // Just after the epoch turns: the previous epoch's DATA still grants window updates.
+        let next = start + .seconds(11)
+        for _ in 0..<1000 { XCTAssertEqual(budget.received(windowUpdate, now: next), .proceed) }
+        // A whole epoch later with no DATA sent: only the base allowance remains.
+        let later = start + .seconds(40)
+        for _ in 0..<5 { XCTAssertEqual(budget.received(windowUpdate, now: later), .proceed) }
+        XCTAssertEqual(budget.received(windowUpdate, now: later), .tooManyNoProgressFrames)
+    }
+
     func testAResetIsPrematureWithinOneToTwoSecondsOfTheStreamsOpening() {
         var budget = HTTP2ConnectionBudget()
         let start = NIODeadline.uptimeNanoseconds(10_000_000_000)

@@ -81,8 +81,11 @@ public struct LimitsConfig: Sendable, Equatable {
     /// Template instances (`/rooms/{room}` values) the gateway opens per second, over all templates;
     /// over it a request for a new value gets `503` with a jittered `Retry-After`. 0: no limit.
     public var maxNewFeedsPerSecond: Int = 100
-    /// The same per client address, so one client cannot spend the gateway's allowance. 0: no limit.
-    public var maxNewFeedsPerAddressPerSecond: Int = 20
+    /// The same per client address, so one client cannot spend the gateway's allowance. 0 (the default):
+    /// no limit. Off by default because the address is the TCP peer's: behind a load balancer every client
+    /// has the balancer's address, and one abuser would spend the allowance of all (until PROXY protocol
+    /// and trusted X-Forwarded-For give the real address).
+    public var maxNewFeedsPerAddressPerSecond: Int = 0
 
     public init() {}
 

@@ -5,7 +5,8 @@ import NIOCore
 ///
 /// - Frames that cost the server work but move no request forward (WINDOW_UPDATE, GOAWAY, and frame
 ///   types the gateway ignores) are held to Envoy's rule (`max_inbound_window_update_frames_per_data_frame_sent`,
-///   default 10): over the connection's life at most `5 + 2 × (streams opened + 10 × DATA frames sent)`.
+///   default 10): per 10-second epoch at most `5 + 2 × (streams opened + 10 × DATA frames sent)`, counting
+///   the streams and DATA of this epoch and the one before.
 ///   A client grants window only for data it received, so a real one stays far below this; a flood of
 ///   WINDOW_UPDATEs crosses it within a few frames. SwiftNIO already limits PING, SETTINGS, PRIORITY,
 ///   RST_STREAM, empty DATA and CONTINUATION floods itself; it does not count WINDOW_UPDATE.
@@ -24,20 +25,46 @@ struct HTTP2ConnectionBudget {
     /// Envoy's default for `max_inbound_window_update_frames_per_data_frame_sent`.
     static let noProgressFramesPerDataFrame = 10
 
+    /// The counts of the current `epoch`; the allowance also takes the previous epoch's streams and DATA
+    /// (a WINDOW_UPDATE answers data sent a moment before), so a long connection banks no allowance that
+    /// a flood could spend later (an hour of SSE at 10 events/s would have banked ~90 M frames).
     private(set) var noProgressFrames = 0
     private(set) var streamsOpened = 0
     private(set) var dataFramesSent = 0
+    private var previousStreamsOpened = 0
+    private var previousDataFramesSent = 0
+    private var epochStart: NIODeadline?
+    static let epoch = TimeAmount.seconds(10)
     /// The highest stream id the client opened.
     private(set) var lastStreamID: UInt32 = 0
     private var recent = RecentStreams()
 
     var noProgressAllowance: Int {
-        5 + 2 * (self.streamsOpened + Self.noProgressFramesPerDataFrame * self.dataFramesSent)
+        let streams = self.streamsOpened + self.previousStreamsOpened
+        let data = self.dataFramesSent + self.previousDataFramesSent
+        return 5 + 2 * (streams + Self.noProgressFramesPerDataFrame * data)
+    }
+
+    /// Starts a new epoch when the current one is over: this epoch's counts become the previous ones.
+    private mutating func advance(to now: NIODeadline) {
+        guard let start = self.epochStart else {
+            self.epochStart = now
+            return
+        }
+        guard now - start >= Self.epoch else { return }
+        let skipped = now - start >= Self.epoch + Self.epoch
+        self.previousStreamsOpened = skipped ? 0 : self.streamsOpened
+        self.previousDataFramesSent = skipped ? 0 : self.dataFramesSent
+        self.streamsOpened = 0
+        self.dataFramesSent = 0
+        self.noProgressFrames = 0
+        self.epochStart = now
     }
 
     /// A frame header from the client.
     mutating func received(_ header: HTTP2FrameHeaderScanner.Header, now: NIODeadline) -> Verdict {
         typealias FrameType = HTTP2FrameHeaderScanner.FrameType
+        self.advance(to: now)
         switch header.type {
         case FrameType.headers:
             // A HEADERS frame on a new (higher, client-initiated) id opens a stream; one on an open stream
