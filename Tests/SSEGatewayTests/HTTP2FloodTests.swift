@@ -116,15 +116,14 @@ final class HTTP2FloodTests: XCTestCase {
             await attacker.close()
         }
         XCTAssertGreaterThan(calmed.value, 30, "most attacking connections are closed once the listener's budget is spent")
-        let deadline = NIODeadline.now() + .seconds(15)
+        // The gateway may still be working through what the last attackers sent (a busy machine).
+        let deadline = NIODeadline.now() + .seconds(10)
         while LiveObjects.snapshot != baseline, NIODeadline.now() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
         XCTAssertEqual(LiveObjects.snapshot, baseline, "every attacking stream and connection released")
         let metrics = try await harness.gateway.metrics.render(on: harness.group.next()).get()
-        // Each close the clients saw is counted (a connection tripped as its client was leaving may be too).
-        let counted = metrics.split(separator: "\n").first { $0.hasPrefix("ssegate_http2_flood_closes_total{reason=\"premature_resets\"} ") }
-            .flatMap { Int($0.split(separator: " ").last ?? "") }
-        XCTAssertGreaterThanOrEqual(counted ?? 0, calmed.value, metrics)
-        XCTAssertLessThanOrEqual(counted ?? 0, 60, metrics)
+        // A client may close before it reads its GOAWAY: the gateway counts at least what the clients saw.
+        let counted = metrics.split(separator: "\n").first { $0.hasPrefix("ssegate_http2_flood_closes_total{reason=\"premature_resets\"}") }
+        XCTAssertGreaterThanOrEqual(counted.flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1, calmed.value, metrics)
 
         // The clients that were streaming all along still are, and a new one gets in.
         harness.origin.publish(data: "after the resets")

@@ -4,8 +4,8 @@ import NIOCore
 /// frame headers of both directions (`HTTP2FrameHeaderScanner`) and enforces `HTTP2ConnectionBudget` —
 /// no-progress frames (WINDOW_UPDATE floods) per connection, premature stream resets per listener
 /// (`ListenerResetBudget`). When a budget is exceeded, the read that crossed it never reaches the HTTP/2
-/// handler: the client gets GOAWAY (ENHANCE_YOUR_CALM) naming the last stream the gateway processed,
-/// the connection closes, and whatever else it sends is dropped unparsed.
+/// handler: at the end of that read pass the client gets GOAWAY (ENHANCE_YOUR_CALM) naming the last
+/// stream the gateway processed and the connection closes; whatever else it sends is dropped unparsed.
 final class HTTP2FloodGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -26,7 +26,9 @@ final class HTTP2FloodGuard: ChannelDuplexHandler {
     private var budget = HTTP2ConnectionBudget()
     /// The highest client stream id in the reads handed to the HTTP/2 handler (GOAWAY's last stream id).
     private var forwardedLastStreamID: UInt32 = 0
-    private var tripped = false
+    /// Set when a budget was exceeded: reads are dropped from then on, and the read pass ends in GOAWAY.
+    private var tripped: Reason?
+    private var closing = false
 
     /// `closed` is called once when the guard closes the connection.
     init(listener: ListenerResetBudget, prematureResetsPerSecond: Int, closed: @escaping (Reason) -> Void = { _ in }) {
@@ -36,7 +38,7 @@ final class HTTP2FloodGuard: ChannelDuplexHandler {
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard !self.tripped else { return }
+        guard self.tripped == nil else { return }
         let now = NIODeadline.now()
         var exceeded: Reason?
         self.inbound.scan(self.unwrapInboundIn(data)) { header in
@@ -52,10 +54,22 @@ final class HTTP2FloodGuard: ChannelDuplexHandler {
             return false
         }
         if let exceeded {
-            return self.trip(context: context, exceeded)
+            // The close waits for this read's end (`channelReadComplete`): SwiftNIO's HTTP/2 multiplexer
+            // clears its list of streams that read in this pass only there, and a connection closed
+            // before that kept the list, its streams and the multiplexer alive.
+            self.tripped = exceeded
+            return
         }
         self.forwardedLastStreamID = self.budget.lastStreamID
         context.fireChannelRead(data)
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        if let reason = self.tripped, !self.closing {
+            self.closing = true
+            self.goAwayAndClose(context: context, reason)
+        }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
@@ -70,8 +84,7 @@ final class HTTP2FloodGuard: ChannelDuplexHandler {
 
     /// GOAWAY straight to the socket (the HTTP/2 handler never saw this read, so its state does not
     /// matter any more), then close.
-    private func trip(context: ChannelHandlerContext, _ reason: Reason) {
-        self.tripped = true
+    private func goAwayAndClose(context: ChannelHandlerContext, _ reason: Reason) {
         var goAway = context.channel.allocator.buffer(capacity: 17)
         goAway.writeInteger(UInt8(0))
         goAway.writeInteger(UInt16(8))  // payload length

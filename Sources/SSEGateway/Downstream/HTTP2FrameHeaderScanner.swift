@@ -51,9 +51,12 @@ struct HTTP2FrameHeaderScanner {
             let header: Header
             if self.partial.isEmpty && end - index >= 9 {
                 // The common case reads the header in place (no copy).
-                let length = Int(buffer.getInteger(at: index, as: UInt8.self)!) << 16 | Int(buffer.getInteger(at: index + 1, as: UInt16.self)!)
+                let high = Int(buffer.getInteger(at: index, as: UInt8.self)!)
+                let low = Int(buffer.getInteger(at: index + 1, as: UInt16.self)!)
                 header = Header(
-                    length: length, type: buffer.getInteger(at: index + 3, as: UInt8.self)!, flags: buffer.getInteger(at: index + 4, as: UInt8.self)!,
+                    length: high << 16 | low,
+                    type: buffer.getInteger(at: index + 3, as: UInt8.self)!,
+                    flags: buffer.getInteger(at: index + 4, as: UInt8.self)!,
                     streamID: buffer.getInteger(at: index + 5, as: UInt32.self)! & 0x7FFF_FFFF
                 )
                 index += 9
