@@ -204,7 +204,7 @@ final class NewFeedLimitConfigTests: XCTestCase {
     func testKeysParseWithDefaultsAndZeroTurnsThemOff() throws {
         let defaults = try ConfigFixtures.parse("limits: { max_clients: 10 }\n")
         XCTAssertEqual(defaults.limits.maxNewFeedsPerSecond, 100)
-        XCTAssertEqual(defaults.limits.maxNewFeedsPerAddressPerSecond, 20)
+        XCTAssertEqual(defaults.limits.maxNewFeedsPerAddressPerSecond, 0, "off by default: the address is the TCP peer's")
         let set = try ConfigFixtures.parse("limits:\n  max_new_feeds_per_second: 0\n  max_new_feeds_per_address_per_second: 3\n")
         XCTAssertEqual(set.limits.maxNewFeedsPerSecond, 0)
         XCTAssertEqual(set.limits.maxNewFeedsPerAddressPerSecond, 3)
