@@ -232,13 +232,7 @@ final class CommandLineTests: XCTestCase {
         for _ in 0..<8 { clients.append(try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group)) }
         for client in clients { _ = try await client.waitForHead() }
 
-        let signalled = Date()
-        running.process.terminate()  // SIGTERM to this pid only
-        while running.process.isRunning, Date().timeIntervalSince(signalled) < 8 {
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-        let took = Date().timeIntervalSince(signalled)
-        XCTAssertFalse(running.process.isRunning, "serve still running 8 s after SIGTERM")
+        let took = try await Self.terminateAndWait(running.process)
         XCTAssertGreaterThan(took, 1.0, "8 closes spread over 2.4 s end after 1 s (almost surely); the start-up 300 ms cut them short")
         XCTAssertLessThan(took, 4.0, "within the reloaded 3 s (and slack); stderr: \(running.stderr)")
         XCTAssertFalse(running.stderr.contains("shutdown_timeout passed"), running.stderr)
@@ -293,13 +287,7 @@ final class CommandLineTests: XCTestCase {
         let clients = plain
         try await eventually("all clients streaming", timeout: .seconds(10)) { clients.allSatisfy { $0.snapshot.head != nil } }
 
-        let signalled = Date()
-        running.process.terminate()  // SIGTERM to this pid only
-        while running.process.isRunning, Date().timeIntervalSince(signalled) < 8 {
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
-        let took = Date().timeIntervalSince(signalled)
-        XCTAssertFalse(running.process.isRunning, "serve still running 8 s after SIGTERM")
+        let took = try await Self.terminateAndWait(running.process)
         XCTAssertLessThan(took, 1.5, "serve took \(took) s to exit with shutdown_timeout: 1s; stderr: \(running.stderr)")
         if !running.process.isRunning {
             XCTAssertEqual(running.process.terminationReason, .exit)
@@ -499,6 +487,18 @@ final class CommandLineTests: XCTestCase {
     }
 
     // MARK: Helpers
+
+    /// Sends SIGTERM to `process` (this pid only) and returns the seconds until it exited (fails the
+    /// test if it is still running after 8 s).
+    static func terminateAndWait(_ process: Process, file: StaticString = #filePath, line: UInt = #line) async throws -> TimeInterval {
+        let signalled = Date()
+        process.terminate()
+        while process.isRunning, Date().timeIntervalSince(signalled) < 8 {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        XCTAssertFalse(process.isRunning, "serve still running 8 s after SIGTERM", file: file, line: line)
+        return Date().timeIntervalSince(signalled)
+    }
 
     static func config(listenPort: Int, adminPort: Int, extra: String = "") -> String {
         """
