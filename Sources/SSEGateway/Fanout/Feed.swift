@@ -417,7 +417,11 @@ public final class Feed {
     }
 
     private func seedUpstream(from resumeID: String?) -> Bool {
-        guard self.config.ids == .upstream, let resumeID, !resumeID.isEmpty, self.replay.lastSequence == 0 else { return false }
+        // The ring must never have held an event (what `start(after:)` requires): checked here, not inferred
+        // from the upstream's state (a rebase can prepend into a seeded ring whose `lastSequence` stays 0).
+        guard self.config.ids == .upstream, let resumeID, !resumeID.isEmpty, self.replay.lastSequence == 0,
+            self.replay.count == 0, !self.replay.hasTrimmed
+        else { return false }
         guard self.upstream.seedLastEventID(resumeID) else { return false }
         // The ring starts after that id: later clients holding it resume without a gap, and one holding
         // an older id can move the start back (`startRebase`).
