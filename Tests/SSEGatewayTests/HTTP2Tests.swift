@@ -146,19 +146,25 @@ final class HTTP2Tests: XCTestCase {
         await client.close()
     }
 
-    /// A stream whose window is shut on a quiet feed holds far less than the stream's 64 KiB watermark, so
-    /// its channel never turns unwritable; `max_lag` must still reset it (SPEC §3: a client whose oldest
-    /// unsent event is older than max_lag is evicted); the connection stays, and a reading client goes on.
-    func testStreamWithAShutWindowOnAQuietFeedIsResetAfterMaxLag() async throws {
-        let maxLag = TimeAmount.milliseconds(600)
+    /// A gateway with `/prices` evicting at `maxLag` and keepalives far away (30 s), its upstream connected.
+    private static func quietFeed(maxLag: TimeAmount) async throws -> Harness {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") {
                 $0.settings.client.maxLag = maxLag
                 $0.settings.keepalive = .seconds(30)
             }]
         }
-        defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        return harness
+    }
+
+    /// A stream whose window is shut on a quiet feed holds far less than the stream's 64 KiB watermark, so
+    /// its channel never turns unwritable; `max_lag` must still reset it (SPEC §3: a client whose oldest
+    /// unsent event is older than max_lag is evicted); the connection stays, and a reading client goes on.
+    func testStreamWithAShutWindowOnAQuietFeedIsResetAfterMaxLag() async throws {
+        let maxLag = TimeAmount.milliseconds(600)
+        let harness = try await Self.quietFeed(maxLag: maxLag)
+        defer { Task { await harness.stop() } }
         // A 1 KiB window: the first event of 2 KiB shuts it, and nothing after it can be sent.
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: 1024)
         let stalled = try await client.request("/prices", reading: false)
@@ -194,14 +200,8 @@ final class HTTP2Tests: XCTestCase {
     /// after max_lag and a tick or two.
     func testStreamWhoseWindowAShortBurstShutIsResetAfterMaxLagThoughTheFeedThenStaysSilent() async throws {
         let maxLag = TimeAmount.milliseconds(600)
-        let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.client.maxLag = maxLag
-                $0.settings.keepalive = .seconds(30)
-            }]
-        }
+        let harness = try await Self.quietFeed(maxLag: maxLag)
         defer { Task { await harness.stop() } }
-        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: 1024)
         let stalled = try await client.request("/prices", reading: false)
         try await harness.waitUntilJoined(1)
