@@ -103,8 +103,7 @@ final class GzipTransport: StreamTransport {
                 try self.compressor.deflate(from: &input, to: &self.pending, flush: flush)
             } catch let error as CompressNIOError where error == .bufferOverflow {
                 // compress-nio reports zlib's Z_OK for `.finish` and Z_BUF_ERROR ("no progress possible") as
-                // an overflow. With output space left, zlib has nothing more to say; otherwise grow and go on.
-                if self.pending.writableBytes > 0 && input.readableBytes == 0 { return }
+                // an overflow: the check below tells done (output space left) from full (grow and go on).
             } catch {
                 // A deflate failure can only be a bug or memory exhaustion: end this client, not the gateway.
                 self.inner.abort()
