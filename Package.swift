@@ -1,8 +1,6 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-let swiftSettings: [SwiftSetting] = [.swiftLanguageMode(.v5)]
-
 let package = Package(
     name: "ssegate",
     // macOS 15: `Synchronization.Atomic` (the live-object and budget counters).
@@ -27,8 +25,7 @@ let package = Package(
         // Pure protocol: the SSE event model, the incremental parser and the serializer. No I/O.
         .target(
             name: "SSE",
-            dependencies: [.product(name: "NIOCore", package: "swift-nio")],
-            swiftSettings: swiftSettings
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
         // The gateway: config, feeds, replay, per-loop hubs, upstream client, downstream pipeline, admin.
         .target(
@@ -47,8 +44,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Yams", package: "Yams"),
                 .product(name: "CompressNIO", package: "compress-nio"),
-            ],
-            swiftSettings: swiftSettings
+            ]
         ),
         // The load tool behind `ssegate bench`: N SSE clients over HTTP/1.1 or HTTP/2, cleartext or TLS,
         // counting deliveries, gaps and origin-to-client latency at as little CPU per event as it can.
@@ -64,8 +60,7 @@ let package = Package(
                 .product(name: "NIOHPACK", package: "swift-nio-http2"),
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
                 .product(name: "CompressNIO", package: "compress-nio"),
-            ],
-            swiftSettings: swiftSettings
+            ]
         ),
         .executableTarget(
             name: "ssegate",
@@ -78,13 +73,11 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
-            ],
-            swiftSettings: swiftSettings
+            ]
         ),
         .testTarget(
             name: "SSETests",
-            dependencies: ["SSE", .product(name: "NIOCore", package: "swift-nio")],
-            swiftSettings: swiftSettings
+            dependencies: ["SSE", .product(name: "NIOCore", package: "swift-nio")]
         ),
         .testTarget(
             name: "SSEGatewayTests",
@@ -103,8 +96,7 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ],
-            swiftSettings: swiftSettings
+            ]
         ),
     ]
 )

@@ -171,7 +171,11 @@ public enum SSESerializer {
         }
 
         /// `nameWithColon` alone for an empty value (no trailing space), else `nameColonSpace` + value; then LF.
-        mutating func field(_ nameColonSpace: StaticString, _ nameWithColon: StaticString, _ value: UnsafeRawBufferPointer) {
+        mutating func field(
+            _ nameColonSpace: StaticString,
+            _ nameWithColon: StaticString,
+            _ value: UnsafeRawBufferPointer
+        ) {
             if value.isEmpty {
                 self.append(nameWithColon)
             } else {

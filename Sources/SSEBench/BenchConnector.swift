@@ -35,9 +35,14 @@ struct BenchConnector: Sendable {
         var fields = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")]
         if options.gzip { fields.append(("Accept-Encoding", "gzip")) }
         let head = fields.map { "\($0.0): \($0.1)\r\n" }.joined()
-        self.http1Request = ByteBuffer(string: "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\n\(head)\r\n")
+        self.http1Request = ByteBuffer(
+            string: "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\n\(head)\r\n"
+        )
         self.http2Request = HPACKHeaders(
-            [(":method", "GET"), (":scheme", target.scheme), (":path", target.target), (":authority", target.hostHeader)]
+            [
+                (":method", "GET"), (":scheme", target.scheme), (":path", target.target),
+                (":authority", target.hostHeader),
+            ]
                 + fields.map { ($0.0.lowercased(), $0.1) }
         )
     }
@@ -70,15 +75,20 @@ struct BenchConnector: Sendable {
                         let serverName = UpstreamTLS.serverName(for: self.target.host)
                         try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                         let timeout = BenchError.handshakeTimeout(seconds: self.connectTimeoutSeconds)
-                        try pipeline.addHandler(TLSReadiness(ready: ready, timeout: self.connectTimeout, timeoutError: timeout) { negotiated in
-                            try self.configureApplication(pipeline, negotiated: negotiated, tally: tally)
-                        })
+                        try pipeline.addHandler(
+                            TLSReadiness(ready: ready, timeout: self.connectTimeout, timeoutError: timeout) {
+                                negotiated in
+                                try self.configureApplication(pipeline, negotiated: negotiated, tally: tally)
+                            }
+                        )
                     } else {
                         ready.succeed(try self.configureApplication(pipeline, negotiated: nil, tally: tally))
                     }
                 }
             }
-        if self.sourceAddresses > 1, let source = try? SocketAddress(ipAddress: "127.0.0.\(1 + index % self.sourceAddresses)", port: 0) {
+        if self.sourceAddresses > 1,
+            let source = try? SocketAddress(ipAddress: "127.0.0.\(1 + index % self.sourceAddresses)", port: 0)
+        {
             bootstrap = bootstrap.bind(to: source)
         }
         let connected = bootstrap.connect(host: self.target.host, port: self.target.port)
@@ -96,7 +106,9 @@ struct BenchConnector: Sendable {
 
     /// The HTTP/1.1 client handler, or the HTTP/2 connection handlers (their multiplexer is returned).
     private func configureApplication(
-        _ pipeline: ChannelPipeline.SynchronousOperations, negotiated: String?, tally: BenchLoopTally
+        _ pipeline: ChannelPipeline.SynchronousOperations,
+        negotiated: String?,
+        tally: BenchLoopTally
     ) throws -> NIOHTTP2Handler.StreamMultiplexer? {
         guard self.http2 else {
             try pipeline.addHandler(BenchHTTP1Handler(request: self.http1Request, loop: tally))
@@ -114,19 +126,28 @@ struct BenchConnector: Sendable {
         connection.targetWindowSize = Self.connectionWindow
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.targetWindowSize = Self.streamWindow
-        return try pipeline.configureHTTP2Pipeline(mode: .client, connectionConfiguration: connection, streamConfiguration: stream) { pushed in
+        return try pipeline.configureHTTP2Pipeline(
+            mode: .client,
+            connectionConfiguration: connection,
+            streamConfiguration: stream
+        ) { pushed in
             pushed.close()  // push is off; nothing arrives here
         }
     }
 
     private func openStreams(
-        _ count: Int, on multiplexer: NIOHTTP2Handler.StreamMultiplexer, loop: EventLoop, tally: BenchLoopTally
+        _ count: Int,
+        on multiplexer: NIOHTTP2Handler.StreamMultiplexer,
+        loop: EventLoop,
+        tally: BenchLoopTally
     ) -> EventLoopFuture<Void> {
         let opened = (0..<count).map { _ in
             let promise = loop.makePromise(of: Channel.self)
             multiplexer.createStreamChannel(promise: promise) { stream in
                 stream.eventLoop.makeCompletedFuture {
-                    try stream.pipeline.syncOperations.addHandler(BenchHTTP2StreamHandler(request: self.http2Request, loop: tally))
+                    try stream.pipeline.syncOperations.addHandler(
+                        BenchHTTP2StreamHandler(request: self.http2Request, loop: tally)
+                    )
                 }
             }
             return promise.futureResult.map { _ in }.recover { _ in tally.tally.streamOpenErrors += 1 }
@@ -150,7 +171,9 @@ private final class TLSReadiness: ChannelInboundHandler, RemovableChannelHandler
     private var done = false
 
     init(
-        ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>, timeout: TimeAmount, timeoutError: BenchError,
+        ready: EventLoopPromise<NIOHTTP2Handler.StreamMultiplexer?>,
+        timeout: TimeAmount,
+        timeoutError: BenchError,
         configure: @escaping (String?) throws -> NIOHTTP2Handler.StreamMultiplexer?
     ) {
         self.ready = ready

@@ -30,7 +30,9 @@ final class BenchHTTP2StreamHandler: ChannelInboundHandler {
         switch self.unwrapInboundIn(data) {
         case .headers(let frame):
             // Informational (1xx) heads are skipped; trailers come after the body and change nothing.
-            guard !self.receiver.isStreaming, let status = frame.headers.first(name: ":status").flatMap(Int.init), status >= 200 else {
+            guard !self.receiver.isStreaming, let status = frame.headers.first(name: ":status").flatMap(Int.init),
+                status >= 200
+            else {
                 return
             }
             let gzip = frame.headers["content-encoding"].contains { $0.lowercased() == "gzip" }

@@ -45,7 +45,9 @@ public struct BenchOptions: Sendable {
         guard self.clients > 0, self.duration > 0, self.headWait >= 0, self.connectTimeout > 0 else {
             throw BenchError.usage("--clients and --duration must be positive")
         }
-        guard (1...254).contains(self.sourceAddresses) else { throw BenchError.usage("--source-addresses must be 1...254") }
+        guard (1...254).contains(self.sourceAddresses) else {
+            throw BenchError.usage("--source-addresses must be 1...254")
+        }
         guard self.streamsPerConnection > 0, self.connectConcurrency > 0 else {
             throw BenchError.usage("--streams-per-connection and --connect-concurrency must be positive")
         }
@@ -74,13 +76,20 @@ public struct BenchError: Error, CustomStringConvertible, Sendable {
     static func notHTTP2(url: String, selected: String?) -> BenchError {
         BenchError(
             kind: .protocolMismatch,
-            description: "\(url): the server did not select h2 by ALPN (it selected \(selected ?? "no protocol")); run without --http2 for HTTP/1.1"
+            description:
+                "\(url): the server did not select h2 by ALPN (it selected \(selected ?? "no protocol")); run without --http2 for HTTP/1.1"
         )
     }
 
-    static let closedDuringHandshake = BenchError(kind: .connection, description: "connection closed during the TLS handshake")
+    static let closedDuringHandshake = BenchError(
+        kind: .connection,
+        description: "connection closed during the TLS handshake"
+    )
 
     static func handshakeTimeout(seconds: Double) -> BenchError {
-        BenchError(kind: .connection, description: "TLS handshake timeout: no handshake within \(seconds) s of the TCP connect")
+        BenchError(
+            kind: .connection,
+            description: "TLS handshake timeout: no handshake within \(seconds) s of the TCP connect"
+        )
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import SSEGateway
+
 import struct Histogram.Histogram
 
 /// The bench result, as text for a person or one JSON line for scripts (bench/run.sh, bench/report.py
@@ -45,20 +46,42 @@ public struct BenchReport: Sendable {
             "whole run      over ramp-up, head wait and window: \(self.connectErrors) connect errors, \(self.badStatus) non-200, \(self.protocolErrors) protocol errors, \(self.disconnects) disconnects/evictions (\(self.resets) stream resets)",
         ]
         if let reason = self.firstConnectError { lines.append("connect error  \(reason)") }
-        lines.append(String(
-            format: "deliveries     %d in the %.1f s window = %.0f/s (this line and those below: the measured window only)",
-            self.deliveries, self.window, self.deliveriesPerSecond
-        ))
+        lines.append(
+            String(
+                format:
+                    "deliveries     %d in the %.1f s window = %.0f/s (this line and those below: the measured window only)",
+                self.deliveries,
+                self.window,
+                self.deliveriesPerSecond
+            )
+        )
         if let expected = self.expectedPerSecond {
-            lines.append(String(format: "expected       %.0f/s (%.1f%% achieved)", expected, 100 * self.deliveriesPerSecond / max(expected, 0.001)))
+            lines.append(
+                String(
+                    format: "expected       %.0f/s (%.1f%% achieved)",
+                    expected,
+                    100 * self.deliveriesPerSecond / max(expected, 0.001)
+                )
+            )
         }
         lines += [
             "missing        \(self.missing) events (gaps in the origin's seq numbers)",
             String(format: "bytes          %.0f/s (%.2f MB/s)", self.bytesPerSecond, self.bytesPerSecond / 1e6),
-            String(format: "latency ms     p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%llu samples)", self.ms(50), self.ms(90), self.ms(99), self.maxMs, self.latency.totalCount),
             String(
-                format: "bench CPU      user %.2f s, system %.2f s in the window (%.0f%% of one core, %.2f µs per delivery)",
-                self.cpuUser, self.cpuSystem, 100 * (self.cpuUser + self.cpuSystem) / max(self.window, 0.001), self.cpuMicrosPerDelivery
+                format: "latency ms     p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%llu samples)",
+                self.ms(50),
+                self.ms(90),
+                self.ms(99),
+                self.maxMs,
+                self.latency.totalCount
+            ),
+            String(
+                format:
+                    "bench CPU      user %.2f s, system %.2f s in the window (%.0f%% of one core, %.2f µs per delivery)",
+                self.cpuUser,
+                self.cpuSystem,
+                100 * (self.cpuUser + self.cpuSystem) / max(self.window, 0.001),
+                self.cpuMicrosPerDelivery
             ),
         ]
         return lines.joined(separator: "\n")
@@ -68,15 +91,21 @@ public struct BenchReport: Sendable {
         var fields: [(String, String)] = [
             ("url", JSONText.string(self.url)), ("protocol", JSONText.string(self.protocolName)),
             ("clients", String(self.clients)), ("connected", String(self.connected)),
-            ("connect_errors", String(self.connectErrors)), ("non_200", String(self.badStatus)), ("no_response", String(self.noResponse)),
-            ("protocol_errors", String(self.protocolErrors)), ("disconnects", String(self.disconnects)), ("stream_resets", String(self.resets)),
+            ("connect_errors", String(self.connectErrors)), ("non_200", String(self.badStatus)),
+            ("no_response", String(self.noResponse)),
+            ("protocol_errors", String(self.protocolErrors)), ("disconnects", String(self.disconnects)),
+            ("stream_resets", String(self.resets)),
             ("missing", String(self.missing)), ("window_s", String(format: "%.3f", self.window)),
-            ("deliveries", String(self.deliveries)), ("deliveries_per_s", String(format: "%.1f", self.deliveriesPerSecond)),
+            ("deliveries", String(self.deliveries)),
+            ("deliveries_per_s", String(format: "%.1f", self.deliveriesPerSecond)),
             ("bytes_per_s", String(format: "%.1f", self.bytesPerSecond)),
-            ("latency_ms_p50", String(format: "%.3f", self.ms(50))), ("latency_ms_p90", String(format: "%.3f", self.ms(90))),
-            ("latency_ms_p99", String(format: "%.3f", self.ms(99))), ("latency_ms_max", String(format: "%.3f", self.maxMs)),
+            ("latency_ms_p50", String(format: "%.3f", self.ms(50))),
+            ("latency_ms_p90", String(format: "%.3f", self.ms(90))),
+            ("latency_ms_p99", String(format: "%.3f", self.ms(99))),
+            ("latency_ms_max", String(format: "%.3f", self.maxMs)),
             ("latency_samples", String(self.latency.totalCount)),
-            ("bench_cpu_user_s", String(format: "%.3f", self.cpuUser)), ("bench_cpu_system_s", String(format: "%.3f", self.cpuSystem)),
+            ("bench_cpu_user_s", String(format: "%.3f", self.cpuUser)),
+            ("bench_cpu_system_s", String(format: "%.3f", self.cpuSystem)),
             ("bench_cpu_us_per_delivery", String(format: "%.3f", self.cpuMicrosPerDelivery)),
         ]
         if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }

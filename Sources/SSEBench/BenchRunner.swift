@@ -6,7 +6,10 @@ import NIOPosix
 /// response heads, measures a clean window (progress once a second), then closes everything and reports.
 public enum BenchRunner {
     /// `progress` gets one line per second of the window (nil: none).
-    public static func run(_ options: BenchOptions, progress: (@Sendable (String) -> Void)? = nil) async throws -> BenchReport {
+    public static func run(
+        _ options: BenchOptions,
+        progress: (@Sendable (String) -> Void)? = nil
+    ) async throws -> BenchReport {
         let target = try options.validated()
         let connector = try BenchConnector(options: options, target: target)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
@@ -14,7 +17,15 @@ public enum BenchRunner {
         var connections: [Channel] = []
         let outcome: Result<BenchReport, Error>
         do {
-            outcome = .success(try await Self.measure(options, connector: connector, loops: loops, connections: &connections, progress: progress))
+            outcome = .success(
+                try await Self.measure(
+                    options,
+                    connector: connector,
+                    loops: loops,
+                    connections: &connections,
+                    progress: progress
+                )
+            )
         } catch {
             outcome = .failure(error)
         }
@@ -24,7 +35,10 @@ public enum BenchRunner {
     }
 
     private static func measure(
-        _ options: BenchOptions, connector: BenchConnector, loops: [(EventLoop, BenchLoopTally)], connections: inout [Channel],
+        _ options: BenchOptions,
+        connector: BenchConnector,
+        loops: [(EventLoop, BenchLoopTally)],
+        connections: inout [Channel],
         progress: (@Sendable (String) -> Void)?
     ) async throws -> BenchReport {
         let started = Date()
@@ -47,10 +61,17 @@ public enum BenchRunner {
             guard let progress else { continue }
             let now = try await Self.collect(loops, reset: false)
             let rate = Double(now.events - lastEvents) / max(Date().timeIntervalSince(lastTick), 0.001)
-            progress(String(
-                format: "[%5.1fs] connected %d  deliveries/s %.0f  disconnects %d  missing %d  no response %d",
-                Date().timeIntervalSince(windowStart), now.connected, rate, now.disconnects, now.missing - before.missing, now.noResponse
-            ))
+            progress(
+                String(
+                    format: "[%5.1fs] connected %d  deliveries/s %.0f  disconnects %d  missing %d  no response %d",
+                    Date().timeIntervalSince(windowStart),
+                    now.connected,
+                    rate,
+                    now.disconnects,
+                    now.missing - before.missing,
+                    now.noResponse
+                )
+            )
             lastEvents = now.events
             lastTick = Date()
         }
@@ -58,13 +79,26 @@ public enum BenchRunner {
         let after = try await Self.collect(loops, reset: false)
         let cpuEnd = BenchClock.cpuSeconds()
         return BenchReport(
-            url: options.url, protocolName: options.http2 ? (connector.tls == nil ? "h2c" : "h2") : "http/1.1",
-            clients: options.clients, connected: after.connected, connectErrors: ramp.failedClients + after.streamOpenErrors,
-            firstConnectError: ramp.firstError, badStatus: after.badStatus, noResponse: before.noResponse,
-            protocolErrors: after.protocolErrors, disconnects: after.disconnects, resets: after.resets, missing: after.missing - before.missing,
-            window: window, connectSeconds: connectSeconds, deliveries: after.events - before.events, bytes: after.bytes - before.bytes,
-            latency: after.latencyMicros, expectedPerSecond: options.expectedRate.map { $0 * Double(options.clients) },
-            cpuUser: cpuEnd.user - cpuStart.user, cpuSystem: cpuEnd.system - cpuStart.system
+            url: options.url,
+            protocolName: options.http2 ? (connector.tls == nil ? "h2c" : "h2") : "http/1.1",
+            clients: options.clients,
+            connected: after.connected,
+            connectErrors: ramp.failedClients + after.streamOpenErrors,
+            firstConnectError: ramp.firstError,
+            badStatus: after.badStatus,
+            noResponse: before.noResponse,
+            protocolErrors: after.protocolErrors,
+            disconnects: after.disconnects,
+            resets: after.resets,
+            missing: after.missing - before.missing,
+            window: window,
+            connectSeconds: connectSeconds,
+            deliveries: after.events - before.events,
+            bytes: after.bytes - before.bytes,
+            latency: after.latencyMicros,
+            expectedPerSecond: options.expectedRate.map { $0 * Double(options.clients) },
+            cpuUser: cpuEnd.user - cpuStart.user,
+            cpuSystem: cpuEnd.system - cpuStart.system
         )
     }
 
@@ -77,7 +111,10 @@ public enum BenchRunner {
     /// Opens every connection, `connectConcurrency` at a time, spread over the loops. A server that will
     /// not speak HTTP/2 when asked to ends the run at once.
     private static func rampUp(
-        _ options: BenchOptions, connector: BenchConnector, loops: [(EventLoop, BenchLoopTally)], connections: inout [Channel]
+        _ options: BenchOptions,
+        connector: BenchConnector,
+        loops: [(EventLoop, BenchLoopTally)],
+        connections: inout [Channel]
     ) async throws -> RampResult {
         let perConnection = options.clientsPerConnection
         let count = (options.clients + perConnection - 1) / perConnection

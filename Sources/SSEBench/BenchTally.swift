@@ -1,10 +1,12 @@
+import NIOCore
+
+import struct Histogram.Histogram
+
 #if canImport(Glibc)
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
-import NIOCore
-import struct Histogram.Histogram
 
 /// What the clients of the load tool have seen so far, summed: kept per event loop (touched only on its
 /// loop, no locks) and added up when the bench reads progress or the result.
@@ -31,7 +33,10 @@ public struct BenchTally: Sendable {
     /// Events the origin's `seq` numbering says a client never got.
     public var missing = 0
     /// Origin-to-client latency from each event's `"ts":`, µs.
-    public var latencyMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    public var latencyMicros = Histogram<UInt64>(
+        highestTrackableValue: 60_000_000,
+        numberOfSignificantValueDigits: .three
+    )
 
     public init() {}
 

@@ -27,14 +27,21 @@ public struct HTTPResponseHead: Sendable, Equatable {
 
     /// Parses a head at the start of `bytes`. Nil when the blank line has not arrived yet; otherwise the
     /// head and its length in bytes (the body starts right after).
-    public static func parse(_ bytes: UnsafeRawBufferPointer) throws(Malformed) -> (head: HTTPResponseHead, length: Int)? {
+    public static func parse(
+        _ bytes: UnsafeRawBufferPointer
+    ) throws(Malformed) -> (head: HTTPResponseHead, length: Int)? {
         guard let length = Self.headLength(bytes) else {
-            if bytes.count > Self.maximumSize { throw Malformed(description: "response head over \(Self.maximumSize) bytes") }
+            if bytes.count > Self.maximumSize {
+                throw Malformed(description: "response head over \(Self.maximumSize) bytes")
+            }
             return nil
         }
-        guard length <= Self.maximumSize else { throw Malformed(description: "response head over \(Self.maximumSize) bytes") }
+        guard length <= Self.maximumSize else {
+            throw Malformed(description: "response head over \(Self.maximumSize) bytes")
+        }
         let text = String(decoding: UnsafeRawBufferPointer(rebasing: bytes[..<length]), as: UTF8.self)
-        var lines = text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).makeIterator()
+        var lines = text.split(omittingEmptySubsequences: true, whereSeparator: { $0 == "\n" || $0 == "\r\n" })
+            .makeIterator()
         guard let statusLine = lines.next(), let status = Self.status(statusLine) else {
             throw Malformed(description: "bad status line")
         }
@@ -71,11 +78,15 @@ public struct HTTPResponseHead: Sendable, Equatable {
     private static func headLength(_ bytes: UnsafeRawBufferPointer) -> Int? {
         guard let base = bytes.baseAddress else { return nil }
         var position = 0
-        while position < bytes.count, let found = memchr(base + position, Int32(UInt8(ascii: "\n")), bytes.count - position) {
+        while position < bytes.count,
+            let found = memchr(base + position, Int32(UInt8(ascii: "\n")), bytes.count - position)
+        {
             let lineFeed = base.distance(to: UnsafeRawPointer(found))
             position = lineFeed + 1
             let previous = lineFeed >= 1 ? bytes[lineFeed - 1] : nil
-            if BlankLine.endsAt(previous: previous, beforePrevious: lineFeed >= 2 ? bytes[lineFeed - 2] : nil) { return position }
+            if BlankLine.endsAt(previous: previous, beforePrevious: lineFeed >= 2 ? bytes[lineFeed - 2] : nil) {
+                return position
+            }
         }
         return nil
     }

@@ -44,7 +44,8 @@ public struct SSEEventScanner: Sendable {
     /// Scans the next bytes of the body; calls `deliver` for each finished event that has a seq number.
     /// Throws `EventTooLarge` (after delivering the events that did finish) when the unfinished tail
     /// would outgrow `maximumTail`; the scanner then holds nothing and the stream should be dropped.
-    public mutating func scan(_ bytes: UnsafeRawBufferPointer, deliver: (ScannedDelivery) -> Void) throws(EventTooLarge) {
+    public mutating func scan(_ bytes: UnsafeRawBufferPointer, deliver: (ScannedDelivery) -> Void) throws(EventTooLarge)
+    {
         guard let base = bytes.baseAddress, bytes.count > 0 else { return }
         let count = bytes.count
         var eventStart = 0
@@ -74,7 +75,10 @@ public struct SSEEventScanner: Sendable {
     /// Whether the LF at `index` ends a blank line: the byte before it is LF, or CR with an LF before that.
     /// Looks back into the tail when the LF is at the start of this read.
     private func endsBlankLine(at index: Int, in bytes: UnsafeRawBufferPointer) -> Bool {
-        BlankLine.endsAt(previous: self.byte(at: index - 1, in: bytes), beforePrevious: self.byte(at: index - 2, in: bytes))
+        BlankLine.endsAt(
+            previous: self.byte(at: index - 1, in: bytes),
+            beforePrevious: self.byte(at: index - 2, in: bytes)
+        )
     }
 
     private func byte(at index: Int, in bytes: UnsafeRawBufferPointer) -> UInt8? {
@@ -98,7 +102,9 @@ public struct SSEEventScanner: Sendable {
         var seq: Int64?
         var ts: Int64?
         var position = 0
-        while position < bytes.count, let found = memchr(base + position, Int32(UInt8(ascii: "\"")), bytes.count - position) {
+        while position < bytes.count,
+            let found = memchr(base + position, Int32(UInt8(ascii: "\"")), bytes.count - position)
+        {
             let quote = base.distance(to: UnsafeRawPointer(found))
             position = quote + 1
             if seq == nil, Self.matches("seq\":", in: bytes, at: position), !Self.isInComment(quote, in: bytes) {

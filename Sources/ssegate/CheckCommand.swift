@@ -14,7 +14,9 @@ struct CheckCommand: ParsableCommand {
     func run() throws {
         do {
             let loaded = try ConfigLoader.load(file: self.config)
-            print("\(self.config): ok (\(loaded.feeds.count) feed\(loaded.feeds.count == 1 ? "" : "s"), \(loaded.listen.count) listener\(loaded.listen.count == 1 ? "" : "s"))")
+            print(
+                "\(self.config): ok (\(loaded.feeds.count) feed\(loaded.feeds.count == 1 ? "" : "s"), \(loaded.listen.count) listener\(loaded.listen.count == 1 ? "" : "s"))"
+            )
         } catch {
             throw CommandFailure.config(error.description)
         }

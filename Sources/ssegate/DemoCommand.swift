@@ -33,23 +33,25 @@ struct DemoCommand: AsyncParsableCommand {
         let config = Self.config(port: self.port, adminPort: self.adminPort, originPort: origin.port)
         try await GatewayRunner.run(config: config, configFile: nil, logger: logger) { server in
             let base = "http://127.0.0.1:\(self.port)"
-            print("""
+            print(
+                """
 
-            ssegate demo is running.
-              origin (built-in ticker):  http://127.0.0.1:\(origin.port)/prices
-              gateway feed:              \(base)/prices
-              template feed (per room):  \(base)/rooms/lobby
-              status page (live):        http://127.0.0.1:\(self.adminPort)/
-              metrics:                   http://127.0.0.1:\(self.adminPort)/metrics
-              feeds (JSON):              http://127.0.0.1:\(self.adminPort)/api/feeds
+                ssegate demo is running.
+                  origin (built-in ticker):  http://127.0.0.1:\(origin.port)/prices
+                  gateway feed:              \(base)/prices
+                  template feed (per room):  \(base)/rooms/lobby
+                  status page (live):        http://127.0.0.1:\(self.adminPort)/
+                  metrics:                   http://127.0.0.1:\(self.adminPort)/metrics
+                  feeds (JSON):              http://127.0.0.1:\(self.adminPort)/api/feeds
 
-            Try:
-              curl -N \(base)/prices
-              curl -N -H 'Last-Event-ID: 3' \(base)/prices
-            Stop with Ctrl-C.
+                Try:
+                  curl -N \(base)/prices
+                  curl -N -H 'Last-Event-ID: 3' \(base)/prices
+                Stop with Ctrl-C.
 
-            """)
-            fflush(stdout)
+                """
+            )
+            fflush(nil)  // nil: every output stream (Swift 6 forbids naming the global `stdout`)
         }
         try await origin.stop()
     }
@@ -62,12 +64,16 @@ struct DemoCommand: AsyncParsableCommand {
         settings.keepalive = .seconds(15)
         settings.cors.allowOrigins = ["*"]
         let prices = FeedConfig(
-            name: "prices", path: try! PathTemplate(parsing: "/prices"),
-            upstreamURL: try! UpstreamURL(parsing: "http://127.0.0.1:\(originPort)/prices"), settings: settings
+            name: "prices",
+            path: try! PathTemplate(parsing: "/prices"),
+            upstreamURL: try! UpstreamURL(parsing: "http://127.0.0.1:\(originPort)/prices"),
+            settings: settings
         )
         var rooms = FeedConfig(
-            name: "rooms", path: try! PathTemplate(parsing: "/rooms/{room}"),
-            upstreamURL: try! UpstreamURL(parsing: "http://127.0.0.1:\(originPort)/rooms/{room}"), settings: settings
+            name: "rooms",
+            path: try! PathTemplate(parsing: "/rooms/{room}"),
+            upstreamURL: try! UpstreamURL(parsing: "http://127.0.0.1:\(originPort)/rooms/{room}"),
+            settings: settings
         )
         rooms.connect = .onDemand
         rooms.linger = .seconds(10)

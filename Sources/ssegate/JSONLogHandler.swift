@@ -20,8 +20,13 @@ struct JSONLogHandler: LogHandler {
     }
 
     func log(
-        level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, source: String, file: String,
-        function: String, line: UInt
+        level: Logger.Level,
+        message: Logger.Message,
+        metadata explicit: Logger.Metadata?,
+        source: String,
+        file: String,
+        function: String,
+        line: UInt
     ) {
         var fields: [(String, String)] = [
             ("ts", Self.timestamp()), ("level", level.rawValue), ("label", self.label), ("msg", message.description),
@@ -30,7 +35,8 @@ struct JSONLogHandler: LogHandler {
         for key in merged.keys.sorted() {
             fields.append((key, "\(merged[key]!)"))
         }
-        let line = "{" + fields.map { "\(JSONText.string($0.0)):\(JSONText.string($0.1))" }.joined(separator: ",") + "}\n"
+        let line =
+            "{" + fields.map { "\(JSONText.string($0.0)):\(JSONText.string($0.1))" }.joined(separator: ",") + "}\n"
         Self.lock.lock()
         FileHandle.standardError.write(Data(line.utf8))
         Self.lock.unlock()

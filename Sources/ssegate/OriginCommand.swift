@@ -30,7 +30,9 @@ struct OriginCommand: AsyncParsableCommand {
         } catch {
             throw CommandFailure.runtime("cannot listen on \(self.host):\(self.port): \(error)")
         }
-        print("ssegate origin: http://\(self.host):\(origin.port)/<any path>  (\(self.rate) events/s, \(self.payload) bytes padding)")
+        print(
+            "ssegate origin: http://\(self.host):\(origin.port)/<any path>  (\(self.rate) events/s, \(self.payload) bytes padding)"
+        )
         _ = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP]) { _ in }
         try await origin.stop()
     }

@@ -11,7 +11,10 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "The config file.")
     var config = "config/ssegate.yaml"
 
-    @Option(name: .long, help: "Log level (trace, debug, info, notice, warning, error, critical); overrides the config.")
+    @Option(
+        name: .long,
+        help: "Log level (trace, debug, info, notice, warning, error, critical); overrides the config."
+    )
     var logLevel: String?
 
     @Option(name: .long, help: "Log format: text (default) or json (one object per line, for log shippers).")
@@ -24,11 +27,15 @@ struct ServeCommand: AsyncParsableCommand {
         } catch {
             // One line on stderr (SPEC §1); `ssegate check` lists every problem.
             let first = error.errors.first.map { "\($0)" } ?? error.description
-            let more = error.errors.count > 1 ? " (and \(error.errors.count - 1) more: run 'ssegate check --config \(self.config)')" : ""
+            let more =
+                error.errors.count > 1
+                ? " (and \(error.errors.count - 1) more: run 'ssegate check --config \(self.config)')" : ""
             throw CommandFailure.config(first + more)
         }
         if let level = self.logLevel, Logger.Level(rawValue: level.lowercased()) == nil {
-            throw CommandFailure.config("ssegate: --log-level must be one of trace, debug, info, notice, warning, error, critical")
+            throw CommandFailure.config(
+                "ssegate: --log-level must be one of trace, debug, info, notice, warning, error, critical"
+            )
         }
         let logger = LogSetup.bootstrap(level: self.logLevel ?? loaded.logLevel, format: self.logFormat)
         try await GatewayRunner.run(config: loaded, configFile: self.config, logger: logger)
@@ -39,7 +46,12 @@ struct ServeCommand: AsyncParsableCommand {
 /// SIGINT: the first starts the graceful drain, a second one exits at once, and SIGHUP reloads
 /// `configFile` (or, without one, re-reads the TLS certificates).
 enum GatewayRunner {
-    static func run(config: GatewayConfig, configFile: String?, logger: Logger, started: ((GatewayServer) -> Void)? = nil) async throws {
+    static func run(
+        config: GatewayConfig,
+        configFile: String?,
+        logger: Logger,
+        started: ((GatewayServer) -> Void)? = nil
+    ) async throws {
         let server = GatewayServer(config: config, logger: logger)
         do {
             try await server.start()
@@ -50,7 +62,10 @@ enum GatewayRunner {
         let reloader = Reloader(server: server, file: configFile, logger: logger)
         SignalWatch.start(
             onReload: { Task { await reloader.reload() } },
-            onSecondStop: { logger.notice("second signal: exiting at once"); Foundation.exit(0) }
+            onSecondStop: {
+                logger.notice("second signal: exiting at once")
+                Foundation.exit(0)
+            }
         )
         // No escalation to cancellation by the group: `shutdown_timeout` may change with a reload, and the
         // service's own deadline, read from the config in force when the drain starts, bounds the exit.
@@ -96,8 +111,7 @@ enum ShutdownDeadline {
             logger.warning("shutdown_timeout passed: exiting with connections still closing")
             // `_exit`, not `exit`: the main thread may be exiting at this moment too, and running the
             // atexit handlers twice at once is undefined.
-            fflush(stdout)
-            fflush(stderr)
+            fflush(nil)  // every output stream
             _exit(0)
         }
         timer.resume()
@@ -158,7 +172,10 @@ actor Reloader {
         guard let file = self.file else {
             let errors = self.server.reloadCertificates()
             for error in errors {
-                self.logger.error("reload: certificate reload failed, the old certificate stays in force", metadata: ["error": "\(error)"])
+                self.logger.error(
+                    "reload: certificate reload failed, the old certificate stays in force",
+                    metadata: ["error": "\(error)"]
+                )
             }
             self.server.recordReload(applied: errors.isEmpty)
             return
@@ -168,9 +185,12 @@ actor Reloader {
             config = try ConfigLoader.load(file: file)
         } catch {
             self.server.recordReload(applied: false)
-            self.logger.error("reload rejected, the running config stays in force", metadata: [
-                "errors": "\(error.errors.map { "\($0)" }.joined(separator: "; "))",
-            ])
+            self.logger.error(
+                "reload rejected, the running config stays in force",
+                metadata: [
+                    "errors": "\(error.errors.map { "\($0)" }.joined(separator: "; "))"
+                ]
+            )
             return
         }
         let (summary, errors) = await self.server.reload(config)
@@ -178,14 +198,21 @@ actor Reloader {
         if errors.isEmpty {
             self.logger.notice("reload applied", metadata: ["feeds": "\(summary)"])
         } else {
-            self.logger.error("reload applied in part", metadata: ["feeds": "\(summary)", "errors": "\(errors.joined(separator: "; "))"])
+            self.logger.error(
+                "reload applied in part",
+                metadata: ["feeds": "\(summary)", "errors": "\(errors.joined(separator: "; "))"]
+            )
         }
     }
 }
 
 /// Waits for one of the given signals with Dispatch sources (the default actions are turned off).
 enum SignalWaiter {
-    static func wait(for signals: [Int32], ignoring: [Int32], onIgnored: @escaping @Sendable (Int32) -> Void) async -> Int32 {
+    static func wait(
+        for signals: [Int32],
+        ignoring: [Int32],
+        onIgnored: @escaping @Sendable (Int32) -> Void
+    ) async -> Int32 {
         // SIGPIPE stays plainly ignored, with no Dispatch source: a source installs libdispatch's own
         // handler, and every write to a socket its peer closed would then raise a real signal (seen as a
         // core spinning on SIGPIPE after thousands of clients left at once).

@@ -1,16 +1,19 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class BackpressureIntegrationTests: XCTestCase {
     func testNeverReadingClientIsEvictedWhileFiftyOthersGetEveryEvent() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.client.maxQueue = 256 * 1024
-                $0.settings.client.maxLag = .seconds(30)
-                $0.settings.replay.maxEvents = 10
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.client.maxQueue = 256 * 1024
+                    $0.settings.client.maxLag = .seconds(30)
+                    $0.settings.replay.maxEvents = 10
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -34,7 +37,9 @@ final class BackpressureIntegrationTests: XCTestCase {
             XCTAssertEqual(events.last?.id, String(total))
             XCTAssertEqual(events.map(\.id), (1...total).map { String($0) })
         }
-        try await eventually("stalled client evicted") { try await harness.metrics().delivery["/prices"]?.evictionsMaxQueue == 1 }
+        try await eventually("stalled client evicted") {
+            try await harness.metrics().delivery["/prices"]?.evictionsMaxQueue == 1
+        }
         let snapshot = try await harness.metrics()
         XCTAssertEqual(snapshot.connectedClients, 50)
         XCTAssertEqual(snapshot.delivery["/prices"]?.evictionsMaxLag, 0)
@@ -48,10 +53,12 @@ final class BackpressureIntegrationTests: XCTestCase {
 
     func testBlockedClientIsEvictedForLag() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.client.maxQueue = 64 * 1024 * 1024
-                $0.settings.client.maxLag = .milliseconds(300)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.client.maxQueue = 64 * 1024 * 1024
+                    $0.settings.client.maxLag = .milliseconds(300)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -62,7 +69,9 @@ final class BackpressureIntegrationTests: XCTestCase {
         let payload = String(repeating: "p", count: 16 * 1024)
         for index in 1...300 { harness.origin.publish(data: "\(index) \(payload)") }
         _ = try await reader.waitForEvents(300, timeout: .seconds(20))
-        try await eventually("evicted for lag") { try await harness.metrics().delivery["/prices"]?.evictionsMaxLag == 1 }
+        try await eventually("evicted for lag") {
+            try await harness.metrics().delivery["/prices"]?.evictionsMaxLag == 1
+        }
         let remaining = try await harness.metrics().connectedClients
         XCTAssertEqual(remaining, 1)
         await stalled.close()

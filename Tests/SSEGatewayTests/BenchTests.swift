@@ -5,9 +5,10 @@ import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import XCTest
+
 @testable import SSEBench
 @testable import SSEGateway
-import XCTest
 
 /// The load tool's library (`ssegate bench` without the binary) against an in-process origin and gateway:
 /// HTTP/1.1, h2c and TLS (HTTP/1.1 and h2) with a test CA; every client connected and counted, deliveries
@@ -21,16 +22,21 @@ final class BenchTests: XCTestCase {
     /// Runs `body` with an origin ticking at `rate` and a gateway feed `/feed` in front of it (plus a TLS
     /// listener with `certificates`, if given); stops both afterwards, also when `body` throws.
     private func withGateway(
-        tls certificates: TestCertificates? = nil, configure: @escaping (inout GatewayConfig) -> Void = { _ in },
+        tls certificates: TestCertificates? = nil,
+        configure: @escaping (inout GatewayConfig) -> Void = { _ in },
         _ body: (Harness) async throws -> Void
     ) async throws {
         var origin = OriginServer.Options()
         origin.rate = Self.rate
         origin.payload = 64
-        let harness = try await Harness.start(origin: origin, configure: { config in
-            if let certificates { config.listen.append(TLSTestConfig.listener(certificates)) }
-            configure(&config)
-        }) { origin in [try Harness.feed("/feed", upstream: "\(origin)/feed")] }
+        let harness = try await Harness.start(
+            origin: origin,
+            configure: { config in
+                if let certificates { config.listen.append(TLSTestConfig.listener(certificates)) }
+                configure(&config)
+            },
+            feeds: { origin in [try Harness.feed("/feed", upstream: "\(origin)/feed")] }
+        )
         do {
             try await eventually("upstream connected") { harness.origin.openConnections == 1 }
             try await body(harness)
@@ -72,7 +78,11 @@ final class BenchTests: XCTestCase {
     /// Every client streamed the whole window without a gap, and deliveries match the origin's rate.
     /// `gzip`: the body bytes counted are the compressed ones, fewer than the payloads they carry.
     private func assertHealthy(
-        _ report: BenchReport, protocolName: String, gzip: Bool = false, file: StaticString = #filePath, line: UInt = #line
+        _ report: BenchReport,
+        protocolName: String,
+        gzip: Bool = false,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) {
         XCTAssertEqual(report.protocolName, protocolName, file: file, line: line)
         XCTAssertEqual(report.connected, Self.clients, "connected: \(report.text)", file: file, line: line)
@@ -83,14 +93,45 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(report.disconnects, 0, file: file, line: line)
         XCTAssertEqual(report.missing, 0, file: file, line: line)
         let expected = Double(Self.clients) * Self.rate * report.window
-        XCTAssertEqual(Double(report.deliveries), expected, accuracy: expected * 0.2, "deliveries: \(report.text)", file: file, line: line)
-        XCTAssertEqual(Int(report.latency.totalCount), report.deliveries, "one latency sample per delivery", file: file, line: line)
+        XCTAssertEqual(
+            Double(report.deliveries),
+            expected,
+            accuracy: expected * 0.2,
+            "deliveries: \(report.text)",
+            file: file,
+            line: line
+        )
+        XCTAssertEqual(
+            Int(report.latency.totalCount),
+            report.deliveries,
+            "one latency sample per delivery",
+            file: file,
+            line: line
+        )
         if gzip {
-            XCTAssertLessThan(report.bytes, report.deliveries * 64, "compressed below the 64-byte payloads", file: file, line: line)
+            XCTAssertLessThan(
+                report.bytes,
+                report.deliveries * 64,
+                "compressed below the 64-byte payloads",
+                file: file,
+                line: line
+            )
         } else {
-            XCTAssertGreaterThan(report.bytes, report.deliveries * 64, "each event carries the 64-byte payload", file: file, line: line)
+            XCTAssertGreaterThan(
+                report.bytes,
+                report.deliveries * 64,
+                "each event carries the 64-byte payload",
+                file: file,
+                line: line
+            )
         }
-        XCTAssertLessThan(report.latency.valueAtPercentile(50), 1_000_000, "latency in µs, under a second", file: file, line: line)
+        XCTAssertLessThan(
+            report.latency.valueAtPercentile(50),
+            1_000_000,
+            "latency in µs, under a second",
+            file: file,
+            line: line
+        )
     }
 
     func testHTTP1ThroughTheGateway() async throws {
@@ -115,7 +156,11 @@ final class BenchTests: XCTestCase {
             for http2 in [false, true] {
                 var options = self.options("http://127.0.0.1:\(harness.port)/feed", http2: http2, duration: 1)
                 options.gzip = true
-                self.assertHealthy(try await BenchRunner.run(options), protocolName: http2 ? "h2c" : "http/1.1", gzip: true)
+                self.assertHealthy(
+                    try await BenchRunner.run(options),
+                    protocolName: http2 ? "h2c" : "http/1.1",
+                    gzip: true
+                )
             }
         }
     }
@@ -135,7 +180,10 @@ final class BenchTests: XCTestCase {
     func testHTTPSRefusesAnUntrustedCertificateUnlessInsecure() async throws {
         let certificates = try TestCertificates.make()
         try await self.withGateway(tls: certificates) { harness in
-            var options = self.options("https://127.0.0.1:\(harness.gateway.listenerAddresses[1].port!)/feed", duration: 0.3)
+            var options = self.options(
+                "https://127.0.0.1:\(harness.gateway.listenerAddresses[1].port!)/feed",
+                duration: 0.3
+            )
             options.clients = 3
             let refused = try await BenchRunner.run(options)
             XCTAssertEqual(refused.connectErrors, 3, refused.text)
@@ -152,10 +200,14 @@ final class BenchTests: XCTestCase {
     func testHTTP2OverTLSFailsClearlyWhenTheServerDoesNotSelectH2() async throws {
         let certificates = try TestCertificates.make()
         var origin = OriginServer.Options()
-        origin.tls = try NIOSSLContext(configuration: .makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map { .certificate($0) },
-            privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))
-        ))
+        origin.tls = try NIOSSLContext(
+            configuration: .makeServerConfiguration(
+                certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map {
+                    .certificate($0)
+                },
+                privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))
+            )
+        )
         try await self.withOrigin(origin) { server in
             var options = self.options("https://localhost:\(server.port)/feed", http2: true, duration: 0.3)
             options.caCertificateFile = certificates.caCertificate
@@ -183,7 +235,12 @@ final class BenchTests: XCTestCase {
             XCTAssertEqual(report.deliveries, 0)
             XCTAssertTrue(report.json.contains("\"non_200\":10"), report.json)
             // The text says which counts cover the whole run (the 404s came before the window) and which the window.
-            XCTAssertTrue(report.text.contains("whole run      over ramp-up, head wait and window: 0 connect errors, 10 non-200,"), report.text)
+            XCTAssertTrue(
+                report.text.contains(
+                    "whole run      over ramp-up, head wait and window: 0 connect errors, 10 non-200,"
+                ),
+                report.text
+            )
             XCTAssertTrue(report.text.contains("(this line and those below: the measured window only)"), report.text)
             try await eventually("the bench closed its connections") { server.openConnections == 0 }
             let request = try XCTUnwrap(server.requests.first)
@@ -198,11 +255,16 @@ final class BenchTests: XCTestCase {
     /// Runs `body` with a plain TCP listener on 127.0.0.1 (given its port) whose connections get
     /// `initializer`; closes it afterwards, also when `body` throws.
     private func withListener(
-        _ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = { $0.eventLoop.makeSucceededVoidFuture() },
+        _ initializer: @escaping @Sendable (Channel) -> EventLoopFuture<Void> = {
+            $0.eventLoop.makeSucceededVoidFuture()
+        },
         _ body: (Int) async throws -> Void
     ) async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let listener = try await ServerBootstrap(group: group).childChannelInitializer(initializer).bind(host: "127.0.0.1", port: 0).get()
+        let listener = try await ServerBootstrap(group: group).childChannelInitializer(initializer).bind(
+            host: "127.0.0.1",
+            port: 0
+        ).get()
         do {
             try await body(listener.localAddress!.port!)
         } catch {
@@ -236,9 +298,13 @@ final class BenchTests: XCTestCase {
         let http2Server: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
             channel.eventLoop.makeCompletedFuture {
                 _ = try channel.pipeline.syncOperations.configureHTTP2Pipeline(
-                    mode: .server, connectionConfiguration: .init(), streamConfiguration: .init()
+                    mode: .server,
+                    connectionConfiguration: .init(),
+                    streamConfiguration: .init()
                 ) { stream in
-                    stream.eventLoop.makeCompletedFuture { try stream.pipeline.syncOperations.addHandler(AnswerThenReset()) }
+                    stream.eventLoop.makeCompletedFuture {
+                        try stream.pipeline.syncOperations.addHandler(AnswerThenReset())
+                    }
                 }
             }
         }
@@ -290,18 +356,21 @@ final class BenchTests: XCTestCase {
     /// connection): each is a disconnect.
     func testGatewayDrainCountsEveryClientAsDisconnected() async throws {
         for http2 in [false, true] {
-            try await self.withGateway(configure: { $0.shutdownTimeout = .milliseconds(400) }) { harness in
-                var options = self.options("http://127.0.0.1:\(harness.port)/feed", http2: http2, duration: 2)
-                options.clients = 20
-                let bench = Task { try await BenchRunner.run(options) }
-                try await eventually("clients joined") { try await self.feedClients(harness) == 20 }
-                try await Task.sleep(nanoseconds: 300_000_000)
-                try await harness.gateway.drainAndShutdown()
-                let report = try await bench.value
-                XCTAssertEqual(report.disconnects, 20, "http2: \(http2): \(report.text)")
-                XCTAssertEqual(report.connected, 0, "http2: \(http2)")
-                XCTAssertGreaterThan(report.deliveries, 0)
-            }
+            try await self.withGateway(
+                configure: { $0.shutdownTimeout = .milliseconds(400) },
+                { harness in
+                    var options = self.options("http://127.0.0.1:\(harness.port)/feed", http2: http2, duration: 2)
+                    options.clients = 20
+                    let bench = Task { try await BenchRunner.run(options) }
+                    try await eventually("clients joined") { try await self.feedClients(harness) == 20 }
+                    try await Task.sleep(nanoseconds: 300_000_000)
+                    try await harness.gateway.drainAndShutdown()
+                    let report = try await bench.value
+                    XCTAssertEqual(report.disconnects, 20, "http2: \(http2): \(report.text)")
+                    XCTAssertEqual(report.connected, 0, "http2: \(http2)")
+                    XCTAssertGreaterThan(report.deliveries, 0)
+                }
+            )
         }
     }
 
@@ -310,7 +379,10 @@ final class BenchTests: XCTestCase {
     /// `BenchRunner.run`, failing the test (instead of hanging the suite) when the run has not ended
     /// within `seconds`; a run that never ends is left behind.
     private func run(
-        _ options: BenchOptions, within seconds: Double = 5, file: StaticString = #filePath, line: UInt = #line
+        _ options: BenchOptions,
+        within seconds: Double = 5,
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) async throws -> BenchReport {
         let outcome = NIOLockedValueBox<Result<BenchReport, Error>?>(nil)
         Task {
@@ -322,18 +394,31 @@ final class BenchTests: XCTestCase {
             }
         }
         let ended = try await poll(
-            "the bench run to end", timeout: .milliseconds(Int64(seconds * 1000)), file: file, line: line,
-            read: { outcome.withLockedValue { $0 } }, describe: { _ in "it is still running" }, until: { $0 != nil }
+            "the bench run to end",
+            timeout: .milliseconds(Int64(seconds * 1000)),
+            file: file,
+            line: line,
+            read: { outcome.withLockedValue { $0 } },
+            describe: { _ in "it is still running" },
+            until: { $0 != nil }
         )
         return try ended!.get()
     }
 
     /// Runs `body` with an HTTP/1.1 server on 127.0.0.1 (given its port) that answers each connection's
     /// request by calling `script` with the connection.
-    private func withScriptedServer(_ script: @escaping @Sendable (Channel) -> Void, _ body: (Int) async throws -> Void) async throws {
-        try await self.withListener({ channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(AnswerByScript(script)) }
-        }, body)
+    private func withScriptedServer(
+        _ script: @escaping @Sendable (Channel) -> Void,
+        _ body: (Int) async throws -> Void
+    ) async throws {
+        try await self.withListener(
+            { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AnswerByScript(script))
+                }
+            },
+            body
+        )
     }
 
     /// Server side of one HTTP/1.1 connection: the first bytes of the request start the script.
@@ -378,49 +463,56 @@ final class BenchTests: XCTestCase {
     }
 
     private static let streamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\n"
-    private static let gzipStreamHead = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n\r\n"
+    private static let gzipStreamHead =
+        "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Encoding: gzip\r\n\r\n"
 
     /// A gzip body of several members (RFC 1952 §2.2), as a server that compresses each flush on its own
     /// sends: two members in one write, a third later. Every event of every member is counted.
     func testGzipBodyOfConcatenatedMembersCountsEveryEvent() async throws {
-        try await self.withScriptedServer({ channel in
-            channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
-            channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
-                var two = try! Self.gzip(Self.events(1...2))
-                two.writeImmutableBuffer(try! Self.gzip(Self.events(3...4)))
-                channel.writeAndFlush(two, promise: nil)
+        try await self.withScriptedServer(
+            { channel in
+                channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
+                channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
+                    var two = try! Self.gzip(Self.events(1...2))
+                    two.writeImmutableBuffer(try! Self.gzip(Self.events(3...4)))
+                    channel.writeAndFlush(two, promise: nil)
+                }
+                channel.eventLoop.scheduleTask(in: .milliseconds(250)) {
+                    channel.writeAndFlush(try! Self.gzip(Self.events(5...6)), promise: nil)
+                }
+            },
+            { port in
+                let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
+                XCTAssertEqual(report.connected, 4, report.text)
+                XCTAssertEqual(report.deliveries, 4 * 6, report.text)
+                XCTAssertEqual(report.missing, 0, report.text)
+                XCTAssertEqual(report.protocolErrors, 0, report.text)
             }
-            channel.eventLoop.scheduleTask(in: .milliseconds(250)) {
-                channel.writeAndFlush(try! Self.gzip(Self.events(5...6)), promise: nil)
-            }
-        }) { port in
-            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
-            XCTAssertEqual(report.connected, 4, report.text)
-            XCTAssertEqual(report.deliveries, 4 * 6, report.text)
-            XCTAssertEqual(report.missing, 0, report.text)
-            XCTAssertEqual(report.protocolErrors, 0, report.text)
-        }
+        )
     }
 
     /// One write of a sync-flushed gzip stream that inflates to far more than the 64 KiB scratch buffer,
     /// then silence: every event is counted from that one piece (none waits for the next piece).
     func testGzipPieceInflatingPastTheScratchBufferCountsEveryEvent() async throws {
         let count = 3000
-        try await self.withScriptedServer({ channel in
-            channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
-            channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
-                let compressor = try! ZlibCompressor(algorithm: .gzip)
-                var input = ByteBuffer(string: Self.events(1...count, padding: 200))
-                var output = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 64)
-                try! compressor.deflate(from: &input, to: &output, flush: .sync)
-                channel.writeAndFlush(output, promise: nil)
+        try await self.withScriptedServer(
+            { channel in
+                channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
+                channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
+                    let compressor = try! ZlibCompressor(algorithm: .gzip)
+                    var input = ByteBuffer(string: Self.events(1...count, padding: 200))
+                    var output = ByteBufferAllocator().buffer(capacity: compressor.maxSize(from: input) + 64)
+                    try! compressor.deflate(from: &input, to: &output, flush: .sync)
+                    channel.writeAndFlush(output, promise: nil)
+                }
+            },
+            { port in
+                let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
+                XCTAssertEqual(report.connected, 4, report.text)
+                XCTAssertEqual(report.deliveries, 4 * count, report.text)
+                XCTAssertEqual(report.protocolErrors, 0, report.text)
             }
-        }) { port in
-            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
-            XCTAssertEqual(report.connected, 4, report.text)
-            XCTAssertEqual(report.deliveries, 4 * count, report.text)
-            XCTAssertEqual(report.protocolErrors, 0, report.text)
-        }
+        )
     }
 
     /// The same at the receiver, with a small scratch buffer and many sizes: whatever the alignment of the
@@ -444,33 +536,42 @@ final class BenchTests: XCTestCase {
     /// Bytes after a gzip member that start no member are malformed gzip: a protocol error, that client
     /// closed, and the run ends (the events of the member before are counted).
     func testJunkAfterAGzipMemberIsAProtocolError() async throws {
-        try await self.withScriptedServer({ channel in
-            channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
-            channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
-                var body = try! Self.gzip(Self.events(1...2))
-                body.writeString("junk after the member")
-                channel.writeAndFlush(body, promise: nil)
+        try await self.withScriptedServer(
+            { channel in
+                channel.writeAndFlush(ByteBuffer(string: Self.gzipStreamHead), promise: nil)
+                channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
+                    var body = try! Self.gzip(Self.events(1...2))
+                    body.writeString("junk after the member")
+                    channel.writeAndFlush(body, promise: nil)
+                }
+            },
+            { port in
+                let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
+                XCTAssertEqual(report.protocolErrors, 4, report.text)
+                XCTAssertEqual(report.deliveries, 4 * 2, report.text)
+                XCTAssertEqual(report.connected, 0, report.text)
             }
-        }) { port in
-            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed", gzip: true))
-            XCTAssertEqual(report.protocolErrors, 4, report.text)
-            XCTAssertEqual(report.deliveries, 4 * 2, report.text)
-            XCTAssertEqual(report.connected, 0, report.text)
-        }
+        )
     }
 
     /// A 200 page that is no event stream (no blank line, read until close) is dropped once 1 MiB of it
     /// is held: a protocol error, not a client that buffers the page.
     func testBodyWithoutEventEndsIsAProtocolErrorAfter1MiB() async throws {
-        try await self.withScriptedServer({ channel in
-            let line = "<p>a page, not an event stream</p>\n"
-            let page = String(repeating: line, count: SSEEventScanner.maximumTail / line.utf8.count + 100)
-            channel.writeAndFlush(ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>\n" + page), promise: nil)
-        }) { port in
-            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/", clients: 2))
-            XCTAssertEqual(report.protocolErrors, 2, report.text)
-            XCTAssertEqual(report.connected, 0, report.text)
-        }
+        try await self.withScriptedServer(
+            { channel in
+                let line = "<p>a page, not an event stream</p>\n"
+                let page = String(repeating: line, count: SSEEventScanner.maximumTail / line.utf8.count + 100)
+                channel.writeAndFlush(
+                    ByteBuffer(string: "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<html>\n" + page),
+                    promise: nil
+                )
+            },
+            { port in
+                let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/", clients: 2))
+                XCTAssertEqual(report.protocolErrors, 2, report.text)
+                XCTAssertEqual(report.connected, 0, report.text)
+            }
+        )
     }
 
     /// An interim `103 Early Hints` head, alone or in one write with the final head, is skipped: the 200
@@ -478,28 +579,43 @@ final class BenchTests: XCTestCase {
     func testInterimHeadsAreSkippedAnd101IsNon200() async throws {
         let hints = "HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\n"
         for together in [false, true] {
-            try await self.withScriptedServer({ channel in
-                if together {
-                    channel.writeAndFlush(ByteBuffer(string: hints + Self.streamHead), promise: nil)
-                } else {
-                    channel.writeAndFlush(ByteBuffer(string: hints), promise: nil)
-                    channel.eventLoop.scheduleTask(in: .milliseconds(20)) { channel.writeAndFlush(ByteBuffer(string: Self.streamHead), promise: nil) }
+            try await self.withScriptedServer(
+                { channel in
+                    if together {
+                        channel.writeAndFlush(ByteBuffer(string: hints + Self.streamHead), promise: nil)
+                    } else {
+                        channel.writeAndFlush(ByteBuffer(string: hints), promise: nil)
+                        channel.eventLoop.scheduleTask(in: .milliseconds(20)) {
+                            channel.writeAndFlush(ByteBuffer(string: Self.streamHead), promise: nil)
+                        }
+                    }
+                    channel.eventLoop.scheduleTask(in: .milliseconds(200)) {
+                        channel.writeAndFlush(ByteBuffer(string: Self.events(1...3)), promise: nil)
+                    }
+                },
+                { port in
+                    let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed"))
+                    XCTAssertEqual(report.connected, 4, "together: \(together): \(report.text)")
+                    XCTAssertEqual(report.badStatus, 0, "together: \(together)")
+                    XCTAssertEqual(report.deliveries, 4 * 3, "together: \(together): \(report.text)")
                 }
-                channel.eventLoop.scheduleTask(in: .milliseconds(200)) { channel.writeAndFlush(ByteBuffer(string: Self.events(1...3)), promise: nil) }
-            }) { port in
+            )
+        }
+        try await self.withScriptedServer(
+            { channel in
+                channel.writeAndFlush(
+                    ByteBuffer(
+                        string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"
+                    ),
+                    promise: nil
+                )
+            },
+            { port in
                 let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed"))
-                XCTAssertEqual(report.connected, 4, "together: \(together): \(report.text)")
-                XCTAssertEqual(report.badStatus, 0, "together: \(together)")
-                XCTAssertEqual(report.deliveries, 4 * 3, "together: \(together): \(report.text)")
+                XCTAssertEqual(report.badStatus, 4, report.text)
+                XCTAssertEqual(report.connected, 0, report.text)
             }
-        }
-        try await self.withScriptedServer({ channel in
-            channel.writeAndFlush(ByteBuffer(string: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n"), promise: nil)
-        }) { port in
-            let report = try await self.run(self.scriptedOptions("http://127.0.0.1:\(port)/feed"))
-            XCTAssertEqual(report.badStatus, 4, report.text)
-            XCTAssertEqual(report.connected, 0, report.text)
-        }
+        )
     }
 
     /// An https server that accepts TCP and never answers the TLS handshake: each connection fails after

@@ -1,16 +1,19 @@
 import Foundation
 import NIOCore
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// What a real browser's EventSource fires through the gateway: headless Chromium on 127.0.0.1.
 final class BrowserEventSourceTests: XCTestCase {
     func testChromiumFiresExactlyTheUpstreamEventsAndResumesAfterADisconnect() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.retry = .milliseconds(200)
-                $0.settings.cors.allowOrigins = ["*"]
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.retry = .milliseconds(200)
+                    $0.settings.cors.allowOrigins = ["*"]
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -35,7 +38,9 @@ final class BrowserEventSourceTests: XCTestCase {
 
         harness.origin.broadcast(ByteBuffer(string: "id: 1\ndata: one\n\n"))
         harness.origin.broadcast(ByteBuffer(string: "id: 2\nevent: tick\ndata: two\ndata: lines\n\n"))
-        harness.origin.broadcast(ByteBuffer(string: ": an upstream comment\n\nid: 3\n\ndata: after the id-only block\n\n"))
+        harness.origin.broadcast(
+            ByteBuffer(string: ": an upstream comment\n\nid: 3\n\ndata: after the id-only block\n\n")
+        )
         harness.origin.broadcast(ByteBuffer(string: "id: 4\ndata: four\n\n"))
         try await eventually("gateway has id 4") {
             try await harness.metrics().feeds.first?.lastEventID == "4"
@@ -53,18 +58,25 @@ final class BrowserEventSourceTests: XCTestCase {
         }
         let report = try XCTUnwrap(browser.received.first { $0.contains("\"kind\":\"events\"") })
         struct Report: Decodable {
-            struct Event: Decodable, Equatable { var type: String; var id: String; var data: String }
+            struct Event: Decodable, Equatable {
+                var type: String
+                var id: String
+                var data: String
+            }
             var value: [Event]
         }
         let events = try JSONDecoder().decode(Report.self, from: Data(report.utf8)).value
-        XCTAssertEqual(events, [
-            .init(type: "message", id: "1", data: "one"),
-            .init(type: "tick", id: "2", data: "two\nlines"),
-            .init(type: "message", id: "3", data: "after the id-only block"),
-            .init(type: "message", id: "4", data: "four"),
-            .init(type: "message", id: "5", data: "five, sent while the browser was away"),
-            .init(type: "message", id: "6", data: "six"),
-        ])
+        XCTAssertEqual(
+            events,
+            [
+                .init(type: "message", id: "1", data: "one"),
+                .init(type: "tick", id: "2", data: "two\nlines"),
+                .init(type: "message", id: "3", data: "after the id-only block"),
+                .init(type: "message", id: "4", data: "four"),
+                .init(type: "message", id: "5", data: "five, sent while the browser was away"),
+                .init(type: "message", id: "6", data: "six"),
+            ]
+        )
     }
 
     /// Chromium sends `Accept-Encoding: gzip` on every EventSource request: a burst of 200 short events
@@ -90,11 +102,15 @@ final class BrowserEventSourceTests: XCTestCase {
         let browser = BrowserHarness(page: page, group: harness.clientGroup)
         try await browser.start()
         defer { Task { await browser.stop() } }
-        try await eventually("the browser connected", timeout: .seconds(30)) { browser.received.contains { $0.contains("\"open\"") } }
+        try await eventually("the browser connected", timeout: .seconds(30)) {
+            browser.received.contains { $0.contains("\"open\"") }
+        }
         try await harness.waitUntilJoined(1)
         var burst = ByteBuffer()
         for index in 1...total {
-            burst.writeString("id: \(index)\ndata: {\"seq\":\(index),\"symbol\":\"ACME\",\"price\":\(100 + index % 7).25,\"note\":\"burst\"}\n\n")
+            burst.writeString(
+                "id: \(index)\ndata: {\"seq\":\(index),\"symbol\":\"ACME\",\"price\":\(100 + index % 7).25,\"note\":\"burst\"}\n\n"
+            )
         }
         harness.origin.broadcast(burst)
         try await eventually("the browser fired all \(total) events", timeout: .seconds(3)) {

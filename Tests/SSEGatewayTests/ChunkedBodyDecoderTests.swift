@@ -1,6 +1,7 @@
 import NIOCore
-@testable import SSEBench
 import XCTest
+
+@testable import SSEBench
 
 /// The load client's own HTTP/1.1 framing: `ChunkedBodyDecoder` (chunk sizes, extensions, the last
 /// chunk, trailers, bad input, input split anywhere) and the hand-parsed `HTTPResponseHead`.
@@ -23,8 +24,10 @@ final class ChunkedBodyDecoderTests: XCTestCase {
         ("5\r\nhello\r\n0\r\n\r\n", "hello"),
         ("5;name=value\r\nhello\r\n6 ; x=\"y\"\r\n world\r\n0;last\r\n\r\n", "hello world"),
         ("3\r\nabc\r\n0\r\nX-Trailer: 1\r\nY: two\r\n\r\n", "abc"),
-        ("A\r\n0123456789\r\na\r\nabcdefghij\r\n1F\r\n" + String(repeating: "z", count: 31) + "\r\n0\r\n\r\n",
-         "0123456789abcdefghij" + String(repeating: "z", count: 31)),
+        (
+            "A\r\n0123456789\r\na\r\nabcdefghij\r\n1F\r\n" + String(repeating: "z", count: 31) + "\r\n0\r\n\r\n",
+            "0123456789abcdefghij" + String(repeating: "z", count: 31)
+        ),
         ("000\r\n\r\n", ""),
         // Leading zeros are not significant digits: 17 digits here, a size of 10.
         ("0000000000000000a\r\n0123456789\r\n" + String(repeating: "0", count: 20) + "\r\n\r\n", "0123456789"),
@@ -77,20 +80,23 @@ final class ChunkedBodyDecoderTests: XCTestCase {
 
     func testMalformedInputThrows() {
         let malformed = [
-            "zz\r\nhello\r\n",            // not hex
-            "\r\nhello\r\n",              // no size at all
-            "5\r\nhelloXX0\r\n\r\n",      // data not followed by CRLF
-            "5\rXhello\r\n",              // CR not followed by LF
-            "5x\r\nhello\r\n",            // junk after the size
-            "1000000000000000\r\n",       // 16 hex digits: too large
-            "0001000000000000000\r\n",    // 16 significant hex digits after zeros: too large
-            "0\r\nTrailer: x\rY",         // trailer CR without LF
+            "zz\r\nhello\r\n",  // not hex
+            "\r\nhello\r\n",  // no size at all
+            "5\r\nhelloXX0\r\n\r\n",  // data not followed by CRLF
+            "5\rXhello\r\n",  // CR not followed by LF
+            "5x\r\nhello\r\n",  // junk after the size
+            "1000000000000000\r\n",  // 16 hex digits: too large
+            "0001000000000000000\r\n",  // 16 significant hex digits after zeros: too large
+            "0\r\nTrailer: x\rY",  // trailer CR without LF
         ]
         for wire in malformed {
             XCTAssertThrowsError(try self.decode(wire), wire.debugDescription) { error in
                 XCTAssertTrue(error is ChunkedBodyDecoder.MalformedChunk, "\(wire.debugDescription): \(error)")
             }
-            XCTAssertThrowsError(try self.decode(wire, pieces: Array(repeating: 1, count: wire.utf8.count)), "\(wire.debugDescription) byte by byte")
+            XCTAssertThrowsError(
+                try self.decode(wire, pieces: Array(repeating: 1, count: wire.utf8.count)),
+                "\(wire.debugDescription) byte by byte"
+            )
         }
     }
 
@@ -102,11 +108,17 @@ final class ChunkedBodyDecoderTests: XCTestCase {
     }
 
     func testResponseHeadFramingAndEncoding() throws {
-        let chunked = try XCTUnwrap(try self.head(
-            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTRANSFER-encoding:  chunked \r\ncontent-encoding: gzip\r\n\r\nbody"
-        ))
+        let chunked = try XCTUnwrap(
+            try self.head(
+                "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTRANSFER-encoding:  chunked \r\ncontent-encoding: gzip\r\n\r\nbody"
+            )
+        )
         XCTAssertEqual(chunked.head, HTTPResponseHead(status: 200, framing: .chunked, gzip: true))
-        XCTAssertEqual(chunked.length, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTRANSFER-encoding:  chunked \r\ncontent-encoding: gzip\r\n\r\n".utf8.count)
+        XCTAssertEqual(
+            chunked.length,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTRANSFER-encoding:  chunked \r\ncontent-encoding: gzip\r\n\r\n"
+                .utf8.count
+        )
 
         let sized = try XCTUnwrap(try self.head("HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\n\r\nnot found"))
         XCTAssertEqual(sized.head, HTTPResponseHead(status: 404, framing: .length(9), gzip: false))
@@ -122,6 +134,10 @@ final class ChunkedBodyDecoderTests: XCTestCase {
         XCTAssertThrowsError(try self.head("SSH-2.0-OpenSSH\r\n\r\n"))
         XCTAssertThrowsError(try self.head("HTTP/1.1 200 OK\r\nno colon here\r\n\r\n"))
         XCTAssertThrowsError(try self.head("HTTP/1.1 200 OK\r\nContent-Length: many\r\n\r\n"))
-        XCTAssertThrowsError(try self.head("HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: HTTPResponseHead.maximumSize) + "\r\n"))
+        XCTAssertThrowsError(
+            try self.head(
+                "HTTP/1.1 200 OK\r\nX: " + String(repeating: "a", count: HTTPResponseHead.maximumSize) + "\r\n"
+            )
+        )
     }
 }

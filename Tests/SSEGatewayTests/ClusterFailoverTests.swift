@@ -46,7 +46,11 @@ final class ClusterFailoverTests: XCTestCase {
         self.verifyExactlyOnce(cluster)
         for client in victims {
             let connections = client.snapshot.connections
-            XCTAssertGreaterThanOrEqual(connections.count, 2, "a client of the killed replica reconnected: \(connections)")
+            XCTAssertGreaterThanOrEqual(
+                connections.count,
+                2,
+                "a client of the killed replica reconnected: \(connections)"
+            )
             XCTAssertEqual(connections.last?.replica, "replica2", "\(connections)")
             XCTAssertNotNil(connections.last?.resumeFrom, "it resumed with Last-Event-ID: \(connections)")
         }
@@ -86,7 +90,10 @@ final class ClusterFailoverTests: XCTestCase {
     /// every file docker-compose.yml mounts exists.
     func testComposeConfigsAreValid() throws {
         let root = ClusterProcess.repositoryRoot
-        let check = try Self.run(CommandLineTests.binary().path, ["check", "--config", root.appendingPathComponent("config/replica.yaml").path])
+        let check = try Self.run(
+            CommandLineTests.binary().path,
+            ["check", "--config", root.appendingPathComponent("config/replica.yaml").path]
+        )
         XCTAssertEqual(check.status, 0, "config/replica.yaml: \(check.output)")
         let haproxy = try ExternalTool.haproxy.require()
         let haproxyCheck = try Self.run(haproxy, ["-c", "-f", root.appendingPathComponent("config/haproxy.cfg").path])
@@ -100,7 +107,10 @@ final class ClusterFailoverTests: XCTestCase {
         }
         XCTAssertTrue(mounted.contains("config/haproxy.cfg") && mounted.contains("config/replica.yaml"), "\(mounted)")
         for path in mounted {
-            XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path), "docker-compose.yml mounts \(path), which does not exist")
+            XCTAssertTrue(
+                FileManager.default.fileExists(atPath: root.appendingPathComponent(path).path),
+                "docker-compose.yml mounts \(path), which does not exist"
+            )
         }
         XCTAssertTrue(FileManager.default.fileExists(atPath: root.appendingPathComponent("Dockerfile").path))
     }
@@ -124,7 +134,13 @@ final class ClusterFailoverTests: XCTestCase {
     /// Starts the cluster script (HAProxy in front of the replicas; skipped when haproxy is not installed).
     private func startCluster(shutdownTimeout: String, checkInterval: String = "200ms") async throws -> ClusterProcess {
         _ = try ExternalTool.haproxy.require()
-        let cluster = try await ClusterProcess.start(group: self.group, rate: Self.rate, retry: "200ms", shutdownTimeout: shutdownTimeout, checkInterval: checkInterval)
+        let cluster = try await ClusterProcess.start(
+            group: self.group,
+            rate: Self.rate,
+            retry: "200ms",
+            shutdownTimeout: shutdownTimeout,
+            checkInterval: checkInterval
+        )
         self.cluster = cluster
         return cluster
     }
@@ -141,10 +157,22 @@ final class ClusterFailoverTests: XCTestCase {
             clients.allSatisfy { $0.eventCount >= 5 }
         }
         let byReplica = Dictionary(grouping: clients) { $0.currentReplica ?? "none" }
-        XCTAssertEqual(Set(byReplica.keys), ["replica1", "replica2"], "leastconn spreads the clients over both replicas")
+        XCTAssertEqual(
+            Set(byReplica.keys),
+            ["replica1", "replica2"],
+            "leastconn spreads the clients over both replicas"
+        )
         let victims = byReplica["replica1"] ?? []
-        XCTAssertGreaterThan(victims.count, Self.clientCount / 4, "replica1 has its share: \(byReplica.mapValues(\.count))")
-        XCTAssertGreaterThan(byReplica["replica2"]?.count ?? 0, Self.clientCount / 4, "replica2 has its share: \(byReplica.mapValues(\.count))")
+        XCTAssertGreaterThan(
+            victims.count,
+            Self.clientCount / 4,
+            "replica1 has its share: \(byReplica.mapValues(\.count))"
+        )
+        XCTAssertGreaterThan(
+            byReplica["replica2"]?.count ?? 0,
+            Self.clientCount / 4,
+            "replica2 has its share: \(byReplica.mapValues(\.count))"
+        )
         return victims
     }
 
@@ -163,8 +191,12 @@ final class ClusterFailoverTests: XCTestCase {
                 }
             }
         } catch {
-            let stragglers = clients.filter { ($0.snapshot.ids.last.flatMap(Int.init) ?? 0) < target || $0.currentReplica != replica }
-            XCTFail("\(stragglers.count) clients not live on \(replica): \(stragglers.prefix(3).map { $0.snapshot.connections })\n\(cluster.logs())")
+            let stragglers = clients.filter {
+                ($0.snapshot.ids.last.flatMap(Int.init) ?? 0) < target || $0.currentReplica != replica
+            }
+            XCTFail(
+                "\(stragglers.count) clients not live on \(replica): \(stragglers.prefix(3).map { $0.snapshot.connections })\n\(cluster.logs())"
+            )
             throw error
         }
     }
@@ -197,14 +229,26 @@ final class ClusterFailoverTests: XCTestCase {
                 }
             }
             if !duplicates.isEmpty || !gaps.isEmpty {
-                problems.append("client \(index): duplicates \(duplicates.prefix(10)), missing \(gaps.prefix(5)) over \(state.connections)")
+                problems.append(
+                    "client \(index): duplicates \(duplicates.prefix(10)), missing \(gaps.prefix(5)) over \(state.connections)"
+                )
             }
         }
         if !problems.isEmpty {
-            XCTFail("\(problems.count) of \(self.clients.count) clients did not get every event exactly once:\n"
-                + problems.prefix(5).joined(separator: "\n") + "\n\(cluster.logs())", file: file, line: line)
+            XCTFail(
+                "\(problems.count) of \(self.clients.count) clients did not get every event exactly once:\n"
+                    + problems.prefix(5).joined(separator: "\n") + "\n\(cluster.logs())",
+                file: file,
+                line: line
+            )
         }
         let events = self.clients.map { $0.snapshot.ids.count }
-        XCTAssertGreaterThan(events.min() ?? 0, Self.rate, "every client streamed for more than a second: \(events.min() ?? 0)", file: file, line: line)
+        XCTAssertGreaterThan(
+            events.min() ?? 0,
+            Self.rate,
+            "every client streamed for more than a second: \(events.min() ?? 0)",
+            file: file,
+            line: line
+        )
     }
 }

@@ -13,7 +13,9 @@ final class CommandLineTests: XCTestCase {
     private var started: [Process] = []
 
     override func setUpWithError() throws {
-        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-cli-\(UUID().uuidString)")
+        self.directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ssegate-cli-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
     }
 
@@ -37,7 +39,9 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testCheckReportsUnknownKeyWithLineAndColumn() async throws {
-        let file = try self.write("bad.yaml", """
+        let file = try self.write(
+            "bad.yaml",
+            """
             listen:
               - address: 127.0.0.1:18080
             limits:
@@ -47,7 +51,8 @@ final class CommandLineTests: XCTestCase {
                 upstream:
                   url: http://127.0.0.1:1/prices
 
-            """)
+            """
+        )
         let result = try await self.run(["check", "--config", file])
         XCTAssertEqual(result.status, 1)
         let lines = result.stderr.split(separator: "\n", omittingEmptySubsequences: true)
@@ -58,7 +63,9 @@ final class CommandLineTests: XCTestCase {
     }
 
     func testCheckReportsEveryErrorInOrder() async throws {
-        let file = try self.write("two.yaml", """
+        let file = try self.write(
+            "two.yaml",
+            """
             listen:
               - address: 127.0.0.1:18080
             defaults:
@@ -69,7 +76,8 @@ final class CommandLineTests: XCTestCase {
                   url: http://127.0.0.1:1/prices
                 conect: always
 
-            """)
+            """
+        )
         let result = try await self.run(["check", "--config", file])
         XCTAssertEqual(result.status, 1)
         let lines = result.stderr.split(separator: "\n").map(String.init)
@@ -88,7 +96,9 @@ final class CommandLineTests: XCTestCase {
     // MARK: usage and config errors
 
     func testServeWithBadConfigExits1WithOneLine() async throws {
-        let file = try self.write("bad.yaml", """
+        let file = try self.write(
+            "bad.yaml",
+            """
             listen:
               - address: 127.0.0.1:18080
             limits:
@@ -98,7 +108,8 @@ final class CommandLineTests: XCTestCase {
                 upstream:
                   url: http://127.0.0.1:1/prices
 
-            """)
+            """
+        )
         let result = try await self.run(["serve", "--config", file])
         XCTAssertEqual(result.status, 1)
         XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, result.stderr)
@@ -108,7 +119,9 @@ final class CommandLineTests: XCTestCase {
     /// SPEC §1: "always with a one-line reason on stderr" — also when the file has several problems
     /// (`check` is the command that lists them all).
     func testServeWithSeveralConfigErrorsStillPrintsOneLine() async throws {
-        let file = try self.write("bad2.yaml", """
+        let file = try self.write(
+            "bad2.yaml",
+            """
             listen:
               - address: 127.0.0.1:18080
             limits:
@@ -119,10 +132,15 @@ final class CommandLineTests: XCTestCase {
                 upstream:
                   url: http://127.0.0.1:1/prices
 
-            """)
+            """
+        )
         let result = try await self.run(["serve", "--config", file])
         XCTAssertEqual(result.status, 1)
-        XCTAssertEqual(result.stderr.split(separator: "\n").count, 1, "serve must give a one-line reason: \(result.stderr)")
+        XCTAssertEqual(
+            result.stderr.split(separator: "\n").count,
+            1,
+            "serve must give a one-line reason: \(result.stderr)"
+        )
         XCTAssertTrue(result.stderr.hasPrefix("\(file):4:3: "), result.stderr)
     }
 
@@ -173,7 +191,10 @@ final class CommandLineTests: XCTestCase {
         defer { Task { try? await group.shutdownGracefully() } }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
-        let file = try self.write("serve.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 1s\n"))
+        let file = try self.write(
+            "serve.yaml",
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 1s\n")
+        )
         let running = try self.launch(["serve", "--config", file])
 
         var health = ""
@@ -181,7 +202,12 @@ final class CommandLineTests: XCTestCase {
         while Date() < deadline {
             XCTAssertTrue(running.process.isRunning, "serve exited early: \(running.stderr)")
             guard running.process.isRunning else { return }
-            if let result = try? await rawExchange(port: adminPort, "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1)),
+            if let result = try? await rawExchange(
+                port: adminPort,
+                "GET /healthz HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            ),
                 result.response.hasPrefix("HTTP/1.1 200")
             {
                 health = result.response
@@ -216,24 +242,46 @@ final class CommandLineTests: XCTestCase {
         defer { Task { try? await group.shutdownGracefully() } }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
-        let file = try self.write("reloaded.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 300ms\n"))
+        let file = try self.write(
+            "reloaded.yaml",
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 300ms\n")
+        )
         let running = try self.launch(["serve", "--config", file])
         try await eventually("serve is ready", timeout: .seconds(10)) {
-            let answer = try? await rawExchange(port: adminPort, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            let answer = try? await rawExchange(
+                port: adminPort,
+                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            )
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
-        _ = try self.write("reloaded.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 3s\n"))
+        _ = try self.write(
+            "reloaded.yaml",
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 3s\n")
+        )
         kill(running.process.processIdentifier, SIGHUP)
         try await eventually("reload applied", timeout: .seconds(10)) {
-            let metrics = try? await rawExchange(port: adminPort, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            let metrics = try? await rawExchange(
+                port: adminPort,
+                "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            )
             return metrics?.response.contains("ssegate_config_reloads_total{result=\"applied\"} 1") ?? false
         }
         var clients: [TestSSEClient] = []
-        for _ in 0..<8 { clients.append(try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group)) }
+        for _ in 0..<8 {
+            clients.append(try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group))
+        }
         for client in clients { _ = try await client.waitForHead() }
 
         let took = try await Self.terminateAndWait(running.process)
-        XCTAssertGreaterThan(took, 1.0, "8 closes spread over 2.4 s end after 1 s (almost surely); the start-up 300 ms cut them short")
+        XCTAssertGreaterThan(
+            took,
+            1.0,
+            "8 closes spread over 2.4 s end after 1 s (almost surely); the start-up 300 ms cut them short"
+        )
         XCTAssertLessThan(took, 4.0, "within the reloaded 3 s (and slack); stderr: \(running.stderr)")
         XCTAssertFalse(running.stderr.contains("shutdown_timeout passed"), running.stderr)
         XCTAssertEqual(running.process.terminationStatus, 0)
@@ -268,7 +316,12 @@ final class CommandLineTests: XCTestCase {
             """
         let running = try self.launch(["serve", "--config", try self.write("drain.yaml", config)])
         try await eventually("serve is ready", timeout: .seconds(10)) {
-            let answer = try? await rawExchange(port: adminPort, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            let answer = try? await rawExchange(
+                port: adminPort,
+                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            )
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -282,13 +335,21 @@ final class CommandLineTests: XCTestCase {
         }
         var plain: [TestSSEClient] = []
         for _ in 0..<1000 {
-            plain.append(try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group, recordBody: false))
+            plain.append(
+                try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group, recordBody: false)
+            )
         }
         let clients = plain
-        try await eventually("all clients streaming", timeout: .seconds(10)) { clients.allSatisfy { $0.snapshot.head != nil } }
+        try await eventually("all clients streaming", timeout: .seconds(10)) {
+            clients.allSatisfy { $0.snapshot.head != nil }
+        }
 
         let took = try await Self.terminateAndWait(running.process)
-        XCTAssertLessThan(took, 1.5, "serve took \(took) s to exit with shutdown_timeout: 1s; stderr: \(running.stderr)")
+        XCTAssertLessThan(
+            took,
+            1.5,
+            "serve took \(took) s to exit with shutdown_timeout: 1s; stderr: \(running.stderr)"
+        )
         if !running.process.isRunning {
             XCTAssertEqual(running.process.terminationReason, .exit)
             XCTAssertEqual(running.process.terminationStatus, 0, "stderr: \(running.stderr)")
@@ -310,16 +371,25 @@ final class CommandLineTests: XCTestCase {
         }
 
         let result = try await self.run(
-            ["bench", "--url", "http://127.0.0.1:\(port)/feed", "--clients", "20", "--duration", "2", "--expected-rate", "10", "--json"],
+            [
+                "bench", "--url", "http://127.0.0.1:\(port)/feed", "--clients", "20", "--duration", "2",
+                "--expected-rate", "10", "--json",
+            ],
             timeout: 20
         )
         XCTAssertEqual(result.status, 0, "stderr: \(result.stderr)")
         let lines = result.stdout.split(separator: "\n")
         XCTAssertEqual(lines.count, 1, result.stdout)
-        let report = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any], result.stdout)
-        for field in ["url", "clients", "connected", "connect_errors", "non_200", "no_response", "disconnects", "missing", "window_s",
-                      "deliveries", "deliveries_per_s", "bytes_per_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
-                      "latency_ms_max", "latency_samples", "bench_cpu_user_s", "bench_cpu_system_s", "expected_per_s"] {
+        let report = try XCTUnwrap(
+            try JSONSerialization.jsonObject(with: Data((lines.first ?? "").utf8)) as? [String: Any],
+            result.stdout
+        )
+        for field in [
+            "url", "clients", "connected", "connect_errors", "non_200", "no_response", "disconnects", "missing",
+            "window_s",
+            "deliveries", "deliveries_per_s", "bytes_per_s", "latency_ms_p50", "latency_ms_p90", "latency_ms_p99",
+            "latency_ms_max", "latency_samples", "bench_cpu_user_s", "bench_cpu_system_s", "expected_per_s",
+        ] {
             XCTAssertNotNil(report[field], "JSON field \(field) missing: \(result.stdout)")
         }
         XCTAssertEqual(report["connected"] as? Int, 20, result.stdout)
@@ -331,7 +401,11 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(result.stderr.contains("deliveries/s"), "progress on stderr with --json: \(result.stderr)")
 
         let quiet = try await self.run(
-            ["bench", "--url", "http://127.0.0.1:\(port)/feed", "--clients", "2", "--duration", "1.5", "--json", "--quiet"], timeout: 20
+            [
+                "bench", "--url", "http://127.0.0.1:\(port)/feed", "--clients", "2", "--duration", "1.5", "--json",
+                "--quiet",
+            ],
+            timeout: 20
         )
         XCTAssertEqual(quiet.status, 0, quiet.stderr)
         XCTAssertEqual(quiet.stderr, "", "--quiet: no progress")
@@ -377,7 +451,9 @@ final class CommandLineTests: XCTestCase {
             """
         let running = try self.launch(["serve", "--config", try self.write("tls.yaml", config)])
         let expectedFirst = try Self.shell("openssl x509 -in '\(first.serverCertificate)' -noout -fingerprint -sha256")
-        let expectedSecond = try Self.shell("openssl x509 -in '\(second.serverCertificate)' -noout -fingerprint -sha256")
+        let expectedSecond = try Self.shell(
+            "openssl x509 -in '\(second.serverCertificate)' -noout -fingerprint -sha256"
+        )
         XCTAssertNotEqual(expectedFirst, expectedSecond)
         var served = ""
         let deadline = Date().addingTimeInterval(10)
@@ -390,7 +466,9 @@ final class CommandLineTests: XCTestCase {
         // A stream over TLS (keepalives every 100 ms: the upstream is down) that must outlive the reload.
         let stream = Process()
         stream.executableURL = URL(fileURLWithPath: curl)
-        stream.arguments = ["-sN", "--max-time", "20", "--cacert", first.caCertificate, "https://localhost:\(tlsPort)/prices"]
+        stream.arguments = [
+            "-sN", "--max-time", "20", "--cacert", first.caCertificate, "https://localhost:\(tlsPort)/prices",
+        ]
         let output = Pipe()
         stream.standardOutput = output
         stream.standardError = FileHandle.nullDevice
@@ -408,9 +486,13 @@ final class CommandLineTests: XCTestCase {
 
         try self.install(second, certificate: certificate, key: key)
         kill(running.process.processIdentifier, SIGHUP)
-        try await eventually("new certificate served") { (try? Self.servedFingerprint(port: tlsPort)) == expectedSecond }
+        try await eventually("new certificate served") {
+            (try? Self.servedFingerprint(port: tlsPort)) == expectedSecond
+        }
         let before = received.withLockedValue { $0.components(separatedBy: ": keepalive").count }
-        try await eventually("the old stream still receives") { received.withLockedValue { $0.components(separatedBy: ": keepalive").count } > before + 2 }
+        try await eventually("the old stream still receives") {
+            received.withLockedValue { $0.components(separatedBy: ": keepalive").count } > before + 2
+        }
         XCTAssertTrue(stream.isRunning, "the stream opened before the reload is still open")
         XCTAssertTrue(running.process.isRunning, "SIGHUP must not stop the gateway: \(running.stderr)")
         stream.terminate()
@@ -424,7 +506,12 @@ final class CommandLineTests: XCTestCase {
         let file = try self.write("reload.yaml", Self.config(listenPort: listenPort, adminPort: adminPort))
         let running = try self.launch(["serve", "--config", file])
         try await eventually("serving") {
-            let answer = try? await rawExchange(port: adminPort, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            let answer = try? await rawExchange(
+                port: adminPort,
+                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            )
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
         let stream = try await SemanticsConnection.connect(port: listenPort, group: group)
@@ -432,31 +519,51 @@ final class CommandLineTests: XCTestCase {
         try await stream.wait("stream head") { text, _ in text.contains("text/event-stream") }
 
         // A typo: rejected, logged with FILE:LINE:COLUMN, counted; the old config keeps serving.
-        _ = try self.write("reload.yaml", Self.config(listenPort: listenPort, adminPort: adminPort, extra: "limits: { max_clientz: 5 }\n"))
+        _ = try self.write(
+            "reload.yaml",
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: "limits: { max_clientz: 5 }\n")
+        )
         kill(running.process.processIdentifier, SIGHUP)
         try await eventually("rejection counted") {
-            let metrics = try? await rawExchange(port: adminPort, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            let metrics = try? await rawExchange(
+                port: adminPort,
+                "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            )
             return metrics?.response.contains("ssegate_config_reloads_total{result=\"rejected\"} 1") ?? false
         }
         try await eventually("the rejection is logged with file, line and column") {
-            running.stderr.contains("reload rejected") && running.stderr.contains("reload.yaml:6:11: unknown key 'max_clientz'")
+            running.stderr.contains("reload rejected")
+                && running.stderr.contains("reload.yaml:6:11: unknown key 'max_clientz'")
         }
         XCTAssertTrue(running.process.isRunning)
 
         // A good change: a feed added; the open stream is untouched.
-        let added = Self.config(listenPort: listenPort, adminPort: adminPort) + """
-              - path: /news
-                upstream:
-                  url: http://127.0.0.1:1/news
+        let added =
+            Self.config(listenPort: listenPort, adminPort: adminPort) + """
+                  - path: /news
+                    upstream:
+                      url: http://127.0.0.1:1/news
 
-            """
+                """
         _ = try self.write("reload.yaml", added)
         kill(running.process.processIdentifier, SIGHUP)
         try await eventually("new feed served") {
-            let answer = try? await rawExchange(port: listenPort, "HEAD /news HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+            let answer = try? await rawExchange(
+                port: listenPort,
+                "HEAD /news HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            )
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
-        let metrics = try await rawExchange(port: adminPort, "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(1))
+        let metrics = try await rawExchange(
+            port: adminPort,
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            group: group,
+            timeout: .seconds(1)
+        )
         XCTAssertTrue(metrics.response.contains("ssegate_config_reloads_total{result=\"applied\"} 1"), metrics.response)
         try await stream.wait("the open stream lives on", timeout: .seconds(1)) { _, closed in !closed }
         stream.close()
@@ -470,7 +577,9 @@ final class CommandLineTests: XCTestCase {
     }
 
     static func servedFingerprint(port: Int) throws -> String {
-        try Self.shell("openssl s_client -connect 127.0.0.1:\(port) -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256")
+        try Self.shell(
+            "openssl s_client -connect 127.0.0.1:\(port) -servername localhost </dev/null 2>/dev/null | openssl x509 -noout -fingerprint -sha256"
+        )
     }
 
     static func shell(_ command: String) throws -> String {
@@ -490,7 +599,11 @@ final class CommandLineTests: XCTestCase {
 
     /// Sends SIGTERM to `process` (this pid only) and returns the seconds until it exited (fails the
     /// test if it is still running after 8 s).
-    static func terminateAndWait(_ process: Process, file: StaticString = #filePath, line: UInt = #line) async throws -> TimeInterval {
+    static func terminateAndWait(
+        _ process: Process,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> TimeInterval {
         let signalled = Date()
         process.terminate()
         while process.isRunning, Date().timeIntervalSince(signalled) < 8 {
@@ -538,13 +651,17 @@ final class CommandLineTests: XCTestCase {
         candidates.append(bundle.deletingLastPathComponent().appendingPathComponent("ssegate"))
         let argv0 = URL(fileURLWithPath: CommandLine.arguments[0])
         candidates.append(argv0.deletingLastPathComponent().appendingPathComponent("ssegate"))
-        candidates.append(argv0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ssegate"))
+        candidates.append(
+            argv0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ssegate")
+        )
         // <root>/Tests/SSEGatewayTests/CommandLineTests.swift → <root>/.build/debug/ssegate
-        let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent()
         candidates.append(root.appendingPathComponent(".build/debug/ssegate"))
         for candidate in candidates where FileManager.default.isExecutableFile(atPath: candidate.path) {
             var isDirectory: ObjCBool = false
-            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue {
+            if FileManager.default.fileExists(atPath: candidate.path, isDirectory: &isDirectory), !isDirectory.boolValue
+            {
                 return candidate
             }
         }
@@ -604,14 +721,23 @@ final class CommandLineTests: XCTestCase {
     }
 
     /// Runs to completion (killed and failed after `timeout`).
-    private func run(_ arguments: [String], timeout: TimeInterval = 10, file: StaticString = #filePath, line: UInt = #line) async throws -> Result {
+    private func run(
+        _ arguments: [String],
+        timeout: TimeInterval = 10,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> Result {
         let running = try self.launch(arguments)
         let deadline = Date().addingTimeInterval(timeout)
         while running.process.isRunning {
             if Date() > deadline {
                 kill(running.process.processIdentifier, SIGKILL)
                 running.process.waitUntilExit()
-                XCTFail("ssegate \(arguments.joined(separator: " ")) did not exit within \(timeout) s", file: file, line: line)
+                XCTFail(
+                    "ssegate \(arguments.joined(separator: " ")) did not exit within \(timeout) s",
+                    file: file,
+                    line: line
+                )
                 throw TestTimeout(message: "process timeout")
             }
             try await Task.sleep(nanoseconds: 10_000_000)

@@ -1,8 +1,9 @@
 import Foundation
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// Every byte a feed receives reaches every client in a form it can decode at once, whatever the
 /// transport: HTTP/1.1 or HTTP/2, cleartext or TLS, plain or gzip. A compressed client must never be
@@ -23,10 +24,16 @@ final class CompressedBurstTests: XCTestCase {
         var expected: [ServerSentEvent] = []
         // Bursts of short events of one size (the compressor's output for a sync flush then outgrows a small
         // buffer: the reported failure), and of sizes spread from 20 B to 8 KiB.
-        let shapes: [(label: String, sizes: ClosedRange<Int>)] = [("20B", 20...20), ("90B", 90...90), ("mixed", 20...8192)]
+        let shapes: [(label: String, sizes: ClosedRange<Int>)] = [
+            ("20B", 20...20), ("90B", 90...90), ("mixed", 20...8192),
+        ]
         for (count, shape) in [1, 50, 200, 2000].flatMap({ count in shapes.map { (count, $0) } }) {
             let burst = (0..<count).map { index in
-                ServerSentEvent(id: "b\(count)-\(shape.label)-\(index)", type: nil, data: generator.payload(bytes: generator.logUniform(shape.sizes)))
+                ServerSentEvent(
+                    id: "b\(count)-\(shape.label)-\(index)",
+                    type: nil,
+                    data: generator.payload(bytes: generator.logUniform(shape.sizes))
+                )
             }
             expected += burst
             setup.harness.origin.broadcast(Self.serialize(burst))
@@ -36,7 +43,11 @@ final class CompressedBurstTests: XCTestCase {
             try await setup.waitUntilHandedOn(deliveries: expected.count * clients.count)
             for client in clients {
                 let events = try await client.waitForEvents(expected.count, timeout: .seconds(1))
-                Self.assertSame(events, expected, "\(client.kind), burst of \(count) \(shape.label) events, seed \(Self.seed)")
+                Self.assertSame(
+                    events,
+                    expected,
+                    "\(client.kind), burst of \(count) \(shape.label) events, seed \(Self.seed)"
+                )
             }
         }
         for client in clients { await client.close() }
@@ -49,7 +60,9 @@ final class CompressedBurstTests: XCTestCase {
         defer { Task { await setup.harness.stop() } }
         let witness = try await setup.connect([StreamClientKind(transport: .http1, gzip: false)])[0]
         var generator = SeededGenerator(seed: Self.seed)
-        let events = (0..<1000).map { ServerSentEvent(id: "r\($0)", type: nil, data: generator.payload(bytes: generator.logUniform(20...2048))) }
+        let events = (0..<1000).map {
+            ServerSentEvent(id: "r\($0)", type: nil, data: generator.payload(bytes: generator.logUniform(20...2048)))
+        }
         setup.harness.origin.broadcast(Self.serialize(events))
         try await witness.waitForEvents(1000, timeout: .seconds(5))
         let resumed = try await setup.connect(StreamClientKind.allCompressed, headers: [("Last-Event-ID", "r0")])
@@ -68,7 +81,9 @@ final class CompressedBurstTests: XCTestCase {
         defer { Task { await setup.harness.stop() } }
         let clients = try await setup.connect(StreamClientKind.allCompressed, recordBody: true)
         var generator = SeededGenerator(seed: Self.seed)
-        let burst = (0..<300).map { ServerSentEvent(id: "d\($0)", type: nil, data: generator.payload(bytes: generator.logUniform(20...4096))) }
+        let burst = (0..<300).map {
+            ServerSentEvent(id: "d\($0)", type: nil, data: generator.payload(bytes: generator.logUniform(20...4096)))
+        }
         setup.harness.origin.broadcast(Self.serialize(burst))
         try await setup.waitUntilHandedOn(deliveries: burst.count * clients.count)
         for client in clients {
@@ -82,7 +97,10 @@ final class CompressedBurstTests: XCTestCase {
             let retries = lines.filter { $0.hasPrefix("retry: ") }.compactMap { Int($0.dropFirst(7)) }
             XCTAssertEqual(retries.count, 2, "\(client.kind): the stream's retry, then the drain's: \(retries)")
             XCTAssertGreaterThanOrEqual(retries.last ?? 0, 700, "\(client.kind)")
-            XCTAssertTrue(lines.suffix(3).contains { $0.hasPrefix("retry: ") }, "\(client.kind): the drain's retry comes last")
+            XCTAssertTrue(
+                lines.suffix(3).contains { $0.hasPrefix("retry: ") },
+                "\(client.kind): the drain's retry comes last"
+            )
         }
         try await drain.value
     }
@@ -117,21 +135,35 @@ final class CompressedBurstTests: XCTestCase {
     // MARK: Setup
 
     /// A fixed seed per run, printed in every failure; set `SSEGATE_TEST_SEED` to replay one.
-    static let seed: UInt64 = ProcessInfo.processInfo.environment["SSEGATE_TEST_SEED"].flatMap(UInt64.init) ?? UInt64.random(in: 1...UInt64.max)
+    static let seed: UInt64 =
+        ProcessInfo.processInfo.environment["SSEGATE_TEST_SEED"].flatMap(UInt64.init)
+        ?? UInt64.random(in: 1...UInt64.max)
 
     struct Setup {
         var harness: Harness
         var certificates: TestCertificates
         var tlsPort: Int
 
-        func connect(_ kinds: [StreamClientKind], headers: [(String, String)] = [], recordBody: Bool = false) async throws -> [StreamClient] {
+        func connect(
+            _ kinds: [StreamClientKind],
+            headers: [(String, String)] = [],
+            recordBody: Bool = false
+        ) async throws -> [StreamClient] {
             let joined = try await self.harness.metrics().clientsPerFeed["/burst"] ?? 0
             var clients: [StreamClient] = []
             for kind in kinds {
-                clients.append(try await StreamClient.connect(
-                    kind, path: "/burst", port: self.harness.port, tlsPort: self.tlsPort, certificates: self.certificates,
-                    group: self.harness.clientGroup, headers: headers, recordBody: recordBody
-                ))
+                clients.append(
+                    try await StreamClient.connect(
+                        kind,
+                        path: "/burst",
+                        port: self.harness.port,
+                        tlsPort: self.tlsPort,
+                        certificates: self.certificates,
+                        group: self.harness.clientGroup,
+                        headers: headers,
+                        recordBody: recordBody
+                    )
+                )
             }
             try await self.harness.waitUntilJoined(joined + clients.count, path: "/burst")
             return clients
@@ -149,18 +181,26 @@ final class CompressedBurstTests: XCTestCase {
 
     /// A gateway with a cleartext and a TLS listener and one feed, `/burst`, whose clients may fall far
     /// behind (the bursts are larger than the default `max_queue`; this is about what arrives, not eviction).
-    static func start(shutdownTimeout: TimeAmount? = nil, configure: @escaping (inout FeedConfig) -> Void = { _ in }) async throws -> Setup {
+    static func start(
+        shutdownTimeout: TimeAmount? = nil,
+        configure: @escaping (inout FeedConfig) -> Void = { _ in }
+    ) async throws -> Setup {
         let certificates = try TestCertificates.make()
-        let harness = try await Harness.start(configure: { config in
-            config.listen.append(TLSTestConfig.listener(certificates))
-            if let shutdownTimeout { config.shutdownTimeout = shutdownTimeout }
-        }) { origin in
-            [try Harness.feed("/burst", upstream: "\(origin)/burst") { feed in
-                feed.settings.client.maxQueue = 256 * 1024 * 1024
-                feed.settings.replay.maxBytes = 64 * 1024 * 1024
-                configure(&feed)
-            }]
-        }
+        let harness = try await Harness.start(
+            configure: { config in
+                config.listen.append(TLSTestConfig.listener(certificates))
+                if let shutdownTimeout { config.shutdownTimeout = shutdownTimeout }
+            },
+            feeds: { origin in
+                [
+                    try Harness.feed("/burst", upstream: "\(origin)/burst") { feed in
+                        feed.settings.client.maxQueue = 256 * 1024 * 1024
+                        feed.settings.replay.maxBytes = 64 * 1024 * 1024
+                        configure(&feed)
+                    }
+                ]
+            }
+        )
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         return Setup(harness: harness, certificates: certificates, tlsPort: harness.gateway.listenerAddresses[1].port!)
     }
@@ -172,13 +212,21 @@ final class CompressedBurstTests: XCTestCase {
     }
 
     /// Compares id, type and data event by event, naming the first difference (not dumping megabytes).
-    static func assertSame(_ actual: [ServerSentEvent], _ expected: [ServerSentEvent], _ context: String, file: StaticString = #filePath, line: UInt = #line) {
+    static func assertSame(
+        _ actual: [ServerSentEvent],
+        _ expected: [ServerSentEvent],
+        _ context: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(actual.count, expected.count, context, file: file, line: line)
-        for (index, (got, want)) in zip(actual, expected).enumerated() where got.id != want.id || got.type != want.type || got.data != want.data {
+        for (index, (got, want)) in zip(actual, expected).enumerated()
+        where got.id != want.id || got.type != want.type || got.data != want.data {
             XCTFail(
                 "\(context): event \(index) is id \(got.id ?? "nil") type \(got.type ?? "nil") with \(got.data?.utf8.count ?? 0) bytes, "
                     + "expected id \(want.id ?? "nil") type \(want.type ?? "nil") with \(want.data?.utf8.count ?? 0) bytes",
-                file: file, line: line
+                file: file,
+                line: line
             )
             return
         }
@@ -227,7 +275,9 @@ struct SeededGenerator: RandomNumberGenerator {
     mutating func event(id: String) -> ServerSentEvent {
         var lines: [String] = []
         for _ in 0..<(Int.random(in: 0..<5, using: &self) == 0 ? Int.random(in: 2...6, using: &self) : 1) {
-            var line = self.payload(bytes: Int.random(in: 0..<3, using: &self) == 0 ? 0 : self.logUniform(1...20_480) / 2)
+            var line = self.payload(
+                bytes: Int.random(in: 0..<3, using: &self) == 0 ? 0 : self.logUniform(1...20_480) / 2
+            )
             if Int.random(in: 0..<6, using: &self) == 0 { line += "é日本✓" }
             lines.append(line)
         }

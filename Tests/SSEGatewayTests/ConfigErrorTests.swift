@@ -14,7 +14,8 @@ final class ConfigErrorTests: XCTestCase {
             feed:
               - path: /x
             """,
-            line: 2, column: 1,
+            line: 2,
+            column: 1,
             "unknown key 'feed' at the top level (did you mean 'feeds'?)"
         )
     }
@@ -27,13 +28,21 @@ final class ConfigErrorTests: XCTestCase {
               keepalvie: 15s
             """
         )
-        XCTAssertEqual(errors, [
-            ConfigError(
-                file: "test.yaml", line: 3, column: 3,
-                message: "unknown key 'keepalvie' in defaults (did you mean 'keepalive'?)"
-            )
-        ])
-        XCTAssertEqual(errors.first?.description, "test.yaml:3:3: unknown key 'keepalvie' in defaults (did you mean 'keepalive'?)")
+        XCTAssertEqual(
+            errors,
+            [
+                ConfigError(
+                    file: "test.yaml",
+                    line: 3,
+                    column: 3,
+                    message: "unknown key 'keepalvie' in defaults (did you mean 'keepalive'?)"
+                )
+            ]
+        )
+        XCTAssertEqual(
+            errors.first?.description,
+            "test.yaml:3:3: unknown key 'keepalvie' in defaults (did you mean 'keepalive'?)"
+        )
     }
 
     func testUnknownKeyDeepInAFeed() {
@@ -45,7 +54,8 @@ final class ConfigErrorTests: XCTestCase {
                   url: http://up/a
                   conect_timeout: 5s
             """,
-            line: 5, column: 7,
+            line: 5,
+            column: 7,
             "unknown key 'conect_timeout' in feeds[0].upstream (did you mean 'connect_timeout'?)"
         )
     }
@@ -59,10 +69,13 @@ final class ConfigErrorTests: XCTestCase {
                 url: http://up/a
             """
         )
-        XCTAssertEqual(errors.map { "\($0.line):\($0.column) \($0.message)" }, [
-            "2:3 unknown key 'linger' in defaults ('linger' can only be set on a feed)",
-            "4:5 unknown key 'url' in defaults.upstream ('url' can only be set in a feed's upstream)",
-        ])
+        XCTAssertEqual(
+            errors.map { "\($0.line):\($0.column) \($0.message)" },
+            [
+                "2:3 unknown key 'linger' in defaults ('linger' can only be set on a feed)",
+                "4:5 unknown key 'url' in defaults.upstream ('url' can only be set in a feed's upstream)",
+            ]
+        )
     }
 
     func testMergeKeysAreRejected() {
@@ -73,14 +86,20 @@ final class ConfigErrorTests: XCTestCase {
               <<: *base
             """
         )
-        XCTAssertEqual(aliased.map { "\($0.line):\($0.column) \($0.message)" }, [
-            "1:1 unknown key 'base' at the top level",
-            "3:3 defaults: merge keys ('<<') are not supported; use 'defaults:' to share feed settings",
-        ])
+        XCTAssertEqual(
+            aliased.map { "\($0.line):\($0.column) \($0.message)" },
+            [
+                "1:1 unknown key 'base' at the top level",
+                "3:3 defaults: merge keys ('<<') are not supported; use 'defaults:' to share feed settings",
+            ]
+        )
         let errors = ConfigFixtures.errors("defaults:\n  <<: { retry: 1s }\n")
         XCTAssertEqual(errors.map(\.line), [2])
         XCTAssertEqual(errors.map(\.column), [3])
-        XCTAssertEqual(errors.first?.message, "defaults: merge keys ('<<') are not supported; use 'defaults:' to share feed settings")
+        XCTAssertEqual(
+            errors.first?.message,
+            "defaults: merge keys ('<<') are not supported; use 'defaults:' to share feed settings"
+        )
     }
 
     // MARK: - Values
@@ -91,7 +110,8 @@ final class ConfigErrorTests: XCTestCase {
             defaults:
               retry: 15
             """,
-            line: 2, column: 10,
+            line: 2,
+            column: 10,
             "defaults.retry: expected a duration such as 250ms, 1.5s, 5m or 1h (a number followed by ms, s, m or h; or 0), got '15'"
         )
         ConfigFixtures.assertSingleError(
@@ -101,7 +121,8 @@ final class ConfigErrorTests: XCTestCase {
                 upstream: { url: http://up/a }
                 linger: 15 sec
             """,
-            line: 4, column: 13,
+            line: 4,
+            column: 13,
             "feeds[0].linger: expected a duration such as 250ms"
         )
     }
@@ -112,7 +133,8 @@ final class ConfigErrorTests: XCTestCase {
             defaults:
               replay: { max_bytes: 8 megs }
             """,
-            line: 2, column: 24,
+            line: 2,
+            column: 24,
             "defaults.replay.max_bytes: expected a size such as 16384, 64KiB or 8MiB"
         )
     }
@@ -123,7 +145,8 @@ final class ConfigErrorTests: XCTestCase {
             defaults:
               padding: yes
             """,
-            line: 2, column: 12,
+            line: 2,
+            column: 12,
             "defaults.padding: expected true or false, got 'yes'"
         )
         ConfigFixtures.assertSingleError(
@@ -131,7 +154,8 @@ final class ConfigErrorTests: XCTestCase {
             defaults:
               compression: "true"
             """,
-            line: 2, column: 16,
+            line: 2,
+            column: 16,
             "defaults.compression: expected true or false without quotes, got the string \"true\""
         )
     }
@@ -139,12 +163,14 @@ final class ConfigErrorTests: XCTestCase {
     func testWrongTypes() {
         ConfigFixtures.assertSingleError(
             "listen: { address: \":80\" }\n",
-            line: 1, column: 9,
+            line: 1,
+            column: 9,
             "listen: expected a list, got a mapping"
         )
         ConfigFixtures.assertSingleError(
             "defaults: [retry]\n",
-            line: 1, column: 11,
+            line: 1,
+            column: 11,
             "defaults: expected a mapping, got a list"
         )
         ConfigFixtures.assertSingleError(
@@ -152,7 +178,8 @@ final class ConfigErrorTests: XCTestCase {
             defaults:
               replay: 5
             """,
-            line: 2, column: 11,
+            line: 2,
+            column: 11,
             "defaults.replay: expected a mapping, got '5'"
         )
         ConfigFixtures.assertSingleError(
@@ -160,12 +187,14 @@ final class ConfigErrorTests: XCTestCase {
             feeds:
               - /prices
             """,
-            line: 2, column: 5,
+            line: 2,
+            column: 5,
             "feeds[0]: expected a mapping, got '/prices'"
         )
         ConfigFixtures.assertSingleError(
             "- a\n- b\n",
-            line: 1, column: 1,
+            line: 1,
+            column: 1,
             "the config must be a mapping of keys such as listen, defaults and feeds, got a list"
         )
     }
@@ -173,32 +202,38 @@ final class ConfigErrorTests: XCTestCase {
     func testOutOfRangeValues() {
         ConfigFixtures.assertSingleError(
             "defaults:\n  keepalive: 0\n",
-            line: 2, column: 14,
+            line: 2,
+            column: 14,
             "defaults.keepalive: must be greater than 0, got '0'"
         )
         ConfigFixtures.assertSingleError(
             "defaults:\n  replay: { max_events: 0 }\n",
-            line: 2, column: 25,
+            line: 2,
+            column: 25,
             "defaults.replay.max_events: must be at least 1, got 0"
         )
         ConfigFixtures.assertSingleError(
             "defaults:\n  client: { max_queue: 512 }\n",
-            line: 2, column: 24,
+            line: 2,
+            column: 24,
             "defaults.client.max_queue: must be at least 1KiB, got '512'"
         )
         ConfigFixtures.assertSingleError(
             "limits: { max_clients: -5 }\n",
-            line: 1, column: 24,
+            line: 1,
+            column: 24,
             "limits.max_clients: must be at least 1, got -5"
         )
         ConfigFixtures.assertSingleError(
             "limits:\n  premature_resets_per_second: 0\n",
-            line: 2, column: 32,
+            line: 2,
+            column: 32,
             "limits.premature_resets_per_second: must be at least 1, got 0"
         )
         ConfigFixtures.assertSingleError(
             "log_level: loud\n",
-            line: 1, column: 12,
+            line: 1,
+            column: 12,
             "log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"
         )
     }
@@ -210,7 +245,8 @@ final class ConfigErrorTests: XCTestCase {
               upstream:
                 backoff: { initial: 1m }
             """,
-            line: 3, column: 25,
+            line: 3,
+            column: 25,
             "defaults.upstream.backoff: initial (1m) must not be greater than max (30s)"
         )
     }
@@ -222,7 +258,8 @@ final class ConfigErrorTests: XCTestCase {
               upstream:
                 backoff: { reset_after: 0s }
             """,
-            line: 3, column: 29,
+            line: 3,
+            column: 29,
             "defaults.upstream.backoff.reset_after: must be greater than 0, got '0s'"
         )
         ConfigFixtures.assertSingleError(
@@ -232,7 +269,8 @@ final class ConfigErrorTests: XCTestCase {
                 backoff:
                   reset_after: soon
             """,
-            line: 4, column: 20,
+            line: 4,
+            column: 20,
             "defaults.upstream.backoff.reset_after: expected \(ConfigValueParser.durationForm), got 'soon'"
         )
     }
@@ -245,12 +283,14 @@ final class ConfigErrorTests: XCTestCase {
                 allow_origins: ["*"]
                 allow_credentials: true
             """,
-            line: 4, column: 24,
+            line: 4,
+            column: 24,
             "defaults.cors.allow_credentials: allow_credentials cannot be true with allow_origins '*'"
         )
         ConfigFixtures.assertSingleError(
             "defaults:\n  cors: { allow_origins: [\"https://a.example/\"] }\n",
-            line: 2, column: 27,
+            line: 2,
+            column: 27,
             "defaults.cors.allow_origins[0]: expected '*' or an origin such as https://app.example.com"
         )
     }
@@ -266,11 +306,14 @@ final class ConfigErrorTests: XCTestCase {
                   x-split: again
             """
         )
-        XCTAssertEqual(errors.map { "\($0.line):\($0.column) \($0.message)" }, [
-            "4:7 defaults.upstream.headers: 'Bad Name' is not a valid header name",
-            "5:16 defaults.upstream.headers.X-Split: a header value must not contain line breaks",
-            "6:7 defaults.upstream.headers: header 'x-split' is already set (line 5); header names ignore case",
-        ])
+        XCTAssertEqual(
+            errors.map { "\($0.line):\($0.column) \($0.message)" },
+            [
+                "4:7 defaults.upstream.headers: 'Bad Name' is not a valid header name",
+                "5:16 defaults.upstream.headers.X-Split: a header value must not contain line breaks",
+                "6:7 defaults.upstream.headers: header 'x-split' is already set (line 5); header names ignore case",
+            ]
+        )
     }
 
     // MARK: - Required keys
@@ -281,7 +324,8 @@ final class ConfigErrorTests: XCTestCase {
             feeds:
               - upstream: { url: http://up/a }
             """,
-            line: 2, column: 5,
+            line: 2,
+            column: 5,
             "feeds[0]: missing required key 'path'"
         )
     }
@@ -293,7 +337,8 @@ final class ConfigErrorTests: XCTestCase {
               - path: /a
                 upstream: { connect_timeout: 1s }
             """,
-            line: 3, column: 15,
+            line: 3,
+            column: 15,
             "feeds[0].upstream: missing required key 'url'"
         )
         ConfigFixtures.assertSingleError(
@@ -301,12 +346,14 @@ final class ConfigErrorTests: XCTestCase {
             feeds:
               - path: /a
             """,
-            line: 2, column: 5,
+            line: 2,
+            column: 5,
             "feeds[0]: missing required key 'upstream'"
         )
         ConfigFixtures.assertSingleError(
             "listen:\n  - tls: null\n",
-            line: 2, column: 5,
+            line: 2,
+            column: 5,
             "listen[0]: missing required key 'address'"
         )
     }
@@ -322,7 +369,8 @@ final class ConfigErrorTests: XCTestCase {
                   url: https://up/prices
                   headers: { Authorization: "Bearer ${PRICES_TOKEN}" }
             """,
-            line: 5, column: 33,
+            line: 5,
+            column: 33,
             "feeds[0].upstream.headers.Authorization: environment variable 'PRICES_TOKEN' is not set",
             environment: ["OTHER": "x"]
         )
@@ -331,12 +379,14 @@ final class ConfigErrorTests: XCTestCase {
     func testBadEnvironmentReference() {
         ConfigFixtures.assertSingleError(
             "log_level: ${level-name}\n",
-            line: 1, column: 12,
+            line: 1,
+            column: 12,
             "'${level-name}' is not a valid environment variable reference"
         )
         ConfigFixtures.assertSingleError(
             "log_level: ${LEVEL\n",
-            line: 1, column: 12,
+            line: 1,
+            column: 12,
             "log_level: unterminated '${' (write '$${' for a literal '${')"
         )
     }
@@ -351,7 +401,8 @@ final class ConfigErrorTests: XCTestCase {
                 upstream:
                   url: ftp://up/a
             """,
-            line: 4, column: 12,
+            line: 4,
+            column: 12,
             "feeds[0].upstream.url: URL scheme must be http or https, not 'ftp'"
         )
     }
@@ -363,7 +414,8 @@ final class ConfigErrorTests: XCTestCase {
               - path: rooms/{room}
                 upstream: { url: http://up/a }
             """,
-            line: 2, column: 11,
+            line: 2,
+            column: 11,
             "feeds[0].path: path must start with '/'"
         )
     }
@@ -371,17 +423,20 @@ final class ConfigErrorTests: XCTestCase {
     func testBadPorts() {
         ConfigFixtures.assertSingleError(
             "listen:\n  - address: 0.0.0.0:70000\n",
-            line: 2, column: 14,
+            line: 2,
+            column: 14,
             "listen[0].address: port must be from 1 to 65535, got 70000 in '0.0.0.0:70000'"
         )
         ConfigFixtures.assertSingleError(
             "admin:\n  address: \":0\"\n",
-            line: 2, column: 12,
+            line: 2,
+            column: 12,
             "admin.address: port must be from 1 to 65535, got 0"
         )
         ConfigFixtures.assertSingleError(
             "listen:\n  - address: ::1:8080\n",
-            line: 2, column: 14,
+            line: 2,
+            column: 14,
             "an IPv6 address must be in brackets, as in [::1]:8080"
         )
     }
@@ -393,12 +448,14 @@ final class ConfigErrorTests: XCTestCase {
               - address: 0.0.0.0:8080
               - address: :8080
             """,
-            line: 3, column: 14,
+            line: 3,
+            column: 14,
             "listen[1].address: address 0.0.0.0:8080 is already used by listen[0] (line 2)"
         )
         ConfigFixtures.assertSingleError(
             "admin: { address: \":8080\" }\n",
-            line: 1, column: 19,
+            line: 1,
+            column: 19,
             "admin.address: address 0.0.0.0:8080 is already used by listen[0] (by default)"
         )
     }
@@ -410,7 +467,8 @@ final class ConfigErrorTests: XCTestCase {
               - path: /rooms/{room}
                 upstream: { url: "http://up/rooms/{id}" }
             """,
-            line: 3, column: 22,
+            line: 3,
+            column: 22,
             "feeds[0].upstream.url: placeholder '{id}' in the URL is not a parameter of the path '/rooms/{room}'"
         )
     }
@@ -426,7 +484,8 @@ final class ConfigErrorTests: XCTestCase {
               - path: /prices
                 upstream: { url: http://up/b }
             """,
-            line: 4, column: 11,
+            line: 4,
+            column: 11,
             "feeds[1].path: duplicate path '/prices' (first used by feeds[0], line 2)"
         )
     }
@@ -440,7 +499,8 @@ final class ConfigErrorTests: XCTestCase {
               - path: /rooms/{b}
                 upstream: { url: "http://up/{b}" }
             """,
-            line: 4, column: 11,
+            line: 4,
+            column: 11,
             "feeds[1].path: path '/rooms/{b}' matches the same requests as '/rooms/{a}' (first used by feeds[0], line 2)"
         )
     }
@@ -456,7 +516,8 @@ final class ConfigErrorTests: XCTestCase {
                 path: /b
                 upstream: { url: http://up/b }
             """,
-            line: 5, column: 11,
+            line: 5,
+            column: 11,
             "feeds[1].name: duplicate feed name 'p' (first used by feeds[0], line 2)"
         )
     }
@@ -474,7 +535,8 @@ final class ConfigErrorTests: XCTestCase {
                   certificate: certs/missing.pem
                   private_key: key.pem
             """,
-            line: 4, column: 20,
+            line: 4,
+            column: 20,
             "listen[0].tls.certificate: file 'certs/missing.pem' (resolved to '\(directory)/certs/missing.pem') does not exist",
             baseDirectory: directory
         )
@@ -484,7 +546,8 @@ final class ConfigErrorTests: XCTestCase {
               upstream:
                 tls: { ca: "\(directory)" }
             """,
-            line: 3, column: 16,
+            line: 3,
+            column: 16,
             "defaults.upstream.tls.ca: '\(directory)' is a directory, not a file",
             baseDirectory: directory
         )
@@ -499,7 +562,8 @@ final class ConfigErrorTests: XCTestCase {
               upstream:
                 tls: { certificate: client.pem }
             """,
-            line: 3, column: 10,
+            line: 3,
+            column: 10,
             "defaults.upstream.tls: certificate and private_key must be set together",
             baseDirectory: directory
         )
@@ -514,7 +578,8 @@ final class ConfigErrorTests: XCTestCase {
               - path: /a
                 upstream: url: http://up/a
             """,
-            line: 3, column: 18,
+            line: 3,
+            column: 18,
             "invalid YAML: mapping values are not allowed in this context"
         )
         ConfigFixtures.assertSingleError(
@@ -522,12 +587,14 @@ final class ConfigErrorTests: XCTestCase {
             defaults:
               cors: { allow_origins: [a, b }
             """,
-            line: 2, column: 32,
+            line: 2,
+            column: 32,
             "invalid YAML: while parsing a flow sequence at line 2, column 26: did not find expected ',' or ']'"
         )
         ConfigFixtures.assertSingleError(
             "a: 1\n---\nb: 2\n",
-            line: 2, column: 1,
+            line: 2,
+            column: 1,
             "invalid YAML: expected a single document in the stream at line 1, column 1: but found another document"
         )
     }
@@ -540,12 +607,14 @@ final class ConfigErrorTests: XCTestCase {
               keepalive: 5s
               retry: 2s
             """,
-            line: 4, column: 3,
+            line: 4,
+            column: 3,
             "duplicate key 'retry' (first at line 2)"
         )
         ConfigFixtures.assertSingleError(
             "defaults: { retry: 1s, retry: 2s }\n",
-            line: 1, column: 13,
+            line: 1,
+            column: 13,
             "duplicate key 'retry' in this mapping"
         )
     }
@@ -568,14 +637,17 @@ final class ConfigErrorTests: XCTestCase {
             """
         )
         XCTAssertEqual(errors.map { "\($0.line):\($0.column)" }, ["1:12", "3:10", "4:25", "6:11", "9:37", "10:14"])
-        XCTAssertEqual(errors.map(\.message), [
-            "log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'",
-            "defaults.retry: expected \(ConfigValueParser.durationForm), got 'soon'",
-            "defaults.replay.max_events: must be at least 1, got 0",
-            "feeds[0].path: path must start with '/'",
-            "unknown key 'idel_timeout' in feeds[1].upstream (did you mean 'idle_timeout'?)",
-            "feeds[1].padding: expected true or false, got 'maybe'",
-        ])
+        XCTAssertEqual(
+            errors.map(\.message),
+            [
+                "log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'",
+                "defaults.retry: expected \(ConfigValueParser.durationForm), got 'soon'",
+                "defaults.replay.max_events: must be at least 1, got 0",
+                "feeds[0].path: path must start with '/'",
+                "unknown key 'idel_timeout' in feeds[1].upstream (did you mean 'idle_timeout'?)",
+                "feeds[1].padding: expected true or false, got 'maybe'",
+            ]
+        )
         let description = ConfigLoadError(errors: errors).description
         XCTAssertEqual(description.split(separator: "\n").count, 6)
         XCTAssertTrue(description.hasPrefix("test.yaml:1:12: log_level: expected one of"))
@@ -593,10 +665,13 @@ final class ConfigErrorTests: XCTestCase {
                 replay: *r
             """
         )
-        XCTAssertEqual(errors.map { "\($0.line):\($0.column) \($0.message)" }, [
-            "4:30 feeds[0].replay.max_events: expected a whole number, got 'none'",
-            "4:30 feeds[1].replay.max_events: expected a whole number, got 'none'",
-        ])
+        XCTAssertEqual(
+            errors.map { "\($0.line):\($0.column) \($0.message)" },
+            [
+                "4:30 feeds[0].replay.max_events: expected a whole number, got 'none'",
+                "4:30 feeds[1].replay.max_events: expected a whole number, got 'none'",
+            ]
+        )
     }
 
     func testMismatchedCertificateAndKeyAndUnparsableCAAreConfigErrors() throws {
@@ -622,8 +697,15 @@ final class ConfigErrorTests: XCTestCase {
         )
         XCTAssertEqual(errors.count, 2, "\(errors)")
         XCTAssertEqual(errors.first.map { [$0.line, $0.column] }, [4, 20])
-        XCTAssertTrue(errors.first?.message.hasPrefix("listen[0].tls: the certificate and private key cannot be used together") ?? false, "\(errors)")
+        XCTAssertTrue(
+            errors.first?.message.hasPrefix("listen[0].tls: the certificate and private key cannot be used together")
+                ?? false,
+            "\(errors)"
+        )
         XCTAssertEqual(errors.last.map { [$0.line, $0.column] }, [9, 12])
-        XCTAssertTrue(errors.last?.message.hasPrefix("feeds[0].upstream.url: the upstream TLS settings cannot be used") ?? false, "\(errors)")
+        XCTAssertTrue(
+            errors.last?.message.hasPrefix("feeds[0].upstream.url: the upstream TLS settings cannot be used") ?? false,
+            "\(errors)"
+        )
     }
 }

@@ -53,7 +53,12 @@ final class ConfigInputTests: XCTestCase {
         let errors = try XCTUnwrap(result.withLockedValue { $0 })
         XCTAssertEqual(errors.map { "\($0.line):\($0.column)" }, ["4:20", "8:16"], "\(errors)")
         for error in errors {
-            XCTAssertTrue(error.message.contains("'cert.pem' (resolved to '\(directory)/cert.pem') is a FIFO (named pipe), not a regular file"), error.message)
+            XCTAssertTrue(
+                error.message.contains(
+                    "'cert.pem' (resolved to '\(directory)/cert.pem') is a FIFO (named pipe), not a regular file"
+                ),
+                error.message
+            )
         }
     }
 
@@ -78,7 +83,11 @@ final class ConfigInputTests: XCTestCase {
                 let errors = ConfigFixtures.errors(yaml)
                 best = min(best, Double((NIODeadline.now() - started).nanoseconds) / 1e9)
                 XCTAssertEqual(errors.map(\.line), [count * 2 + 2], "\(errors)")
-                XCTAssertTrue(errors.first?.message.contains("duplicate path '/feed/7' (first used by feeds[7], line 16)") ?? false, "\(errors)")
+                XCTAssertTrue(
+                    errors.first?.message.contains("duplicate path '/feed/7' (first used by feeds[7], line 16)")
+                        ?? false,
+                    "\(errors)"
+                )
             }
             return best
         }
@@ -91,11 +100,18 @@ final class ConfigInputTests: XCTestCase {
     /// A UTF-8 byte order mark (Windows editors write one) is not part of the YAML: it is skipped, and the
     /// positions of errors are those an editor shows.
     func testByteOrderMarkIsAccepted() throws {
-        let config = try ConfigFixtures.parse("\u{FEFF}log_level: debug\nfeeds:\n  - path: /a\n    upstream: { url: http://up/a }\n")
+        let config = try ConfigFixtures.parse(
+            "\u{FEFF}log_level: debug\nfeeds:\n  - path: /a\n    upstream: { url: http://up/a }\n"
+        )
         XCTAssertEqual(config.logLevel, "debug")
         XCTAssertEqual(config.feeds.map(\.name), ["/a"])
         ConfigFixtures.assertSingleError("\u{FEFF}log_level: loud\n", line: 1, column: 12, "log_level: expected one of")
-        ConfigFixtures.assertSingleError("\u{FEFF}limits:\n  max_clientz: 5\n", line: 2, column: 3, "unknown key 'max_clientz'")
+        ConfigFixtures.assertSingleError(
+            "\u{FEFF}limits:\n  max_clientz: 5\n",
+            line: 2,
+            column: 3,
+            "unknown key 'max_clientz'"
+        )
 
         // From a file too, as `ssegate check` reads it.
         let directory = try ConfigFixtures.makeTemporaryDirectory(for: self)

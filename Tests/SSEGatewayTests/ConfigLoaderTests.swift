@@ -232,7 +232,11 @@ final class ConfigLoaderTests: XCTestCase {
         XCTAssertEqual(a.upstream.connectTimeout, .seconds(2))
         XCTAssertEqual(a.upstream.backoffInitial, .milliseconds(500))
         XCTAssertEqual(a.upstream.backoffMax, .minutes(1))
-        XCTAssertEqual(a.upstream.backoffResetAfter, .minutes(2), "reset_after is inherited key by key like initial and max")
+        XCTAssertEqual(
+            a.upstream.backoffResetAfter,
+            .minutes(2),
+            "reset_after is inherited key by key like initial and max"
+        )
         XCTAssertEqual(a.upstream.maxEventSize, 64 * 1024)
         XCTAssertEqual(a.cors.allowOrigins, ["https://a.example"])
         XCTAssertTrue(a.cors.allowCredentials)
@@ -289,7 +293,10 @@ final class ConfigLoaderTests: XCTestCase {
             """,
             baseDirectory: directory
         )
-        XCTAssertEqual(config.feeds[0].settings.upstream.tls, UpstreamTLSConfig(ca: directory + "/ca.pem", verify: false))
+        XCTAssertEqual(
+            config.feeds[0].settings.upstream.tls,
+            UpstreamTLSConfig(ca: directory + "/ca.pem", verify: false)
+        )
         XCTAssertEqual(config.feeds[1].settings.upstream.tls, UpstreamTLSConfig(ca: directory + "/other-ca.pem"))
         XCTAssertNil(config.feeds[2].settings.upstream.tls)
     }
@@ -407,9 +414,12 @@ final class ConfigLoaderTests: XCTestCase {
             _ = try ConfigLoader.load(file: file, environment: [:])
             XCTFail("expected an error")
         } catch {
-            XCTAssertEqual(error.errors, [
-                ConfigError(file: file, line: 1, column: 1, message: "cannot read file: No such file or directory")
-            ])
+            XCTAssertEqual(
+                error.errors,
+                [
+                    ConfigError(file: file, line: 1, column: 1, message: "cannot read file: No such file or directory")
+                ]
+            )
             XCTAssertEqual(error.description, "\(file):1:1: cannot read file: No such file or directory")
         }
         do {
@@ -428,7 +438,10 @@ final class ConfigLoaderTests: XCTestCase {
             _ = try ConfigLoader.load(file: file, environment: [:])
             XCTFail("expected an error")
         } catch {
-            XCTAssertEqual(error.description, "\(file):1:1: unknown key 'retry' at the top level ('retry' belongs under 'defaults:' or a feed)")
+            XCTAssertEqual(
+                error.description,
+                "\(file):1:1: unknown key 'retry' at the top level ('retry' belongs under 'defaults:' or a feed)"
+            )
         }
     }
 }

@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import Foundation
+import NIOConcurrencyHelpers
 import XCTest
 
 @testable import SSEGateway
@@ -29,7 +29,12 @@ enum ConfigFixtures {
             XCTFail("expected errors, but the config parsed: \(config)", file: file, line: line)
             return []
         } catch {
-            XCTAssertFalse(error.errors.isEmpty, "a ConfigLoadError must hold at least one error", file: file, line: line)
+            XCTAssertFalse(
+                error.errors.isEmpty,
+                "a ConfigLoadError must hold at least one error",
+                file: file,
+                line: line
+            )
             return error.errors
         }
     }
@@ -47,13 +52,22 @@ enum ConfigFixtures {
     ) {
         let errors = self.errors(yaml, environment: environment, baseDirectory: baseDirectory, file: file, line: line)
         guard errors.count == 1, let error = errors.first else {
-            XCTFail("expected exactly one error, got \(errors.count):\n\(ConfigLoadError(errors: errors))", file: file, line: line)
+            XCTFail(
+                "expected exactly one error, got \(errors.count):\n\(ConfigLoadError(errors: errors))",
+                file: file,
+                line: line
+            )
             return
         }
         XCTAssertEqual(error.file, "test.yaml", file: file, line: line)
         XCTAssertEqual(error.line, expectedLine, "line of: \(error)", file: file, line: line)
         XCTAssertEqual(error.column, expectedColumn, "column of: \(error)", file: file, line: line)
-        XCTAssertTrue(error.message.contains(message), "'\(error.message)' does not contain '\(message)'", file: file, line: line)
+        XCTAssertTrue(
+            error.message.contains(message),
+            "'\(error.message)' does not contain '\(message)'",
+            file: file,
+            line: line
+        )
     }
 
     /// A fresh temporary folder, removed by the test case's teardown block.
@@ -75,7 +89,9 @@ enum ConfigFixtures {
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
         let certificates = try Self.certificates()
         let name = url.lastPathComponent.lowercased()
-        let source = name.contains("ca") ? certificates.caCertificate
+        let source =
+            name.contains("ca")
+            ? certificates.caCertificate
             : name.contains("key") ? certificates.serverKey : certificates.serverCertificate
         try FileManager.default.copyItem(atPath: source, toPath: url.path)
     }

@@ -47,7 +47,10 @@ final class ConfigValueParserTests: XCTestCase {
         }
         for text in ["8 MiB", "8mib", "1.5MiB", "KiB", "-1", "8B", "8TiB", ""] {
             XCTAssertThrowsError(try ConfigValueParser.size(text), text) { error in
-                XCTAssertEqual((error as? ConfigValueError)?.message, "expected \(ConfigValueParser.sizeForm), got '\(text)'")
+                XCTAssertEqual(
+                    (error as? ConfigValueError)?.message,
+                    "expected \(ConfigValueParser.sizeForm), got '\(text)'"
+                )
             }
         }
         XCTAssertThrowsError(try ConfigValueParser.size("9999999999999GiB")) { error in
@@ -70,7 +73,10 @@ final class ConfigValueParserTests: XCTestCase {
         XCTAssertEqual(try ConfigValueParser.hostPort(":80"), HostPort(host: "0.0.0.0", port: 80))
         XCTAssertEqual(try ConfigValueParser.hostPort("[::]:8443"), HostPort(host: "::", port: 8443))
         XCTAssertEqual(try ConfigValueParser.hostPort("[fe80::1]:1"), HostPort(host: "fe80::1", port: 1))
-        XCTAssertEqual(try ConfigValueParser.hostPort("gateway.local:65535"), HostPort(host: "gateway.local", port: 65535))
+        XCTAssertEqual(
+            try ConfigValueParser.hostPort("gateway.local:65535"),
+            HostPort(host: "gateway.local", port: 65535)
+        )
 
         let rejected: [(String, String)] = [
             ("8080", "expected host:port, [ipv6]:port or :port, got '8080'"),
@@ -95,7 +101,8 @@ final class ConfigValueParserTests: XCTestCase {
         XCTAssertEqual(try ConfigValueParser.expandEnvironment("no dollars", environment), "no dollars")
         XCTAssertEqual(try ConfigValueParser.expandEnvironment("${A}-${_X9}-${EMPTY}.", environment), "1-x-.")
         XCTAssertEqual(try ConfigValueParser.expandEnvironment("$${A} $A $ {A} $", environment), "${A} $A $ {A} $")
-        XCTAssertThrowsError(try ConfigValueParser.expandEnvironment("${NOPE} ${A} ${NADA} ${NOPE}", environment)) { error in
+        XCTAssertThrowsError(try ConfigValueParser.expandEnvironment("${NOPE} ${A} ${NADA} ${NOPE}", environment)) {
+            error in
             XCTAssertEqual((error as? ConfigValueError)?.message, "environment variables 'NOPE', 'NADA' are not set")
         }
         XCTAssertThrowsError(try ConfigValueParser.expandEnvironment("${9LIVES}", environment)) { error in

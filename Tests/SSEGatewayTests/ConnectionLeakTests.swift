@@ -1,7 +1,8 @@
 import NIOCore
 import NIOSSL
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// Issue 16, finding 1: a closed connection or stream leaves nothing behind. Every kind of short
 /// connection an attacker (or a crowd of browsers) can make is opened and closed a few hundred times;
@@ -12,20 +13,37 @@ final class ConnectionLeakTests: XCTestCase {
         try await waitUntilNoLiveObjects()
     }
 
-    private func start(tls certificates: TestCertificates? = nil, headerTimeout: TimeAmount = .milliseconds(300)) async throws -> Harness {
-        try await Harness.start(configure: { config in
-            config.limits.headerTimeout = headerTimeout
-            if let certificates { config.listen.append(TLSTestConfig.listener(certificates)) }
-        }) { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+    private func start(
+        tls certificates: TestCertificates? = nil,
+        headerTimeout: TimeAmount = .milliseconds(300)
+    ) async throws -> Harness {
+        try await Harness.start(
+            configure: { config in
+                config.limits.headerTimeout = headerTimeout
+                if let certificates { config.listen.append(TLSTestConfig.listener(certificates)) }
+            },
+            feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        )
     }
 
     /// Waits until every live count is back at `baseline` (closes finish on the gateway's loops).
-    private func assertReleased(to baseline: LiveObjects.Snapshot, _ what: String, file: StaticString = #filePath, line: UInt = #line) async throws {
+    private func assertReleased(
+        to baseline: LiveObjects.Snapshot,
+        _ what: String,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws {
         let deadline = NIODeadline.now() + .seconds(5)
         while LiveObjects.snapshot != baseline, NIODeadline.now() < deadline {
             try await Task.sleep(nanoseconds: 10_000_000)
         }
-        XCTAssertEqual(LiveObjects.snapshot, baseline, "\(what): objects still alive after every connection closed", file: file, line: line)
+        XCTAssertEqual(
+            LiveObjects.snapshot,
+            baseline,
+            "\(what): objects still alive after every connection closed",
+            file: file,
+            line: line
+        )
     }
 
     // MARK: HTTP/1
@@ -38,7 +56,11 @@ final class ConnectionLeakTests: XCTestCase {
         let baseline = LiveObjects.snapshot
 
         try await churn(200) { _ in
-            let (response, closed) = try await oneShotConnection(port: port, group: group, request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+            let (response, closed) = try await oneShotConnection(
+                port: port,
+                group: group,
+                request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+            )
             XCTAssertTrue(response.hasPrefix("HTTP/1.1 404"), response)
             XCTAssertTrue(closed)
         }
@@ -51,7 +73,12 @@ final class ConnectionLeakTests: XCTestCase {
         try await self.assertReleased(to: baseline, "400")
 
         try await churn(200) { _ in
-            let (response, _) = try await oneShotConnection(port: port, group: group, request: "GET /prices HTTP/1.1\r\nHost: a\r\n\r\n", closeAfterHead: true)
+            let (response, _) = try await oneShotConnection(
+                port: port,
+                group: group,
+                request: "GET /prices HTTP/1.1\r\nHost: a\r\n\r\n",
+                closeAfterHead: true
+            )
             XCTAssertTrue(response.hasPrefix("HTTP/1.1 200"), response)
         }
         try await self.assertReleased(to: baseline, "stream opened and closed by the client")
@@ -74,20 +101,30 @@ final class ConnectionLeakTests: XCTestCase {
         defer { Task { await harness.stop() } }
         let port = harness.gateway.listenerAddresses[1].port!
         let group = harness.clientGroup
-        let http1 = try NIOSSLContext(configuration: try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"]))
+        let http1 = try NIOSSLContext(
+            configuration: try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"])
+        )
         let h2 = try NIOSSLContext(configuration: try TLSTestConfig.client(trusting: certificates, alpn: ["h2"]))
         let baseline = LiveObjects.snapshot
 
         // Handshake done (ALPN http/1.1 or h2), then nothing: the header timeout closes each.
         try await churn(100, concurrency: 100) { index in
-            let (_, closed) = try await oneShotConnection(port: port, group: group, request: nil, tls: index % 2 == 0 ? http1 : h2)
+            let (_, closed) = try await oneShotConnection(
+                port: port,
+                group: group,
+                request: nil,
+                tls: index % 2 == 0 ? http1 : h2
+            )
             XCTAssertTrue(closed, "closed by the header timeout")
         }
         try await self.assertReleased(to: baseline, "TLS connections closed by the header timeout")
 
         try await churn(100) { _ in
             let (response, _) = try await oneShotConnection(
-                port: port, group: group, request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", tls: http1
+                port: port,
+                group: group,
+                request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                tls: http1
             )
             XCTAssertTrue(response.hasPrefix("HTTP/1.1 404"), response)
         }
@@ -109,7 +146,13 @@ final class ConnectionLeakTests: XCTestCase {
         for round in 0..<6 {
             let first = streamID
             for _ in 0..<50 {
-                connection.sendHeaders(streamID: streamID, [(":method", "GET"), (":scheme", "http"), (":path", round < 3 ? "/nope" : "/prices"), (":authority", "a")])
+                connection.sendHeaders(
+                    streamID: streamID,
+                    [
+                        (":method", "GET"), (":scheme", "http"), (":path", round < 3 ? "/nope" : "/prices"),
+                        (":authority", "a"),
+                    ]
+                )
                 streamID += 2
             }
             connection.flush()
@@ -122,10 +165,16 @@ final class ConnectionLeakTests: XCTestCase {
                 connection.flush()
             }
         }
-        try await eventually("every stream closed on the gateway") { LiveObjects.http2Streams.value == baseline.http2Streams }
+        try await eventually("every stream closed on the gateway") {
+            LiveObjects.http2Streams.value == baseline.http2Streams
+        }
         var connectionOnly = baseline
         connectionOnly.http2Connections += 1
-        XCTAssertEqual(LiveObjects.snapshot, connectionOnly, "streams closed, connection open: only the connection's guard is alive")
+        XCTAssertEqual(
+            LiveObjects.snapshot,
+            connectionOnly,
+            "streams closed, connection open: only the connection's guard is alive"
+        )
         await connection.close()
         try await self.assertReleased(to: baseline, "HTTP/2 streams and their connection")
 
@@ -134,9 +183,17 @@ final class ConnectionLeakTests: XCTestCase {
         let group = harness.clientGroup
         try await churn(100) { index in
             let connection = try await H2RawConnection.connect(port: port, group: group)
-            connection.sendHeaders(streamID: 1, [(":method", "GET"), (":scheme", "http"), (":path", index % 2 == 0 ? "/nope" : "/prices"), (":authority", "a")])
+            connection.sendHeaders(
+                streamID: 1,
+                [
+                    (":method", "GET"), (":scheme", "http"), (":path", index % 2 == 0 ? "/nope" : "/prices"),
+                    (":authority", "a"),
+                ]
+            )
             connection.flush()
-            try await connection.wait("a response") { $0.contains { $0.streamID == 1 && $0.type == H2RawConnection.Frame.headers } }
+            try await connection.wait("a response") {
+                $0.contains { $0.streamID == 1 && $0.type == H2RawConnection.Frame.headers }
+            }
             await connection.close()
         }
         try await self.assertReleased(to: baseline, "short HTTP/2 connections")
@@ -156,20 +213,32 @@ final class ConnectionLeakTests: XCTestCase {
         try await connection.wait("the server's SETTINGS") { $0.contains { $0.type == H2RawConnection.Frame.settings } }
         var streamID: UInt32 = 1
         for _ in 0..<50 {
-            connection.sendHeaders(streamID: streamID, [
-                (":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a"), ("last-event-id", "not-seen-yet"),
-            ])
+            connection.sendHeaders(
+                streamID: streamID,
+                [
+                    (":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a"),
+                    ("last-event-id", "not-seen-yet"),
+                ]
+            )
             connection.sendRSTStream(streamID: streamID)
             streamID += 2
         }
         connection.sendPing()
         connection.flush()
-        try await connection.wait("the PING ACK") { $0.contains { $0.type == H2RawConnection.Frame.ping && $0.flags & 0x1 == 1 } }
+        try await connection.wait("the PING ACK") {
+            $0.contains { $0.type == H2RawConnection.Frame.ping && $0.flags & 0x1 == 1 }
+        }
         var connectionOnly = baseline
         connectionOnly.http2Connections += 1
         let deadline = NIODeadline.now() + .milliseconds(500)
-        while LiveObjects.snapshot != connectionOnly, NIODeadline.now() < deadline { try await Task.sleep(nanoseconds: 5_000_000) }
-        XCTAssertEqual(LiveObjects.snapshot, connectionOnly, "sessions of reset streams freed before their parked joins time out")
+        while LiveObjects.snapshot != connectionOnly, NIODeadline.now() < deadline {
+            try await Task.sleep(nanoseconds: 5_000_000)
+        }
+        XCTAssertEqual(
+            LiveObjects.snapshot,
+            connectionOnly,
+            "sessions of reset streams freed before their parked joins time out"
+        )
         await connection.close()
         try await self.assertReleased(to: baseline, "the connection")
     }
@@ -191,21 +260,35 @@ final class ConnectionLeakTests: XCTestCase {
 
         @Sendable func round() async throws {
             try await churn(1000) { _ in
-                _ = try await oneShotConnection(port: port, group: group, request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+                _ = try await oneShotConnection(
+                    port: port,
+                    group: group,
+                    request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                )
             }
             try await churn(100) { _ in
-                _ = try await oneShotConnection(port: tlsPort, group: group, request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", tls: tls)
+                _ = try await oneShotConnection(
+                    port: tlsPort,
+                    group: group,
+                    request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                    tls: tls
+                )
             }
             try await churn(10, concurrency: 4) { _ in
                 let connection = try await H2RawConnection.connect(port: port, group: group)
                 var streamID: UInt32 = 1
                 for _ in 0..<100 {
-                    connection.sendHeaders(streamID: streamID, [(":method", "GET"), (":scheme", "http"), (":path", "/nope"), (":authority", "a")])
+                    connection.sendHeaders(
+                        streamID: streamID,
+                        [(":method", "GET"), (":scheme", "http"), (":path", "/nope"), (":authority", "a")]
+                    )
                     streamID += 2
                 }
                 connection.flush()
                 let last = streamID - 2
-                try await connection.wait("100 responses") { $0.contains { $0.streamID == last && $0.type == H2RawConnection.Frame.headers } }
+                try await connection.wait("100 responses") {
+                    $0.contains { $0.streamID == last && $0.type == H2RawConnection.Frame.headers }
+                }
                 await connection.close()
             }
         }
@@ -216,7 +299,13 @@ final class ConnectionLeakTests: XCTestCase {
         try await round()
         let after = residentBytes()
         let grown = after - before
-        print("resident size: \(before / 1024) KiB after the warm-up, \(after / 1024) KiB after two more rounds (\(grown / 1024) KiB)")
-        XCTAssertLessThan(grown, 2 << 20, "resident size grew by \(grown / 1024) KiB over 2,000 connections, 2,000 streams and 200 TLS connections")
+        print(
+            "resident size: \(before / 1024) KiB after the warm-up, \(after / 1024) KiB after two more rounds (\(grown / 1024) KiB)"
+        )
+        XCTAssertLessThan(
+            grown,
+            2 << 20,
+            "resident size grew by \(grown / 1024) KiB over 2,000 connections, 2,000 streams and 200 TLS connections"
+        )
     }
 }

@@ -1,13 +1,17 @@
 import NIOCore
 import NIOPosix
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class DrainTests: XCTestCase {
     func testDrainSendsJitteredRetryAndSpreadsClosesOverTheWindow() async throws {
-        let harness = try await Harness.start(configure: { $0.shutdownTimeout = .milliseconds(1000) }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.retry = .milliseconds(500) }]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.shutdownTimeout = .milliseconds(1000) },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.retry = .milliseconds(500) }]
+            }
+        )
         var clients: [TestSSEClient] = []
         for _ in 0..<30 { clients.append(try await harness.client("/prices")) }
         for client in clients { _ = try await client.waitForHead() }
@@ -18,7 +22,12 @@ final class DrainTests: XCTestCase {
         let drain = Task { try await harness.gateway.drainAndShutdown() }
         // Ready turns 503 at once; no new client is taken.
         try await eventually("readyz 503", timeout: .milliseconds(500)) {
-            let result = try await rawExchange(port: adminPort, "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: harness.clientGroup, timeout: .milliseconds(300))
+            let result = try await rawExchange(
+                port: adminPort,
+                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: harness.clientGroup,
+                timeout: .milliseconds(300)
+            )
             return result.response.hasPrefix("HTTP/1.1 503")
         }
         for client in clients {
@@ -28,21 +37,28 @@ final class DrainTests: XCTestCase {
         let took = NIODeadline.now() - started
         XCTAssertLessThan(took, .milliseconds(1400), "exits within shutdown_timeout (plus slack)")
         for client in clients {
-            let retries = client.body.components(separatedBy: "\n").filter { $0.hasPrefix("retry: ") }.compactMap { Int($0.dropFirst(7)) }
+            let retries = client.body.components(separatedBy: "\n").filter { $0.hasPrefix("retry: ") }.compactMap {
+                Int($0.dropFirst(7))
+            }
             XCTAssertEqual(retries.first, 500, "the stream's own retry first")
             XCTAssertEqual(retries.count, 2, "then the drain's jittered retry: \(retries)")
             XCTAssertGreaterThanOrEqual(retries.last ?? 0, 500)
             XCTAssertLessThanOrEqual(retries.last ?? 0, 1500)
         }
-        let drainRetries = Set(clients.compactMap { $0.body.components(separatedBy: "\n").filter { $0.hasPrefix("retry: ") }.last })
+        let drainRetries = Set(
+            clients.compactMap { $0.body.components(separatedBy: "\n").filter { $0.hasPrefix("retry: ") }.last }
+        )
         XCTAssertGreaterThan(drainRetries.count, 5, "retry values are jittered")
         await harness.stop()
     }
 
     func testClosesAreSpreadNotAtOnce() async throws {
-        let harness = try await Harness.start(configure: { $0.shutdownTimeout = .milliseconds(1000) }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.shutdownTimeout = .milliseconds(1000) },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         var clients: [TestSSEClient] = []
         for _ in 0..<40 { clients.append(try await harness.client("/prices")) }
         for client in clients { _ = try await client.waitForHead() }

@@ -1,7 +1,8 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class FanoutIntegrationTests: XCTestCase {
     func testTwoHundredClientsShareOneUpstreamAndGetEveryEventInOrder() async throws {

@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// The first handlers of a client connection on an embedded channel, without sockets: `ProtocolDetector`
 /// (h2c preface or HTTP/1, split anywhere) and `HeadSizeLimiter` (431 past the limit, head bytes only).
@@ -22,14 +23,23 @@ final class FrontHandlerTests: XCTestCase {
 
     /// Feeds `input` in pieces split at `cuts` and returns which protocol was chosen and what reached the
     /// handler after the detector (every byte, in order).
-    private func detect(_ input: String, cuts: [Int]) throws -> (protocol: String?, passedOn: String, detectorLeft: Bool) {
+    private func detect(
+        _ input: String,
+        cuts: [Int]
+    ) throws -> (protocol: String?, passedOn: String, detectorLeft: Bool) {
         let channel = EmbeddedChannel()
         var chosen: String?
         let sink = Sink()
         let detector = ProtocolDetector(
             timeout: .seconds(5),
-            http1: { channel in chosen = "http1"; try channel.pipeline.syncOperations.addHandler(sink) },
-            http2: { channel in chosen = "http2"; try channel.pipeline.syncOperations.addHandler(sink) }
+            http1: { channel in
+                chosen = "http1"
+                try channel.pipeline.syncOperations.addHandler(sink)
+            },
+            http2: { channel in
+                chosen = "http2"
+                try channel.pipeline.syncOperations.addHandler(sink)
+            }
         )
         try channel.pipeline.syncOperations.addHandler(detector)
         let bytes = Array(input.utf8)
@@ -72,7 +82,9 @@ final class FrontHandlerTests: XCTestCase {
 
     func testASilentConnectionIsClosedAfterTheTimeout() throws {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(ProtocolDetector(timeout: .milliseconds(100), http1: { _ in }, http2: { _ in }))
+        try channel.pipeline.syncOperations.addHandler(
+            ProtocolDetector(timeout: .milliseconds(100), http1: { _ in }, http2: { _ in })
+        )
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         channel.embeddedEventLoop.advanceTime(by: .milliseconds(99))
         XCTAssertTrue(channel.isActive)
@@ -99,7 +111,11 @@ final class FrontHandlerTests: XCTestCase {
         let response = try XCTUnwrap(channel.readOutbound(as: ByteBuffer.self))
         XCTAssertTrue(String(buffer: response).hasPrefix("HTTP/1.1 431 "), String(buffer: response))
         XCTAssertFalse(channel.isActive, "closed after the 431")
-        XCTAssertEqual(String(buffer: sink.received), "GET / HTTP/1.1\r\nHost: a\r\n", "the bytes past the limit are not passed on")
+        XCTAssertEqual(
+            String(buffer: sink.received),
+            "GET / HTTP/1.1\r\nHost: a\r\n",
+            "the bytes past the limit are not passed on"
+        )
     }
 
     func testAHeadUpToTheLimitPassesAndItsBodyAndTheNextRequestDoNotCount() throws {

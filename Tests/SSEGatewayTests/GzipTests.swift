@@ -1,7 +1,8 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class GzipTests: XCTestCase {
     func testGzipStreamDecodesEventByEventAsItArrives() async throws {
@@ -29,7 +30,11 @@ final class GzipTests: XCTestCase {
         let plainEvents = try await plain.waitForEvents(20)
         XCTAssertEqual(plainEvents.map(\.data), gzip.events.map(\.data))
         // Repetitive JSON compresses well even with a flush per event.
-        XCTAssertLessThan(gzip.compressedBytes * 3, gzip.body.utf8.count, "compressed \(gzip.compressedBytes) of \(gzip.body.utf8.count)")
+        XCTAssertLessThan(
+            gzip.compressedBytes * 3,
+            gzip.body.utf8.count,
+            "compressed \(gzip.compressedBytes) of \(gzip.body.utf8.count)"
+        )
         await gzip.close()
         await plain.close()
     }

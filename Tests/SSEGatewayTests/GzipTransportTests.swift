@@ -1,7 +1,8 @@
 import CompressNIO
 import NIOCore
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// `GzipTransport` in front of a recording transport, without sockets: after each flush, what the inner
 /// transport received inflates to exactly what was written, however large the batch.
@@ -23,7 +24,11 @@ final class GzipTransportTests: XCTestCase {
 
         /// Keeps the first buffer as handed on (its capacity is what the channel would hold).
         private func write(_ bytes: ByteBuffer) {
-            if self.written.readableBytes == 0 { self.written = bytes } else { self.written.writeImmutableBuffer(bytes) }
+            if self.written.readableBytes == 0 {
+                self.written = bytes
+            } else {
+                self.written.writeImmutableBuffer(bytes)
+            }
         }
         func flush() { self.flushes += 1 }
         func abort() { self.aborted = true }
@@ -52,7 +57,11 @@ final class GzipTransportTests: XCTestCase {
             var received = inner.written
             inner.written.clear()
             decoded += String(buffer: try inflater.inflateAll(&received))
-            XCTAssertEqual(decoded.utf8.count, sent.utf8.count, "\(count) events of \(size) bytes: all decodable after the flush")
+            XCTAssertEqual(
+                decoded.utf8.count,
+                sent.utf8.count,
+                "\(count) events of \(size) bytes: all decodable after the flush"
+            )
             XCTAssertTrue(decoded == sent, "\(count) events of \(size) bytes")
         }
         XCTAssertFalse(inner.aborted)
@@ -81,7 +90,11 @@ final class GzipTransportTests: XCTestCase {
         }
         let data = pieces.reduce(0) { $0 + $1.readableBytes }
         let capacity = pieces.reduce(0) { $0 + $1.capacity }
-        XCTAssertLessThanOrEqual(capacity, 16 * data, "\(pieces.count) flushes: \(data) bytes in \(capacity) bytes of buffers")
+        XCTAssertLessThanOrEqual(
+            capacity,
+            16 * data,
+            "\(pieces.count) flushes: \(data) bytes in \(capacity) bytes of buffers"
+        )
     }
 
     func testAFlushWithNothingWrittenWritesNothing() throws {

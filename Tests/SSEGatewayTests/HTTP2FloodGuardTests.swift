@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// The values behind `HTTP2FloodGuard` as plain values, and the handler on an `EmbeddedChannel`.
 final class HTTP2FloodGuardTests: XCTestCase {
@@ -36,7 +37,10 @@ final class HTTP2FloodGuardTests: XCTestCase {
                 var scanner = HTTP2FrameHeaderScanner(afterClientPreface: true)
                 var seen: [Header] = []
                 for range in [0..<first, first..<second, second..<bytes.readableBytes] {
-                    scanner.scan(bytes.getSlice(at: range.lowerBound, length: range.count)!) { seen.append($0); return true }
+                    scanner.scan(bytes.getSlice(at: range.lowerBound, length: range.count)!) {
+                        seen.append($0)
+                        return true
+                    }
                 }
                 XCTAssertEqual(seen, expected, "split at \(first) and \(second)")
             }
@@ -60,13 +64,18 @@ final class HTTP2FloodGuardTests: XCTestCase {
         // 5 + 2 × (1 stream + 10 × 3 DATA frames) = 67; unknown extension frames count too.
         XCTAssertEqual(budget.noProgressAllowance, 67)
         for index in 0..<67 {
-            XCTAssertEqual(budget.received(Header(length: 4, type: index % 2 == 0 ? 0x8 : 0xF0, flags: 0, streamID: 1), now: now), .proceed)
+            XCTAssertEqual(
+                budget.received(Header(length: 4, type: index % 2 == 0 ? 0x8 : 0xF0, flags: 0, streamID: 1), now: now),
+                .proceed
+            )
         }
         XCTAssertEqual(budget.received(windowUpdate, now: now), .tooManyNoProgressFrames)
         // Frames that make progress (or that SwiftNIO limits itself) never count.
         var other = HTTP2ConnectionBudget()
         for type: UInt8 in [0x0, 0x2, 0x4, 0x6, 0x9] {
-            for _ in 0..<100 { XCTAssertEqual(other.received(Header(length: 0, type: type, flags: 0, streamID: 0), now: now), .proceed) }
+            for _ in 0..<100 {
+                XCTAssertEqual(other.received(Header(length: 0, type: type, flags: 0, streamID: 0), now: now), .proceed)
+            }
         }
     }
 
@@ -92,14 +101,28 @@ final class HTTP2FloodGuardTests: XCTestCase {
         let start = NIODeadline.uptimeNanoseconds(10_000_000_000)
         let reset = { (id: UInt32) in Header(length: 4, type: 0x3, flags: 0, streamID: id) }
         XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 1), now: start), .proceed)
-        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 3), now: start + .milliseconds(900)), .proceed)
+        XCTAssertEqual(
+            budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 3), now: start + .milliseconds(900)),
+            .proceed
+        )
         XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(10)), .prematureReset)
-        XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(1500)), .prematureReset, "opened in the previous window")
+        XCTAssertEqual(
+            budget.received(reset(1), now: start + .milliseconds(1500)),
+            .prematureReset,
+            "opened in the previous window"
+        )
         XCTAssertEqual(budget.received(reset(3), now: start + .milliseconds(1900)), .prematureReset)
-        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 5), now: start + .milliseconds(1950)), .proceed)
+        XCTAssertEqual(
+            budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 5), now: start + .milliseconds(1950)),
+            .proceed
+        )
         XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(2100)), .proceed, "opened two windows ago")
         XCTAssertEqual(budget.received(reset(3), now: start + .milliseconds(2100)), .proceed, "opened two windows ago")
-        XCTAssertEqual(budget.received(reset(5), now: start + .milliseconds(2100)), .prematureReset, "opened in the previous window")
+        XCTAssertEqual(
+            budget.received(reset(5), now: start + .milliseconds(2100)),
+            .prematureReset,
+            "opened in the previous window"
+        )
         XCTAssertEqual(budget.received(reset(5), now: start + .seconds(5)), .proceed)
         XCTAssertEqual(budget.lastStreamID, 5)
         XCTAssertEqual(budget.streamsOpened, 3)
@@ -117,7 +140,9 @@ final class HTTP2FloodGuardTests: XCTestCase {
 
     func testWindowUpdateFloodIsNotForwardedAndGetsGoAway() throws {
         let channel = EmbeddedChannel()
-        try channel.pipeline.syncOperations.addHandler(HTTP2FloodGuard(listener: ListenerResetBudget(), prematureResetsPerSecond: 10))
+        try channel.pipeline.syncOperations.addHandler(
+            HTTP2FloodGuard(listener: ListenerResetBudget(), prematureResetsPerSecond: 10)
+        )
         var hello = Self.preface
         Self.frame(type: 0x4, streamID: 0, into: &hello)
         Self.frame(type: 0x1, streamID: 1, payload: [0x82], into: &hello)
@@ -135,8 +160,8 @@ final class HTTP2FloodGuardTests: XCTestCase {
     }
 }
 
-private extension IOData {
-    var byteBuffer: ByteBuffer {
+extension IOData {
+    fileprivate var byteBuffer: ByteBuffer {
         guard case .byteBuffer(let buffer) = self else { preconditionFailure("not a buffer") }
         return buffer
     }

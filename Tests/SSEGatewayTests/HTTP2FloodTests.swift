@@ -1,7 +1,8 @@
 import NIOCore
-@testable import SSEGateway
 import Synchronization
 import XCTest
+
+@testable import SSEGateway
 
 /// Issue 16, findings 2 and 7: HTTP/2 floods that SwiftNIO's own defences do not count. WINDOW_UPDATE
 /// floods (no limit in NIO) and rapid reset spread over many connections (NIO's limit is per connection)
@@ -14,13 +15,20 @@ final class HTTP2FloodTests: XCTestCase {
     }
 
     private func start(configure: @escaping (inout GatewayConfig) -> Void = { _ in }) async throws -> Harness {
-        try await Harness.start(configure: configure) { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        try await Harness.start(configure: configure) { origin in
+            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+        }
     }
 
     /// A well-behaved HTTP/2 client streaming `/prices` (a real NIO client: it sends WINDOW_UPDATEs for
     /// what it reads) and an HTTP/1 one.
     private func normalClients(_ harness: Harness) async throws -> (H2TestClient, H2TestStream, TestSSEClient) {
-        let h2 = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: 65535, connectionWindow: 65535)
+        let h2 = try await H2TestClient.connect(
+            port: harness.port,
+            group: harness.clientGroup,
+            streamWindow: 65535,
+            connectionWindow: 65535
+        )
         let stream = try await h2.request("/prices")
         _ = try await stream.waitForHeaders()
         let http1 = try await harness.client("/prices")
@@ -45,7 +53,9 @@ final class HTTP2FloodTests: XCTestCase {
             guard await attacker.flushAndWait() else { break }
             writes += 1
         }
-        let frames = try await attacker.wait("GOAWAY", timeout: .seconds(2)) { $0.contains { $0.type == H2RawConnection.Frame.goAway } }
+        let frames = try await attacker.wait("GOAWAY", timeout: .seconds(2)) {
+            $0.contains { $0.type == H2RawConnection.Frame.goAway }
+        }
         XCTAssertEqual(frames.last { $0.type == H2RawConnection.Frame.goAway }?.errorCode, Self.enhanceYourCalm)
         try await eventually("the flooding connection closed", timeout: .seconds(2)) { attacker.isClosed }
         XCTAssertLessThan(NIODeadline.now() - started, .seconds(2))
@@ -98,7 +108,10 @@ final class HTTP2FloodTests: XCTestCase {
             let attacker = try await H2RawConnection.connect(port: port, group: group)
             var streamID: UInt32 = 1
             for _ in 0..<20 {
-                attacker.sendHeaders(streamID: streamID, [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a")])
+                attacker.sendHeaders(
+                    streamID: streamID,
+                    [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a")]
+                )
                 attacker.sendRSTStream(streamID: streamID)
                 streamID += 2
             }
@@ -108,22 +121,37 @@ final class HTTP2FloodTests: XCTestCase {
             // connection, or it sends GOAWAY and closes.
             let frames = try await attacker.wait("a GOAWAY or the PING ACK", timeout: .seconds(5)) { frames in
                 frames.contains { $0.type == H2RawConnection.Frame.goAway }
-                    || frames.contains { $0.type == H2RawConnection.Frame.ping && $0.flags & 0x1 == 1 } || attacker.isClosed
+                    || frames.contains { $0.type == H2RawConnection.Frame.ping && $0.flags & 0x1 == 1 }
+                    || attacker.isClosed
             }
-            if frames.contains(where: { $0.type == H2RawConnection.Frame.goAway && $0.errorCode == Self.enhanceYourCalm }) {
+            if frames.contains(where: {
+                $0.type == H2RawConnection.Frame.goAway && $0.errorCode == Self.enhanceYourCalm
+            }) {
                 calmed.increment()
             }
             await attacker.close()
         }
-        XCTAssertGreaterThan(calmed.value, 30, "most attacking connections are closed once the listener's budget is spent")
+        XCTAssertGreaterThan(
+            calmed.value,
+            30,
+            "most attacking connections are closed once the listener's budget is spent"
+        )
         // The gateway may still be working through what the last attackers sent (a busy machine).
         let deadline = NIODeadline.now() + .seconds(10)
-        while LiveObjects.snapshot != baseline, NIODeadline.now() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }
+        while LiveObjects.snapshot != baseline, NIODeadline.now() < deadline {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
         XCTAssertEqual(LiveObjects.snapshot, baseline, "every attacking stream and connection released")
         let metrics = try await harness.gateway.metrics.render(on: harness.group.next()).get()
         // A client may close before it reads its GOAWAY: the gateway counts at least what the clients saw.
-        let counted = metrics.split(separator: "\n").first { $0.hasPrefix("ssegate_http2_flood_closes_total{reason=\"premature_resets\"}") }
-        XCTAssertGreaterThanOrEqual(counted.flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1, calmed.value, metrics)
+        let counted = metrics.split(separator: "\n").first {
+            $0.hasPrefix("ssegate_http2_flood_closes_total{reason=\"premature_resets\"}")
+        }
+        XCTAssertGreaterThanOrEqual(
+            counted.flatMap { Int($0.split(separator: " ").last ?? "") } ?? -1,
+            calmed.value,
+            metrics
+        )
 
         // The clients that were streaming all along still are, and a new one gets in.
         harness.origin.publish(data: "after the resets")
@@ -151,7 +179,10 @@ final class HTTP2FloodTests: XCTestCase {
         try await connection.wait("the server's SETTINGS") { $0.contains { $0.type == H2RawConnection.Frame.settings } }
         var streamID: UInt32 = 1
         for _ in 0..<20 {
-            connection.sendHeaders(streamID: streamID, [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a")])
+            connection.sendHeaders(
+                streamID: streamID,
+                [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a")]
+            )
             streamID += 2
         }
         connection.flush()
@@ -161,9 +192,14 @@ final class HTTP2FloodTests: XCTestCase {
         connection.flush()
         try await eventually("every stream left") { try await harness.metrics().connectedClients == 0 }
         // Still open: a new stream is served.
-        connection.sendHeaders(streamID: streamID, [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a")])
+        connection.sendHeaders(
+            streamID: streamID,
+            [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "a")]
+        )
         connection.flush()
-        let frames = try await connection.wait("a response on the new stream") { $0.contains { $0.streamID == streamID } }
+        let frames = try await connection.wait("a response on the new stream") {
+            $0.contains { $0.streamID == streamID }
+        }
         XCTAssertFalse(frames.contains { $0.type == H2RawConnection.Frame.goAway })
     }
 }

@@ -1,7 +1,8 @@
 import NIOCore
 import NIOEmbedded
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// `DeferredFlushes` and `HTTP2FlushCoalescer` on an embedded channel: during a pass a connection's
 /// flushes are held and done once at the end; outside a pass, and past the byte bound, they go through.

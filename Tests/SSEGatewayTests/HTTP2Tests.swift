@@ -4,20 +4,33 @@ import NIOHPACK
 import NIOHTTP1
 import NIOHTTP2
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// HTTP/2 downstream (SPEC §3 over h2c with prior knowledge and over TLS with ALPN): multiplexed streams,
 /// per-stream backpressure (RST_STREAM, never the connection), routing answers, stream limits, and curl.
 final class HTTP2Tests: XCTestCase {
     /// Response headers a stream must carry, and the connection-specific ones HTTP/2 forbids.
-    private func assertStreamHeaders(_ snapshot: H2TestStream.Snapshot, file: StaticString = #filePath, line: UInt = #line) {
+    private func assertStreamHeaders(
+        _ snapshot: H2TestStream.Snapshot,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) {
         XCTAssertEqual(snapshot.status, 200, file: file, line: line)
         XCTAssertEqual(snapshot.header("content-type"), ["text/event-stream; charset=utf-8"], file: file, line: line)
         XCTAssertEqual(snapshot.header("cache-control"), ["no-cache, no-transform"], file: file, line: line)
         XCTAssertEqual(snapshot.header("x-accel-buffering"), ["no"], file: file, line: line)
-        for forbidden in ["connection", "transfer-encoding", "keep-alive", "upgrade", "proxy-connection", "content-length"] {
-            XCTAssertEqual(snapshot.header(forbidden), [], "\(forbidden) must not be sent on an HTTP/2 stream", file: file, line: line)
+        for forbidden in [
+            "connection", "transfer-encoding", "keep-alive", "upgrade", "proxy-connection", "content-length",
+        ] {
+            XCTAssertEqual(
+                snapshot.header(forbidden),
+                [],
+                "\(forbidden) must not be sent on an HTTP/2 stream",
+                file: file,
+                line: line
+            )
         }
         for (name, _, _) in snapshot.headers ?? HPACKHeaders() {
             XCTAssertEqual(name, name.lowercased(), "HTTP/2 header names are lower case", file: file, line: line)
@@ -51,7 +64,10 @@ final class HTTP2Tests: XCTestCase {
             XCTAssertEqual(events[2].type, "multi")
             XCTAssertEqual(events[2].data, "line one 3\nline two")
             XCTAssertEqual(events[0].data, "event 1")
-            XCTAssertTrue(stream.snapshot.body.hasPrefix("retry: "), "a stream starts with retry: \(stream.snapshot.body.prefix(40))")
+            XCTAssertTrue(
+                stream.snapshot.body.hasPrefix("retry: "),
+                "a stream starts with retry: \(stream.snapshot.body.prefix(40))"
+            )
             XCTAssertNil(stream.snapshot.reset)
             XCTAssertFalse(stream.snapshot.endStream)
         }
@@ -89,17 +105,23 @@ final class HTTP2Tests: XCTestCase {
 
     func testStalledStreamIsResetWhileOtherStreamsOnTheConnectionGetEveryEvent() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.client.maxQueue = 256 * 1024
-                $0.settings.client.maxLag = .seconds(30)
-                $0.settings.replay.maxEvents = 10
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.client.maxQueue = 256 * 1024
+                    $0.settings.client.maxLag = .seconds(30)
+                    $0.settings.replay.maxEvents = 10
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         // 1 MiB per stream, a browser-like window (the connection's is 16 MiB, updated as data arrives).
         let streamWindow = 1 << 20
-        let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: streamWindow)
+        let client = try await H2TestClient.connect(
+            port: harness.port,
+            group: harness.clientGroup,
+            streamWindow: streamWindow
+        )
         // Never read: no WINDOW_UPDATE is sent for it, so its send window runs out on the server.
         let stalled = try await client.request("/prices", reading: false)
         var readers: [H2TestStream] = []
@@ -121,7 +143,9 @@ final class HTTP2Tests: XCTestCase {
             XCTAssertEqual(events.map(\.id), (1...total).map { String($0) }, "every event, in order")
             XCTAssertNil(reader.snapshot.reset)
         }
-        try await eventually("stalled stream evicted") { try await harness.metrics().delivery["/prices"]?.evictionsMaxQueue == 1 }
+        try await eventually("stalled stream evicted") {
+            try await harness.metrics().delivery["/prices"]?.evictionsMaxQueue == 1
+        }
         let reset = try await stalled.wait("RST_STREAM on the stalled stream") { $0.reset != nil || $0.closed }
         XCTAssertEqual(reset.reset, .cancel, "eviction resets the stream (RST_STREAM CANCEL)")
         XCTAssertLessThanOrEqual(reset.bodyBytes, streamWindow, "the server never sends past the stream's window")
@@ -149,10 +173,12 @@ final class HTTP2Tests: XCTestCase {
     /// A gateway with `/prices` evicting at `maxLag` and keepalives far away (30 s), its upstream connected.
     private static func quietFeed(maxLag: TimeAmount) async throws -> Harness {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.client.maxLag = maxLag
-                $0.settings.keepalive = .seconds(30)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.client.maxLag = maxLag
+                    $0.settings.keepalive = .seconds(30)
+                }
+            ]
         }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         return harness
@@ -180,10 +206,16 @@ final class HTTP2Tests: XCTestCase {
             sent += 1
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(3)) { $0.reset != nil || $0.closed }
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(3)) {
+            $0.reset != nil || $0.closed
+        }
         let elapsed = NIODeadline.now() - start
         XCTAssertEqual(reset.reset, .cancel)
-        XCTAssertLessThan(elapsed, maxLag + .milliseconds(1500), "reset after max_lag (\(maxLag)) plus a tick or two, not when 64 KiB have piled up")
+        XCTAssertLessThan(
+            elapsed,
+            maxLag + .milliseconds(1500),
+            "reset after max_lag (\(maxLag)) plus a tick or two, not when 64 KiB have piled up"
+        )
         XCTAssertLessThanOrEqual(reset.bodyBytes, 1024, "the server never sends past the stream's window")
         let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
         XCTAssertEqual(evictions, 1)
@@ -212,10 +244,16 @@ final class HTTP2Tests: XCTestCase {
         }
         let start = NIODeadline.now()
         harness.origin.publish(data: String(repeating: "q", count: 2048))
-        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(5)) { $0.reset != nil || $0.closed }
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(5)) {
+            $0.reset != nil || $0.closed
+        }
         let elapsed = NIODeadline.now() - start
         XCTAssertEqual(reset.reset, .cancel)
-        XCTAssertLessThan(elapsed, maxLag + .milliseconds(1500), "reset after max_lag (\(maxLag)) and a tick or two, not at the next keepalive")
+        XCTAssertLessThan(
+            elapsed,
+            maxLag + .milliseconds(1500),
+            "reset after max_lag (\(maxLag)) and a tick or two, not at the next keepalive"
+        )
         let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
         XCTAssertEqual(evictions, 1)
         XCTAssertFalse(client.isClosed, "only the stream is reset")
@@ -227,10 +265,12 @@ final class HTTP2Tests: XCTestCase {
         // A batch larger than a stream's buffer (64 KiB) plus `max_queue` must not evict a stream whose
         // client reads everything: the bytes were never offered to HTTP/2 at all.
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.client.maxQueue = 16 * 1024
-                $0.settings.client.maxLag = .seconds(30)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.client.maxQueue = 16 * 1024
+                    $0.settings.client.maxLag = .seconds(30)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -267,7 +307,11 @@ final class HTTP2Tests: XCTestCase {
 
     func testNotFoundMethodNotAllowedHeadAndOptionsOverHTTP2() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.cors.allowOrigins = ["https://app.example"] }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.cors.allowOrigins = ["https://app.example"]
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -302,18 +346,30 @@ final class HTTP2Tests: XCTestCase {
         let headNotFound = try await client.request("/nope", method: "HEAD").waitForEnd()
         XCTAssertEqual(headNotFound.status, 404)
         XCTAssertEqual(headNotFound.bodyBytes, 0)
-        XCTAssertTrue(headNotFound.header("content-length").allSatisfy { $0 == String(notFound.bodyBytes) }, "\(headNotFound.header("content-length"))")
+        XCTAssertTrue(
+            headNotFound.header("content-length").allSatisfy { $0 == String(notFound.bodyBytes) },
+            "\(headNotFound.header("content-length"))"
+        )
 
-        let preflight = try await client.request("/prices", method: "OPTIONS", headers: [
-            ("origin", "https://app.example"), ("access-control-request-method", "GET"), ("access-control-request-headers", "last-event-id"),
-        ]).waitForEnd()
+        let preflight = try await client.request(
+            "/prices",
+            method: "OPTIONS",
+            headers: [
+                ("origin", "https://app.example"), ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "last-event-id"),
+            ]
+        ).waitForEnd()
         XCTAssertEqual(preflight.status, 204)
         XCTAssertEqual(preflight.header("access-control-allow-origin"), ["https://app.example"])
         XCTAssertTrue(preflight.header("access-control-allow-headers").joined().lowercased().contains("last-event-id"))
         XCTAssertEqual(preflight.header("content-length"), [], "no Content-Length in a 204")
         XCTAssertEqual(preflight.bodyBytes, 0)
 
-        let denied = try await client.request("/prices", method: "OPTIONS", headers: [("origin", "https://evil.example")]).waitForEnd()
+        let denied = try await client.request(
+            "/prices",
+            method: "OPTIONS",
+            headers: [("origin", "https://evil.example")]
+        ).waitForEnd()
         XCTAssertEqual(denied.header("access-control-allow-origin"), [])
 
         // None of it subscribed anyone, and the connection serves a stream afterwards.
@@ -368,9 +424,12 @@ final class HTTP2Tests: XCTestCase {
     // MARK: Limits
 
     func testMaxStreamsPerConnectionIsAdvertisedAndEnforced() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.maxStreamsPerConnection = 2 }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.maxStreamsPerConnection = 2 },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         let advertised = try await client.remoteSetting(.maxConcurrentStreams)
@@ -396,9 +455,12 @@ final class HTTP2Tests: XCTestCase {
 
     func testStreamOverMaxStreamsIsRefusedByTheServer() async throws {
         // A client that ignores SETTINGS_MAX_CONCURRENT_STREAMS: raw frames, three HEADERS at once.
-        let harness = try await Harness.start(configure: { $0.limits.maxStreamsPerConnection = 2 }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.maxStreamsPerConnection = 2 },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         let connection = try await H2RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { Task { await connection.close() } }
@@ -407,7 +469,10 @@ final class HTTP2Tests: XCTestCase {
             frames.contains { $0.type == H2RawConnection.Frame.settings && $0.flags & 0x1 == 0 }
         }
         for streamID: UInt32 in [1, 3, 5] {
-            connection.sendHeaders(streamID: streamID, [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "127.0.0.1")])
+            connection.sendHeaders(
+                streamID: streamID,
+                [(":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "127.0.0.1")]
+            )
         }
         connection.flush()
         // RFC 9113 §5.1.2 asks for a stream error (REFUSED_STREAM or PROTOCOL_ERROR), which leaves streams 1
@@ -417,7 +482,10 @@ final class HTTP2Tests: XCTestCase {
         let frames = try await connection.wait("stream 5 refused (RST_STREAM or GOAWAY)") { frames in
             frames.contains { ($0.streamID == 5 && $0.type == Frame.rstStream) || $0.type == Frame.goAway }
         }
-        XCTAssertFalse(frames.contains { $0.streamID == 5 && ($0.type == Frame.headers || $0.type == Frame.data) }, "stream 5 was served")
+        XCTAssertFalse(
+            frames.contains { $0.streamID == 5 && ($0.type == Frame.headers || $0.type == Frame.data) },
+            "stream 5 was served"
+        )
         if let reset = frames.first(where: { $0.streamID == 5 && $0.type == Frame.rstStream }) {
             XCTAssertEqual(reset.errorCode, 0x7, "REFUSED_STREAM")
             try await connection.wait("responses on streams 1 and 3") { frames in
@@ -429,15 +497,20 @@ final class HTTP2Tests: XCTestCase {
             let goAway = try XCTUnwrap(frames.first { $0.type == Frame.goAway })
             XCTAssertNotEqual(goAway.errorCode, 0, "a GOAWAY for a protocol violation carries an error code")
             // The server ends a connection it sent an error GOAWAY on, and frees the streams' client slots.
-            try await eventually("connection closed after the connection error", timeout: .seconds(2)) { connection.isClosed }
+            try await eventually("connection closed after the connection error", timeout: .seconds(2)) {
+                connection.isClosed
+            }
             try await eventually("client slots freed") { try await harness.metrics().connectedClients == 0 }
         }
     }
 
     func testEachHTTP2StreamCountsAgainstMaxClients() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.maxClients = 2 }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.maxClients = 2 },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         let first = try await client.request("/prices")
@@ -450,7 +523,11 @@ final class HTTP2Tests: XCTestCase {
         XCTAssertEqual(third.status, 503)
         let retryAfter = third.header("retry-after")
         XCTAssertEqual(retryAfter.count, 1)
-        XCTAssertGreaterThanOrEqual(Int(retryAfter.first ?? "") ?? 0, 1, "Retry-After must be a positive number of seconds")
+        XCTAssertGreaterThanOrEqual(
+            Int(retryAfter.first ?? "") ?? 0,
+            1,
+            "Retry-After must be a positive number of seconds"
+        )
         XCTAssertNotEqual(third.header("content-type").first?.hasPrefix("text/event-stream"), true)
         XCTAssertEqual(third.header("content-length"), [String(third.bodyBytes)])
         // An HTTP/1.1 client is over the limit as well: the slots are shared across protocols.
@@ -467,15 +544,20 @@ final class HTTP2Tests: XCTestCase {
         let fourthStatus = try await fourth.waitForHeaders().status
         XCTAssertEqual(fourthStatus, 200)
         await client.close()
-        try await eventually("closing the connection frees every slot") { try await harness.metrics().connectedClients == 0 }
+        try await eventually("closing the connection frees every slot") {
+            try await harness.metrics().connectedClients == 0
+        }
     }
 
     // MARK: Idle connections
 
     func testIdleH2CConnectionIsClosedAfterHeaderTimeoutButNotWhileStreaming() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.headerTimeout = .milliseconds(300) }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.headerTimeout = .milliseconds(300) },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         // Preface and SETTINGS, then no stream: closed (with GOAWAY) after the header timeout.
         let idle = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
@@ -502,25 +584,40 @@ final class HTTP2Tests: XCTestCase {
     func testCurlHTTP2PriorKnowledgeAndHTTP2OverTLS() async throws {
         let curl = try Curl.locate()
         let certificates = try TestCertificates.make(keyType: .ecdsa)
-        let harness = try await Harness.start(configure: { config in
-            config.listen.append(TLSTestConfig.listener(certificates))
-        }) { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        let harness = try await Harness.start(
+            configure: { config in
+                config.listen.append(TLSTestConfig.listener(certificates))
+            },
+            feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        )
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let tlsPort = harness.gateway.listenerAddresses[1].port!
 
-        let h2c = try Curl.start(curl, ["--http2-prior-knowledge", "-N", "-s", "--max-time", "2", "-w", "\n%{http_version}\n", "http://127.0.0.1:\(harness.port)/prices"])
-        let h2 = try Curl.start(curl, [
-            "--http2", "--cacert", certificates.caCertificate, "-N", "-s", "--max-time", "2", "-w", "\n%{http_version}\n",
-            "https://127.0.0.1:\(tlsPort)/prices",
-        ])
+        let h2c = try Curl.start(
+            curl,
+            [
+                "--http2-prior-knowledge", "-N", "-s", "--max-time", "2", "-w", "\n%{http_version}\n",
+                "http://127.0.0.1:\(harness.port)/prices",
+            ]
+        )
+        let h2 = try Curl.start(
+            curl,
+            [
+                "--http2", "--cacert", certificates.caCertificate, "-N", "-s", "--max-time", "2", "-w",
+                "\n%{http_version}\n",
+                "https://127.0.0.1:\(tlsPort)/prices",
+            ]
+        )
         try await harness.waitUntilJoined(2)
         for index in 1...3 { harness.origin.publish(data: "curl \(index)") }
         let (h2cOutput, _) = try await h2c.finish()
         let (h2Output, _) = try await h2.finish()
         for (label, output) in [("h2c", h2cOutput), ("h2 over TLS", h2Output)] {
             XCTAssertTrue(output.hasPrefix("retry: "), "\(label): \(output)")
-            for index in 1...3 { XCTAssertTrue(output.contains("data: curl \(index)\n"), "\(label) misses event \(index): \(output)") }
+            for index in 1...3 {
+                XCTAssertTrue(output.contains("data: curl \(index)\n"), "\(label) misses event \(index): \(output)")
+            }
             XCTAssertTrue(output.hasSuffix("\n2\n"), "\(label) did not speak HTTP/2: \(output.suffix(20))")
         }
     }

@@ -2,8 +2,9 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// The downstream HTTP contract (SPEC §3): statuses, headers, keep-alive, CORS, limits, malformed input,
 /// HTTP/1.0 framing. Requests are written as raw bytes so that every byte the gateway sends is checked.
@@ -20,7 +21,10 @@ final class HTTPSemanticsTests: XCTestCase {
         let first = try await connection.waitForResponses(1)[0]
         XCTAssertEqual(first.status, 404)
         XCTAssertEqual(first.header("Content-Length"), [String(first.body.utf8.count)])
-        XCTAssertTrue(first.header("Connection").allSatisfy { $0.lowercased() != "close" }, "404 must not close a keep-alive connection")
+        XCTAssertTrue(
+            first.header("Connection").allSatisfy { $0.lowercased() != "close" },
+            "404 must not close a keep-alive connection"
+        )
         XCTAssertTrue(first.header("Content-Type").isEmpty == false)
 
         // Keep-alive: a second request on the same connection is answered as well.
@@ -92,7 +96,11 @@ final class HTTPSemanticsTests: XCTestCase {
         harness.origin.publish(data: "with query")
         let events = try await client.waitForEvents(1)
         XCTAssertEqual(events.map(\.data), ["with query"])
-        let notFound = try await rawExchange(port: harness.port, "GET /other?x=1 HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+        let notFound = try await rawExchange(
+            port: harness.port,
+            "GET /other?x=1 HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
+        )
         XCTAssertTrue(notFound.response.hasPrefix("HTTP/1.1 404"), notFound.response)
         await client.close()
     }
@@ -104,7 +112,8 @@ final class HTTPSemanticsTests: XCTestCase {
         defer { Task { await harness.stop() } }
         let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
-        try await connection.send("""
+        try await connection.send(
+            """
             OPTIONS /open HTTP/1.1\r
             Host: gw\r
             Origin: https://app.example\r
@@ -112,7 +121,8 @@ final class HTTPSemanticsTests: XCTestCase {
             Access-Control-Request-Headers: last-event-id, cache-control\r
             \r
 
-            """)
+            """
+        )
         let response = try await connection.waitForResponses(1, headOnly: true)[0]
         XCTAssertEqual(response.status, 204)
         XCTAssertEqual(response.header("Access-Control-Allow-Origin"), ["https://app.example"])
@@ -121,7 +131,10 @@ final class HTTPSemanticsTests: XCTestCase {
         let allowHeaders = response.header("Access-Control-Allow-Headers").joined(separator: ",").lowercased()
         XCTAssertTrue(allowHeaders.contains("last-event-id"), allowHeaders)
         XCTAssertTrue(allowHeaders.contains("cache-control"), allowHeaders)
-        XCTAssertTrue(response.header("Vary").joined(separator: ",").contains("Origin"), "a per-origin answer must say Vary: Origin")
+        XCTAssertTrue(
+            response.header("Vary").joined(separator: ",").contains("Origin"),
+            "a per-origin answer must say Vary: Origin"
+        )
         // RFC 9110 §8.6: no Content-Length in a 204.
         XCTAssertEqual(response.header("Content-Length"), [], "204 must not carry Content-Length")
         XCTAssertEqual(response.body, "")
@@ -140,7 +153,9 @@ final class HTTPSemanticsTests: XCTestCase {
             ("/closed", "https://app.example"),
         ]
         for item in cases {
-            let result = try await rawExchange(port: harness.port, """
+            let result = try await rawExchange(
+                port: harness.port,
+                """
                 OPTIONS \(item.path) HTTP/1.1\r
                 Host: gw\r
                 Origin: \(item.origin)\r
@@ -149,8 +164,13 @@ final class HTTPSemanticsTests: XCTestCase {
                 Connection: close\r
                 \r
 
-                """, group: harness.clientGroup)
-            let response = try XCTUnwrap(SemanticsConnection.parseResponses(result.response, headOnly: true).first, result.response)
+                """,
+                group: harness.clientGroup
+            )
+            let response = try XCTUnwrap(
+                SemanticsConnection.parseResponses(result.response, headOnly: true).first,
+                result.response
+            )
             XCTAssertTrue([200, 204, 403].contains(response.status), "\(item): \(response.status)")
             XCTAssertEqual(response.header("Access-Control-Allow-Origin"), [], "\(item) must not be allowed")
             XCTAssertEqual(response.header("Access-Control-Allow-Credentials"), [], "\(item)")
@@ -180,9 +200,12 @@ final class HTTPSemanticsTests: XCTestCase {
     // MARK: Limits
 
     func testMaxClientsGives503WithRetryAfterAndFreesSlots() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.maxClients = 2 }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.maxClients = 2 },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         let first = try await harness.client("/prices")
         let second = try await harness.client("/prices")
@@ -196,11 +219,19 @@ final class HTTPSemanticsTests: XCTestCase {
         XCTAssertEqual(thirdHead.status, .serviceUnavailable)
         let retryAfter = thirdHead.headers["Retry-After"]
         XCTAssertEqual(retryAfter.count, 1)
-        XCTAssertGreaterThanOrEqual(Int(retryAfter.first ?? "") ?? 0, 1, "Retry-After must be a positive number of seconds")
+        XCTAssertGreaterThanOrEqual(
+            Int(retryAfter.first ?? "") ?? 0,
+            1,
+            "Retry-After must be a positive number of seconds"
+        )
         XCTAssertTrue(thirdHead.headers["Content-Type"].first?.hasPrefix("text/event-stream") != true)
         try await third.waitForClose(timeout: .seconds(2))
         // HEAD is not a client and is answered even at the limit.
-        let head = try await rawExchange(port: harness.port, "HEAD /prices HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+        let head = try await rawExchange(
+            port: harness.port,
+            "HEAD /prices HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
+        )
         XCTAssertTrue(head.response.hasPrefix("HTTP/1.1 200"), head.response)
 
         // One leaves: a new client is admitted.
@@ -266,7 +297,11 @@ final class HTTPSemanticsTests: XCTestCase {
         XCTAssertEqual(parsed.count, 1)
         XCTAssertEqual(parsed.first?.header("Connection"), ["close"])
 
-        let badHeader = try await rawExchange(port: harness.port, "GET /prices HTTP/1.1\r\nHost: gw\r\nNo colon here\r\n\r\n", group: harness.clientGroup)
+        let badHeader = try await rawExchange(
+            port: harness.port,
+            "GET /prices HTTP/1.1\r\nHost: gw\r\nNo colon here\r\n\r\n",
+            group: harness.clientGroup
+        )
         XCTAssertTrue(badHeader.response.hasPrefix("HTTP/1.1 400"), badHeader.response)
         XCTAssertTrue(badHeader.closedByServer)
         XCTAssertFalse(badHeader.response.contains("text/event-stream"))
@@ -293,16 +328,30 @@ final class HTTPSemanticsTests: XCTestCase {
         let joined = try await harness.joinedClients()
         XCTAssertEqual(joined, 0)
 
-        let http10 = try await rawExchange(port: harness.port, "HEAD /prices HTTP/1.0\r\n\r\n", group: harness.clientGroup)
-        XCTAssertTrue(http10.response.hasPrefix("HTTP/1.0 200") || http10.response.hasPrefix("HTTP/1.1 200"), http10.response)
-        let oneHost = try await rawExchange(port: harness.port, "HEAD /prices HTTP/1.1\r\nhost: gw\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+        let http10 = try await rawExchange(
+            port: harness.port,
+            "HEAD /prices HTTP/1.0\r\n\r\n",
+            group: harness.clientGroup
+        )
+        XCTAssertTrue(
+            http10.response.hasPrefix("HTTP/1.0 200") || http10.response.hasPrefix("HTTP/1.1 200"),
+            http10.response
+        )
+        let oneHost = try await rawExchange(
+            port: harness.port,
+            "HEAD /prices HTTP/1.1\r\nhost: gw\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
+        )
         XCTAssertTrue(oneHost.response.hasPrefix("HTTP/1.1 200"), oneHost.response)
     }
 
     func testOversizedHeadIs431AndCloses() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.maxHeaderBytes = 2048 }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.maxHeaderBytes = 2048 },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         var request = "GET /prices HTTP/1.1\r\nHost: gw\r\n"
         for index in 0..<16 { request += "X-Filler-\(index): \(String(repeating: "a", count: 240))\r\n" }
@@ -314,40 +363,56 @@ final class HTTPSemanticsTests: XCTestCase {
         XCTAssertFalse(result.response.contains("text/event-stream"))
 
         // A head under the limit is fine.
-        let small = try await rawExchange(port: harness.port, "HEAD /prices HTTP/1.1\r\nHost: gw\r\nX-Filler: \(String(repeating: "a", count: 1500))\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+        let small = try await rawExchange(
+            port: harness.port,
+            "HEAD /prices HTTP/1.1\r\nHost: gw\r\nX-Filler: \(String(repeating: "a", count: 1500))\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
+        )
         XCTAssertTrue(small.response.hasPrefix("HTTP/1.1 200"), small.response)
     }
 
     func testRequestBodyDoesNotCountTowardsHeadLimit() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.maxHeaderBytes = 2048 }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.maxHeaderBytes = 2048 },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         // A large body first (skipped by the gateway) makes the server read in large chunks afterwards.
         let large = String(repeating: "a", count: 256 * 1024)
-        try await connection.send("POST /prices HTTP/1.1\r\nHost: gw\r\nContent-Length: \(large.utf8.count)\r\n\r\n\(large)")
+        try await connection.send(
+            "POST /prices HTTP/1.1\r\nHost: gw\r\nContent-Length: \(large.utf8.count)\r\n\r\n\(large)"
+        )
         let first = try await connection.waitForResponses(1)[0]
         XCTAssertEqual(first.status, 405)
         // Then a small head with a 3 KiB body in one segment: the answer is 405 for the method, not 431,
         // because only the head counts towards max_header_bytes.
         let body = String(repeating: "b", count: 3072)
-        try await connection.send("POST /prices HTTP/1.1\r\nHost: gw\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)")
+        try await connection.send(
+            "POST /prices HTTP/1.1\r\nHost: gw\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        )
         let responses = try await connection.waitForResponses(2)
         XCTAssertEqual(responses[1].status, 405)
         // Two small pipelined heads in one segment are two heads, each under the limit.
         let filler = String(repeating: "c", count: 1200)
-        try await connection.send("GET /a HTTP/1.1\r\nHost: gw\r\nX-F: \(filler)\r\n\r\nGET /b HTTP/1.1\r\nHost: gw\r\nX-F: \(filler)\r\n\r\n")
+        try await connection.send(
+            "GET /a HTTP/1.1\r\nHost: gw\r\nX-F: \(filler)\r\n\r\nGET /b HTTP/1.1\r\nHost: gw\r\nX-F: \(filler)\r\n\r\n"
+        )
         let all = try await connection.waitForResponses(4)
         XCTAssertEqual(all[2].status, 404)
         XCTAssertEqual(all[3].status, 404)
     }
 
     func testStalledPartialHeadIsDisconnectedWhileOthersKeepStreaming() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.headerTimeout = .milliseconds(200) }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.headerTimeout = .milliseconds(200) },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let streaming = try await harness.client("/prices")
@@ -389,9 +454,12 @@ final class HTTPSemanticsTests: XCTestCase {
     }
 
     func testStalledRequestBodyAfterAnErrorResponseIsDisconnected() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.headerTimeout = .milliseconds(200) }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.headerTimeout = .milliseconds(200) },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
@@ -403,9 +471,12 @@ final class HTTPSemanticsTests: XCTestCase {
     }
 
     func testIdleKeepAliveConnectionIsClosedAfterHeaderTimeout() async throws {
-        let harness = try await Harness.start(configure: { $0.limits.headerTimeout = .milliseconds(200) }) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices")]
-        }
+        let harness = try await Harness.start(
+            configure: { $0.limits.headerTimeout = .milliseconds(200) },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices")]
+            }
+        )
         defer { Task { await harness.stop() } }
         let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
@@ -438,9 +509,15 @@ final class HTTPSemanticsTests: XCTestCase {
         XCTAssertEqual(response.header("Transfer-Encoding"), [])
         XCTAssertEqual(response.header("Content-Length"), [])
         XCTAssertEqual(response.header("Connection").map { $0.lowercased() }, ["close"])
-        XCTAssertEqual(response.body, "retry: 2500\n\nid: 1\nevent: tick\ndata: one\ndata: two\n\nid: 2\ndata: three\n\n")
+        XCTAssertEqual(
+            response.body,
+            "retry: 2500\n\nid: 1\nevent: tick\ndata: one\ndata: two\n\nid: 2\ndata: three\n\n"
+        )
         XCTAssertTrue(response.body.hasPrefix("retry: 2500\n"), response.body)
-        XCTAssertFalse(response.body.contains("\r\n"), "chunk framing in an HTTP/1.0 body: \(response.body.debugDescription)")
+        XCTAssertFalse(
+            response.body.contains("\r\n"),
+            "chunk framing in an HTTP/1.0 body: \(response.body.debugDescription)"
+        )
         var buffer = ByteBuffer(string: response.body)
         var parser = SSEParser()
         var events: [ServerSentEvent] = []
@@ -472,7 +549,11 @@ final class HTTPSemanticsTests: XCTestCase {
         try await connection.wait("second event") { text, _ in text.contains("data: after\n\n") }
         XCTAssertFalse(connection.isClosed)
         let response = try XCTUnwrap(SemanticsConnection.parseResponses(connection.text, streaming: true).first)
-        XCTAssertEqual(connection.text.components(separatedBy: "HTTP/1.1 ").count, 2, "exactly one response: \(connection.text.debugDescription)")
+        XCTAssertEqual(
+            connection.text.components(separatedBy: "HTTP/1.1 ").count,
+            2,
+            "exactly one response: \(connection.text.debugDescription)"
+        )
         XCTAssertTrue(response.body.contains("data: before\n\n"))
         XCTAssertTrue(response.body.contains("data: after\n\n"))
     }
@@ -492,7 +573,11 @@ final class HTTPSemanticsTests: XCTestCase {
         XCTAssertEqual(response.status, 200)
         // RFC 9112 §9.6: the client asked for close, so the answer must not advertise keep-alive.
         XCTAssertEqual(response.header("Connection").map { $0.lowercased() }, ["close"])
-        XCTAssertEqual(response.header("Transfer-Encoding"), ["chunked"], "HTTP/1.1 streams stay chunked so a cut is detectable")
+        XCTAssertEqual(
+            response.header("Transfer-Encoding"),
+            ["chunked"],
+            "HTTP/1.1 streams stay chunked so a cut is detectable"
+        )
         XCTAssertEqual(response.header("Content-Length"), [])
     }
 
@@ -501,7 +586,9 @@ final class HTTPSemanticsTests: XCTestCase {
     private static func corsHarness() async throws -> Harness {
         try await Harness.start { origin in
             [
-                try Harness.feed("/open", upstream: "\(origin)/open") { $0.settings.cors.allowOrigins = ["https://app.example"] },
+                try Harness.feed("/open", upstream: "\(origin)/open") {
+                    $0.settings.cors.allowOrigins = ["https://app.example"]
+                },
                 try Harness.feed("/closed", upstream: "\(origin)/closed"),
             ]
         }
@@ -568,7 +655,10 @@ final class SemanticsConnection: @unchecked Sendable {
 
     @discardableResult
     func wait(
-        _ message: String, timeout: TimeAmount = .seconds(5), file: StaticString = #filePath, line: UInt = #line,
+        _ message: String,
+        timeout: TimeAmount = .seconds(5),
+        file: StaticString = #filePath,
+        line: UInt = #line,
         until condition: (String, Bool) -> Bool
     ) async throws -> String {
         let deadline = NIODeadline.now() + timeout
@@ -576,14 +666,23 @@ final class SemanticsConnection: @unchecked Sendable {
             let (text, closed) = (self.text, self.isClosed)
             if condition(text, closed) { return text }
             if NIODeadline.now() > deadline {
-                XCTFail("timed out waiting for \(message); closed: \(closed), received: \(text.prefix(500).debugDescription)", file: file, line: line)
+                XCTFail(
+                    "timed out waiting for \(message); closed: \(closed), received: \(text.prefix(500).debugDescription)",
+                    file: file,
+                    line: line
+                )
                 throw TestTimeout(message: message)
             }
             try await Task.sleep(nanoseconds: 5_000_000)
         }
     }
 
-    func waitForResponses(_ count: Int, headOnly: Bool = false, file: StaticString = #filePath, line: UInt = #line) async throws -> [Response] {
+    func waitForResponses(
+        _ count: Int,
+        headOnly: Bool = false,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> [Response] {
         let text = try await self.wait("\(count) responses", file: file, line: line) { text, _ in
             Self.parseResponses(text, headOnly: headOnly).count >= count
         }
@@ -597,13 +696,17 @@ final class SemanticsConnection: @unchecked Sendable {
         var responses: [Response] = []
         let terminator: [UInt8] = Array("\r\n\r\n".utf8)
         while !bytes.isEmpty {
-            guard let end = bytes.indices.first(where: { index in
-                index + 4 <= bytes.endIndex && Array(bytes[index..<index + 4]) == terminator
-            }) else { break }
+            guard
+                let end = bytes.indices.first(where: { index in
+                    index + 4 <= bytes.endIndex && Array(bytes[index..<index + 4]) == terminator
+                })
+            else { break }
             let headText = String(decoding: bytes[bytes.startIndex..<end], as: UTF8.self)
             var lines = headText.components(separatedBy: "\r\n")
             let statusLine = lines.removeFirst().split(separator: " ")
-            guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/"), let status = Int(statusLine[1]) else { break }
+            guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/"), let status = Int(statusLine[1]) else {
+                break
+            }
             let headers = lines.compactMap { line -> (String, String)? in
                 guard let colon = line.firstIndex(of: ":") else { return nil }
                 return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))

@@ -1,5 +1,6 @@
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// One percent-decoder for path segments, query values and URL credentials, and what each caller does
 /// with a malformed escape.

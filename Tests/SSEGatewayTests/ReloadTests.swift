@@ -1,6 +1,7 @@
 import NIOCore
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class ReloadTests: XCTestCase {
     func testReloadKeepsUnchangedFeedsAddsRemovesAndReconnectsChangedUpstreams() async throws {
@@ -39,11 +40,17 @@ final class ReloadTests: XCTestCase {
         // The removed feed's client is told when to come back, then its stream ends; the path is gone.
         try await gone.waitForClose()
         XCTAssertTrue(gone.body.hasSuffix("retry: 1234\n\n"), gone.body)
-        let notFound = try await rawExchange(port: harness.port, "GET /gone HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+        let notFound = try await rawExchange(
+            port: harness.port,
+            "GET /gone HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
+        )
         XCTAssertTrue(notFound.response.hasPrefix("HTTP/1.1 404"), notFound.response)
 
         // The changed feed reconnects upstream with its last id; its client stays.
-        try await eventually("reconnected to the new upstream") { harness.origin.requests.contains { $0.uri == "/change-v2" } }
+        try await eventually("reconnected to the new upstream") {
+            harness.origin.requests.contains { $0.uri == "/change-v2" }
+        }
         XCTAssertEqual(harness.origin.requests.first { $0.uri == "/change-v2" }?.headers["Last-Event-ID"], ["3"])
         let added = try await harness.client("/added")
         _ = try await added.waitForHead()
@@ -57,7 +64,11 @@ final class ReloadTests: XCTestCase {
         let addedEvents = try await added.waitForEvents(2)
         XCTAssertEqual(addedEvents.map(\.id), ["4", "5"])
         XCTAssertFalse(keep.isClosed)
-        XCTAssertEqual(harness.origin.requests.filter { $0.uri == "/keep" }.count, 1, "the unchanged feed kept its one upstream connection")
+        XCTAssertEqual(
+            harness.origin.requests.filter { $0.uri == "/keep" }.count,
+            1,
+            "the unchanged feed kept its one upstream connection"
+        )
         for client in [keep, change, added] { await client.close() }
     }
 
@@ -75,9 +86,15 @@ final class ReloadTests: XCTestCase {
         let (summary, errors) = await harness.gateway.reload(config)
         XCTAssertEqual(errors, [])
         XCTAssertEqual(summary.changed, ["/prices"])
-        try await client.wait("keepalives at the new pace") { $0.body.components(separatedBy: ": keepalive").count >= 3 }
+        try await client.wait("keepalives at the new pace") {
+            $0.body.components(separatedBy: ": keepalive").count >= 3
+        }
         XCTAssertEqual(harness.gateway.listenerAddresses.count, 2)
-        let second = try await TestSSEClient.connect(port: harness.gateway.listenerAddresses[1].port!, path: "/prices", group: harness.clientGroup)
+        let second = try await TestSSEClient.connect(
+            port: harness.gateway.listenerAddresses[1].port!,
+            path: "/prices",
+            group: harness.clientGroup
+        )
         let secondHead = try await second.waitForHead()
         XCTAssertEqual(secondHead.status, .ok)
         XCTAssertEqual(harness.gateway.context.limits.maxClients, 5)

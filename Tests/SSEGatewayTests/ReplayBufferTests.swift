@@ -1,17 +1,29 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class ReplayBufferTests: XCTestCase {
     private let start = NIODeadline.uptimeNanoseconds(1_000_000_000)
     private let allocator = ByteBufferAllocator()
 
-    private func event(_ sequence: Int64, id: String?, data: String? = "x", at time: NIODeadline? = nil) -> EncodedEvent {
-        EncodedEvent(sequence: sequence, event: ServerSentEvent(id: id, data: data), receivedAt: time ?? self.start, allocator: self.allocator)
+    private func event(_ sequence: Int64, id: String?, data: String? = "x", at time: NIODeadline? = nil) -> EncodedEvent
+    {
+        EncodedEvent(
+            sequence: sequence,
+            event: ServerSentEvent(id: id, data: data),
+            receivedAt: time ?? self.start,
+            allocator: self.allocator
+        )
     }
 
-    private func filled(_ count: Int, maxEvents: Int = 100, maxBytes: Int = 1 << 20, maxAge: TimeAmount = .hours(1)) -> ReplayBuffer {
+    private func filled(
+        _ count: Int,
+        maxEvents: Int = 100,
+        maxBytes: Int = 1 << 20,
+        maxAge: TimeAmount = .hours(1)
+    ) -> ReplayBuffer {
         var buffer = ReplayBuffer(maxEvents: maxEvents, maxBytes: maxBytes, maxAge: maxAge)
         for index in 1...count {
             buffer.append(self.event(Int64(index), id: "e\(index)"), now: self.start)

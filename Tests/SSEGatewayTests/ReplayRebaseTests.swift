@@ -1,7 +1,8 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// Moving a replay ring's start back to an older id: the state machine as a plain value, and the
 /// ring's side (`start(after:)`, `prepend`).
@@ -33,7 +34,10 @@ final class ReplayRebaseTests: XCTestCase {
         XCTAssertNil(rest.prepend)
         XCTAssertEqual(self.ids(rest.append), ["29", "30"])
         XCTAssertEqual(rebase.state, .idle)
-        XCTAssertEqual(self.ids(rebase.received(self.events(31...31), holds: held.contains, newestHeld: "30").append), ["31"])
+        XCTAssertEqual(
+            self.ids(rebase.received(self.events(31...31), holds: held.contains, newestHeld: "30").append),
+            ["31"]
+        )
     }
 
     func testAnEmptyRingNeedsNoSkipping() {
@@ -61,7 +65,11 @@ final class ReplayRebaseTests: XCTestCase {
         let events = ["b", "c", "d", "x", "e"].map { ServerSentEvent(id: $0, data: $0) }
         let output = rebase.received(events, holds: held.contains, newestHeld: "f")
         XCTAssertEqual(output.prepend.map { self.ids($0.events) }, ["b", "c"])
-        XCTAssertEqual(self.ids(output.append), ["x", "e"], "an id the ring lacks ends the skipping: nothing new is dropped")
+        XCTAssertEqual(
+            self.ids(output.append),
+            ["x", "e"],
+            "an id the ring lacks ends the skipping: nothing new is dropped"
+        )
     }
 
     func testTheCollectionIsBoundedAndGivingUpForgetsIt() {
@@ -72,7 +80,11 @@ final class ReplayRebaseTests: XCTestCase {
         XCTAssertEqual(output.prepend?.after, "6", "the kept events follow the newest one dropped")
         rebase.begin(from: "1", ringStart: "20")
         _ = rebase.received(self.events(2...5), holds: { _ in false }, newestHeld: nil)
-        XCTAssertEqual(self.ids(rebase.giveUp()), ["3", "4", "5"], "what was collected (up to the limit) is handed back, never dropped")
+        XCTAssertEqual(
+            self.ids(rebase.giveUp()),
+            ["3", "4", "5"],
+            "what was collected (up to the limit) is handed back, never dropped"
+        )
         XCTAssertEqual(rebase.state, .idle)
     }
 
@@ -84,7 +96,10 @@ final class ReplayRebaseTests: XCTestCase {
         let held: Set<String> = ["26", "27", "28"]
         rebase.begin(from: "3", ringStart: "25")
         let output = rebase.received(self.events(29...31), holds: held.contains, newestHeld: "28")
-        XCTAssertNil(output.prepend, "nothing to put in front: the ring's start stays where it was (a gap for the older client)")
+        XCTAssertNil(
+            output.prepend,
+            "nothing to put in front: the ring's start stays where it was (a gap for the older client)"
+        )
         XCTAssertTrue(output.ended)
         XCTAssertEqual(self.ids(output.append), ["29", "30", "31"])
         XCTAssertEqual(rebase.state, .idle)
@@ -106,7 +121,11 @@ final class ReplayRebaseTests: XCTestCase {
         }
         let took = NIODeadline.now() - started
         XCTAssertEqual(rebase.giveUp().count, 40_000)
-        XCTAssertLessThan(took, .seconds(5), "40,000 events collected in \(took.nanoseconds / 1_000_000) ms (quadratic: ~27 s in a debug build)")
+        XCTAssertLessThan(
+            took,
+            .seconds(5),
+            "40,000 events collected in \(took.nanoseconds / 1_000_000) ms (quadratic: ~27 s in a debug build)"
+        )
     }
 
     func testTheRingResumesFromItsStartAndTakesOlderEventsInFront() {
@@ -115,10 +134,23 @@ final class ReplayRebaseTests: XCTestCase {
         XCTAssertEqual(ring.startID, "25")
         XCTAssertEqual(ring.lookup(after: "25", now: self.now).resume, .resumed)
         for (offset, event) in self.events(26...28).enumerated() {
-            ring.append(EncodedEvent(sequence: Int64(offset + 1), event: event, receivedAt: self.now, allocator: self.allocator), now: self.now)
+            ring.append(
+                EncodedEvent(
+                    sequence: Int64(offset + 1),
+                    event: event,
+                    receivedAt: self.now,
+                    allocator: self.allocator
+                ),
+                now: self.now
+            )
         }
         let older = self.events(13...25).enumerated().map { offset, event in
-            EncodedEvent(sequence: ring.firstSequence - 13 + Int64(offset), event: event, receivedAt: self.now, allocator: self.allocator)
+            EncodedEvent(
+                sequence: ring.firstSequence - 13 + Int64(offset),
+                event: event,
+                receivedAt: self.now,
+                allocator: self.allocator
+            )
         }
         XCTAssertTrue(ring.prepend(older, after: "12", now: self.now))
         XCTAssertEqual(ring.startID, "12")
@@ -128,7 +160,11 @@ final class ReplayRebaseTests: XCTestCase {
         XCTAssertEqual(fromOldest.events.map(\.id), (13...28).map { String($0) })
         let fromMiddle = ring.lookup(after: "20", now: self.now)
         XCTAssertEqual(fromMiddle.events.map(\.id), (21...28).map { String($0) })
-        XCTAssertEqual(fromMiddle.lastSequence, 3, "joined clients keep their sequences: prepended events are below them")
+        XCTAssertEqual(
+            fromMiddle.lastSequence,
+            3,
+            "joined clients keep their sequences: prepended events are below them"
+        )
         XCTAssertEqual(ring.lookup(after: "25", now: self.now).events.map(\.id), ["26", "27", "28"])
     }
 
@@ -136,11 +172,26 @@ final class ReplayRebaseTests: XCTestCase {
         var ring = ReplayBuffer(maxEvents: 2, maxBytes: 1 << 20, maxAge: .hours(1))
         ring.start(after: "0")
         for index in 1...3 {
-            ring.append(EncodedEvent(sequence: Int64(index), event: ServerSentEvent(id: String(index), data: "x"), receivedAt: self.now, allocator: self.allocator), now: self.now)
+            ring.append(
+                EncodedEvent(
+                    sequence: Int64(index),
+                    event: ServerSentEvent(id: String(index), data: "x"),
+                    receivedAt: self.now,
+                    allocator: self.allocator
+                ),
+                now: self.now
+            )
         }
         XCTAssertTrue(ring.hasTrimmed)
         XCTAssertNil(ring.startID)
-        let older = [EncodedEvent(sequence: ring.firstSequence - 1, event: ServerSentEvent(id: "x", data: "x"), receivedAt: self.now, allocator: self.allocator)]
+        let older = [
+            EncodedEvent(
+                sequence: ring.firstSequence - 1,
+                event: ServerSentEvent(id: "x", data: "x"),
+                receivedAt: self.now,
+                allocator: self.allocator
+            )
+        ]
         XCTAssertFalse(ring.prepend(older, after: nil, now: self.now))
         XCTAssertEqual(ring.count, 2)
     }

@@ -1,8 +1,9 @@
 import Foundation
 import NIOCore
 import NIOPosix
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// Issue 16 finding 3 with the real binary: a gateway with an `on_demand` feed is drained (SIGTERM,
 /// clients closed at spread moments, so they hold different last ids) and started again on the same
@@ -19,7 +20,9 @@ final class RestartDrainTests: XCTestCase {
         options.rate = Double(Self.rate)
         let origin = OriginServer(options: options, group: group)
         try await origin.start()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-restart-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ssegate-restart-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = try await CommandLineTests.freePort(group: group)
         let adminPort = try await CommandLineTests.freePort(group: group)
@@ -47,7 +50,9 @@ final class RestartDrainTests: XCTestCase {
         var clients: [ClusterEventSource] = []
         func launchGateway(_ name: String) throws -> pid_t {
             let pid = try ClusterProcess.spawn(
-                binary, ["serve", "--config", config.path], environment: ProcessInfo.processInfo.environment,
+                binary,
+                ["serve", "--config", config.path],
+                environment: ProcessInfo.processInfo.environment,
                 output: directory.appendingPathComponent("\(name).log").path
             )
             gateways.append(pid)
@@ -74,7 +79,9 @@ final class RestartDrainTests: XCTestCase {
             }
         } catch {
             let behind = clients.filter { $0.eventCount < 5 }
-            XCTFail("\(behind.count) clients not streaming, e.g. \(behind.first.map { "\($0.snapshot.failures.suffix(2)) \($0.snapshot.connections.suffix(2))" } ?? "")")
+            XCTFail(
+                "\(behind.count) clients not streaming, e.g. \(behind.first.map { "\($0.snapshot.failures.suffix(2)) \($0.snapshot.connections.suffix(2))" } ?? "")"
+            )
             for client in clients { await client.stop() }
             throw error
         }
@@ -89,13 +96,23 @@ final class RestartDrainTests: XCTestCase {
         let newest = clients.compactMap { $0.snapshot.ids.last.flatMap(Int.init) }.max() ?? 0
         let target = newest + 2 * Self.rate
         do {
-            try await eventually("every client live again past id \(target)", timeout: .seconds(Int64(20 + clientCount / 40))) {
+            try await eventually(
+                "every client live again past id \(target)",
+                timeout: .seconds(Int64(20 + clientCount / 40))
+            ) {
                 clients.allSatisfy { ($0.snapshot.ids.last.flatMap(Int.init) ?? 0) >= target }
             }
         } catch {
             let behind = clients.filter { ($0.snapshot.ids.last.flatMap(Int.init) ?? 0) < target }
-            let feeds = try? await rawExchange(port: adminPort, "GET /api/feeds HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(2))
-            XCTFail("\(behind.count) clients behind, e.g. \(behind.first.map { "\($0.snapshot.failures.suffix(2)) \($0.snapshot.connections.suffix(2))" } ?? ""); \(feeds?.response.suffix(1500) ?? "")")
+            let feeds = try? await rawExchange(
+                port: adminPort,
+                "GET /api/feeds HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(2)
+            )
+            XCTFail(
+                "\(behind.count) clients behind, e.g. \(behind.first.map { "\($0.snapshot.failures.suffix(2)) \($0.snapshot.connections.suffix(2))" } ?? ""); \(feeds?.response.suffix(1500) ?? "")"
+            )
             for client in clients { await client.stop() }
             throw error
         }

@@ -1,7 +1,8 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// After a restart an on-demand feed has nothing buffered: clients come back holding different last
 /// ids (the drain closed them at spread moments), and the first to join sets where the upstream
@@ -15,7 +16,12 @@ final class RestartResumeTests: XCTestCase {
     }
 
     /// Waits for as many events as `expected` holds and checks their ids.
-    private func expect(_ client: TestSSEClient, _ expected: [String?], file: StaticString = #filePath, line: UInt = #line) async throws {
+    private func expect(
+        _ client: TestSSEClient,
+        _ expected: [String?],
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws {
         let events = try await client.waitForEvents(expected.count, file: file, line: line)
         XCTAssertEqual(events.map(\.id), expected, file: file, line: line)
     }
@@ -83,9 +89,11 @@ final class RestartResumeTests: XCTestCase {
     /// told of a gap, and the clients already streaming get no old event and miss nothing.
     func testAnIDTheBackendDoesNotKnowEndsInAGapWithoutDisturbingOthers() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
-                $0.settings.upstream.connectTimeout = .milliseconds(300)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                    $0.settings.upstream.connectTimeout = .milliseconds(300)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         for index in 1...6 { harness.origin.publish(data: "event \(index)", id: "e\(index)") }
@@ -116,9 +124,11 @@ final class RestartResumeTests: XCTestCase {
         var options = OriginServer.Options()
         options.history = 0
         let harness = try await Harness.start(origin: options) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
-                $0.settings.upstream.connectTimeout = .seconds(3)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                    $0.settings.upstream.connectTimeout = .seconds(3)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         for index in 1...5 { harness.origin.publish(data: "before \(index)") }  // nobody connected: lost to all
@@ -127,15 +137,24 @@ final class RestartResumeTests: XCTestCase {
         for index in 6...7 { harness.origin.publish(data: "event \(index)") }
         try await self.expect(live, self.ids(6...7))
         let older = try await harness.client("/prices", headers: [("Last-Event-ID", "2")])
-        try await eventually("the rebase reconnected the upstream") { harness.origin.totalConnections >= 2 && harness.origin.openConnections == 1 }
+        try await eventually("the rebase reconnected the upstream") {
+            harness.origin.totalConnections >= 2 && harness.origin.openConnections == 1
+        }
         let published = NIODeadline.now()
         for index in 8...10 { harness.origin.publish(data: "event \(index)") }
         let events = try await live.waitForEvents(5, timeout: .seconds(2))
         XCTAssertEqual(events.map(\.id), self.ids(6...10), "no live event lost or held back")
-        XCTAssertLessThan(NIODeadline.now() - published, .seconds(2), "delivered at once, not after the rebase's 4 s timeout")
+        XCTAssertLessThan(
+            NIODeadline.now() - published,
+            .seconds(2),
+            "delivered at once, not after the rebase's 4 s timeout"
+        )
         let head = try await older.waitForHead()
         try await older.wait("the older client streams") { $0.events.count >= 3 }
-        XCTAssertTrue(older.body.contains(": gap"), "the events 3-5 are gone: the older client is told so; body: \(older.body.prefix(300))")
+        XCTAssertTrue(
+            older.body.contains(": gap"),
+            "the events 3-5 are gone: the older client is told so; body: \(older.body.prefix(300))"
+        )
         _ = head
         await live.close()
         await older.close()

@@ -1,15 +1,18 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class ResumeIntegrationTests: XCTestCase {
     private func start(gapEvent: Bool = false, maxEvents: Int = 1000) async throws -> Harness {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.replay.gapEvent = gapEvent
-                $0.settings.replay.maxEvents = maxEvents
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.replay.gapEvent = gapEvent
+                    $0.settings.replay.maxEvents = maxEvents
+                }
+            ]
         }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         return harness
@@ -116,9 +119,13 @@ final class ResumeIntegrationTests: XCTestCase {
         try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
         harness.origin.broadcast(ByteBuffer(string: "id: a\ndata: one\n\nid: b\n\nid: c\ndata: three\n\n"))
         let events = try await live.waitForEvents(3)
-        XCTAssertEqual(events, [
-            ServerSentEvent(id: "a", data: "one"), ServerSentEvent(id: "b", data: nil), ServerSentEvent(id: "c", data: "three"),
-        ])
+        XCTAssertEqual(
+            events,
+            [
+                ServerSentEvent(id: "a", data: "one"), ServerSentEvent(id: "b", data: nil),
+                ServerSentEvent(id: "c", data: "three"),
+            ]
+        )
         XCTAssertTrue(live.body.contains("id: b\n\n"))
         let resumed = try await harness.client("/prices", headers: [("Last-Event-ID", "a")])
         let got9 = try await resumed.waitForEvents(2)
@@ -140,7 +147,9 @@ final class ResumeIntegrationTests: XCTestCase {
         // Published while the gateway is reconnecting: the origin replays them from Last-Event-ID.
         harness.origin.publish(data: "event 5")
         harness.origin.publish(data: "event 6")
-        try await eventually("reconnected") { harness.origin.requests.count > before && harness.origin.openConnections == 1 }
+        try await eventually("reconnected") {
+            harness.origin.requests.count > before && harness.origin.openConnections == 1
+        }
         XCTAssertEqual(harness.origin.requests.last?.headers["Last-Event-ID"], ["4"])
         try await self.publish(harness, 7...7)
         let events = try await client.waitForEvents(7)

@@ -1,5 +1,6 @@
-@testable import SSEBench
 import XCTest
+
+@testable import SSEBench
 
 /// The load client's event scanner: event ends found across any split of the input, `\r\n\r\n` ends,
 /// comments and retry lines not counted, the `"seq":`/`"ts":` numbers read, gaps counted as missing.
@@ -29,10 +30,13 @@ final class SSEEventScannerTests: XCTestCase {
 
     private var stream: String {
         "retry: 3000\n\n" + self.event(seq: 1, ts: 1_000) + ": keepalive\n\n" + self.event(seq: 2, ts: 2_000)
-            + self.event(seq: 3, ts: 3_000, lineEnd: "\r\n") + ": comment with \"seq\":99 in it\n\n" + self.event(seq: 4, ts: 4_000)
+            + self.event(seq: 3, ts: 3_000, lineEnd: "\r\n") + ": comment with \"seq\":99 in it\n\n"
+            + self.event(seq: 4, ts: 4_000)
     }
 
-    private let expected = [1, 2, 3, 4].map { ScannedDelivery(seq: Int64($0), sentMicros: Int64($0 * 1_000), missedBefore: 0) }
+    private let expected = [1, 2, 3, 4].map {
+        ScannedDelivery(seq: Int64($0), sentMicros: Int64($0 * 1_000), missedBefore: 0)
+    }
 
     func testEventsWithSeqAreDeliveriesAndCommentsAreNot() {
         XCTAssertEqual(self.scan(self.stream), self.expected)
@@ -41,14 +45,20 @@ final class SSEEventScannerTests: XCTestCase {
     }
 
     func testSplitAtEveryOffsetAndByteByByteGivesTheSameDeliveries() {
-        let text = "retry: 3000\n\n" + self.event(seq: 1, ts: 10) + self.event(seq: 2, ts: 20, lineEnd: "\r\n") + ": ka\r\n\r\n" + self.event(seq: 3, ts: 30)
+        let text =
+            "retry: 3000\n\n" + self.event(seq: 1, ts: 10) + self.event(seq: 2, ts: 20, lineEnd: "\r\n")
+            + ": ka\r\n\r\n" + self.event(seq: 3, ts: 30)
         let whole = self.scan(text)
         XCTAssertEqual(whole.map(\.seq), [1, 2, 3])
         XCTAssertEqual(whole.map(\.sentMicros), [10, 20, 30])
         for offset in 0...text.utf8.count {
             XCTAssertEqual(self.scan(text, pieces: [offset]), whole, "split at \(offset)")
             for second in stride(from: offset, through: text.utf8.count, by: 7) {
-                XCTAssertEqual(self.scan(text, pieces: [offset, second - offset]), whole, "split at \(offset) and \(second)")
+                XCTAssertEqual(
+                    self.scan(text, pieces: [offset, second - offset]),
+                    whole,
+                    "split at \(offset) and \(second)"
+                )
             }
         }
         XCTAssertEqual(self.scan(text, pieces: Array(repeating: 1, count: text.utf8.count)), whole, "byte by byte")
@@ -71,7 +81,10 @@ final class SSEEventScannerTests: XCTestCase {
     }
 
     func testTimestampIsOptionalAndKeyOrderFree() {
-        XCTAssertEqual(self.scan("data: {\"ts\":5,\"seq\":3}\n\n"), [ScannedDelivery(seq: 3, sentMicros: 5, missedBefore: 0)])
+        XCTAssertEqual(
+            self.scan("data: {\"ts\":5,\"seq\":3}\n\n"),
+            [ScannedDelivery(seq: 3, sentMicros: 5, missedBefore: 0)]
+        )
         XCTAssertEqual(self.scan("data: {\"seq\":3}\n\n"), [ScannedDelivery(seq: 3, sentMicros: nil, missedBefore: 0)])
         XCTAssertEqual(self.scan("data: {\"seq\":\"x\"}\n\n"), [], "a seq that is no number is no delivery")
     }
@@ -83,7 +96,9 @@ final class SSEEventScannerTests: XCTestCase {
         var delivered: [Int64] = []
         let line = Array("<p>no blank line in a page</p>\n".utf8)
         let piece = Array(repeatElement(line, count: 64 * 1024 / line.count).joined())
-        try Array("data: {\"seq\":1}\n\n<html>\n".utf8).withUnsafeBytes { try scanner.scan($0) { delivered.append($0.seq) } }
+        try Array("data: {\"seq\":1}\n\n<html>\n".utf8).withUnsafeBytes {
+            try scanner.scan($0) { delivered.append($0.seq) }
+        }
         var held = "<html>\n".utf8.count
         while held + piece.count <= SSEEventScanner.maximumTail {
             try piece.withUnsafeBytes { try scanner.scan($0) { delivered.append($0.seq) } }

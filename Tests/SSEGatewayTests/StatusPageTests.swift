@@ -4,20 +4,41 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// The admin status page (`/`), its live feed (`/api/status/stream`) and `/api/feeds`.
 final class StatusPageTests: XCTestCase {
     /// One `/api/status/stream` event, as far as these tests read it.
     struct Status: Decodable {
-        struct Totals: Decodable { var eventsIn: Int; var deliveries: Int; var bytesOut: Int }
-        struct Rates: Decodable { var eventsIn: Double?; var deliveries: Double?; var bytesOut: Double? }
-        struct Feed: Decodable {
-            var path: String; var name: String; var upstreamState: String; var upstreamUrl: String; var lastEventId: String
-            var clients: Int; var eventsIn: Int; var eventsPerS: Double?; var replayEvents: Int; var replayMaxEvents: Int?
+        struct Totals: Decodable {
+            var eventsIn: Int
+            var deliveries: Int
+            var bytesOut: Int
         }
-        struct Definition: Decodable { var name: String; var deliveries: Int; var deliveriesPerS: Double? }
+        struct Rates: Decodable {
+            var eventsIn: Double?
+            var deliveries: Double?
+            var bytesOut: Double?
+        }
+        struct Feed: Decodable {
+            var path: String
+            var name: String
+            var upstreamState: String
+            var upstreamUrl: String
+            var lastEventId: String
+            var clients: Int
+            var eventsIn: Int
+            var eventsPerS: Double?
+            var replayEvents: Int
+            var replayMaxEvents: Int?
+        }
+        struct Definition: Decodable {
+            var name: String
+            var deliveries: Int
+            var deliveriesPerS: Double?
+        }
         var intervalS: Double?
         var connectedClients: Int
         var totals: Totals
@@ -42,19 +63,29 @@ final class StatusPageTests: XCTestCase {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
         defer { Task { await harness.stop() } }
         let (response, _) = try await rawExchange(
-            port: harness.adminPort, "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", group: harness.clientGroup
+            port: harness.adminPort,
+            "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
         )
         let (head, page) = Self.httpBody(response)
         XCTAssertTrue(head.hasPrefix("HTTP/1.1 200 OK"), head)
         XCTAssertTrue(head.lowercased().contains("content-type: text/html; charset=utf-8"), head)
         // The browser enforces the air gap too: no script, style, image or connection elsewhere.
-        XCTAssertTrue(head.contains("Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"), head)
+        XCTAssertTrue(
+            head.contains(
+                "Content-Security-Policy: default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'"
+            ),
+            head
+        )
         XCTAssertTrue(page.hasPrefix("<!doctype html>"), String(page.prefix(80)))
         XCTAssertTrue(page.contains("new EventSource('api/status/stream'"))
         for external in ["http://", "https://", "//cdn", "@import", "url(", "<iframe", "<img", "<object", "<embed"] {
             XCTAssertFalse(page.lowercased().contains(external), "the page refers to \(external)")
         }
-        let attributes = try NSRegularExpression(pattern: #"\b(src|href)\s*=\s*["']?([^"'\s>]*)"#, options: [.caseInsensitive])
+        let attributes = try NSRegularExpression(
+            pattern: #"\b(src|href)\s*=\s*["']?([^"'\s>]*)"#,
+            options: [.caseInsensitive]
+        )
         let references = attributes.matches(in: page, range: NSRange(page.startIndex..., in: page)).map { match in
             String(page[Range(match.range(at: 2), in: page)!])
         }
@@ -62,7 +93,9 @@ final class StatusPageTests: XCTestCase {
         XCTAssertFalse(page.contains("<script src"), "scripts are inline")
 
         let (headResponse, _) = try await rawExchange(
-            port: harness.adminPort, "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", group: harness.clientGroup
+            port: harness.adminPort,
+            "HEAD / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
         )
         XCTAssertTrue(headResponse.hasPrefix("HTTP/1.1 200 OK"))
         XCTAssertTrue(Self.httpBody(headResponse).body.isEmpty)
@@ -72,13 +105,20 @@ final class StatusPageTests: XCTestCase {
     // difference of successive totals, no credential anywhere, and a timer that dies with the connection.
     func testStatusStreamReportsRatesFromSuccessiveSnapshotsAndStopsWithTheConnection() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "http://ops:hunter2@\(origin.dropFirst("http://".count))/prices") {
-                $0.settings.upstream.headers = [HeaderField(name: "Authorization", value: "Bearer s3cr3t-token")]
-            }]
+            [
+                try Harness.feed("/prices", upstream: "http://ops:hunter2@\(origin.dropFirst("http://".count))/prices")
+                {
+                    $0.settings.upstream.headers = [HeaderField(name: "Authorization", value: "Bearer s3cr3t-token")]
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
-        let admin = try await TestSSEClient.connect(port: harness.adminPort, path: "/api/status/stream?interval_ms=100", group: harness.clientGroup)
+        let admin = try await TestSSEClient.connect(
+            port: harness.adminPort,
+            path: "/api/status/stream?interval_ms=100",
+            group: harness.clientGroup
+        )
         let head = try await admin.waitForHead()
         XCTAssertEqual(head.status, .ok)
         XCTAssertEqual(head.headers["Content-Type"].first, "text/event-stream; charset=utf-8")
@@ -102,7 +142,9 @@ final class StatusPageTests: XCTestCase {
         }
         _ = try await client.waitForEvents(30)
         let samples = try await admin.wait("a sample with all 30 events delivered") { snapshot in
-            ((try? Self.decode(snapshot.events)) ?? []).contains { $0.totals.eventsIn >= 30 && $0.totals.deliveries >= 30 }
+            ((try? Self.decode(snapshot.events)) ?? []).contains {
+                $0.totals.eventsIn >= 30 && $0.totals.deliveries >= 30
+            }
         }
         let statuses = try Self.decode(samples.events)
         let last = try XCTUnwrap(statuses.last)
@@ -111,7 +153,10 @@ final class StatusPageTests: XCTestCase {
         XCTAssertEqual(last.feeds.first?.eventsIn, 30)
         XCTAssertEqual(last.feeds.first?.lastEventId, client.events.last?.id)
         XCTAssertEqual(last.definitions.first?.deliveries, 30)
-        XCTAssertTrue(statuses.contains { ($0.rates.eventsIn ?? 0) > 0 && ($0.rates.deliveries ?? 0) > 0 }, "events flowed while sampling")
+        XCTAssertTrue(
+            statuses.contains { ($0.rates.eventsIn ?? 0) > 0 && ($0.rates.deliveries ?? 0) > 0 },
+            "events flowed while sampling"
+        )
         // Every rate is the difference of two successive totals over the measured interval.
         for (before, after) in zip(statuses, statuses.dropFirst()) {
             let interval = try XCTUnwrap(after.intervalS)
@@ -126,7 +171,9 @@ final class StatusPageTests: XCTestCase {
         var feedsJSON = ""
         try await eventually("/api/feeds has rates", timeout: .seconds(5)) {
             let (response, _) = try await rawExchange(
-                port: harness.adminPort, "GET /api/feeds HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", group: harness.clientGroup
+                port: harness.adminPort,
+                "GET /api/feeds HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                group: harness.clientGroup
             )
             feedsJSON = Self.httpBody(response).body
             return !feedsJSON.contains("\"rate_interval_s\":null")
@@ -138,14 +185,21 @@ final class StatusPageTests: XCTestCase {
         XCTAssertNotNil(feed["events_per_s"] as? Double)
         XCTAssertNotNil(feed["definition_deliveries_per_s"] as? Double)
         for text in [admin.body, feedsJSON] {
-            XCTAssertFalse(text.contains("hunter2") || text.contains("ops:") || text.contains("s3cr3t") || text.contains("Authorization"))
+            XCTAssertFalse(
+                text.contains("hunter2") || text.contains("ops:") || text.contains("s3cr3t")
+                    || text.contains("Authorization")
+            )
         }
 
         // Closing the page stops its timer.
         await admin.close()
         try await eventually("the stream's timer stopped") { self.metricsStreams(harness) == 0 }
         // And closing the admin listener ends the streams that are still open.
-        let second = try await TestSSEClient.connect(port: harness.adminPort, path: "/api/status/stream?interval_ms=100", group: harness.clientGroup)
+        let second = try await TestSSEClient.connect(
+            port: harness.adminPort,
+            path: "/api/status/stream?interval_ms=100",
+            group: harness.clientGroup
+        )
         _ = try await second.waitForEvents(1)
         XCTAssertEqual(metricsStreams(harness), 1)
         try await harness.gateway.shutdown()
@@ -164,8 +218,19 @@ final class StatusPageTests: XCTestCase {
             var snapshot = GatewayMetrics.Snapshot()
             snapshot.feeds = feeds.map { path, events in
                 FeedStatus(
-                    path: path, definition: "d", upstreamURL: "http://x/", upstreamState: .streaming, lastEventID: "", replayEvents: 0,
-                    replayBytes: 0, eventsIn: events, replaysServed: 0, replayGaps: 0, upstreamReconnects: 0, upstreamFailures: 0, retired: false
+                    path: path,
+                    definition: "d",
+                    upstreamURL: "http://x/",
+                    upstreamState: .streaming,
+                    lastEventID: "",
+                    replayEvents: 0,
+                    replayBytes: 0,
+                    eventsIn: events,
+                    replaysServed: 0,
+                    replayGaps: 0,
+                    upstreamReconnects: 0,
+                    upstreamFailures: 0,
+                    retired: false
                 )
             }
             snapshot.delivery["d"] = DeliveryStats(clients: 1, deliveries: deliveries, bytesOut: deliveries * 10)
@@ -211,11 +276,26 @@ final class StatusPageTests: XCTestCase {
         }
         defer { publisher.cancel() }
 
-        let browser = try await DevToolsBrowser.open(url: "http://127.0.0.1:\(harness.adminPort)/?interval_ms=200", group: harness.clientGroup)
+        let browser = try await DevToolsBrowser.open(
+            url: "http://127.0.0.1:\(harness.adminPort)/?interval_ms=200",
+            group: harness.clientGroup
+        )
         defer { browser.close() }
         struct Page: Decodable {
-            struct Row: Decodable { var state: String; var url: String; var clients: String; var rate: String; var replay: String }
-            var state: String; var samples: Int; var first: Int; var events: Int; var total: String; var clients: String; var row: Row?
+            struct Row: Decodable {
+                var state: String
+                var url: String
+                var clients: String
+                var rate: String
+                var replay: String
+            }
+            var state: String
+            var samples: Int
+            var first: Int
+            var events: Int
+            var total: String
+            var clients: String
+            var row: Row?
         }
         let probe = """
             JSON.stringify((() => {
@@ -236,10 +316,14 @@ final class StatusPageTests: XCTestCase {
         var page = try await read()
         seen.append(page.total)
         let deadline = NIODeadline.now() + .seconds(15)
-        while !(page.state == "live" && page.samples >= 4 && page.events > page.first && seen.filter { $0 != "—" }.count >= 2
+        while !(page.state == "live" && page.samples >= 4 && page.events > page.first
+            && seen.filter { $0 != "—" }.count >= 2
             && page.row.map { $0.rate != "—" && $0.rate != "0" } == true)
         {
-            if NIODeadline.now() > deadline { XCTFail("the page did not go live: \(page), totals seen: \(seen)"); return }
+            if NIODeadline.now() > deadline {
+                XCTFail("the page did not go live: \(page), totals seen: \(seen)")
+                return
+            }
             try await Task.sleep(nanoseconds: 100_000_000)
             page = try await read()
             if seen.last != page.total { seen.append(page.total) }
@@ -254,7 +338,9 @@ final class StatusPageTests: XCTestCase {
 
         // The admin listener goes away: the page says so instead of showing stale numbers as live.
         try await harness.gateway.shutdown()
-        try await eventually("the page shows the disconnect", timeout: .seconds(5)) { try await read().state == "disconnected" }
+        try await eventually("the page shows the disconnect", timeout: .seconds(5)) {
+            try await read().state == "disconnected"
+        }
         await client.close()
     }
 }
@@ -278,11 +364,14 @@ final class DevToolsBrowser: @unchecked Sendable {
 
     static func open(url: String, group: EventLoopGroup) async throws -> DevToolsBrowser {
         let chromium = try ExternalTool.chromium.require()
-        let profile = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-chromium-\(UUID().uuidString)")
+        let profile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ssegate-chromium-\(UUID().uuidString)"
+        )
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chromium)
         process.arguments = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions", "--hide-scrollbars",
+            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+            "--hide-scrollbars",
             "--user-data-dir=\(profile.path)", "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1",
             "--window-size=1280,800", url,
         ]
@@ -290,7 +379,10 @@ final class DevToolsBrowser: @unchecked Sendable {
         process.standardError = FileHandle.nullDevice
         try process.run()
         func abandon() {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
+            if process.isRunning {
+                kill(process.processIdentifier, SIGKILL)
+                process.waitUntilExit()
+            }
             try? FileManager.default.removeItem(at: profile)
         }
         do {
@@ -298,17 +390,25 @@ final class DevToolsBrowser: @unchecked Sendable {
             var port: Int?
             try await eventually("Chromium's DevTools port", timeout: .seconds(20)) {
                 let file = profile.appendingPathComponent("DevToolsActivePort")
-                port = (try? String(contentsOf: file, encoding: .utf8)).flatMap { $0.split(separator: "\n").first.flatMap { Int($0) } }
+                port = (try? String(contentsOf: file, encoding: .utf8)).flatMap {
+                    $0.split(separator: "\n").first.flatMap { Int($0) }
+                }
                 return port != nil
             }
             var target: String?
             try await eventually("the page's DevTools target", timeout: .seconds(10)) {
                 let (response, _) = try await rawExchange(
-                    port: port!, "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", group: group, timeout: .seconds(2)
+                    port: port!,
+                    "GET /json/list HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                    group: group,
+                    timeout: .seconds(2)
                 )
                 let body = StatusPageTests.httpBody(response).body
                 let targets = (try? JSONSerialization.jsonObject(with: Data(body.utf8))) as? [[String: Any]] ?? []
-                target = targets.first { $0["type"] as? String == "page" && ($0["url"] as? String ?? "").hasPrefix(url) }?["webSocketDebuggerUrl"] as? String
+                target =
+                    targets.first { $0["type"] as? String == "page" && ($0["url"] as? String ?? "").hasPrefix(url) }?[
+                        "webSocketDebuggerUrl"
+                    ] as? String
                 return target != nil
             }
             let path = try XCTUnwrap(target.flatMap { URL(string: $0) }.map { $0.path })
@@ -324,10 +424,13 @@ final class DevToolsBrowser: @unchecked Sendable {
             }
             let channel = try await ClientBootstrap(group: group)
                 .channelInitializer { channel in
-                    channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(Collector(inbox)) }
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(Collector(inbox))
+                    }
                 }
                 .connect(host: "127.0.0.1", port: port!).get()
-            let upgrade = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port!)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            let upgrade =
+                "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1:\(port!)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                 + "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
             try await channel.writeAndFlush(ByteBuffer(string: upgrade)).get()
             try await eventually("the DevTools WebSocket handshake", timeout: .seconds(5)) {
@@ -355,9 +458,11 @@ final class DevToolsBrowser: @unchecked Sendable {
     func evaluate(_ expression: String, timeout: TimeAmount = .seconds(5)) async throws -> String {
         self.nextID += 1
         let id = self.nextID
-        let message = try JSONSerialization.data(withJSONObject: [
-            "id": id, "method": "Runtime.evaluate", "params": ["expression": expression, "returnByValue": true],
-        ] as [String: Any])
+        let message = try JSONSerialization.data(
+            withJSONObject: [
+                "id": id, "method": "Runtime.evaluate", "params": ["expression": expression, "returnByValue": true],
+            ] as [String: Any]
+        )
         // A client frame: FIN + text, masked (an all-zero key leaves the payload as it is).
         var frame = ByteBuffer()
         frame.writeInteger(UInt8(0x81))
@@ -376,7 +481,9 @@ final class DevToolsBrowser: @unchecked Sendable {
         let deadline = NIODeadline.now() + timeout
         while NIODeadline.now() < deadline {
             while let payload = self.inbox.withLockedValue({ buffer -> Data? in Self.takeFrame(&buffer) }) {
-                guard let reply = (try? JSONSerialization.jsonObject(with: payload)) as? [String: Any], reply["id"] as? Int == id else { continue }
+                guard let reply = (try? JSONSerialization.jsonObject(with: payload)) as? [String: Any],
+                    reply["id"] as? Int == id
+                else { continue }
                 let result = (reply["result"] as? [String: Any])?["result"] as? [String: Any]
                 guard let value = result?["value"] as? String else {
                     XCTFail("evaluation failed: \(reply)")
@@ -392,7 +499,9 @@ final class DevToolsBrowser: @unchecked Sendable {
     /// One whole unmasked server frame's payload off the front of `buffer`, if it has arrived.
     private static func takeFrame(_ buffer: inout ByteBuffer) -> Data? {
         var peek = buffer
-        guard let _ = peek.readInteger(as: UInt8.self), let second = peek.readInteger(as: UInt8.self) else { return nil }
+        guard let _ = peek.readInteger(as: UInt8.self), let second = peek.readInteger(as: UInt8.self) else {
+            return nil
+        }
         var length = Int(second & 0x7F)
         if length == 126 {
             guard let extended = peek.readInteger(as: UInt16.self) else { return nil }

@@ -1,6 +1,7 @@
 import NIOCore
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class SubscriberQueueTests: XCTestCase {
     private let t0 = NIODeadline.uptimeNanoseconds(5_000_000_000)
@@ -8,7 +9,11 @@ final class SubscriberQueueTests: XCTestCase {
 
     func testWritableClientWritesStraightThrough() {
         var queue = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
-        XCTAssertEqual(queue.offer(self.bytes(1000), producedAt: self.t0, now: self.t0), .write, "the channel's own watermark bounds this")
+        XCTAssertEqual(
+            queue.offer(self.bytes(1000), producedAt: self.t0, now: self.t0),
+            .write,
+            "the channel's own watermark bounds this"
+        )
         XCTAssertEqual(queue.pendingBytes, 0)
     }
 
@@ -17,7 +22,10 @@ final class SubscriberQueueTests: XCTestCase {
     func testBytesHeldByTheTransportLongerThanMaxLagEvictAWritableClient() {
         var queue = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
         XCTAssertNil(queue.checkLag(now: self.t0 + .seconds(5), heldSince: nil), "nothing held")
-        XCTAssertNil(queue.checkLag(now: self.t0 + .milliseconds(900), heldSince: self.t0), "held for less than max_lag")
+        XCTAssertNil(
+            queue.checkLag(now: self.t0 + .milliseconds(900), heldSince: self.t0),
+            "held for less than max_lag"
+        )
         XCTAssertEqual(queue.state, .writable)
         XCTAssertEqual(queue.checkLag(now: self.t0 + .milliseconds(1100), heldSince: self.t0), .maxLag)
         XCTAssertEqual(queue.state, .evicted(.maxLag))
@@ -25,7 +33,11 @@ final class SubscriberQueueTests: XCTestCase {
 
         var blocked = SubscriberQueue(maxQueue: 100, maxLag: .seconds(1))
         blocked.writabilityChanged(isWritable: false, now: self.t0 + .milliseconds(800))
-        XCTAssertEqual(blocked.checkLag(now: self.t0 + .milliseconds(1100), heldSince: self.t0), .maxLag, "held since before it blocked")
+        XCTAssertEqual(
+            blocked.checkLag(now: self.t0 + .milliseconds(1100), heldSince: self.t0),
+            .maxLag,
+            "held since before it blocked"
+        )
     }
 
     func testBlockedClientQueuesInOrderAndDrains() {
@@ -65,7 +77,10 @@ final class SubscriberQueueTests: XCTestCase {
         queue.writabilityChanged(isWritable: false, now: self.t0)
         XCTAssertEqual(queue.offer(self.bytes(10), producedAt: self.t0, now: self.t0), .queued)
         XCTAssertNil(queue.checkLag(now: self.t0 + .milliseconds(400)))
-        XCTAssertEqual(queue.offer(self.bytes(10), producedAt: self.t0 + .milliseconds(600), now: self.t0 + .milliseconds(600)), .evict(.maxLag))
+        XCTAssertEqual(
+            queue.offer(self.bytes(10), producedAt: self.t0 + .milliseconds(600), now: self.t0 + .milliseconds(600)),
+            .evict(.maxLag)
+        )
 
         var timed = SubscriberQueue(maxQueue: 1 << 20, maxLag: .milliseconds(500))
         timed.writabilityChanged(isWritable: false, now: self.t0)
@@ -94,7 +109,11 @@ final class SubscriberQueueTests: XCTestCase {
         XCTAssertEqual(queue.pendingBytes, 0, "replay does not count against max_queue")
         XCTAssertEqual(queue.pendingCount, 50)
         XCTAssertEqual(queue.offer(self.bytes(100), producedAt: self.t0, now: self.t0), .queued)
-        XCTAssertEqual(queue.offer(self.bytes(1), producedAt: self.t0, now: self.t0), .evict(.maxQueue), "live bytes still count")
+        XCTAssertEqual(
+            queue.offer(self.bytes(1), producedAt: self.t0, now: self.t0),
+            .evict(.maxQueue),
+            "live bytes still count"
+        )
     }
 
     func testLagCountsFromTheEventsArrivalNotFromTheOffer() {

@@ -3,20 +3,25 @@ import NIOCore
 import NIOHTTP1
 import NIOSSL
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// TLS termination on a listener (SPEC §2 `listen[].tls`): HTTPS with RSA and ECDSA certificates, ALPN
 /// (h2, http/1.1), `min_version`, certificate reload, and the handshake deadline.
 final class TLSListenerTests: XCTestCase {
     /// A gateway with the cleartext listener first and the given TLS listeners after it.
     private func start(
-        tls listeners: [ListenerConfig], configure: @escaping (inout GatewayConfig) -> Void = { _ in }
+        tls listeners: [ListenerConfig],
+        configure: @escaping (inout GatewayConfig) -> Void = { _ in }
     ) async throws -> Harness {
-        try await Harness.start(configure: { config in
-            config.listen += listeners
-            configure(&config)
-        }) { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        try await Harness.start(
+            configure: { config in
+                config.listen += listeners
+                configure(&config)
+            },
+            feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        )
     }
 
     private func tlsPort(_ harness: Harness, _ index: Int = 1) -> Int {
@@ -33,7 +38,9 @@ final class TLSListenerTests: XCTestCase {
                 try await eventually("upstream connected") { harness.origin.openConnections == 1 }
                 // No ALPN offered: the server falls back to HTTP/1.1.
                 let client = try await TestSSEClient.connect(
-                    port: self.tlsPort(harness), path: "/prices", group: harness.clientGroup,
+                    port: self.tlsPort(harness),
+                    path: "/prices",
+                    group: harness.clientGroup,
                     tls: try TLSTestConfig.client(trusting: certificates)
                 )
                 let head = try await client.waitForHead()
@@ -44,7 +51,11 @@ final class TLSListenerTests: XCTestCase {
                 XCTAssertEqual(head.headers["Transfer-Encoding"], ["chunked"], "\(keyType)")
                 XCTAssertEqual(client.snapshot.negotiatedALPN, nil, "\(keyType): no ALPN offered, none negotiated")
                 let peer = try await client.peerCertificateDER()
-                XCTAssertEqual(peer, try TLSTestConfig.der(ofPEMFile: certificates.serverCertificate), "\(keyType): served the configured certificate")
+                XCTAssertEqual(
+                    peer,
+                    try TLSTestConfig.der(ofPEMFile: certificates.serverCertificate),
+                    "\(keyType): served the configured certificate"
+                )
                 try await harness.waitUntilJoined(1)
                 harness.origin.publish(data: "one \(keyType)")
                 harness.origin.publish(data: "two\nlines")
@@ -67,10 +78,18 @@ final class TLSListenerTests: XCTestCase {
         let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)])
         defer { Task { await harness.stop() } }
         do {
-            _ = try await tlsHandshake(port: self.tlsPort(harness), group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: other))
+            _ = try await tlsHandshake(
+                port: self.tlsPort(harness),
+                group: harness.clientGroup,
+                tls: try TLSTestConfig.client(trusting: other)
+            )
             XCTFail("a client trusting a different CA completed the handshake")
         } catch {}
-        let trusted = try await tlsHandshake(port: self.tlsPort(harness), group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: certificates))
+        let trusted = try await tlsHandshake(
+            port: self.tlsPort(harness),
+            group: harness.clientGroup,
+            tls: try TLSTestConfig.client(trusting: certificates)
+        )
         XCTAssertEqual(trusted.peerCertificateDER, try TLSTestConfig.der(ofPEMFile: certificates.serverCertificate))
     }
 
@@ -85,7 +104,9 @@ final class TLSListenerTests: XCTestCase {
 
         // A browser-like offer (h2 first, http/1.1 as fallback) gets HTTP/2.
         let h2 = try await H2TestClient.connect(
-            port: port, group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: certificates, alpn: ["h2", "http/1.1"])
+            port: port,
+            group: harness.clientGroup,
+            tls: try TLSTestConfig.client(trusting: certificates, alpn: ["h2", "http/1.1"])
         )
         let stream = try await h2.request("/prices", scheme: "https", authority: "localhost:\(port)")
         let headers = try await stream.waitForHeaders()
@@ -95,7 +116,10 @@ final class TLSListenerTests: XCTestCase {
 
         // Only http/1.1 offered: HTTP/1.1.
         let http1 = try await TestSSEClient.connect(
-            port: port, path: "/prices", group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"])
+            port: port,
+            path: "/prices",
+            group: harness.clientGroup,
+            tls: try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"])
         )
         let head = try await http1.waitForHead()
         XCTAssertEqual(http1.snapshot.negotiatedALPN, "http/1.1")
@@ -110,7 +134,11 @@ final class TLSListenerTests: XCTestCase {
         XCTAssertEqual(overH1.map(\.data), ["to both"])
 
         // A handshake-only probe offering just h2 negotiates it too.
-        let probe = try await tlsHandshake(port: port, group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: certificates, alpn: ["h2"]))
+        let probe = try await tlsHandshake(
+            port: port,
+            group: harness.clientGroup,
+            tls: try TLSTestConfig.client(trusting: certificates, alpn: ["h2"])
+        )
         XCTAssertEqual(probe.negotiatedALPN, "h2")
         await stream.cancel()
         await h2.close()
@@ -132,7 +160,9 @@ final class TLSListenerTests: XCTestCase {
         let tls12 = try TLSTestConfig.client(trusting: certificates, maximum: .tlsv12)
         do {
             let result = try await tlsHandshake(port: strict, group: harness.clientGroup, tls: tls12)
-            XCTFail("a TLS 1.2-only client completed a handshake with a min_version 1.3 listener: \(String(describing: result.version))")
+            XCTFail(
+                "a TLS 1.2-only client completed a handshake with a min_version 1.3 listener: \(String(describing: result.version))"
+            )
         } catch {}
 
         let tls13 = try TLSTestConfig.client(trusting: certificates, minimum: .tlsv13)
@@ -159,7 +189,10 @@ final class TLSListenerTests: XCTestCase {
             try Data(contentsOf: URL(fileURLWithPath: key)).write(to: URL(fileURLWithPath: keyPath))
         }
         try install(certificate: first.serverCertificate, key: first.serverKey)
-        let listener = ListenerConfig(address: HostPort(host: "127.0.0.1", port: 0), tls: ServerTLSConfig(certificate: certPath, privateKey: keyPath))
+        let listener = ListenerConfig(
+            address: HostPort(host: "127.0.0.1", port: 0),
+            tls: ServerTLSConfig(certificate: certPath, privateKey: keyPath)
+        )
         let harness = try await self.start(tls: [listener])
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -167,9 +200,16 @@ final class TLSListenerTests: XCTestCase {
         let firstDER = try TLSTestConfig.der(ofPEMFile: first.serverCertificate)
         let secondDER = try TLSTestConfig.der(ofPEMFile: second.serverCertificate)
         var trustBoth = TLSConfiguration.makeClientConfiguration()
-        trustBoth.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(first.caCertificate) + NIOSSLCertificate.fromPEMFile(second.caCertificate))
+        trustBoth.trustRoots = .certificates(
+            try NIOSSLCertificate.fromPEMFile(first.caCertificate) + NIOSSLCertificate.fromPEMFile(second.caCertificate)
+        )
 
-        let existing = try await TestSSEClient.connect(port: port, path: "/prices", group: harness.clientGroup, tls: trustBoth)
+        let existing = try await TestSSEClient.connect(
+            port: port,
+            path: "/prices",
+            group: harness.clientGroup,
+            tls: trustBoth
+        )
         _ = try await existing.waitForHead()
         let existingPeer = try await existing.peerCertificateDER()
         XCTAssertEqual(existingPeer, firstDER)
@@ -182,7 +222,11 @@ final class TLSListenerTests: XCTestCase {
         let afterReload = try await tlsHandshake(port: port, group: harness.clientGroup, tls: trustBoth)
         XCTAssertEqual(afterReload.peerCertificateDER, secondDER, "a new connection must see the reloaded certificate")
         // A client that trusts only the new CA connects now.
-        _ = try await tlsHandshake(port: port, group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: second))
+        _ = try await tlsHandshake(
+            port: port,
+            group: harness.clientGroup,
+            tls: try TLSTestConfig.client(trusting: second)
+        )
 
         // The stream opened before the reload keeps going.
         harness.origin.publish(data: "after reload")
@@ -191,7 +235,9 @@ final class TLSListenerTests: XCTestCase {
         XCTAssertFalse(existing.snapshot.closed)
 
         // A broken key file: the reload reports it and the certificate in force stays.
-        try Data("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n".utf8).write(to: URL(fileURLWithPath: keyPath))
+        try Data("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n".utf8).write(
+            to: URL(fileURLWithPath: keyPath)
+        )
         let errors = harness.gateway.reloadCertificates()
         XCTAssertEqual(errors.count, 1, "\(errors)")
         let afterBroken = try await tlsHandshake(port: port, group: harness.clientGroup, tls: trustBoth)
@@ -200,7 +246,11 @@ final class TLSListenerTests: XCTestCase {
         // Half-way through a rotation (new certificate, old key): refused too, the old pair stays.
         try install(certificate: first.serverCertificate, key: second.serverKey)
         let mismatched = harness.gateway.reloadCertificates()
-        XCTAssertEqual(mismatched.count, 1, "a certificate with a key that does not match it must be refused: \(mismatched)")
+        XCTAssertEqual(
+            mismatched.count,
+            1,
+            "a certificate with a key that does not match it must be refused: \(mismatched)"
+        )
         let afterMismatch = try await tlsHandshake(port: port, group: harness.clientGroup, tls: trustBoth)
         XCTAssertEqual(afterMismatch.peerCertificateDER, secondDER)
 
@@ -214,7 +264,9 @@ final class TLSListenerTests: XCTestCase {
 
     func testStalledHandshakeIsClosedAfterHeaderTimeout() async throws {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
-        let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)]) { $0.limits.headerTimeout = .milliseconds(200) }
+        let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)]) {
+            $0.limits.headerTimeout = .milliseconds(200)
+        }
         defer { Task { await harness.stop() } }
         let port = self.tlsPort(harness)
         // Nothing at all, and half of a TLS record header (a handshake that starts and never finishes).
@@ -222,22 +274,42 @@ final class TLSListenerTests: XCTestCase {
             let started = NIODeadline.now()
             let result = try await rawExchange(port: port, bytes, group: harness.clientGroup, timeout: .seconds(3))
             let elapsed = NIODeadline.now() - started
-            XCTAssertTrue(result.closedByServer, "\(label): the server must close a connection that never completes the handshake")
-            XCTAssertGreaterThanOrEqual(elapsed.nanoseconds, TimeAmount.milliseconds(150).nanoseconds, "\(label): closed before the header timeout")
-            XCTAssertLessThan(elapsed.nanoseconds, TimeAmount.milliseconds(1500).nanoseconds, "\(label): not closed at the header timeout")
+            XCTAssertTrue(
+                result.closedByServer,
+                "\(label): the server must close a connection that never completes the handshake"
+            )
+            XCTAssertGreaterThanOrEqual(
+                elapsed.nanoseconds,
+                TimeAmount.milliseconds(150).nanoseconds,
+                "\(label): closed before the header timeout"
+            )
+            XCTAssertLessThan(
+                elapsed.nanoseconds,
+                TimeAmount.milliseconds(1500).nanoseconds,
+                "\(label): not closed at the header timeout"
+            )
         }
         // A completed handshake that is followed by nothing (no request head, no HTTP/2 preface or stream)
         // is held to the same deadline, over HTTP/1.1 and over HTTP/2.
         for alpn in ["http/1.1", "h2"] {
             let idle = try await tlsHandshakeThenIdle(
-                port: port, group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: certificates, alpn: [alpn])
+                port: port,
+                group: harness.clientGroup,
+                tls: try TLSTestConfig.client(trusting: certificates, alpn: [alpn])
             )
             XCTAssertEqual(idle.negotiatedALPN, alpn)
-            let closedAfter = try XCTUnwrap(idle.closedAfter, "\(alpn): an idle connection after the handshake must be closed")
+            let closedAfter = try XCTUnwrap(
+                idle.closedAfter,
+                "\(alpn): an idle connection after the handshake must be closed"
+            )
             XCTAssertLessThan(closedAfter.nanoseconds, TimeAmount.milliseconds(1500).nanoseconds, "\(alpn)")
         }
         // A real handshake is not affected by the deadline.
-        let result = try await tlsHandshake(port: port, group: harness.clientGroup, tls: try TLSTestConfig.client(trusting: certificates))
+        let result = try await tlsHandshake(
+            port: port,
+            group: harness.clientGroup,
+            tls: try TLSTestConfig.client(trusting: certificates)
+        )
         XCTAssertNotNil(result.peerCertificateDER)
     }
 }

@@ -1,21 +1,26 @@
 import NIOCore
 import NIOHTTP1
 import NIOPosix
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// Requests for random template values must not hold upstream connections, `max_feeds` slots or
 /// retries against a backend that says the value does not exist (issue 16 finding 11, issue 14 item 5).
 final class TemplateAmplificationTests: XCTestCase {
     /// `/rooms/{room}` on an origin that answers 404 for `ghost*` rooms and 410 for `gone*` rooms.
     private func start(
-        maxFeeds: Int = 100, linger: TimeAmount = .seconds(10), configure: @escaping (inout GatewayConfig) -> Void = { _ in }
+        maxFeeds: Int = 100,
+        linger: TimeAmount = .seconds(10),
+        configure: @escaping (inout GatewayConfig) -> Void = { _ in }
     ) async throws -> Harness {
         let harness = try await Harness.start(configure: configure) { origin in
-            [try Harness.feed("/rooms/{room}", upstream: "\(origin)/r/{room}", connect: .onDemand) {
-                $0.maxFeeds = maxFeeds
-                $0.linger = linger
-            }]
+            [
+                try Harness.feed("/rooms/{room}", upstream: "\(origin)/r/{room}", connect: .onDemand) {
+                    $0.maxFeeds = maxFeeds
+                    $0.linger = linger
+                }
+            ]
         }
         harness.origin.behaviourForPath = { path in
             if path.hasPrefix("/r/ghost") { return .status(404) }
@@ -27,7 +32,13 @@ final class TemplateAmplificationTests: XCTestCase {
 
     private func get(_ harness: Harness, _ path: String, from address: String? = nil) async throws -> String {
         let request = "GET \(path) HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\nConnection: close\r\n\r\n"
-        return try await rawExchange(port: harness.port, request, group: harness.clientGroup, timeout: .seconds(2), from: address).response
+        return try await rawExchange(
+            port: harness.port,
+            request,
+            group: harness.clientGroup,
+            timeout: .seconds(2),
+            from: address
+        ).response
     }
 
     private func openInstances(_ harness: Harness) async throws -> [String] {
@@ -47,7 +58,11 @@ final class TemplateAmplificationTests: XCTestCase {
         XCTAssertEqual(open, [], "no instance lingers")
         // The harness backs off 20-200 ms: a retrying upstream would have asked again by now.
         try await Task.sleep(for: .milliseconds(400))
-        XCTAssertEqual(harness.origin.requests.filter { $0.uri == "/r/ghost1" }.count, 1, "one upstream request, no retry")
+        XCTAssertEqual(
+            harness.origin.requests.filter { $0.uri == "/r/ghost1" }.count,
+            1,
+            "one upstream request, no retry"
+        )
         XCTAssertEqual(harness.origin.requests.filter { $0.uri == "/r/gone1" }.count, 1)
 
         // A value that exists streams as before.
@@ -62,7 +77,9 @@ final class TemplateAmplificationTests: XCTestCase {
     }
 
     func testRandomMissingRoomsDoNotHoldMaxFeedsSlotsThroughLinger() async throws {
-        let harness = try await self.start(maxFeeds: 3, linger: .seconds(10)) { $0.limits.maxNewFeedsPerAddressPerSecond = 0 }
+        let harness = try await self.start(maxFeeds: 3, linger: .seconds(10)) {
+            $0.limits.maxNewFeedsPerAddressPerSecond = 0
+        }
         defer { Task { await harness.stop() } }
         for index in 0..<8 {
             let response = try await self.get(harness, "/rooms/ghost-\(index)")
@@ -89,7 +106,11 @@ final class TemplateAmplificationTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [
                 try Harness.feed("/rooms/{room}", upstream: "\(origin)/r/{room}", connect: .onDemand),
-                try Harness.feed("/slow/{room}", upstream: "http://127.0.0.1:\(blackhole.localAddress!.port!)/s/{room}", connect: .onDemand) {
+                try Harness.feed(
+                    "/slow/{room}",
+                    upstream: "http://127.0.0.1:\(blackhole.localAddress!.port!)/s/{room}",
+                    connect: .onDemand
+                ) {
                     $0.settings.upstream.connectTimeout = .milliseconds(300)
                 },
             ]
@@ -100,14 +121,22 @@ final class TemplateAmplificationTests: XCTestCase {
         let slow = try await harness.client("/slow/a")
         let slowHead = try await slow.waitForHead()
         XCTAssertEqual(slowHead.status, .ok)
-        XCTAssertGreaterThanOrEqual(NIODeadline.now() - started, .milliseconds(250), "the head waited for the first response")
+        XCTAssertGreaterThanOrEqual(
+            NIODeadline.now() - started,
+            .milliseconds(250),
+            "the head waited for the first response"
+        )
         let broken = try await harness.client("/rooms/broken")
         let brokenHead = try await broken.waitForHead()
         XCTAssertEqual(brokenHead.status, .ok)
         let open = try await self.openInstances(harness)
         XCTAssertEqual(Set(open), ["/slow/a", "/rooms/broken"])
         try await Task.sleep(for: .milliseconds(300))
-        XCTAssertGreaterThan(harness.origin.requests.filter { $0.uri == "/r/broken" }.count, 1, "a 500 is retried as before")
+        XCTAssertGreaterThan(
+            harness.origin.requests.filter { $0.uri == "/r/broken" }.count,
+            1,
+            "a 500 is retried as before"
+        )
         await slow.close()
         await broken.close()
     }
@@ -124,18 +153,27 @@ final class TemplateAmplificationTests: XCTestCase {
         for index in 0..<20 {
             let response = try await self.get(harness, "/rooms/ghost-flood-\(index)")
             statuses[response.prefix(12), default: 0] += 1
-            if response.hasPrefix("HTTP/1.1 503"), let line = response.split(separator: "\r\n").first(where: { $0.hasPrefix("Retry-After: ") }) {
+            if response.hasPrefix("HTTP/1.1 503"),
+                let line = response.split(separator: "\r\n").first(where: { $0.hasPrefix("Retry-After: ") })
+            {
                 retryAfters.insert(String(line.dropFirst("Retry-After: ".count)))
             }
         }
         // The burst (5) plus 5 per second of the flood: however slow this machine is, the rest are refused.
         let seconds = Double((NIODeadline.now() - started).nanoseconds) / 1e9
         let allowed = 5 + Int(5 * seconds) + 1
-        XCTAssertLessThanOrEqual(harness.origin.requests.count, allowed, "the upstream saw at most the burst plus the refill (\(seconds) s)")
+        XCTAssertLessThanOrEqual(
+            harness.origin.requests.count,
+            allowed,
+            "the upstream saw at most the burst plus the refill (\(seconds) s)"
+        )
         XCTAssertGreaterThanOrEqual(statuses["HTTP/1.1 503", default: 0], 20 - allowed, "\(statuses)")
         XCTAssertLessThan(seconds, 2, "the flood was fast enough to test the rate")
         XCTAssertFalse(retryAfters.isEmpty)
-        XCTAssertTrue(retryAfters.allSatisfy { (3...6).contains(Int($0) ?? 0) }, "retry 3s jittered up to 6: \(retryAfters)")
+        XCTAssertTrue(
+            retryAfters.allSatisfy { (3...6).contains(Int($0) ?? 0) },
+            "retry 3s jittered up to 6: \(retryAfters)"
+        )
         // An existing instance is never refused by the rate: only new ones count.
         try await Task.sleep(for: .milliseconds(400))
         let real = try await harness.client("/rooms/real")
@@ -204,8 +242,14 @@ final class NewFeedLimitConfigTests: XCTestCase {
     func testKeysParseWithDefaultsAndZeroTurnsThemOff() throws {
         let defaults = try ConfigFixtures.parse("limits: { max_clients: 10 }\n")
         XCTAssertEqual(defaults.limits.maxNewFeedsPerSecond, 100)
-        XCTAssertEqual(defaults.limits.maxNewFeedsPerAddressPerSecond, 0, "off by default: the address is the TCP peer's")
-        let set = try ConfigFixtures.parse("limits:\n  max_new_feeds_per_second: 0\n  max_new_feeds_per_address_per_second: 3\n")
+        XCTAssertEqual(
+            defaults.limits.maxNewFeedsPerAddressPerSecond,
+            0,
+            "off by default: the address is the TCP peer's"
+        )
+        let set = try ConfigFixtures.parse(
+            "limits:\n  max_new_feeds_per_second: 0\n  max_new_feeds_per_address_per_second: 3\n"
+        )
         XCTAssertEqual(set.limits.maxNewFeedsPerSecond, 0)
         XCTAssertEqual(set.limits.maxNewFeedsPerAddressPerSecond, 3)
     }
@@ -213,12 +257,14 @@ final class NewFeedLimitConfigTests: XCTestCase {
     func testWrongValuesAreReportedWhereTheyAre() {
         ConfigFixtures.assertSingleError(
             "limits:\n  max_new_feeds_per_second: -1\n",
-            line: 2, column: 29,
+            line: 2,
+            column: 29,
             "limits.max_new_feeds_per_second: must be at least 0, got -1"
         )
         ConfigFixtures.assertSingleError(
             "limits:\n  max_new_feeds_per_address_per_second: lots\n",
-            line: 2, column: 41,
+            line: 2,
+            column: 41,
             "limits.max_new_feeds_per_address_per_second:"
         )
     }

@@ -1,14 +1,21 @@
 import NIOCore
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 final class TemplateFeedTests: XCTestCase {
     func testEachTemplateValueHasItsOwnUpstreamThatClosesAfterLinger() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/rooms/{room}", upstream: "\(origin)/upstream/rooms/{room}/events", connect: .onDemand) {
-                $0.linger = .milliseconds(200)
-            }]
+            [
+                try Harness.feed(
+                    "/rooms/{room}",
+                    upstream: "\(origin)/upstream/rooms/{room}/events",
+                    connect: .onDemand
+                ) {
+                    $0.linger = .milliseconds(200)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         XCTAssertEqual(harness.origin.totalConnections, 0, "templates connect on first subscribe")
@@ -68,23 +75,37 @@ final class TemplateFeedTests: XCTestCase {
         XCTAssertThrowsError(try PathTemplate(parsing: "/rooms/x{room}"))
         let url = try UpstreamURL(parsing: "https://user:pw@backend:8443/r/{room}?x=1")
         XCTAssertEqual(url.filled(with: ["room": "a/b c"]).target, "/r/a%2Fb%20c?x=1")
-        XCTAssertEqual(url.description, "https://backend:8443/r/{room}?x=***", "no credentials or query values in descriptions")
+        XCTAssertEqual(
+            url.description,
+            "https://backend:8443/r/{room}?x=***",
+            "no credentials or query values in descriptions"
+        )
         XCTAssertEqual(url.port, 8443)
         XCTAssertEqual(url.userInfo, "user:pw")
     }
 
     func testRequestsThatDoNotStreamOpenNoInstanceAndDotSegmentsAre404() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/rooms/{room}", upstream: "\(origin)/r/{room}", connect: .onDemand) {
-                $0.maxFeeds = 2
-                $0.linger = .milliseconds(50)
-            }]
+            [
+                try Harness.feed("/rooms/{room}", upstream: "\(origin)/r/{room}", connect: .onDemand) {
+                    $0.maxFeeds = 2
+                    $0.linger = .milliseconds(50)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         for index in 0..<5 {
-            let head = try await rawExchange(port: harness.port, "HEAD /rooms/h\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+            let head = try await rawExchange(
+                port: harness.port,
+                "HEAD /rooms/h\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                group: harness.clientGroup
+            )
             XCTAssertTrue(head.response.hasPrefix("HTTP/1.1 200 OK"), head.response)
-            let options = try await rawExchange(port: harness.port, "OPTIONS /rooms/o\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+            let options = try await rawExchange(
+                port: harness.port,
+                "OPTIONS /rooms/o\(index) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                group: harness.clientGroup
+            )
             XCTAssertTrue(options.response.hasPrefix("HTTP/1.1 204"), options.response)
         }
         let open = try await harness.metrics().feeds.filter { !$0.retired }
@@ -98,7 +119,11 @@ final class TemplateFeedTests: XCTestCase {
         XCTAssertEqual(headA.status, .ok)
         XCTAssertEqual(headB.status, .ok)
         for path in ["/rooms/..", "/rooms/.", "/rooms/%2E%2E"] {
-            let dots = try await rawExchange(port: harness.port, "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", group: harness.clientGroup)
+            let dots = try await rawExchange(
+                port: harness.port,
+                "GET \(path) HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                group: harness.clientGroup
+            )
             XCTAssertTrue(dots.response.hasPrefix("HTTP/1.1 404"), "\(path): \(dots.response)")
         }
         XCTAssertFalse(harness.origin.requests.contains { $0.uri.contains("..") })

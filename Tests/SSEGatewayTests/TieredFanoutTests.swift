@@ -2,22 +2,31 @@ import Logging
 import NIOCore
 import NIOPosix
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// A gateway as another gateway's upstream (regional → middle → edge): ids, event types and gap
 /// signals pass through unchanged, each tier holds one upstream connection per feed, and a client at
 /// the edge misses nothing when the middle tier restarts.
 final class TieredFanoutTests: XCTestCase {
-    private func tier(upstream: String, port: Int, connect: ConnectMode, group: EventLoopGroup, gapEvent: Bool = false) async throws -> GatewayServer {
+    private func tier(
+        upstream: String,
+        port: Int,
+        connect: ConnectMode,
+        group: EventLoopGroup,
+        gapEvent: Bool = false
+    ) async throws -> GatewayServer {
         var config = GatewayConfig()
         config.listen = [ListenerConfig(address: HostPort(host: "127.0.0.1", port: port))]
         config.admin = nil
         config.shutdownTimeout = .milliseconds(100)
-        config.feeds = [try Harness.feed("/prices", upstream: "\(upstream)/prices", connect: connect) {
-            $0.settings.retry = .milliseconds(100)
-            $0.settings.replay.gapEvent = gapEvent
-        }]
+        config.feeds = [
+            try Harness.feed("/prices", upstream: "\(upstream)/prices", connect: connect) {
+                $0.settings.retry = .milliseconds(100)
+                $0.settings.replay.gapEvent = gapEvent
+            }
+        ]
         var logger = Logger(label: "tier")
         logger.logLevel = .critical
         let server = GatewayServer(config: config, group: group, logger: logger)
@@ -32,9 +41,14 @@ final class TieredFanoutTests: XCTestCase {
         let regional = "http://127.0.0.1:\(harness.port)"
         // The inner tier connects on demand: a restarted tier then resumes its upstream from the id its
         // first downstream joiner (the edge) holds, so nothing published meanwhile is lost.
-        var middle = try await self.tier(upstream: regional, port: 0, connect: .onDemand, group: harness.group)
+        let middle = try await self.tier(upstream: regional, port: 0, connect: .onDemand, group: harness.group)
         let middlePort = middle.listenerAddresses[0].port!
-        let edge = try await self.tier(upstream: "http://127.0.0.1:\(middlePort)", port: 0, connect: .always, group: harness.group)
+        let edge = try await self.tier(
+            upstream: "http://127.0.0.1:\(middlePort)",
+            port: 0,
+            connect: .always,
+            group: harness.group
+        )
         defer { Task { try? await edge.shutdown() } }
         let edgePort = edge.listenerAddresses[0].port!
 
@@ -56,10 +70,13 @@ final class TieredFanoutTests: XCTestCase {
         harness.origin.publish(data: "four", id: "4")
         for client in clients {
             let events = try await client.waitForEvents(4)
-            XCTAssertEqual(events, [
-                ServerSentEvent(id: "1", data: "one"), ServerSentEvent(id: "2", type: "tick", data: "two\nlines"),
-                ServerSentEvent(id: "3", data: nil), ServerSentEvent(id: "4", data: "four"),
-            ])
+            XCTAssertEqual(
+                events,
+                [
+                    ServerSentEvent(id: "1", data: "one"), ServerSentEvent(id: "2", type: "tick", data: "two\nlines"),
+                    ServerSentEvent(id: "3", data: nil), ServerSentEvent(id: "4", data: "four"),
+                ]
+            )
         }
         // One upstream connection per tier: the origin sees one, the regional tier one client, the middle one.
         XCTAssertEqual(harness.origin.totalConnections, 1)
@@ -71,8 +88,13 @@ final class TieredFanoutTests: XCTestCase {
         harness.origin.publish(data: "five", id: "5")
         harness.origin.publish(data: "six", id: "6")
         try await Task.sleep(nanoseconds: 100_000_000)
-        middle = try await self.tier(upstream: regional, port: middlePort, connect: .onDemand, group: harness.group)
-        defer { Task { try? await middle.shutdown() } }
+        let restartedMiddle = try await self.tier(
+            upstream: regional,
+            port: middlePort,
+            connect: .onDemand,
+            group: harness.group
+        )
+        defer { Task { try? await restartedMiddle.shutdown() } }
         harness.origin.publish(data: "seven", id: "7")
         for client in clients {
             let events = try await client.waitForEvents(7, timeout: .seconds(10))
@@ -86,10 +108,12 @@ final class TieredFanoutTests: XCTestCase {
     func testGapSignalsPassThroughATier() async throws {
         // The regional tier keeps 2 events and emits `event: gap`; the edge forwards it as any event.
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.replay.maxEvents = 2
-                $0.settings.replay.gapEvent = true
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.replay.maxEvents = 2
+                    $0.settings.replay.gapEvent = true
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream") { harness.origin.openConnections == 1 }
@@ -97,10 +121,18 @@ final class TieredFanoutTests: XCTestCase {
         try await eventually("regional has 5") {
             try await harness.metrics().feeds.first?.lastEventID == "5"
         }
-        let edge = try await self.tier(upstream: "http://127.0.0.1:\(harness.port)", port: 0, connect: .onDemand, group: harness.group)
+        let edge = try await self.tier(
+            upstream: "http://127.0.0.1:\(harness.port)",
+            port: 0,
+            connect: .onDemand,
+            group: harness.group
+        )
         defer { Task { try? await edge.shutdown() } }
         let client = try await TestSSEClient.connect(
-            port: edge.listenerAddresses[0].port!, path: "/prices", headers: [("Last-Event-ID", "1")], group: harness.clientGroup
+            port: edge.listenerAddresses[0].port!,
+            path: "/prices",
+            headers: [("Last-Event-ID", "1")],
+            group: harness.clientGroup
         )
         let events = try await client.waitForEvents(3)
         XCTAssertEqual(events.first?.type, "gap")

@@ -1,8 +1,9 @@
 import NIOCore
 import NIOPosix
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// The upstream side (SPEC §4) seen from outside: a misbehaving origin makes the gateway retry with
 /// backoff, never fails the connected clients, and resumes with `Last-Event-ID` so nothing is lost.
@@ -17,7 +18,11 @@ final class UpstreamFailureTests: XCTestCase {
 
     /// The origin misbehaves; the gateway keeps trying, a client stays connected with a 200 and gets the
     /// events published once the origin streams again.
-    private func checkRetriesThenRecovers(_ behaviour: OriginServer.Behaviour, file: StaticString = #filePath, line: UInt = #line) async throws {
+    private func checkRetriesThenRecovers(
+        _ behaviour: OriginServer.Behaviour,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected", file: file, line: line) { harness.origin.openConnections == 1 }
@@ -38,7 +43,9 @@ final class UpstreamFailureTests: XCTestCase {
         XCTAssertEqual(client.events.count, 0, file: file, line: line)
 
         harness.origin.behaviour = .stream
-        try await eventually("upstream back", timeout: .seconds(3), file: file, line: line) { harness.origin.openConnections == 1 }
+        try await eventually("upstream back", timeout: .seconds(3), file: file, line: line) {
+            harness.origin.openConnections == 1
+        }
         harness.origin.publish(data: "back again")
         let events = try await client.waitForEvents(1, file: file, line: line)
         XCTAssertEqual(events.map(\.data), ["back again"], file: file, line: line)
@@ -51,10 +58,12 @@ final class UpstreamFailureTests: XCTestCase {
 
     func testNoContentIsRetriedOnlyAtMaximumBackoff() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.upstream.backoffInitial = .milliseconds(20)
-                $0.settings.upstream.backoffMax = .milliseconds(300)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.upstream.backoffInitial = .milliseconds(20)
+                    $0.settings.upstream.backoffMax = .milliseconds(300)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -78,7 +87,11 @@ final class UpstreamFailureTests: XCTestCase {
         // times[0] is the first reconnect (answered 204); every later attempt waits the maximum backoff.
         for index in 1..<times.count {
             let gap = (times[index] - times[index - 1]).nanoseconds / 1_000_000
-            XCTAssertGreaterThanOrEqual(gap, 250, "attempt \(index) came \(gap) ms after a 204; expected the 300 ms maximum backoff")
+            XCTAssertGreaterThanOrEqual(
+                gap,
+                250,
+                "attempt \(index) came \(gap) ms after a 204; expected the 300 ms maximum backoff"
+            )
             XCTAssertLessThan(gap, 1000, "attempt \(index) came \(gap) ms after a 204")
         }
         XCTAssertEqual(harness.origin.openConnections, 0)
@@ -88,7 +101,11 @@ final class UpstreamFailureTests: XCTestCase {
         var options = OriginServer.Options()
         options.keepalive = .milliseconds(50)  // ": ping" comments on open streams
         let harness = try await Harness.start(origin: options) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.upstream.idleTimeout = .milliseconds(250) }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.upstream.idleTimeout = .milliseconds(250)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -98,14 +115,20 @@ final class UpstreamFailureTests: XCTestCase {
         // Comments are bytes: a stream with pings every 50 ms is never idle.
         let steady = harness.origin.totalConnections
         try await Task.sleep(nanoseconds: 600_000_000)
-        XCTAssertEqual(harness.origin.totalConnections, steady, "a stream with comments every 50 ms must not hit the 250 ms idle timeout")
+        XCTAssertEqual(
+            harness.origin.totalConnections,
+            steady,
+            "a stream with comments every 50 ms must not hit the 250 ms idle timeout"
+        )
 
         // A silent origin: headers, then nothing. The gateway gives up after 250 ms each time.
         harness.origin.behaviour = .silent
         let before = harness.origin.requests.count
         let started = NIODeadline.now()
         harness.origin.closeStreams()
-        try await eventually("reconnects after idle timeouts", timeout: .seconds(5)) { harness.origin.requests.count >= before + 4 }
+        try await eventually("reconnects after idle timeouts", timeout: .seconds(5)) {
+            harness.origin.requests.count >= before + 4
+        }
         let elapsed = (NIODeadline.now() - started).nanoseconds / 1_000_000
         // Four attempts, three of which waited out a 250 ms idle timeout.
         XCTAssertGreaterThanOrEqual(elapsed, 700, "reconnected before the idle timeout passed (\(elapsed) ms)")
@@ -166,7 +189,11 @@ final class UpstreamFailureTests: XCTestCase {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
-        XCTAssertEqual(harness.origin.requests.first?.headers["Last-Event-ID"], [], "the first request has no resume id")
+        XCTAssertEqual(
+            harness.origin.requests.first?.headers["Last-Event-ID"],
+            [],
+            "the first request has no resume id"
+        )
         XCTAssertEqual(harness.origin.requests.first?.headers["Accept"], ["text/event-stream"])
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -184,7 +211,10 @@ final class UpstreamFailureTests: XCTestCase {
         try await eventually("upstream back", timeout: .seconds(3)) { harness.origin.openConnections == 1 }
         let resumed = try XCTUnwrap(harness.origin.requests.last)
         XCTAssertEqual(resumed.headers["Last-Event-ID"], ["3"])
-        XCTAssertTrue(harness.origin.requests[before...].allSatisfy { $0.headers["Last-Event-ID"] == ["3"] }, "every retry resumes from 3")
+        XCTAssertTrue(
+            harness.origin.requests[before...].allSatisfy { $0.headers["Last-Event-ID"] == ["3"] },
+            "every retry resumes from 3"
+        )
 
         harness.origin.publish(data: "event 5")
         let events = try await client.waitForEvents(5)
@@ -228,7 +258,11 @@ final class UpstreamFailureTests: XCTestCase {
         XCTAssertEqual(harness.origin.publish(data: "event 3"), "3")  // the whole event, in the origin's history
         harness.origin.behaviour = .stream
         try await eventually("upstream back", timeout: .seconds(3)) { harness.origin.openConnections == 1 }
-        XCTAssertEqual(harness.origin.requests.last?.headers["Last-Event-ID"], ["2"], "resumed after an event that was never dispatched")
+        XCTAssertEqual(
+            harness.origin.requests.last?.headers["Last-Event-ID"],
+            ["2"],
+            "resumed after an event that was never dispatched"
+        )
 
         let events = try await client.waitForEvents(3, timeout: .seconds(2))
         XCTAssertEqual(events.map(\.data), ["event 1", "event 2", "event 3"])
@@ -264,7 +298,11 @@ final class UpstreamFailureTests: XCTestCase {
     func testUpstreamDownAtStartKeepsClientsWithKeepalives() async throws {
         let closedPort = try await Self.closedPort()
         let harness = try await Harness.start { _ in
-            [try Harness.feed("/down", upstream: "http://127.0.0.1:\(closedPort)/down") { $0.settings.keepalive = .milliseconds(100) }]
+            [
+                try Harness.feed("/down", upstream: "http://127.0.0.1:\(closedPort)/down") {
+                    $0.settings.keepalive = .milliseconds(100)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         let client = try await harness.client("/down")
@@ -287,10 +325,12 @@ final class UpstreamFailureTests: XCTestCase {
     func testFlappingUpstreamIsBackedOff() async throws {
         let log = LogRecorder()
         let harness = try await Harness.start(logger: log.logger()) { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.upstream.backoffInitial = .milliseconds(20)
-                $0.settings.upstream.backoffMax = .milliseconds(400)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.upstream.backoffInitial = .milliseconds(20)
+                    $0.settings.upstream.backoffMax = .milliseconds(400)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -307,8 +347,15 @@ final class UpstreamFailureTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(client.events.count, 2, "the events of the short streams still reach clients")
         // Not a line per reconnect: two cycles (connected, lost, connected, lost + flapping), then quiet.
         let upstreamLines = log.recorded.filter { $0.message.hasPrefix("upstream") }
-        XCTAssertLessThanOrEqual(upstreamLines.count, 5, "\(reconnects) reconnects logged as \(upstreamLines.map(\.message))")
-        XCTAssertTrue(upstreamLines.contains { $0.message == "upstream lost" && $0.metadata["flapping"] != nil }, "\(upstreamLines)")
+        XCTAssertLessThanOrEqual(
+            upstreamLines.count,
+            5,
+            "\(reconnects) reconnects logged as \(upstreamLines.map(\.message))"
+        )
+        XCTAssertTrue(
+            upstreamLines.contains { $0.message == "upstream lost" && $0.metadata["flapping"] != nil },
+            "\(upstreamLines)"
+        )
         XCTAssertFalse(client.isClosed)
         await client.close()
     }
@@ -317,10 +364,12 @@ final class UpstreamFailureTests: XCTestCase {
     /// connection that does not repeat it brings the normal backoff back.
     func testUpstreamRetryFloorClearsWhenTheNextConnectionDoesNotRepeatIt() async throws {
         let harness = try await Harness.start { origin in
-            [try Harness.feed("/prices", upstream: "\(origin)/prices") {
-                $0.settings.upstream.backoffInitial = .milliseconds(20)
-                $0.settings.upstream.backoffMax = .milliseconds(1500)
-            }]
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.upstream.backoffInitial = .milliseconds(20)
+                    $0.settings.upstream.backoffMax = .milliseconds(1500)
+                }
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -342,7 +391,11 @@ final class UpstreamFailureTests: XCTestCase {
         guard times.count == 3 else { return }
         let afterRetry = (times[1] - times[0]).nanoseconds / 1_000_000
         let afterPlain = (times[2] - times[1]).nanoseconds / 1_000_000
-        XCTAssertGreaterThanOrEqual(afterRetry, 1400, "the connection that sent retry: 1500 sets the floor for the next attempt")
+        XCTAssertGreaterThanOrEqual(
+            afterRetry,
+            1400,
+            "the connection that sent retry: 1500 sets the floor for the next attempt"
+        )
         XCTAssertLessThan(afterPlain, 700, "a connection without retry: clears the floor (waited \(afterPlain) ms)")
     }
 

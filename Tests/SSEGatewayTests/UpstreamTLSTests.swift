@@ -1,14 +1,20 @@
 import NIOCore
 import NIOSSL
 import SSE
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// https upstreams verified against a private CA made at test time.
 final class UpstreamTLSTests: XCTestCase {
-    private func startTLSOrigin(_ certificates: TestCertificates, requireClientCertificate: Bool = false) throws -> OriginServer.Options {
+    private func startTLSOrigin(
+        _ certificates: TestCertificates,
+        requireClientCertificate: Bool = false
+    ) throws -> OriginServer.Options {
         var tls = TLSConfiguration.makeServerConfiguration(
-            certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map { .certificate($0) },
+            certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map {
+                .certificate($0)
+            },
             privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))
         )
         if requireClientCertificate {
@@ -50,12 +56,16 @@ final class UpstreamTLSTests: XCTestCase {
 
     func testMutualTLSUpstreamWithECDSA() async throws {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
-        let harness = try await Harness.start(origin: try self.startTLSOrigin(certificates, requireClientCertificate: true)) { origin in
+        let harness = try await Harness.start(
+            origin: try self.startTLSOrigin(certificates, requireClientCertificate: true)
+        ) { origin in
             let https = origin.replacingOccurrences(of: "http://", with: "https://")
             return [
                 try Harness.feed("/mtls", upstream: "\(https)/mtls") {
                     $0.settings.upstream.tls = UpstreamTLSConfig(
-                        ca: certificates.caCertificate, certificate: certificates.clientCertificate, privateKey: certificates.clientKey
+                        ca: certificates.caCertificate,
+                        certificate: certificates.clientCertificate,
+                        privateKey: certificates.clientKey
                     )
                 },
                 try Harness.feed("/nocert", upstream: "\(https)/nocert") {
@@ -70,7 +80,10 @@ final class UpstreamTLSTests: XCTestCase {
         harness.origin.publish(data: "mutual")
         let events = try await client.waitForEvents(1)
         XCTAssertEqual(events.first?.data, "mutual")
-        XCTAssertFalse(harness.origin.requests.contains { $0.uri == "/nocert" }, "without a client certificate the origin refuses")
+        XCTAssertFalse(
+            harness.origin.requests.contains { $0.uri == "/nocert" },
+            "without a client certificate the origin refuses"
+        )
         await client.close()
     }
 }

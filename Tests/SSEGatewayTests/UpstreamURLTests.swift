@@ -1,7 +1,8 @@
 import Foundation
 import NIOCore
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// An upstream URL as shown (no credentials, no query values) and as sent (percent-decoded Basic
 /// credentials): unit checks of `UpstreamURL`, and the admin JSON, status stream and origin seen end to end.
@@ -57,26 +58,38 @@ final class UpstreamURLTests: XCTestCase {
         let log = LogRecorder()
         let harness = try await Harness.start(logger: log.logger()) { origin in
             let hostPort = origin.dropFirst("http://".count)
-            return [try Harness.feed("/prices", upstream: "http://bob:Pa55w0rd%40x@\(hostPort)/prices?api_key=SECRET123&v=2")]
+            return [
+                try Harness.feed(
+                    "/prices",
+                    upstream: "http://bob:Pa55w0rd%40x@\(hostPort)/prices?api_key=SECRET123&v=2"
+                )
+            ]
         }
         defer { Task { await harness.stop() } }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let request = try XCTUnwrap(harness.origin.requests.last)
         XCTAssertEqual(request.uri, "/prices?api_key=SECRET123&v=2", "the request carries the query unchanged")
         XCTAssertEqual(
-            request.headers["Authorization"], ["Basic " + Data("bob:Pa55w0rd@x".utf8).base64EncodedString()],
+            request.headers["Authorization"],
+            ["Basic " + Data("bob:Pa55w0rd@x".utf8).base64EncodedString()],
             "user and password are percent-decoded before Basic encoding, as curl does"
         )
 
         let (response, _) = try await rawExchange(
-            port: harness.adminPort, "GET /api/feeds HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", group: harness.clientGroup
+            port: harness.adminPort,
+            "GET /api/feeds HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
         )
         let feedsJSON = StatusPageTests.httpBody(response).body
         let feeds = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(feedsJSON.utf8)) as? [String: Any])
         let feed = try XCTUnwrap((feeds["feeds"] as? [[String: Any]])?.first)
         XCTAssertEqual(feed["upstream_url"] as? String, "\(harness.originURL)/prices?api_key=***&v=***")
 
-        let admin = try await TestSSEClient.connect(port: harness.adminPort, path: "/api/status/stream?interval_ms=100", group: harness.clientGroup)
+        let admin = try await TestSSEClient.connect(
+            port: harness.adminPort,
+            path: "/api/status/stream?interval_ms=100",
+            group: harness.clientGroup
+        )
         _ = try await admin.waitForEvents(1)
         await admin.close()
         let first = try XCTUnwrap(StatusPageTests.decode(admin.events).first)
@@ -87,7 +100,10 @@ final class UpstreamURLTests: XCTestCase {
             log.recorded.filter { $0.message == "upstream connected" }.count >= 2
         }
         let logLines = log.recorded.map { "\($0.message) \($0.metadata)" }
-        XCTAssertTrue(log.recorded.contains { $0.metadata["upstream"] == "\(harness.originURL)/prices?api_key=***&v=***" }, "\(logLines)")
+        XCTAssertTrue(
+            log.recorded.contains { $0.metadata["upstream"] == "\(harness.originURL)/prices?api_key=***&v=***" },
+            "\(logLines)"
+        )
         for text in [admin.body, feedsJSON] + logLines {
             XCTAssertFalse(text.contains("SECRET123") || text.contains("Pa55w0rd") || text.contains("bob"), text)
         }

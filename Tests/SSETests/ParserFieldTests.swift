@@ -228,7 +228,11 @@ final class ParserUTF8Tests: XCTestCase {
     func testInvalidBytesAreReplaced() {
         assertParses(Array("data: a".utf8) + [0xFF] + Array("b\n\n".utf8), [event("a\u{FFFD}b")])
         assertParses(Array("event: ".utf8) + [0xC3] + Array("\ndata\n\n".utf8), [event(type: "\u{FFFD}", "")])
-        assertParses(Array("id: ".utf8) + [0x80, 0x80] + Array("\n\n".utf8), [event(id: "\u{FFFD}\u{FFFD}", nil)], lastEventID: "\u{FFFD}\u{FFFD}")
+        assertParses(
+            Array("id: ".utf8) + [0x80, 0x80] + Array("\n\n".utf8),
+            [event(id: "\u{FFFD}\u{FFFD}", nil)],
+            lastEventID: "\u{FFFD}\u{FFFD}"
+        )
     }
 
     func testTruncatedSequenceIsOneReplacementCharacter() {

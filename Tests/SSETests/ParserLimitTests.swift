@@ -59,8 +59,12 @@ final class ParserLimitTests: XCTestCase {
         let result = parseChunks(pieces, limits: limits)
         XCTAssertEqual(result, ParseRun(outputs: [], error: .lineTooLong(limit: 1000), lastEventID: ""))
         // Exactly at the limit in pieces is fine.
-        let fitting = [Array("data: ".utf8)] + Array(repeating: Array("0123456789".utf8), count: 99) + [Array("0123\n\n".utf8)]
-        XCTAssertEqual(parseChunks(fitting, limits: limits).outputs, [event(String(repeating: "0123456789", count: 99) + "0123")])
+        let fitting =
+            [Array("data: ".utf8)] + Array(repeating: Array("0123456789".utf8), count: 99) + [Array("0123\n\n".utf8)]
+        XCTAssertEqual(
+            parseChunks(fitting, limits: limits).outputs,
+            [event(String(repeating: "0123456789", count: 99) + "0123")]
+        )
     }
 
     func testBlockOverMaxEventBytesThrows() {
@@ -99,9 +103,24 @@ final class ParserLimitTests: XCTestCase {
             [event(id: "de", type: "abc", "0123456789ABCDEFGHI")],
             lastEventID: "de"
         )
-        assertParses("event: abc\nid: de\ndata: 0123456789ABCDEFGHIJ\n\n", limits: limits, [], lastEventID: "de", error: .eventTooLarge(limit: 24))
-        assertParses("data: 0123456789ABCDEFGHIJ\nevent: abcd\n\n", limits: limits, [event(type: "abcd", "0123456789ABCDEFGHIJ")])
-        assertParses("data: 0123456789ABCDEFGHIJ\nevent: abcde\n\n", limits: limits, [], error: .eventTooLarge(limit: 24))
+        assertParses(
+            "event: abc\nid: de\ndata: 0123456789ABCDEFGHIJ\n\n",
+            limits: limits,
+            [],
+            lastEventID: "de",
+            error: .eventTooLarge(limit: 24)
+        )
+        assertParses(
+            "data: 0123456789ABCDEFGHIJ\nevent: abcd\n\n",
+            limits: limits,
+            [event(type: "abcd", "0123456789ABCDEFGHIJ")]
+        )
+        assertParses(
+            "data: 0123456789ABCDEFGHIJ\nevent: abcde\n\n",
+            limits: limits,
+            [],
+            error: .eventTooLarge(limit: 24)
+        )
         assertParses("data: 0123456789ABCDEFGHIJ\nid: abcde\n\n", limits: limits, [], error: .eventTooLarge(limit: 24))
     }
 
@@ -157,7 +176,11 @@ final class ParserLimitTests: XCTestCase {
         XCTAssertEqual(failed, ParseRun(outputs: [], error: .eventTooLarge(limit: 24), lastEventID: ""))
         parser.reset()
         let again = parseChunks([Array("data: 0123456789\n\n".utf8)], parser: &parser)
-        XCTAssertEqual(again, ParseRun(outputs: [event("0123456789")], error: nil, lastEventID: ""), "the old event type must be gone")
+        XCTAssertEqual(
+            again,
+            ParseRun(outputs: [event("0123456789")], error: nil, lastEventID: ""),
+            "the old event type must be gone"
+        )
     }
 
     func testFailedLineIsDiscardedEvenWithoutReset() {
@@ -171,7 +194,10 @@ final class ParserLimitTests: XCTestCase {
 
     func testFailedBlockIsDiscardedEvenWithoutReset() {
         var parser = SSEParser(limits: self.small)
-        let failed = parseChunks([Array("id: 1\nevent: e\ndata: 0123456789\ndata: 0123456789\ndata: 0123456789\n".utf8)], parser: &parser)
+        let failed = parseChunks(
+            [Array("id: 1\nevent: e\ndata: 0123456789\ndata: 0123456789\ndata: 0123456789\n".utf8)],
+            parser: &parser
+        )
         XCTAssertEqual(failed.error, .eventTooLarge(limit: 24))
         XCTAssertEqual(parseChunks([Array("\ndata: ok\n\n".utf8)], parser: &parser).outputs, [event("ok")])
     }

@@ -71,7 +71,11 @@ final class ParserLineEndingTests: XCTestCase {
             for terminator in ["\n", "\r", "\r\n"] {
                 var parser = SSEParser()
                 let outputs = feed(&parser, "data: \(value)\(terminator)data: \(value)\(terminator)\(terminator)")
-                XCTAssertEqual(outputs, [event("\(value)\n\(value)")], "length \(length), terminator \(terminator.debugDescription)")
+                XCTAssertEqual(
+                    outputs,
+                    [event("\(value)\n\(value)")],
+                    "length \(length), terminator \(terminator.debugDescription)"
+                )
             }
         }
     }
@@ -114,7 +118,10 @@ final class ParserByteOrderMarkTests: XCTestCase {
 
     func testBOMNotAtStartIsData() {
         assertParses("data: \u{FEFF}x\n\n", [event("\u{FEFF}x")])
-        assertParses(Array("data: a\n\n".utf8) + self.bom + Array("data: b\n\ndata: c\n\n".utf8), [event("a"), event("c")])
+        assertParses(
+            Array("data: a\n\n".utf8) + self.bom + Array("data: b\n\ndata: c\n\n".utf8),
+            [event("a"), event("c")]
+        )
     }
 
     func testBOMInASecondReadIsNotAtStreamStart() {

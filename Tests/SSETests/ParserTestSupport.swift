@@ -42,7 +42,13 @@ func parseChunks(
                 buffer.moveReaderIndex(forwardBy: 4)
                 buffer.writeBytes(chunk)
                 defer {
-                    XCTAssertEqual(buffer.readableBytes, 0, "parse must consume all readable bytes", file: file, line: line)
+                    XCTAssertEqual(
+                        buffer.readableBytes,
+                        0,
+                        "parse must consume all readable bytes",
+                        file: file,
+                        line: line
+                    )
                 }
                 try parser.parse(&buffer) { outputs.append($0) }
             case .array:
@@ -83,7 +89,13 @@ func assertParses(
     let expected = ParseRun(outputs: outputs, error: error, lastEventID: lastEventID)
 
     for api in FeedAPI.allCases {
-        XCTAssertEqual(parseChunks([input], limits: limits, api: api, file: file, line: line), expected, "whole input via \(api)", file: file, line: line)
+        XCTAssertEqual(
+            parseChunks([input], limits: limits, api: api, file: file, line: line),
+            expected,
+            "whole input via \(api)",
+            file: file,
+            line: line
+        )
     }
 
     var splitFailures = 0
@@ -95,19 +107,41 @@ func assertParses(
             splitFailures += 1
             // One message per failing vector is enough to diagnose; hundreds would bury it.
             if splitFailures == 1 {
-                XCTFail("split at offset \(offset) of \(input.count) via \(api): got \(actual), expected \(expected)", file: file, line: line)
+                XCTFail(
+                    "split at offset \(offset) of \(input.count) via \(api): got \(actual), expected \(expected)",
+                    file: file,
+                    line: line
+                )
             }
         }
     }
     XCTAssertEqual(splitFailures, 0, "number of failing two-piece splits", file: file, line: line)
 
     let bytewise = input.map { [$0] }
-    XCTAssertEqual(parseChunks(bytewise, limits: limits, api: .byteBuffer, file: file, line: line), expected, "one byte at a time (ByteBuffer)", file: file, line: line)
-    XCTAssertEqual(parseChunks(bytewise, limits: limits, api: .array, file: file, line: line), expected, "one byte at a time (array)", file: file, line: line)
+    XCTAssertEqual(
+        parseChunks(bytewise, limits: limits, api: .byteBuffer, file: file, line: line),
+        expected,
+        "one byte at a time (ByteBuffer)",
+        file: file,
+        line: line
+    )
+    XCTAssertEqual(
+        parseChunks(bytewise, limits: limits, api: .array, file: file, line: line),
+        expected,
+        "one byte at a time (array)",
+        file: file,
+        line: line
+    )
 
     // Empty reads in between must not disturb anything either (notably the pending-CR state).
     let withEmptyReads = input.flatMap { [[], [$0]] } + [[]]
-    XCTAssertEqual(parseChunks(withEmptyReads, limits: limits, file: file, line: line), expected, "one byte at a time with empty reads", file: file, line: line)
+    XCTAssertEqual(
+        parseChunks(withEmptyReads, limits: limits, file: file, line: line),
+        expected,
+        "one byte at a time with empty reads",
+        file: file,
+        line: line
+    )
 }
 
 func assertParses(
@@ -119,7 +153,15 @@ func assertParses(
     file: StaticString = #filePath,
     line: UInt = #line
 ) {
-    assertParses(Array(input.utf8), limits: limits, outputs, lastEventID: lastEventID, error: error, file: file, line: line)
+    assertParses(
+        Array(input.utf8),
+        limits: limits,
+        outputs,
+        lastEventID: lastEventID,
+        error: error,
+        file: file,
+        line: line
+    )
 }
 
 /// Shorthand for an `.event` output.

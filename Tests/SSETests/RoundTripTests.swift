@@ -130,7 +130,11 @@ final class RoundTripTests: XCTestCase {
                     failures += 1
                 }
             }
-            XCTAssertEqual(failures, 0, "splits of #\(index) \(event) encoded as \(String(decoding: bytes, as: UTF8.self).debugDescription)")
+            XCTAssertEqual(
+                failures,
+                0,
+                "splits of #\(index) \(event) encoded as \(String(decoding: bytes, as: UTF8.self).debugDescription)"
+            )
         }
         // Guard against a generator that silently stopped producing the interesting shapes.
         XCTAssertGreaterThan(idOnly, 20)

@@ -13,11 +13,20 @@ final class SerializerTests: XCTestCase {
         var buffer = ByteBuffer()
         SSESerializer.write(event, into: &buffer)
         XCTAssertEqual(String(buffer: buffer), expected, file: file, line: line)
-        XCTAssertEqual(SSESerializer.encodedLength(of: event), expected.utf8.count, "encodedLength", file: file, line: line)
+        XCTAssertEqual(
+            SSESerializer.encodedLength(of: event),
+            expected.utf8.count,
+            "encodedLength",
+            file: file,
+            line: line
+        )
     }
 
     func testTypicalEvent() {
-        self.assertWrites(ServerSentEvent(id: "1", type: "update", data: "hello"), "id: 1\nevent: update\ndata: hello\n\n")
+        self.assertWrites(
+            ServerSentEvent(id: "1", type: "update", data: "hello"),
+            "id: 1\nevent: update\ndata: hello\n\n"
+        )
     }
 
     func testDataOnly() {

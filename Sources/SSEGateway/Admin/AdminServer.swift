@@ -6,7 +6,12 @@ import NIOPosix
 /// The admin listener: `/healthz`, `/readyz`, `/metrics` (Prometheus text), `/api/feeds` (JSON), and
 /// for a person `/` (the status page) fed by `/api/status/stream` (SSE).
 enum AdminServer {
-    static func bind(address: HostPort, group: EventLoopGroup, metrics: GatewayMetrics, logger: Logger) async throws -> Channel {
+    static func bind(
+        address: HostPort,
+        group: EventLoopGroup,
+        metrics: GatewayMetrics,
+        logger: Logger
+    ) async throws -> Channel {
         let rates = AdminRates(metrics: metrics)
         let channel = try await ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -68,12 +73,26 @@ final class AdminHandler: ChannelInboundHandler {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         guard head.method == .GET || head.method == .HEAD else {
-            return self.send(.methodNotAllowed, "method not allowed\n", type: "text/plain; charset=utf-8", extra: [("Allow", "GET, HEAD")], head: head, context: context)
+            return self.send(
+                .methodNotAllowed,
+                "method not allowed\n",
+                type: "text/plain; charset=utf-8",
+                extra: [("Allow", "GET, HEAD")],
+                head: head,
+                context: context
+            )
         }
         let (path, query) = RequestRouter.split(head.uri)
         switch path {
         case "/", "/index.html":
-            self.send(.ok, StatusPage.html, type: "text/html; charset=utf-8", extra: StatusPage.headers, head: head, context: context)
+            self.send(
+                .ok,
+                StatusPage.html,
+                type: "text/html; charset=utf-8",
+                extra: StatusPage.headers,
+                head: head,
+                context: context
+            )
         case "/api/status/stream":
             guard head.method == .GET else {
                 return self.send(.ok, "", type: "text/event-stream; charset=utf-8", head: head, context: context)
@@ -85,23 +104,47 @@ final class AdminHandler: ChannelInboundHandler {
             self.send(.ok, "ok\n", type: "text/plain; charset=utf-8", head: head, context: context)
         case "/readyz":
             let ready = self.metrics.ready.load(ordering: .relaxed)
-            self.send(ready ? .ok : .serviceUnavailable, ready ? "ready\n" : "not ready\n", type: "text/plain; charset=utf-8", head: head, context: context)
+            self.send(
+                ready ? .ok : .serviceUnavailable,
+                ready ? "ready\n" : "not ready\n",
+                type: "text/plain; charset=utf-8",
+                head: head,
+                context: context
+            )
         case "/metrics":
             self.metrics.render(on: context.eventLoop).whenComplete { result in
                 switch result {
                 case .success(let text):
                     self.send(.ok, text, type: "text/plain; version=0.0.4; charset=utf-8", head: head, context: context)
                 case .failure(let error):
-                    self.send(.internalServerError, "\(error)\n", type: "text/plain; charset=utf-8", head: head, context: context)
+                    self.send(
+                        .internalServerError,
+                        "\(error)\n",
+                        type: "text/plain; charset=utf-8",
+                        head: head,
+                        context: context
+                    )
                 }
             }
         case "/api/feeds":
             self.metrics.snapshot(on: context.eventLoop).whenComplete { result in
                 switch result {
                 case .success(let snapshot):
-                    self.send(.ok, FeedsJSON.render(snapshot, rates: self.rates.latest), type: "application/json", head: head, context: context)
+                    self.send(
+                        .ok,
+                        FeedsJSON.render(snapshot, rates: self.rates.latest),
+                        type: "application/json",
+                        head: head,
+                        context: context
+                    )
                 case .failure(let error):
-                    self.send(.internalServerError, "\(error)\n", type: "text/plain; charset=utf-8", head: head, context: context)
+                    self.send(
+                        .internalServerError,
+                        "\(error)\n",
+                        type: "text/plain; charset=utf-8",
+                        head: head,
+                        context: context
+                    )
                 }
             }
         default:
@@ -109,10 +152,22 @@ final class AdminHandler: ChannelInboundHandler {
         }
     }
 
-    private func send(_ status: HTTPResponseStatus, _ body: String, type: String, extra: [(String, String)] = [], head: HTTPRequestHead, context: ChannelHandlerContext) {
-        var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.utf8.count)), ("Cache-Control", "no-store")] + extra)
+    private func send(
+        _ status: HTTPResponseStatus,
+        _ body: String,
+        type: String,
+        extra: [(String, String)] = [],
+        head: HTTPRequestHead,
+        context: ChannelHandlerContext
+    ) {
+        var headers = HTTPHeaders(
+            [("Content-Type", type), ("Content-Length", String(body.utf8.count)), ("Cache-Control", "no-store")] + extra
+        )
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
-        context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))),
+            promise: nil
+        )
         if head.method != .HEAD {
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
         }
@@ -151,12 +206,23 @@ enum FeedsJSON {
                 ("replay_max_bytes", limits.map { String($0.maxBytes) } ?? "null"),
                 ("upstream_failures", String(feed.upstreamFailures)),
                 ("events_per_s", StatusJSON.number(rates.eventsPerSecond[feed.path])),
-                ("definition_deliveries_per_s", StatusJSON.number(rates.deliveriesPerSecond[feed.definition] ?? rates.interval.map { _ in 0 })),
-                ("definition_bytes_per_s", StatusJSON.number(rates.bytesPerSecond[feed.definition] ?? rates.interval.map { _ in 0 })),
-                ("definition_evictions_by_reason", StatusJSON.evictions(delivery?.evictionsMaxQueue ?? 0, delivery?.evictionsMaxLag ?? 0)),
+                (
+                    "definition_deliveries_per_s",
+                    StatusJSON.number(rates.deliveriesPerSecond[feed.definition] ?? rates.interval.map { _ in 0 })
+                ),
+                (
+                    "definition_bytes_per_s",
+                    StatusJSON.number(rates.bytesPerSecond[feed.definition] ?? rates.interval.map { _ in 0 })
+                ),
+                (
+                    "definition_evictions_by_reason",
+                    StatusJSON.evictions(delivery?.evictionsMaxQueue ?? 0, delivery?.evictionsMaxLag ?? 0)
+                ),
             ]
             items.append("{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}")
         }
-        return "{\"connected_clients\":\(snapshot.connectedClients),\"rate_interval_s\":\(StatusJSON.number(rates.interval)),\"feeds\":[" + items.joined(separator: ",") + "]}\n"
+        return
+            "{\"connected_clients\":\(snapshot.connectedClients),\"rate_interval_s\":\(StatusJSON.number(rates.interval)),\"feeds\":["
+            + items.joined(separator: ",") + "]}\n"
     }
 }

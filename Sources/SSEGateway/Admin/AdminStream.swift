@@ -52,7 +52,8 @@ struct StatusTotals: Sendable, Equatable {
 
 /// Turns successive snapshots into rates. One per status stream (and one gateway-wide for `/api/feeds`).
 struct StatusSampler {
-    private var previous: (at: NIODeadline, totals: StatusTotals, eventsIn: [String: Int], delivery: [String: DeliveryStats])?
+    private var previous:
+        (at: NIODeadline, totals: StatusTotals, eventsIn: [String: Int], delivery: [String: DeliveryStats])?
     private var lastMove: [String: NIODeadline] = [:]
 
     mutating func sample(_ snapshot: GatewayMetrics.Snapshot, now: NIODeadline = .now()) -> StatusSample {
@@ -143,21 +144,27 @@ enum StatusJSON {
             ("interval_s", number(sample.interval)),
             ("connected_clients", String(snapshot.connectedClients)),
             ("queued_bytes", String(snapshot.queuedBytes)),
-            ("totals", object([
-                ("events_in", String(totals.eventsIn)),
-                ("deliveries", String(totals.deliveries)),
-                ("bytes_out", String(totals.bytesOut)),
-                ("keepalives", String(totals.keepalives)),
-                ("evictions", evictions(totals.evictionsMaxQueue, totals.evictionsMaxLag)),
-                ("replays", String(totals.replaysServed)),
-                ("replay_gaps", String(totals.replayGaps)),
-                ("upstream_reconnects", String(totals.upstreamReconnects)),
-            ])),
-            ("rates", object([
-                ("events_in", number(sample.totalEventsPerSecond)),
-                ("deliveries", number(sample.totalDeliveriesPerSecond)),
-                ("bytes_out", number(sample.totalBytesPerSecond)),
-            ])),
+            (
+                "totals",
+                object([
+                    ("events_in", String(totals.eventsIn)),
+                    ("deliveries", String(totals.deliveries)),
+                    ("bytes_out", String(totals.bytesOut)),
+                    ("keepalives", String(totals.keepalives)),
+                    ("evictions", evictions(totals.evictionsMaxQueue, totals.evictionsMaxLag)),
+                    ("replays", String(totals.replaysServed)),
+                    ("replay_gaps", String(totals.replayGaps)),
+                    ("upstream_reconnects", String(totals.upstreamReconnects)),
+                ])
+            ),
+            (
+                "rates",
+                object([
+                    ("events_in", number(sample.totalEventsPerSecond)),
+                    ("deliveries", number(sample.totalDeliveriesPerSecond)),
+                    ("bytes_out", number(sample.totalBytesPerSecond)),
+                ])
+            ),
             ("feeds", "[" + feeds.joined(separator: ",") + "]"),
             ("definitions", "[" + definitions.joined(separator: ",") + "]"),
         ])
@@ -184,7 +191,9 @@ enum StatusJSON {
 /// second, one hop to each loop), stopped when the listener closes.
 final class AdminRates: Sendable {
     private let metrics: GatewayMetrics
-    private let state = NIOLockedValueBox<(sampler: StatusSampler, latest: StatusSample, task: RepeatedTask?)>((StatusSampler(), StatusSample(), nil))
+    private let state = NIOLockedValueBox<(sampler: StatusSampler, latest: StatusSample, task: RepeatedTask?)>(
+        (StatusSampler(), StatusSample(), nil)
+    )
 
     init(metrics: GatewayMetrics) {
         self.metrics = metrics
@@ -241,19 +250,26 @@ final class AdminStream {
     }
 
     static func responseHead(version: HTTPVersion) -> HTTPResponseHead {
-        HTTPResponseHead(version: version, status: .ok, headers: HTTPHeaders([
-            ("Content-Type", "text/event-stream; charset=utf-8"),
-            ("Cache-Control", "no-cache, no-transform"),
-            ("X-Accel-Buffering", "no"),
-            ("Connection", version.major == 1 && version.minor == 0 ? "close" : "keep-alive"),
-        ]))
+        HTTPResponseHead(
+            version: version,
+            status: .ok,
+            headers: HTTPHeaders([
+                ("Content-Type", "text/event-stream; charset=utf-8"),
+                ("Cache-Control", "no-cache, no-transform"),
+                ("X-Accel-Buffering", "no"),
+                ("Connection", version.major == 1 && version.minor == 0 ? "close" : "keep-alive"),
+            ])
+        )
     }
 
     /// Writes the head and `retry:`, then one event per interval until `stop()`.
     func start(context: ChannelHandlerContext, version: HTTPVersion) {
         self.metrics.statusStreams.add(1, ordering: .relaxed)
         context.write(NIOAny(HTTPServerResponsePart.head(Self.responseHead(version: version))), promise: nil)
-        context.writeAndFlush(NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: "retry: \(Self.retry)\n\n")))), promise: nil)
+        context.writeAndFlush(
+            NIOAny(HTTPServerResponsePart.body(.byteBuffer(ByteBuffer(string: "retry: \(Self.retry)\n\n")))),
+            promise: nil
+        )
         let loop = context.eventLoop
         let bound = NIOLoopBound((stream: self, context: context), eventLoop: loop)
         self.task = loop.scheduleRepeatedAsyncTask(initialDelay: .zero, delay: self.interval) { _ in

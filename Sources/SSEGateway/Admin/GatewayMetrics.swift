@@ -46,7 +46,9 @@ final class GatewayMetrics: @unchecked Sendable {
         let (open, retired) = self.context.registry.feedsAndRetiredTotals
         let feedFutures = open.map { feed in feed.loop.submit { (feed.status(), feed.config.settings.replay) } }
         let connected = self.context.clientCount
-        return EventLoopFuture.whenAllSucceed(hubFutures, on: loop).and(EventLoopFuture.whenAllSucceed(feedFutures, on: loop)).map { hubs, feeds in
+        return EventLoopFuture.whenAllSucceed(hubFutures, on: loop).and(
+            EventLoopFuture.whenAllSucceed(feedFutures, on: loop)
+        ).map { hubs, feeds in
             var snapshot = Snapshot()
             for (delivery, clients, queued) in hubs {
                 snapshot.delivery.merge(delivery, uniquingKeysWith: +)
@@ -75,8 +77,16 @@ final class GatewayMetrics: @unchecked Sendable {
             self.count("ssegate_deliveries_total", labels, stats.deliveries)
             self.count("ssegate_bytes_out_total", labels, stats.bytesOut)
             self.count("ssegate_keepalives_total", labels, stats.keepalives)
-            self.count("ssegate_evictions_total", labels + [("reason", EvictionReason.maxQueue.rawValue)], stats.evictionsMaxQueue)
-            self.count("ssegate_evictions_total", labels + [("reason", EvictionReason.maxLag.rawValue)], stats.evictionsMaxLag)
+            self.count(
+                "ssegate_evictions_total",
+                labels + [("reason", EvictionReason.maxQueue.rawValue)],
+                stats.evictionsMaxQueue
+            )
+            self.count(
+                "ssegate_evictions_total",
+                labels + [("reason", EvictionReason.maxLag.rawValue)],
+                stats.evictionsMaxLag
+            )
         }
         var perDefinition: [String: FeedStatus] = [:]
         var states: [String: [UpstreamStateName: Int]] = [:]
@@ -103,15 +113,29 @@ final class GatewayMetrics: @unchecked Sendable {
             self.gauge("ssegate_replay_buffer_bytes", labels).record(sum.replayBytes)
             self.gauge("ssegate_feeds_open", labels).record(open[definition, default: 0])
             for state in UpstreamStateName.allCases {
-                self.gauge("ssegate_upstream_state", labels + [("state", state.rawValue)]).record(states[definition]?[state] ?? 0)
+                self.gauge("ssegate_upstream_state", labels + [("state", state.rawValue)]).record(
+                    states[definition]?[state] ?? 0
+                )
             }
         }
         self.gauge("ssegate_connected_clients", []).record(snapshot.connectedClients)
-        self.count("ssegate_config_reloads_total", [("result", "applied")], self.reloadsApplied.load(ordering: .relaxed))
-        self.count("ssegate_config_reloads_total", [("result", "rejected")], self.reloadsRejected.load(ordering: .relaxed))
+        self.count(
+            "ssegate_config_reloads_total",
+            [("result", "applied")],
+            self.reloadsApplied.load(ordering: .relaxed)
+        )
+        self.count(
+            "ssegate_config_reloads_total",
+            [("result", "rejected")],
+            self.reloadsRejected.load(ordering: .relaxed)
+        )
         self.gauge("ssegate_queued_bytes", []).record(snapshot.queuedBytes)
         for reason in HTTP2FloodGuard.Reason.allCases {
-            self.count("ssegate_http2_flood_closes_total", [("reason", reason.rawValue)], self.context.floodCloses(reason))
+            self.count(
+                "ssegate_http2_flood_closes_total",
+                [("reason", reason.rawValue)],
+                self.context.floodCloses(reason)
+            )
         }
     }
 

@@ -179,7 +179,11 @@ public enum ConfigLoader {
                     }
                 }
                 if let certificate, let privateKey {
-                    let candidate = ServerTLSConfig(certificate: certificate, privateKey: privateKey, minVersion: minVersion)
+                    let candidate = ServerTLSConfig(
+                        certificate: certificate,
+                        privateKey: privateKey,
+                        minVersion: minVersion
+                    )
                     do {
                         // Load them as the listener will: a PEM that does not parse, or a key that does not
                         // belong to the certificate, is a config error here rather than a failure at bind.

@@ -90,7 +90,10 @@ public struct LimitsConfig: Sendable, Equatable {
     public init() {}
 
     var newFeedRates: NewFeedLimiter.Rates {
-        NewFeedLimiter.Rates(perSecond: self.maxNewFeedsPerSecond, perAddressPerSecond: self.maxNewFeedsPerAddressPerSecond)
+        NewFeedLimiter.Rates(
+            perSecond: self.maxNewFeedsPerSecond,
+            perAddressPerSecond: self.maxNewFeedsPerAddressPerSecond
+        )
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+
 /// A downstream path such as `/prices` or `/rooms/{room}`: literal segments and `{name}` placeholders,
 /// each placeholder matching exactly one non-empty path segment.
 public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
@@ -60,7 +61,9 @@ public struct PathTemplate: Sendable, Hashable, CustomStringConvertible {
                 guard part == literal else { return nil }
             case .parameter(let name):
                 // `.` and `..` would name another upstream path once a server or proxy normalizes it.
-                guard !part.isEmpty, let value = Self.percentDecode(part), value != ".", value != ".." else { return nil }
+                guard !part.isEmpty, let value = Self.percentDecode(part), value != ".", value != ".." else {
+                    return nil
+                }
                 values[name] = value
             }
             index += 1
@@ -130,10 +133,14 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
         var host: Substring
         var portText: Substring?
         if authority.hasPrefix("[") {
-            guard let close = authority.firstIndex(of: "]") else { throw PathTemplateError(message: "unclosed '[' in URL host") }
+            guard let close = authority.firstIndex(of: "]") else {
+                throw PathTemplateError(message: "unclosed '[' in URL host")
+            }
             host = authority[authority.index(after: authority.startIndex)..<close]
             let after = authority[authority.index(after: close)...]
-            if after.hasPrefix(":") { portText = after.dropFirst() } else if !after.isEmpty {
+            if after.hasPrefix(":") {
+                portText = after.dropFirst()
+            } else if !after.isEmpty {
                 throw PathTemplateError(message: "unexpected text after ']' in URL host")
             }
         } else if let colon = authority.lastIndex(of: ":") {

@@ -1,5 +1,5 @@
-import Foundation
 import CompressNIO
+import Foundation
 import NIOCore
 
 /// A transport that gzips a client's stream in front of another transport. Each client has its own

@@ -101,7 +101,13 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         let clientWantsClose = !head.isKeepAlive
         switch RequestRouter(registry: self.gateway.registry).route(head) {
         case .respond(let response, let body, let close):
-            self.respond(response, body: body, close: close || clientWantsClose, headOnly: head.method == .HEAD, context: context)
+            self.respond(
+                response,
+                body: body,
+                close: close || clientWantsClose,
+                headOnly: head.method == .HEAD,
+                context: context
+            )
         case .stream(var request):
             request.clientAddress = context.channel.remoteAddress?.ipAddress
             if request.headOnly {
@@ -116,7 +122,14 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             }
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            guard let session = StreamSession.admit(request, gateway: self.gateway, transport: self, loop: context.eventLoop) else {
+            guard
+                let session = StreamSession.admit(
+                    request,
+                    gateway: self.gateway,
+                    transport: self,
+                    loop: context.eventLoop
+                )
+            else {
                 let (response, body) = StreamSession.overCapacity(request)
                 self.respond(response, body: body, close: true, headOnly: false, context: context)
                 return
@@ -142,7 +155,13 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         context.write(self.wrapOutboundOut(buffer), promise: nil)
     }
 
-    private func respond(_ response: ResponseHead, body: String, close: Bool, headOnly: Bool, context: ChannelHandlerContext) {
+    private func respond(
+        _ response: ResponseHead,
+        body: String,
+        close: Bool,
+        headOnly: Bool,
+        context: ChannelHandlerContext
+    ) {
         var response = response
         // RFC 9110 §8.6: no Content-Length in a 1xx or 204 response (a 204 preflight must not carry one).
         let code = response.status.code
@@ -184,7 +203,9 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         switch self.state {
         case .idle, .discardingBody:
             if let parserError = error as? HTTPParserError {
-                let status: HTTPResponseStatus = parserError == .headerOverflow ? .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large") : .badRequest
+                let status: HTTPResponseStatus =
+                    parserError == .headerOverflow
+                    ? .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large") : .badRequest
                 let (response, body) = ResponseHead.plain(status, "bad request\n")
                 self.respond(response, body: body, close: true, headOnly: false, context: context)
                 self.state = .closed
@@ -226,7 +247,10 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     func writePayload(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
-        context.write(self.wrapOutboundOut(self.framing.frame(bytes, allocator: context.channel.allocator)), promise: nil)
+        context.write(
+            self.wrapOutboundOut(self.framing.frame(bytes, allocator: context.channel.allocator)),
+            promise: nil
+        )
     }
 
     func flush() {

@@ -77,7 +77,7 @@ struct HTTP2ConnectionBudget {
             return .proceed
         case FrameType.rstStream:
             return self.recent.contains(header.streamID, now: now) ? .prematureReset : .proceed
-        case FrameType.windowUpdate, 0x7 /* GOAWAY */:
+        case FrameType.windowUpdate, FrameType.goAway:
             return self.countNoProgressFrame()
         case let type where type > FrameType.continuation:
             return self.countNoProgressFrame()

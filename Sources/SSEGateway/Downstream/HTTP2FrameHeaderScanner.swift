@@ -20,6 +20,7 @@ struct HTTP2FrameHeaderScanner {
         static let data: UInt8 = 0x0
         static let headers: UInt8 = 0x1
         static let rstStream: UInt8 = 0x3
+        static let goAway: UInt8 = 0x7
         static let windowUpdate: UInt8 = 0x8
         /// Types above this are extensions (ALTSVC 0xa and ORIGIN 0xc among them).
         static let continuation: UInt8 = 0x9
@@ -75,7 +76,8 @@ struct HTTP2FrameHeaderScanner {
 
     private static func header(_ bytes: [UInt8]) -> Header {
         let length = Int(bytes[0]) << 16 | Int(bytes[1]) << 8 | Int(bytes[2])
-        let streamID = (UInt32(bytes[5]) << 24 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 8 | UInt32(bytes[8])) & 0x7FFF_FFFF
+        let streamID =
+            (UInt32(bytes[5]) << 24 | UInt32(bytes[6]) << 16 | UInt32(bytes[7]) << 8 | UInt32(bytes[8])) & 0x7FFF_FFFF
         return Header(length: length, type: bytes[3], flags: bytes[4], streamID: streamID)
     }
 }

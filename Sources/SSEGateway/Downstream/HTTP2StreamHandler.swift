@@ -56,10 +56,20 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             if request.headOnly {
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
-                context.writeAndFlush(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(response), endStream: true))), promise: nil)
+                context.writeAndFlush(
+                    self.wrapOutboundOut(.headers(.init(headers: Self.hpack(response), endStream: true))),
+                    promise: nil
+                )
                 return
             }
-            guard let session = StreamSession.admit(request, gateway: self.gateway, transport: self, loop: context.eventLoop) else {
+            guard
+                let session = StreamSession.admit(
+                    request,
+                    gateway: self.gateway,
+                    transport: self,
+                    loop: context.eventLoop
+                )
+            else {
                 let (response, body) = StreamSession.overCapacity(request)
                 return self.respond(response, body: body)
             }
@@ -95,7 +105,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         if let authority = headers.first(name: ":authority"), !regular.contains(name: "Host") {
             regular.add(name: "Host", value: authority)
         }
-        return HTTPRequestHead(version: HTTPVersion(major: 2, minor: 0), method: HTTPMethod(rawValue: method), uri: path, headers: regular)
+        return HTTPRequestHead(
+            version: HTTPVersion(major: 2, minor: 0),
+            method: HTTPMethod(rawValue: method),
+            uri: path,
+            headers: regular
+        )
     }
 
     /// HPACK headers for a response; connection-specific headers are not allowed in HTTP/2 (RFC 9113 §8.2.2).
@@ -176,7 +191,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func finish() {
-        self.context?.writeAndFlush(self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))), promise: nil)
+        self.context?.writeAndFlush(
+            self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
+            promise: nil
+        )
     }
 
     func respond(_ head: ResponseHead, body: String) {
@@ -191,9 +209,15 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         if head.status.code >= 200 && head.status.code != 204 && head.status.code != 304 {
             head.headers.append(("Content-Length", String(body.utf8.count)))
         }
-        context.write(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head), endStream: !hasBody))), promise: nil)
+        context.write(
+            self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head), endStream: !hasBody))),
+            promise: nil
+        )
         if hasBody {
-            context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: true))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer(string: body)), endStream: true))),
+                promise: nil
+            )
         }
         context.flush()
     }
@@ -298,7 +322,10 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
             let handler = handler.value
             guard handler.openStreams == 0 else { return }
             // GOAWAY (NO_ERROR) first, so that the client knows which streams were seen, then close.
-            let goAway = HTTP2Frame(streamID: .rootStream, payload: .goAway(lastStreamID: handler.lastStreamID, errorCode: .noError, opaqueData: nil))
+            let goAway = HTTP2Frame(
+                streamID: .rootStream,
+                payload: .goAway(lastStreamID: handler.lastStreamID, errorCode: .noError, opaqueData: nil)
+            )
             channel.writeAndFlush(goAway).whenComplete { _ in channel.close(promise: nil) }
         }
     }

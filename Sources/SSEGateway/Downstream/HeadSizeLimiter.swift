@@ -48,9 +48,12 @@ final class HeadSizeLimiter: ChannelInboundHandler, RemovableChannelHandler {
             if self.counted > self.limit {
                 self.tripped = true
                 var response = context.channel.allocator.buffer(capacity: 128)
-                ResponseHead(status: .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large"), headers: [
-                    ("Content-Length", "0"), ("Connection", "close"),
-                ]).encodeHTTP1(into: &response)
+                ResponseHead(
+                    status: .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large"),
+                    headers: [
+                        ("Content-Length", "0"), ("Connection", "close"),
+                    ]
+                ).encodeHTTP1(into: &response)
                 context.writeAndFlush(self.wrapOutboundOut(response)).whenComplete { _ in context.close(promise: nil) }
                 return
             }

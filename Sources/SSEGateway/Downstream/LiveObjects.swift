@@ -19,8 +19,10 @@ enum LiveObjects {
     /// All counts, in a fixed order, for a comparison with a baseline.
     static var snapshot: Snapshot {
         Snapshot(
-            http1Connections: Self.http1Connections.value, http2Connections: Self.http2Connections.value,
-            http2Streams: Self.http2Streams.value, sessions: Self.sessions.value
+            http1Connections: Self.http1Connections.value,
+            http2Connections: Self.http2Connections.value,
+            http2Streams: Self.http2Streams.value,
+            sessions: Self.sessions.value
         )
     }
 

@@ -37,7 +37,11 @@ struct RequestRouter {
         }
         let (path, query) = Self.split(head.uri)
         if head.method == .OPTIONS && head.uri == "*" {
-            return .respond(ResponseHead(status: .noContent, headers: [("Allow", Self.allowedMethods)]), body: "", close: false)
+            return .respond(
+                ResponseHead(status: .noContent, headers: [("Allow", Self.allowedMethods)]),
+                body: "",
+                close: false
+            )
         }
         guard let target = self.registry.lookup(path: path) else {
             let (response, body) = ResponseHead.plain(.notFound, "not found\n")
@@ -54,10 +58,16 @@ struct RequestRouter {
             if compression {
                 headers.append(("Vary", "Accept-Encoding"))
             }
-            return .stream(StreamRequest(
-                target: target, resumeID: resumeID, headOnly: head.method == .HEAD, corsHeaders: headers, http10: http10,
-                gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"])
-            ))
+            return .stream(
+                StreamRequest(
+                    target: target,
+                    resumeID: resumeID,
+                    headOnly: head.method == .HEAD,
+                    corsHeaders: headers,
+                    http10: http10,
+                    gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"])
+                )
+            )
         case .OPTIONS:
             var headers = [("Allow", Self.allowedMethods)]
             let allowed = Self.corsHeaders(origin: origin, cors: cors)
@@ -69,7 +79,11 @@ struct RequestRouter {
             }
             return .respond(ResponseHead(status: .noContent, headers: headers), body: "", close: false)
         default:
-            let (response, body) = ResponseHead.plain(.methodNotAllowed, "method not allowed\n", headers: [("Allow", Self.allowedMethods)])
+            let (response, body) = ResponseHead.plain(
+                .methodNotAllowed,
+                "method not allowed\n",
+                headers: [("Allow", Self.allowedMethods)]
+            )
             return .respond(response, body: body, close: false)
         }
     }

@@ -14,15 +14,22 @@ public struct ResponseHead: Sendable {
 
     /// The headers every SSE stream carries (SPEC §3), without the HTTP/1-only connection headers.
     static func eventStream() -> ResponseHead {
-        ResponseHead(status: .ok, headers: [
-            ("Content-Type", "text/event-stream; charset=utf-8"),
-            ("Cache-Control", "no-cache, no-transform"),
-            ("X-Accel-Buffering", "no"),
-        ])
+        ResponseHead(
+            status: .ok,
+            headers: [
+                ("Content-Type", "text/event-stream; charset=utf-8"),
+                ("Cache-Control", "no-cache, no-transform"),
+                ("X-Accel-Buffering", "no"),
+            ]
+        )
     }
 
     /// A small plain-text response (errors, preflight).
-    static func plain(_ status: HTTPResponseStatus, _ body: String = "", headers: [(String, String)] = []) -> (ResponseHead, String) {
+    static func plain(
+        _ status: HTTPResponseStatus,
+        _ body: String = "",
+        headers: [(String, String)] = []
+    ) -> (ResponseHead, String) {
         var all = headers
         if !body.isEmpty {
             all.append(("Content-Type", "text/plain; charset=utf-8"))

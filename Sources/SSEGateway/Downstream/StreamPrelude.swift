@@ -5,7 +5,13 @@ import SSE
 /// The bytes a stream starts with, before replay and live events: `retry:`, the optional padding
 /// comment, and the gap signals when a resume id is no longer buffered.
 enum StreamPrelude {
-    static func make(settings: FeedSettings, lookup: ReplayBuffer.Lookup, resumeID: String?, replayFrom: String?, allocator: ByteBufferAllocator) -> ByteBuffer {
+    static func make(
+        settings: FeedSettings,
+        lookup: ReplayBuffer.Lookup,
+        resumeID: String?,
+        replayFrom: String?,
+        allocator: ByteBufferAllocator
+    ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: settings.padding ? 2200 : 64)
         SSESerializer.writeRetry(milliseconds: settings.retry.nanoseconds / 1_000_000, into: &buffer)
         if settings.padding {
@@ -14,10 +20,14 @@ enum StreamPrelude {
         }
         if lookup.resume == .gap {
             let from = replayFrom ?? ""
-            SSESerializer.writeComment("gap: last event id \(Self.printable(resumeID ?? "")) is not buffered; replaying from \(Self.printable(from))", into: &buffer)
+            SSESerializer.writeComment(
+                "gap: last event id \(Self.printable(resumeID ?? "")) is not buffered; replaying from \(Self.printable(from))",
+                into: &buffer
+            )
             if settings.replay.gapEvent {
                 buffer.writeStaticString("\n")
-                let data = "{\"lastEventId\":\(JSONText.string(resumeID ?? "")),\"replayFrom\":\(JSONText.string(from))}"
+                let data =
+                    "{\"lastEventId\":\(JSONText.string(resumeID ?? "")),\"replayFrom\":\(JSONText.string(from))}"
                 SSESerializer.write(ServerSentEvent(id: nil, type: "gap", data: data), into: &buffer)
                 return buffer
             }

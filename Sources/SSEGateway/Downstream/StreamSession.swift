@@ -22,7 +22,12 @@ final class StreamSession: SubscriberSink {
     /// Takes a client slot for a stream, or returns nil when `limits.max_clients` are connected (the
     /// caller answers 503). The caller records the session (so that writability changes reach it) and
     /// then calls `begin()`.
-    static func admit(_ request: StreamRequest, gateway: GatewayContext, transport: StreamTransport, loop: EventLoop) -> StreamSession? {
+    static func admit(
+        _ request: StreamRequest,
+        gateway: GatewayContext,
+        transport: StreamTransport,
+        loop: EventLoop
+    ) -> StreamSession? {
         guard gateway.admitClient() else { return nil }
         var transport = transport
         if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
@@ -55,29 +60,44 @@ final class StreamSession: SubscriberSink {
     }
 
     private static func unavailable(_ request: StreamRequest, _ reason: String) -> (ResponseHead, String) {
-        ResponseHead.plain(.serviceUnavailable, reason, headers: [("Retry-After", RequestRouter.retryAfter(request.target.definition.settings.retry))])
+        ResponseHead.plain(
+            .serviceUnavailable,
+            reason,
+            headers: [("Retry-After", RequestRouter.retryAfter(request.target.definition.settings.retry))]
+        )
     }
 
     private func join(_ request: StreamRequest, attempts: Int) {
         self.state = .joining(request, attempts: attempts)
         let feed: Feed
-        switch self.gateway.registry.acquire(request.target, clientAddress: request.clientAddress, rates: self.gateway.limits.newFeedRates) {
+        switch self.gateway.registry.acquire(
+            request.target,
+            clientAddress: request.clientAddress,
+            rates: self.gateway.limits.newFeedRates
+        ) {
         case .feed(let acquired):
             feed = acquired
         case .tooManyFeeds:
             return self.refuse(Self.unavailable(request, "too many feeds open for \(request.target.definition.path)\n"))
         case .tooManyNewFeeds(let perAddress):
             let reason = perAddress ? "too many new feeds from this address\n" : "too many new feeds\n"
-            return self.refuse(ResponseHead.plain(
-                .serviceUnavailable, reason, headers: [("Retry-After", RequestRouter.jitteredRetryAfter(request.target.definition.settings.retry))]
-            ))
+            return self.refuse(
+                ResponseHead.plain(
+                    .serviceUnavailable,
+                    reason,
+                    headers: [
+                        ("Retry-After", RequestRouter.jitteredRetryAfter(request.target.definition.settings.retry))
+                    ]
+                )
+            )
         case .unavailable:
             return self.refuse(Self.unavailable(request, "feed unavailable\n"))
         }
         // Weak: a client that leaves while its join is under way (e.g. a stream reset right after its
         // HEADERS, or a resume parked for up to a second) frees its session, transport and channel at
         // once; only the shard waits for the feed's answer.
-        self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: request.resumeID) { [weak self] shard, answer in
+        self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: request.resumeID) {
+            [weak self] shard, answer in
             guard let self else { return shard.detachIfUnused() }
             self.joined(shard: shard, answer: answer)
         }
@@ -109,7 +129,9 @@ final class StreamSession: SubscriberSink {
             // A new template value the backend does not have: the client learns so, nothing retries.
             shard.detachIfUnused()
             let text = status == 410 ? "gone\n" : "not found\n"
-            return self.refuse(ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: request.corsHeaders))
+            return self.refuse(
+                ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: request.corsHeaders)
+            )
         }
         let settings = request.target.definition.settings
         var head = ResponseHead.eventStream()
@@ -119,12 +141,24 @@ final class StreamSession: SubscriberSink {
             head.headers.append(("Last-Event-ID", replayFrom))
         }
         self.transport.writeHead(head)
-        self.transport.writePayload(StreamPrelude.make(
-            settings: settings, lookup: lookup, resumeID: request.resumeID, replayFrom: replayFrom, allocator: ByteBufferAllocator()
-        ))
+        self.transport.writePayload(
+            StreamPrelude.make(
+                settings: settings,
+                lookup: lookup,
+                resumeID: request.resumeID,
+                replayFrom: replayFrom,
+                allocator: ByteBufferAllocator()
+            )
+        )
 
         let now = NIODeadline.now()
-        let subscriber = Subscriber(sink: self, transport: self.transport, limits: settings.client, lastSequence: lookup.lastSequence, now: now)
+        let subscriber = Subscriber(
+            sink: self,
+            transport: self.transport,
+            limits: settings.client,
+            lastSequence: lookup.lastSequence,
+            now: now
+        )
         self.state = .streaming(subscriber, shard)
         shard.add(subscriber)
         subscriber.queue.writabilityChanged(isWritable: self.transport.isWritable, now: now)

@@ -48,7 +48,13 @@ public struct EncodedEvent: Sendable {
         chunk.writeImmutableBuffer(self.chunk)
         let payloadOffset = self.chunk.readableBytes - self.payload.readableBytes - 2
         let payload = chunk.getSlice(at: chunk.readerIndex + payloadOffset, length: self.payload.readableBytes)!
-        return EncodedEvent(sequence: self.sequence, id: self.id, receivedAt: self.receivedAt, chunk: chunk, payload: payload)
+        return EncodedEvent(
+            sequence: self.sequence,
+            id: self.id,
+            receivedAt: self.receivedAt,
+            chunk: chunk,
+            payload: payload
+        )
     }
 
     /// Bytes this event costs a client's queue (what goes on the wire).

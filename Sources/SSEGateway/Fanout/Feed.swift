@@ -57,7 +57,15 @@ public final class Feed {
         var reply: (JoinAnswer) -> Void
     }
 
-    init(path: String, config: FeedConfig, values: [String: String], loop: EventLoop, tlsContext: Result<NIOSSLContext, Error>?, idPrefix: String, logger: Logger) {
+    init(
+        path: String,
+        config: FeedConfig,
+        values: [String: String],
+        loop: EventLoop,
+        tlsContext: Result<NIOSSLContext, Error>?,
+        idPrefix: String,
+        logger: Logger
+    ) {
         self.path = path
         self.config = config
         self.values = values
@@ -71,7 +79,13 @@ public final class Feed {
         self.replay = ReplayBuffer(maxEvents: replay.maxEvents, maxBytes: replay.maxBytes, maxAge: replay.maxAge)
         self.rebase = ReplayRebase(limit: replay.maxEvents)
         self.firstResponseKnown = !config.path.isTemplate
-        self.upstream = UpstreamClient(loop: loop, url: upstreamURL, settings: config.settings.upstream, tlsContext: tlsContext, logger: logger)
+        self.upstream = UpstreamClient(
+            loop: loop,
+            url: upstreamURL,
+            settings: config.settings.upstream,
+            tlsContext: tlsContext,
+            logger: logger
+        )
         self.upstream.delegate = self
     }
 
@@ -94,20 +108,31 @@ public final class Feed {
         self.config = config
         let replay = config.settings.replay
         if replay != old.settings.replay {
-            self.replay.rebound(maxEvents: replay.maxEvents, maxBytes: replay.maxBytes, maxAge: replay.maxAge, now: .now())
+            self.replay.rebound(
+                maxEvents: replay.maxEvents,
+                maxBytes: replay.maxBytes,
+                maxAge: replay.maxAge,
+                now: .now()
+            )
         }
         if config.upstreamURL != old.upstreamURL || config.settings.upstream != old.settings.upstream {
             let wasRunning = self.upstream.state != .idle && self.upstream.state != .stopped
             let lastEventID = self.upstream.lastEventID
             self.upstream.stop()
             self.upstream = UpstreamClient(
-                loop: self.loop, url: config.upstreamURL.filled(with: self.values), settings: config.settings.upstream,
-                tlsContext: tlsContext, logger: self.logger
+                loop: self.loop,
+                url: config.upstreamURL.filled(with: self.values),
+                settings: config.settings.upstream,
+                tlsContext: tlsContext,
+                logger: self.logger
             )
             self.upstream.delegate = self
             if !lastEventID.isEmpty { _ = self.upstream.seedLastEventID(lastEventID) }
             if wasRunning { self.upstream.start() }
-            self.logger.notice("upstream changed by reload: reconnecting", metadata: ["upstream": "\(self.upstream.url)"])
+            self.logger.notice(
+                "upstream changed by reload: reconnecting",
+                metadata: ["upstream": "\(self.upstream.url)"]
+            )
         }
         if config.connect == .always && !self.isTemplateInstance {
             self.upstream.start()
@@ -171,7 +196,8 @@ public final class Feed {
         }
         if !self.firstResponseKnown {
             if self.heldJoins.isEmpty {
-                self.firstResponseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout) { [weak self] () -> Void in
+                self.firstResponseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout) {
+                    [weak self] () -> Void in
                     // Slow or down: the clients get today's stream (200, keepalives) while it retries.
                     self?.firstResponseArrived(refusedWith: nil)
                 }
@@ -275,7 +301,8 @@ public final class Feed {
     private func resumeOrder(_ resumeID: String) -> ResumeOrder {
         guard let wanted = Int64(resumeID) else { return .unknown }
         // The newest id the ring holds (the upstream may have received more that a rebase holds back).
-        if let newest = self.replay.newestID.flatMap({ Int64($0) }) ?? Int64(self.upstream.lastEventID), wanted > newest {
+        if let newest = self.replay.newestID.flatMap({ Int64($0) }) ?? Int64(self.upstream.lastEventID), wanted > newest
+        {
             return .newer
         }
         guard let start = (self.replay.startID ?? self.replay.oldestID).flatMap({ Int64($0) }) else { return .unknown }
@@ -292,7 +319,8 @@ public final class Feed {
     /// The ring can be moved back to an older id: it still holds everything since it started, that
     /// start is known (an id it started after, or its first event), and the budget is not spent.
     private func mayRebase(from resumeID: String) -> Bool {
-        !self.rebasedFrom.contains(resumeID) && self.config.ids == .upstream && self.rebasesLeft > 0 && self.replay.maxEvents > 0 && !self.replay.hasTrimmed
+        !self.rebasedFrom.contains(resumeID) && self.config.ids == .upstream && self.rebasesLeft > 0
+            && self.replay.maxEvents > 0 && !self.replay.hasTrimmed
             && self.replay.startID != nil && !self.rebase.isCollecting && !self.isClosed
     }
 
@@ -303,7 +331,8 @@ public final class Feed {
         self.rebase.begin(from: resumeID, ringStart: self.replay.startID)
         self.upstream.restart(from: resumeID)
         self.rebaseTimeout?.cancel()
-        self.rebaseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout + Self.resumeWait) { [weak self] () -> Void in
+        self.rebaseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout + Self.resumeWait) {
+            [weak self] () -> Void in
             self?.rebaseTimedOut()
         }
         self.logger.debug("moving the replay start back for a client", metadata: ["from": "\(resumeID)"])
@@ -392,7 +421,9 @@ public final class Feed {
         let resumeID = self.parked[index].resumeID
         let stillMissing = self.replay.lookup(after: resumeID, now: .now()).resume == .gap
         let order = self.resumeOrder(resumeID)
-        if stillMissing, self.rebase.isCollecting || ((order == .unknown || order == .older) && self.mayRebase(from: resumeID)) {
+        if stillMissing,
+            self.rebase.isCollecting || ((order == .unknown || order == .older) && self.mayRebase(from: resumeID))
+        {
             self.parked[index].timeout = nil
             if !self.rebase.isCollecting { self.startRebase(from: resumeID) }
             return
@@ -442,7 +473,9 @@ public final class Feed {
     /// With no client left, an on-demand feed (and any template instance) lets go of its upstream after
     /// `linger`.
     private func scheduleLinger() {
-        guard self.shards.isEmpty, self.config.connect == .onDemand || self.isTemplateInstance, !self.isClosed else { return }
+        guard self.shards.isEmpty, self.config.connect == .onDemand || self.isTemplateInstance, !self.isClosed else {
+            return
+        }
         self.lingerTask?.cancel()
         self.lingerTask = self.loop.scheduleTask(in: self.config.linger) { [weak self] in
             guard let self, self.shards.isEmpty else { return }
@@ -464,11 +497,19 @@ public final class Feed {
     /// A point-in-time view for `/metrics` and `/api/feeds` (call on `loop`).
     func status() -> FeedStatus {
         FeedStatus(
-            path: self.path, definition: self.definitionName, upstreamURL: self.upstream.url.description,
-            upstreamState: UpstreamStateName(self.upstream.state), lastEventID: self.upstream.lastEventID,
-            replayEvents: self.replay.count, replayBytes: self.replay.totalBytes, eventsIn: self.eventsIn,
-            replaysServed: self.replaysServed, replayGaps: self.replayGaps, upstreamReconnects: self.upstream.reconnects,
-            upstreamFailures: self.upstreamFailures, retired: false
+            path: self.path,
+            definition: self.definitionName,
+            upstreamURL: self.upstream.url.description,
+            upstreamState: UpstreamStateName(self.upstream.state),
+            lastEventID: self.upstream.lastEventID,
+            replayEvents: self.replay.count,
+            replayBytes: self.replay.totalBytes,
+            eventsIn: self.eventsIn,
+            replaysServed: self.replaysServed,
+            replayGaps: self.replayGaps,
+            upstreamReconnects: self.upstream.reconnects,
+            upstreamFailures: self.upstreamFailures,
+            retired: false
         )
     }
 }
@@ -506,7 +547,12 @@ extension Feed: UpstreamDelegate {
             if self.config.ids == .gateway, event.id == nil, event.data != nil {
                 event.id = "\(self.idPrefix)\(self.replay.nextSequence)"
             }
-            let encoded = EncodedEvent(sequence: self.replay.nextSequence, event: event, receivedAt: now, allocator: self.allocator)
+            let encoded = EncodedEvent(
+                sequence: self.replay.nextSequence,
+                event: event,
+                receivedAt: now,
+                allocator: self.allocator
+            )
             self.replay.append(encoded, now: now)
             batch.append(encoded)
         }

@@ -24,8 +24,10 @@ public struct DeliveryStats: Sendable, Equatable {
 
     public static func + (lhs: DeliveryStats, rhs: DeliveryStats) -> DeliveryStats {
         DeliveryStats(
-            clients: lhs.clients + rhs.clients, deliveries: lhs.deliveries + rhs.deliveries,
-            bytesOut: lhs.bytesOut + rhs.bytesOut, keepalives: lhs.keepalives + rhs.keepalives,
+            clients: lhs.clients + rhs.clients,
+            deliveries: lhs.deliveries + rhs.deliveries,
+            bytesOut: lhs.bytesOut + rhs.bytesOut,
+            keepalives: lhs.keepalives + rhs.keepalives,
             evictionsMaxQueue: lhs.evictionsMaxQueue + rhs.evictionsMaxQueue,
             evictionsMaxLag: lhs.evictionsMaxLag + rhs.evictionsMaxLag
         )

@@ -65,7 +65,12 @@ public final class FeedRegistry: @unchecked Sendable {
         self.state.withLockedValue { state in
             Self.define(feeds, in: &state, logger: logger)
             for (path, config) in state.plain {
-                state.instances[path] = self.makeFeed(path: path, config: config, values: [:], tlsContext: state.tlsContexts[config.name])
+                state.instances[path] = self.makeFeed(
+                    path: path,
+                    config: config,
+                    values: [:],
+                    tlsContext: state.tlsContexts[config.name]
+                )
             }
         }
     }
@@ -121,9 +126,15 @@ public final class FeedRegistry: @unchecked Sendable {
         var toRemove: [Feed] = []
         self.state.withLockedValue { state in
             let oldPlain = state.plain
-            let oldTemplates = Dictionary(state.templates.map { ($0.path.description, $0) }, uniquingKeysWith: { first, _ in first })
+            let oldTemplates = Dictionary(
+                state.templates.map { ($0.path.description, $0) },
+                uniquingKeysWith: { first, _ in first }
+            )
             Self.define(feeds, in: &state, logger: self.logger)
-            let newTemplates = Dictionary(state.templates.map { ($0.path.description, $0) }, uniquingKeysWith: { first, _ in first })
+            let newTemplates = Dictionary(
+                state.templates.map { ($0.path.description, $0) },
+                uniquingKeysWith: { first, _ in first }
+            )
             for (key, feed) in state.instances {
                 let definition: FeedConfig?
                 let previous: FeedConfig?
@@ -150,7 +161,12 @@ public final class FeedRegistry: @unchecked Sendable {
                 }
             }
             for (path, config) in state.plain where state.instances[path] == nil {
-                let feed = self.makeFeed(path: path, config: config, values: [:], tlsContext: state.tlsContexts[config.name])
+                let feed = self.makeFeed(
+                    path: path,
+                    config: config,
+                    values: [:],
+                    tlsContext: state.tlsContexts[config.name]
+                )
                 state.instances[path] = feed
                 toStart.append(feed)
             }
@@ -171,7 +187,11 @@ public final class FeedRegistry: @unchecked Sendable {
 
     /// The open feed for a target, opening a template instance if needed: within `max_feeds` and the
     /// new-instance rates (`clientAddress` is the address the per-address rate counts against).
-    func acquire(_ target: Target, clientAddress: String? = nil, rates: NewFeedLimiter.Rates = LimitsConfig().newFeedRates) -> Acquisition {
+    func acquire(
+        _ target: Target,
+        clientAddress: String? = nil,
+        rates: NewFeedLimiter.Rates = LimitsConfig().newFeedRates
+    ) -> Acquisition {
         self.state.withLockedValue { state -> Acquisition in
             if let feed = state.instances[target.key] { return .feed(feed) }
             // The definition in force now (a reload may have changed or removed it since the lookup).
@@ -187,17 +207,32 @@ public final class FeedRegistry: @unchecked Sendable {
             case .overGateway: return .tooManyNewFeeds(perAddress: false)
             case .overAddress: return .tooManyNewFeeds(perAddress: true)
             }
-            let feed = self.makeFeed(path: target.key, config: target.definition, values: target.values, tlsContext: state.tlsContexts[target.definition.name])
+            let feed = self.makeFeed(
+                path: target.key,
+                config: target.definition,
+                values: target.values,
+                tlsContext: state.tlsContexts[target.definition.name]
+            )
             state.instances[target.key] = feed
             state.openPerTemplate[target.definition.name] = open + 1
             return .feed(feed)
         }
     }
 
-    private func makeFeed(path: String, config: FeedConfig, values: [String: String], tlsContext: Result<NIOSSLContext, Error>?) -> Feed {
+    private func makeFeed(
+        path: String,
+        config: FeedConfig,
+        values: [String: String],
+        tlsContext: Result<NIOSSLContext, Error>?
+    ) -> Feed {
         let feed = Feed(
-            path: path, config: config, values: values, loop: self.group.next(), tlsContext: tlsContext,
-            idPrefix: self.idPrefix, logger: self.logger
+            path: path,
+            config: config,
+            values: values,
+            loop: self.group.next(),
+            tlsContext: tlsContext,
+            idPrefix: self.idPrefix,
+            logger: self.logger
         )
         feed.onClose = { [weak self] feed in self?.forget(feed) }
         return feed

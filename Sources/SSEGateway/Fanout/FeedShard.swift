@@ -39,7 +39,10 @@ final class FeedShard {
         self.hub = hub
         self.counters = counters
         self.settings = feed.settings
-        self.tickInterval = LoopHub.tickInterval(keepalive: feed.settings.keepalive, maxLag: feed.settings.client.maxLag)
+        self.tickInterval = LoopHub.tickInterval(
+            keepalive: feed.settings.keepalive,
+            maxLag: feed.settings.client.maxLag
+        )
     }
 
     var loop: EventLoop { self.hub.loop }

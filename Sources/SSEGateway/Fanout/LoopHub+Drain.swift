@@ -19,7 +19,10 @@ extension LoopHub {
             let retry = shard.settings.retry
             for subscriber in shard.subscribers {
                 var bytes = ByteBuffer()
-                SSESerializer.writeRetry(milliseconds: DrainPlan.jitteredRetry(retry).nanoseconds / 1_000_000, into: &bytes)
+                SSESerializer.writeRetry(
+                    milliseconds: DrainPlan.jitteredRetry(retry).nanoseconds / 1_000_000,
+                    into: &bytes
+                )
                 bytes.writeStaticString("\n")
                 subscriber.transport.writePayload(bytes)
                 subscriber.transport.flush()

@@ -49,7 +49,8 @@ struct NewFeedLimiter {
         self.gateway = gateway
         var perAddress: Bucket?
         if let address, rates.perAddressPerSecond > 0 {
-            var bucket = self.byAddress[address] ?? Bucket(tokens: Double(max(1, rates.perAddressPerSecond)), updated: now)
+            var bucket =
+                self.byAddress[address] ?? Bucket(tokens: Double(max(1, rates.perAddressPerSecond)), updated: now)
             bucket.refill(rate: rates.perAddressPerSecond, now: now)
             perAddress = bucket
             if bucket.tokens < 1 {

@@ -51,7 +51,10 @@ public struct ReplayBuffer {
 
     /// Appends an event whose `sequence` must be `nextSequence`, then trims to the bounds.
     public mutating func append(_ event: EncodedEvent, now: NIODeadline) {
-        precondition(event.sequence == self.nextSequence, "replay sequence out of order: \(event.sequence) after \(self.lastSequence)")
+        precondition(
+            event.sequence == self.nextSequence,
+            "replay sequence out of order: \(event.sequence) after \(self.lastSequence)"
+        )
         self.lastSequence = event.sequence
         if self.maxEvents == 0 { return }
         self.events.append(event)
@@ -151,7 +154,10 @@ public struct ReplayBuffer {
         guard !self.hasTrimmed, self.maxEvents > 0 else { return false }
         var expected = self.firstSequence - Int64(older.count)
         for event in older {
-            precondition(event.sequence == expected, "prepended sequence out of order: \(event.sequence), expected \(expected)")
+            precondition(
+                event.sequence == expected,
+                "prepended sequence out of order: \(event.sequence), expected \(expected)"
+            )
             expected += 1
         }
         for event in older.reversed() {

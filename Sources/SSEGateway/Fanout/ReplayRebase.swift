@@ -30,7 +30,8 @@ struct ReplayRebase {
         var ended = false
 
         static func == (lhs: Output, rhs: Output) -> Bool {
-            lhs.prepend?.events == rhs.prepend?.events && lhs.prepend?.after == rhs.prepend?.after && lhs.append == rhs.append
+            lhs.prepend?.events == rhs.prepend?.events && lhs.prepend?.after == rhs.prepend?.after
+                && lhs.append == rhs.append
                 && lhs.ended == rhs.ended
         }
     }

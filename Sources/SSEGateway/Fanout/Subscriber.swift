@@ -29,7 +29,13 @@ public final class Subscriber {
     /// Half the channels' high write watermark (64 KiB).
     static let flushThreshold = 32 * 1024
 
-    init(sink: SubscriberSink, transport: StreamTransport, limits: ClientLimitsConfig, lastSequence: Int64, now: NIODeadline) {
+    init(
+        sink: SubscriberSink,
+        transport: StreamTransport,
+        limits: ClientLimitsConfig,
+        lastSequence: Int64,
+        now: NIODeadline
+    ) {
         self.sink = sink
         self.transport = transport
         self.framing = transport.framing
@@ -45,7 +51,8 @@ public final class Subscriber {
 
     /// Offers bytes; returns the eviction reason the first time the client goes over a bound.
     @inline(__always)
-    func offer(_ bytes: ByteBuffer, producedAt: NIODeadline, now: NIODeadline, replay: Bool = false) -> EvictionReason? {
+    func offer(_ bytes: ByteBuffer, producedAt: NIODeadline, now: NIODeadline, replay: Bool = false) -> EvictionReason?
+    {
         switch self.queue.offer(bytes, producedAt: producedAt, now: now, replay: replay) {
         case .write:
             self.lastWriteAt = now

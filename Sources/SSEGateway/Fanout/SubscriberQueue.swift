@@ -63,7 +63,12 @@ public struct SubscriberQueue {
 
     /// Offers bytes produced at `producedAt` (a live event's arrival from upstream, or now);
     /// `replay` marks bytes of the resume replay (see `Pending.exempt`).
-    public mutating func offer(_ bytes: ByteBuffer, producedAt: NIODeadline, now: NIODeadline, replay: Bool = false) -> OfferAction {
+    public mutating func offer(
+        _ bytes: ByteBuffer,
+        producedAt: NIODeadline,
+        now: NIODeadline,
+        replay: Bool = false
+    ) -> OfferAction {
         switch self.state {
         case .evicted:
             return .drop

@@ -70,7 +70,12 @@ public final class OriginServer: @unchecked Sendable {
 
     public var behaviour: Behaviour {
         get { self.state.withLockedValue { $0.behaviour } }
-        set { self.state.withLockedValue { $0.behaviour = newValue; $0.answeredInBehaviour = 0 } }
+        set {
+            self.state.withLockedValue {
+                $0.behaviour = newValue
+                $0.answeredInBehaviour = 0
+            }
+        }
     }
 
     /// How the origin answers a request for a given path (nil: `behaviour`), e.g. 404 for rooms that
@@ -117,7 +122,10 @@ public final class OriginServer: @unchecked Sendable {
             let interval = max(0.001, min(1.0 / self.options.rate, 0.05))
             var carry = 0.0
             var last = NIODeadline.now()
-            self.ticker = loop.scheduleRepeatedTask(initialDelay: .nanoseconds(Int64(interval * 1e9)), delay: .nanoseconds(Int64(interval * 1e9))) { _ in
+            self.ticker = loop.scheduleRepeatedTask(
+                initialDelay: .nanoseconds(Int64(interval * 1e9)),
+                delay: .nanoseconds(Int64(interval * 1e9))
+            ) { _ in
                 let now = NIODeadline.now()
                 carry += Double((now - last).nanoseconds) / 1e9 * self.options.rate
                 last = now
@@ -162,7 +170,9 @@ public final class OriginServer: @unchecked Sendable {
             var buffer = ByteBuffer()
             SSESerializer.write(event, into: &buffer)
             state.history.append((number, event.id, buffer))
-            if state.history.count > self.options.history { state.history.removeFirst(state.history.count - self.options.history) }
+            if state.history.count > self.options.history {
+                state.history.removeFirst(state.history.count - self.options.history)
+            }
             return (buffer, Array(state.connections.values), event.id)
         }
         for channel in channels {
@@ -193,7 +203,9 @@ public final class OriginServer: @unchecked Sendable {
                 combined.writeImmutableBuffer(buffer)
                 state.history.append((number, String(number), buffer))
             }
-            if state.history.count > self.options.history { state.history.removeFirst(state.history.count - self.options.history) }
+            if state.history.count > self.options.history {
+                state.history.removeFirst(state.history.count - self.options.history)
+            }
             return Array(state.connections.values)
         }
         for channel in channels {
@@ -259,22 +271,36 @@ private final class OriginHandler: ChannelInboundHandler {
         switch behaviour {
         case .stream, .silent:
             let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
             for bytes in replay { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
             context.flush()
         case .status(let code):
             let headers = HTTPHeaders([("Content-Length", "0"), ("Content-Type", "text/plain")])
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: code), headers: headers))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(
+                    .head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: code), headers: headers))
+                ),
+                promise: nil
+            )
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         case .wrongContentType:
             let body = "<html></html>"
             let headers = HTTPHeaders([("Content-Length", String(body.utf8.count)), ("Content-Type", "text/html")])
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         case .streamThenEnd:
             let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
-            context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))), promise: nil)
+            context.write(
+                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
+                promise: nil
+            )
             for bytes in replay { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
             context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
         }

@@ -1,5 +1,5 @@
-import NIOConcurrencyHelpers
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import Synchronization
 

@@ -2,8 +2,8 @@ import Foundation
 import Logging
 import NIOCore
 import NIOHTTP1
-import NIOPosix
 import NIOHTTP2
+import NIOPosix
 import NIOSSL
 
 /// The running gateway: listeners, feeds, the per-loop hubs and the admin endpoint, built from one
@@ -38,7 +38,11 @@ public final class GatewayServer: @unchecked Sendable {
         var hubs: [LoopHub] = []
         for loop in group.makeIterator() { hubs.append(LoopHub(loop: loop)) }
         self.hubs = hubs
-        let idPrefix = String(UInt64(NIODeadline.now().uptimeNanoseconds / 1_000_000) ^ UInt64.random(in: 0..<(1 << 40)), radix: 36) + "-"
+        let idPrefix =
+            String(
+                UInt64(NIODeadline.now().uptimeNanoseconds / 1_000_000) ^ UInt64.random(in: 0..<(1 << 40)),
+                radix: 36
+            ) + "-"
         let registry = FeedRegistry(feeds: config.feeds, group: group, idPrefix: idPrefix, logger: logger)
         self.context = GatewayContext(registry: registry, hubs: hubs, limits: config.limits, logger: logger)
         self.metrics = GatewayMetrics(context: self.context)
@@ -63,7 +67,12 @@ public final class GatewayServer: @unchecked Sendable {
             }
             if let admin = self.config.admin {
                 do {
-                    self.adminChannel = try await AdminServer.bind(address: admin.address, group: self.group, metrics: self.metrics, logger: self.logger)
+                    self.adminChannel = try await AdminServer.bind(
+                        address: admin.address,
+                        group: self.group,
+                        metrics: self.metrics,
+                        logger: self.logger
+                    )
                 } catch {
                     throw BindError(address: admin.address, underlying: error)
                 }
@@ -75,18 +84,22 @@ public final class GatewayServer: @unchecked Sendable {
         self.context.registry.startPlainFeeds()
         self.startEvictionSummary()
         self.metrics.ready.store(true, ordering: .relaxed)
-        self.logger.info("ssegate started", metadata: [
-            "listen": "\(self.listenerAddresses.map(Self.describe).joined(separator: ", "))",
-            "admin": "\(self.adminAddress.map(Self.describe) ?? "off")",
-            "feeds": "\(self.config.feeds.count)",
-        ])
+        self.logger.info(
+            "ssegate started",
+            metadata: [
+                "listen": "\(self.listenerAddresses.map(Self.describe).joined(separator: ", "))",
+                "admin": "\(self.adminAddress.map(Self.describe) ?? "off")",
+                "feeds": "\(self.config.feeds.count)",
+            ]
+        )
     }
 
     /// Evictions are logged as one summary line per interval in which any happened, never per client.
     private func startEvictionSummary(every interval: TimeAmount = .seconds(10)) {
         let loop = self.group.next()
         var previous = DeliveryStats()
-        self.evictionSummary = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { [weak self] _ in
+        self.evictionSummary = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) {
+            [weak self] _ in
             guard let self else { return loop.makeSucceededVoidFuture() }
             return self.metrics.snapshot(on: loop).map { snapshot in
                 let total = snapshot.delivery.values.reduce(DeliveryStats(), +)
@@ -94,9 +107,13 @@ public final class GatewayServer: @unchecked Sendable {
                 let lag = total.evictionsMaxLag - previous.evictionsMaxLag
                 previous = total
                 if queue + lag > 0 {
-                    self.logger.notice("slow clients evicted", metadata: [
-                        "max_queue": "\(queue)", "max_lag": "\(lag)", "interval": "\(interval.nanoseconds / 1_000_000_000)s",
-                    ])
+                    self.logger.notice(
+                        "slow clients evicted",
+                        metadata: [
+                            "max_queue": "\(queue)", "max_lag": "\(lag)",
+                            "interval": "\(interval.nanoseconds / 1_000_000_000)s",
+                        ]
+                    )
                 }
             }
         }
@@ -107,7 +124,6 @@ public final class GatewayServer: @unchecked Sendable {
         let host = address.ipAddress ?? "?"
         return host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)"
     }
-
 
     private func bindListener(_ listener: ListenerConfig) async throws -> BoundListener {
         let context = self.context
@@ -122,10 +138,19 @@ public final class GatewayServer: @unchecked Sendable {
             // A stream reads a few hundred bytes of request and then nothing, but each channel keeps its
             // receive buffer for the next read: start it at 512 bytes instead of NIO's 2 KiB (it grows
             // after a read that fills it, for long heads and HTTP/2).
-            .childChannelOption(.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536))
+            .childChannelOption(
+                .recvAllocator,
+                value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 512, maximum: 65536)
+            )
             .childChannelInitializer { channel in
                 do {
-                    try DownstreamPipeline.configure(channel: channel, tls: tls, resets: resets, context: context, limits: context.limits)
+                    try DownstreamPipeline.configure(
+                        channel: channel,
+                        tls: tls,
+                        resets: resets,
+                        context: context,
+                        limits: context.limits
+                    )
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
@@ -150,7 +175,9 @@ public final class GatewayServer: @unchecked Sendable {
         var kept: [BoundListener] = []
         var remaining = new.listen
         for var listener in self.listeners {
-            if let index = remaining.firstIndex(where: { $0.address == listener.config.address && ($0.tls == nil) == (listener.tls == nil) }) {
+            if let index = remaining.firstIndex(where: {
+                $0.address == listener.config.address && ($0.tls == nil) == (listener.tls == nil)
+            }) {
                 let wanted = remaining.remove(at: index)
                 if let tls = listener.tls, let wantedTLS = wanted.tls {
                     do {
@@ -181,7 +208,12 @@ public final class GatewayServer: @unchecked Sendable {
             }
             if let admin = new.admin {
                 do {
-                    self.adminChannel = try await AdminServer.bind(address: admin.address, group: self.group, metrics: self.metrics, logger: self.logger)
+                    self.adminChannel = try await AdminServer.bind(
+                        address: admin.address,
+                        group: self.group,
+                        metrics: self.metrics,
+                        logger: self.logger
+                    )
                 } catch {
                     errors.append("\(BindError(address: admin.address, underlying: error))")
                 }
@@ -227,7 +259,10 @@ public final class GatewayServer: @unchecked Sendable {
         let timeout = self.config.shutdownTimeout
         let window = TimeAmount.nanoseconds(timeout.nanoseconds * 8 / 10)
         let clients = self.context.clientCount
-        self.logger.notice("drain started", metadata: ["clients": "\(clients)", "window": "\(window.nanoseconds / 1_000_000)ms"])
+        self.logger.notice(
+            "drain started",
+            metadata: ["clients": "\(clients)", "window": "\(window.nanoseconds / 1_000_000)ms"]
+        )
         // Whichever comes first: every loop drained, or the shutdown timeout.
         let loop = self.group.next()
         let drains = self.hubs.map { $0.drain(window: window) }
@@ -237,17 +272,27 @@ public final class GatewayServer: @unchecked Sendable {
             let promise = loop.makePromise(of: Void.self)
             var pending = true
             let deadline = loop.scheduleTask(in: remaining) {
-                if pending { pending = false; promise.succeed(()) }
+                if pending {
+                    pending = false
+                    promise.succeed(())
+                }
             }
             EventLoopFuture.andAllComplete(drains, on: loop).whenComplete { _ in
                 deadline.cancel()
-                if pending { pending = false; promise.succeed(()) }
+                if pending {
+                    pending = false
+                    promise.succeed(())
+                }
             }
             return promise.futureResult
         }.get()
-        self.logger.notice("drain finished", metadata: [
-            "clients_left": "\(self.context.clientCount)", "took": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)ms",
-        ])
+        self.logger.notice(
+            "drain finished",
+            metadata: [
+                "clients_left": "\(self.context.clientCount)",
+                "took": "\((NIODeadline.now() - started).nanoseconds / 1_000_000)ms",
+            ]
+        )
         try await self.shutdown()
     }
 
@@ -260,7 +305,12 @@ public final class GatewayServer: @unchecked Sendable {
         if let admin = self.adminChannel { try? await admin.close() }
         self.adminChannel = nil
         try? await self.context.registry.closeAll().get()
-        for hub in self.hubs { try? await hub.loop.submit { hub.closeAllClients(); hub.stopTimer() }.get() }
+        for hub in self.hubs {
+            try? await hub.loop.submit {
+                hub.closeAllClients()
+                hub.stopTimer()
+            }.get()
+        }
         if self.ownsGroup {
             try await self.group.shutdownGracefully()
         }
@@ -284,7 +334,13 @@ public struct BindError: Error, CustomStringConvertible {
 /// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port.
 enum DownstreamPipeline {
     /// `resets`: the listener's budget of premature HTTP/2 stream resets, shared by its connections.
-    static func configure(channel: Channel, tls: ListenerTLS?, resets: ListenerResetBudget, context: GatewayContext, limits: LimitsConfig) throws {
+    static func configure(
+        channel: Channel,
+        tls: ListenerTLS?,
+        resets: ListenerResetBudget,
+        context: GatewayContext,
+        limits: LimitsConfig
+    ) throws {
         let sync = channel.pipeline.syncOperations
         if let tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
@@ -294,19 +350,25 @@ enum DownstreamPipeline {
             _ = channel.configureHTTP2SecureUpgrade(
                 h2ChannelConfigurator: { channel in
                     deadline.cancel()
-                    return channel.eventLoop.makeCompletedFuture { try Self.configureHTTP2(channel: channel, resets: resets, context: context, limits: limits) }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try Self.configureHTTP2(channel: channel, resets: resets, context: context, limits: limits)
+                    }
                 },
                 http1ChannelConfigurator: { channel in
                     deadline.cancel()
-                    return channel.eventLoop.makeCompletedFuture { try Self.configureHTTP1(channel: channel, context: context, limits: limits) }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try Self.configureHTTP1(channel: channel, context: context, limits: limits)
+                    }
                 }
             )
         } else {
-            try sync.addHandler(ProtocolDetector(
-                timeout: limits.headerTimeout,
-                http1: { try Self.configureHTTP1(channel: $0, context: context, limits: limits) },
-                http2: { try Self.configureHTTP2(channel: $0, resets: resets, context: context, limits: limits) }
-            ))
+            try sync.addHandler(
+                ProtocolDetector(
+                    timeout: limits.headerTimeout,
+                    http1: { try Self.configureHTTP1(channel: $0, context: context, limits: limits) },
+                    http2: { try Self.configureHTTP2(channel: $0, resets: resets, context: context, limits: limits) }
+                )
+            )
         }
     }
 
@@ -316,13 +378,20 @@ enum DownstreamPipeline {
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         try sync.addHandler(limiter)
         try sync.addHandler(decoder)
-        try sync.addHandler(HTTP1StreamHandler(gateway: context, limiter: limiter, requestHandlers: [limiter, decoder]))
+        try sync.addHandler(
+            HTTP1StreamHandler(gateway: context, limiter: limiter, requestHandlers: [limiter, decoder])
+        )
     }
 
     /// HTTP/2 with SwiftNIO's server defences on (reset-flood, glitch and control-frame limits, header
     /// validation), a bounded number of concurrent streams per connection, and `HTTP2FloodGuard` for
     /// what SwiftNIO does not count (WINDOW_UPDATE floods, resets spread over many connections).
-    static func configureHTTP2(channel: Channel, resets: ListenerResetBudget, context: GatewayContext, limits: LimitsConfig) throws {
+    static func configureHTTP2(
+        channel: Channel,
+        resets: ListenerResetBudget,
+        context: GatewayContext,
+        limits: LimitsConfig
+    ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
             HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxStreamsPerConnection),
@@ -338,13 +407,17 @@ enum DownstreamPipeline {
         // connection on which the HTTP/2 handler hit a connection error (it sent GOAWAY).
         let guardHandler = HTTP2ConnectionGuard(timeout: limits.headerTimeout)
         let sync = channel.pipeline.syncOperations
-        try sync.addHandler(HTTP2FloodGuard(listener: resets, prematureResetsPerSecond: limits.prematureResetsPerSecond) { reason in
-            context.countFloodClose(reason)
-        })
+        try sync.addHandler(
+            HTTP2FloodGuard(listener: resets, prematureResetsPerSecond: limits.prematureResetsPerSecond) { reason in
+                context.countFloodClose(reason)
+            }
+        )
         // Below the HTTP/2 handler: one write per connection per batch, not one per stream.
         try sync.addHandler(HTTP2FlushCoalescer(deferred: context.hub(for: channel.eventLoop).deferredFlushes))
         _ = try sync.configureHTTP2Pipeline(
-            mode: .server, connectionConfiguration: connection, streamConfiguration: stream,
+            mode: .server,
+            connectionConfiguration: connection,
+            streamConfiguration: stream,
             streamDelegate: guardHandler.streamDelegate(on: channel.eventLoop)
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {

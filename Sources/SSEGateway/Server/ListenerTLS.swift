@@ -26,7 +26,9 @@ final class ListenerTLS: Sendable {
 
     /// PEM chain and key (RSA or ECDSA), `min_version`, ALPN offering h2 then http/1.1.
     static func makeContext(_ config: ServerTLSConfig) throws -> NIOSSLContext {
-        let chain = try NIOSSLCertificate.fromPEMFile(config.certificate).map { NIOSSLCertificateSource.certificate($0) }
+        let chain = try NIOSSLCertificate.fromPEMFile(config.certificate).map {
+            NIOSSLCertificateSource.certificate($0)
+        }
         let key = try NIOSSLPrivateKey(file: config.privateKey, format: .pem)
         var tls = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
         tls.minimumTLSVersion = config.minVersion == "1.3" ? .tlsv13 : .tlsv12

@@ -42,7 +42,13 @@ final class UpstreamClient {
     /// not move the resume point past an event nobody received.
     private(set) var lastEventID = ""
 
-    init(loop: EventLoop, url: UpstreamURL, settings: UpstreamSettings, tlsContext: Result<NIOSSLContext, Error>?, logger: Logger) {
+    init(
+        loop: EventLoop,
+        url: UpstreamURL,
+        settings: UpstreamSettings,
+        tlsContext: Result<NIOSSLContext, Error>?,
+        logger: Logger
+    ) {
         self.loop = loop
         self.url = url
         self.settings = settings
@@ -111,7 +117,10 @@ final class UpstreamClient {
         self.parser.reset()
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
         if self.url.isTLS && self.tlsContext == nil {
-            self.fail(.error("TLS setup failed: \(self.tlsError.map { "\($0)" } ?? "no context")"), generation: generation)
+            self.fail(
+                .error("TLS setup failed: \(self.tlsError.map { "\($0)" } ?? "no context")"),
+                generation: generation
+            )
             return
         }
         let tlsContext = self.tlsContext

@@ -6,7 +6,8 @@ import SSEBench
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
-        abstract: "Load tool: N concurrent SSE clients against a URL; deliveries/s, bytes/s, errors, evictions and latency percentiles.",
+        abstract:
+            "Load tool: N concurrent SSE clients against a URL; deliveries/s, bytes/s, errors, evictions and latency percentiles.",
         discussion: """
             Latency is measured from the send timestamp ("ts", µs) that `ssegate origin` puts in each event's data. \
             http:// and https:// URLs; --http2 uses h2c with prior knowledge for http and ALPN h2 for https.
@@ -21,7 +22,10 @@ struct BenchCommand: AsyncParsableCommand {
     var duration: Double = 10
     @Option(name: .long, help: "Connects in flight at once while ramping up.")
     var connectConcurrency = 256
-    @Option(name: .long, help: "Spread clients over source addresses 127.0.0.1 ... 127.0.0.N (needed beyond the ephemeral port range).")
+    @Option(
+        name: .long,
+        help: "Spread clients over source addresses 127.0.0.1 ... 127.0.0.N (needed beyond the ephemeral port range)."
+    )
     var sourceAddresses = 1
     @Option(name: .long, help: "Event loop threads of the load tool.")
     var threads = 1
@@ -29,7 +33,10 @@ struct BenchCommand: AsyncParsableCommand {
     var expectedRate: Double?
     @Flag(name: .long, help: "Ask for gzip (Accept-Encoding) and inflate what arrives.")
     var gzip = false
-    @Flag(name: .long, help: "HTTP/2: each client is a stream (h2c with prior knowledge for http://, ALPN h2 for https://).")
+    @Flag(
+        name: .long,
+        help: "HTTP/2: each client is a stream (h2c with prior knowledge for http://, ALPN h2 for https://)."
+    )
     var http2 = false
     @Option(name: .long, help: "With --http2: streams (clients) per connection.")
     var streamsPerConnection = 100
@@ -37,7 +44,10 @@ struct BenchCommand: AsyncParsableCommand {
     var cacert: String?
     @Flag(name: .long, help: "https:// without verifying the server's certificate.")
     var insecure = false
-    @Flag(name: .long, help: "Print one JSON line instead of the text report (progress still goes to stderr unless --quiet).")
+    @Flag(
+        name: .long,
+        help: "Print one JSON line instead of the text report (progress still goes to stderr unless --quiet)."
+    )
     var json = false
     @Flag(name: .long, help: "No progress lines.")
     var quiet = false

@@ -18,7 +18,9 @@ final class BrowserHarness: @unchecked Sendable {
     init(page: String, group: EventLoopGroup) {
         self.page = page
         self.group = group
-        self.profile = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-chromium-\(UUID().uuidString)")
+        self.profile = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ssegate-chromium-\(UUID().uuidString)"
+        )
     }
 
     var received: [String] { self.reports.withLockedValue { $0 } }
@@ -88,8 +90,13 @@ final class BrowserHarness: @unchecked Sendable {
                     text = self.page
                     type = "text/html; charset=utf-8"
                 }
-                let headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(text.utf8.count)), ("Cache-Control", "no-store")])
-                context.write(self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))), promise: nil)
+                let headers = HTTPHeaders([
+                    ("Content-Type", type), ("Content-Length", String(text.utf8.count)), ("Cache-Control", "no-store"),
+                ])
+                context.write(
+                    self.wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: .ok, headers: headers))),
+                    promise: nil
+                )
                 context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: text)))), promise: nil)
                 context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
             }

@@ -126,7 +126,8 @@ final class ClusterEventSource: @unchecked Sendable {
         self.state.withLockedValue { state in
             state.connections[index].status = head.status.code
             state.connections[index].replica = head.headers.first(name: "X-Replica")
-            let ok = head.status == .ok && head.headers.first(name: "Content-Type")?.hasPrefix("text/event-stream") == true
+            let ok =
+                head.status == .ok && head.headers.first(name: "Content-Type")?.hasPrefix("text/event-stream") == true
             if !ok { state.failures.append("HTTP \(head.status.code) from \(state.connections[index].replica ?? "?")") }
             return ok
         }

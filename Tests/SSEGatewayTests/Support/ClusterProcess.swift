@@ -29,8 +29,14 @@ final class ClusterProcess: @unchecked Sendable {
 
     /// Starts the script and waits until every component is ready (HAProxy has both replicas UP).
     static func start(
-        group: EventLoopGroup, replicas: Int = 2, rate: Int, retry: String, shutdownTimeout: String,
-        checkInterval: String = "200ms", file: StaticString = #filePath, line: UInt = #line
+        group: EventLoopGroup,
+        replicas: Int = 2,
+        rate: Int,
+        retry: String,
+        shutdownTimeout: String,
+        checkInterval: String = "200ms",
+        file: StaticString = #filePath,
+        line: UInt = #line
     ) async throws -> ClusterProcess {
         var free: [Int] = []
         while free.count < 3 + 2 * replicas {
@@ -38,10 +44,15 @@ final class ClusterProcess: @unchecked Sendable {
             if !free.contains(port) { free.append(port) }
         }
         let ports = Ports(
-            origin: free[0], balancer: free[1], stats: free[2],
-            replicas: Array(free[3..<(3 + replicas)]), admins: Array(free[(3 + replicas)...])
+            origin: free[0],
+            balancer: free[1],
+            stats: free[2],
+            replicas: Array(free[3..<(3 + replicas)]),
+            admins: Array(free[(3 + replicas)...])
         )
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-cluster-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ssegate-cluster-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let logFile = directory.appendingPathComponent("script.log")
 
@@ -87,7 +98,12 @@ final class ClusterProcess: @unchecked Sendable {
     /// Starts `path` with posix_spawn and a clean signal state. Foundation's `Process` would pass on the
     /// calling thread's signal mask, and a test runs on a Dispatch worker thread that blocks SIGTERM: the
     /// script could then never be stopped by it (nor trap it). stdout and stderr go to `output`.
-    static func spawn(_ path: String, _ arguments: [String], environment: [String: String], output: String) throws -> pid_t {
+    static func spawn(
+        _ path: String,
+        _ arguments: [String],
+        environment: [String: String],
+        output: String
+    ) throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -115,7 +131,9 @@ final class ClusterProcess: @unchecked Sendable {
         }
         var pid: pid_t = 0
         let status = posix_spawn(&pid, path, &actions, &attributes, argv, envp)
-        guard status == 0 else { throw TestTimeout(message: "posix_spawn \(path): \(String(cString: strerror(status)))") }
+        guard status == 0 else {
+            throw TestTimeout(message: "posix_spawn \(path): \(String(cString: strerror(status)))")
+        }
         return pid
     }
 
@@ -133,7 +151,8 @@ final class ClusterProcess: @unchecked Sendable {
 
     /// The pid the script recorded for `name` (origin, replica1, replica2, haproxy).
     func pid(of name: String) -> pid_t? {
-        guard let text = try? String(contentsOf: self.directory.appendingPathComponent("\(name).pid"), encoding: .utf8) else { return nil }
+        guard let text = try? String(contentsOf: self.directory.appendingPathComponent("\(name).pid"), encoding: .utf8)
+        else { return nil }
         return pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
@@ -163,8 +182,15 @@ final class ClusterProcess: @unchecked Sendable {
     func logs(lines: Int = 15) -> String {
         var text = ""
         for name in ["script", "origin", "replica1", "replica2", "haproxy"] {
-            guard let content = try? String(contentsOf: self.directory.appendingPathComponent("\(name).log"), encoding: .utf8) else { continue }
-            let tail = content.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(separator: "\n")
+            guard
+                let content = try? String(
+                    contentsOf: self.directory.appendingPathComponent("\(name).log"),
+                    encoding: .utf8
+                )
+            else { continue }
+            let tail = content.split(separator: "\n", omittingEmptySubsequences: false).suffix(lines).joined(
+                separator: "\n"
+            )
             text += "--- \(name).log\n\(tail)\n"
         }
         return text
@@ -182,7 +208,9 @@ final class ClusterProcess: @unchecked Sendable {
             }
         }
         for name in ["replica1", "replica2", "replica3", "haproxy", "origin"] {
-            if let pid = self.pid(of: name), Self.isAlive(pid), Self.commandLine(pid).contains(name == "haproxy" ? "haproxy" : "ssegate") {
+            if let pid = self.pid(of: name), Self.isAlive(pid),
+                Self.commandLine(pid).contains(name == "haproxy" ? "haproxy" : "ssegate")
+            {
                 kill(pid, SIGKILL)
             }
         }

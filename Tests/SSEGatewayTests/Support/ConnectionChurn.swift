@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
+
 @testable import SSEGateway
 
 /// Many short connections at once, for the leak and flood tests: runs `body(index)` `count` times with
@@ -29,7 +30,11 @@ func churn(_ count: Int, concurrency: Int = 32, _ body: @escaping @Sendable (Int
 /// closes it, or when `timeout` passes (then `closedByServer` is false). `closeAfterHead`: the client
 /// closes as soon as a whole response head arrived (a stream that is opened and left).
 func oneShotConnection(
-    port: Int, group: EventLoopGroup, request: String?, tls: NIOSSLContext? = nil, closeAfterHead: Bool = false,
+    port: Int,
+    group: EventLoopGroup,
+    request: String?,
+    tls: NIOSSLContext? = nil,
+    closeAfterHead: Bool = false,
     timeout: TimeAmount = .seconds(5)
 ) async throws -> (response: String, closedByServer: Bool) {
     let collector = OneShotCollector(closeAfterHead: closeAfterHead)
@@ -38,7 +43,9 @@ func oneShotConnection(
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
                 if let tls {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tls, serverHostname: "localhost"))
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLClientHandler(context: tls, serverHostname: "localhost")
+                    )
                 }
                 try channel.pipeline.syncOperations.addHandler(collector)
             }

@@ -14,12 +14,14 @@ final class H2RawConnection: @unchecked Sendable {
         var streamID: UInt32
         var payload: ByteBuffer
 
-        static let data: UInt8 = 0x0, headers: UInt8 = 0x1, rstStream: UInt8 = 0x3, settings: UInt8 = 0x4, ping: UInt8 = 0x6, goAway: UInt8 = 0x7,
+        static let data: UInt8 = 0x0, headers: UInt8 = 0x1, rstStream: UInt8 = 0x3, settings: UInt8 = 0x4,
+            ping: UInt8 = 0x6, goAway: UInt8 = 0x7,
             windowUpdate: UInt8 = 0x8
 
         /// The last stream id of a GOAWAY frame.
         var lastStreamID: UInt32? {
-            self.type == Self.goAway ? self.payload.getInteger(at: self.payload.readerIndex, as: UInt32.self).map { $0 & 0x7FFF_FFFF } : nil
+            self.type == Self.goAway
+                ? self.payload.getInteger(at: self.payload.readerIndex, as: UInt32.self).map { $0 & 0x7FFF_FFFF } : nil
         }
 
         /// The error code of a RST_STREAM or GOAWAY frame.
@@ -89,7 +91,13 @@ final class H2RawConnection: @unchecked Sendable {
     /// PING (not flushed): the server's PING ACK shows it has processed everything sent before.
     func sendPing() {
         var frame = ByteBuffer()
-        Self.writeFrame(type: Frame.ping, flags: 0, streamID: 0, payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8]), into: &frame)
+        Self.writeFrame(
+            type: Frame.ping,
+            flags: 0,
+            streamID: 0,
+            payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8]),
+            into: &frame
+        )
         self.channel.write(frame, promise: nil)
     }
 
@@ -104,7 +112,10 @@ final class H2RawConnection: @unchecked Sendable {
 
     @discardableResult
     func wait(
-        _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
+        _ message: String,
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line,
         until condition: ([Frame]) -> Bool
     ) async throws -> [Frame] {
         let deadline = NIODeadline.now() + timeout
@@ -113,7 +124,11 @@ final class H2RawConnection: @unchecked Sendable {
             if condition(frames) { return frames }
             if NIODeadline.now() > deadline {
                 let seen = frames.map { "type \($0.type) stream \($0.streamID)" }.joined(separator: ", ")
-                XCTFail("timed out waiting for \(message); frames: \(seen); closed: \(self.isClosed)", file: file, line: line)
+                XCTFail(
+                    "timed out waiting for \(message); frames: \(seen); closed: \(self.isClosed)",
+                    file: file,
+                    line: line
+                )
                 throw TestTimeout(message: message)
             }
             try await Task.sleep(nanoseconds: 5_000_000)
@@ -124,7 +139,13 @@ final class H2RawConnection: @unchecked Sendable {
         try? await self.channel.close()
     }
 
-    fileprivate static func writeFrame(type: UInt8, flags: UInt8, streamID: UInt32, payload: ByteBuffer, into buffer: inout ByteBuffer) {
+    fileprivate static func writeFrame(
+        type: UInt8,
+        flags: UInt8,
+        streamID: UInt32,
+        payload: ByteBuffer,
+        into buffer: inout ByteBuffer
+    ) {
         let length = payload.readableBytes
         buffer.writeInteger(UInt8(truncatingIfNeeded: length >> 16))
         buffer.writeInteger(UInt16(truncatingIfNeeded: length))
@@ -140,8 +161,8 @@ final class H2RawConnection: @unchecked Sendable {
 
         mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
             guard buffer.readableBytes >= 9,
-                  let high = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
-                  let low = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt16.self)
+                let high = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self),
+                let low = buffer.getInteger(at: buffer.readerIndex + 1, as: UInt16.self)
             else { return .needMoreData }
             let length = Int(high) << 16 | Int(low)
             guard buffer.readableBytes >= 9 + length else { return .needMoreData }
@@ -150,7 +171,9 @@ final class H2RawConnection: @unchecked Sendable {
             let flags = buffer.readInteger(as: UInt8.self)!
             let streamID = buffer.readInteger(as: UInt32.self)! & 0x7FFF_FFFF
             let payload = buffer.readSlice(length: length)!
-            context.fireChannelRead(self.wrapInboundOut(Frame(type: type, flags: flags, streamID: streamID, payload: payload)))
+            context.fireChannelRead(
+                self.wrapInboundOut(Frame(type: type, flags: flags, streamID: streamID, payload: payload))
+            )
             return .continue
         }
     }
@@ -165,7 +188,13 @@ final class H2RawConnection: @unchecked Sendable {
             // The ACK goes out before the frame is recorded, so a test that saw the SETTINGS sends after it.
             if frame.type == Frame.settings && frame.flags & 0x1 == 0 {
                 var ack = ByteBuffer()
-                H2RawConnection.writeFrame(type: Frame.settings, flags: 0x1, streamID: 0, payload: ByteBuffer(), into: &ack)
+                H2RawConnection.writeFrame(
+                    type: Frame.settings,
+                    flags: 0x1,
+                    streamID: 0,
+                    payload: ByteBuffer(),
+                    into: &ack
+                )
                 context.writeAndFlush(NIOAny(ack), promise: nil)
             }
             self.connection.state.withLockedValue { $0.frames.append(frame) }

@@ -31,8 +31,12 @@ final class H2TestClient: @unchecked Sendable {
     /// stream, 15 MiB for the connection); HTTP/2's default is 64 KiB for both, which lets a server send
     /// only 64 KiB per round trip over the whole connection.
     static func connect(
-        port: Int, group: EventLoopGroup, tls: TLSConfiguration? = nil, serverHostname: String = "localhost",
-        streamWindow: Int = 1 << 20, connectionWindow: Int = 16 << 20
+        port: Int,
+        group: EventLoopGroup,
+        tls: TLSConfiguration? = nil,
+        serverHostname: String = "localhost",
+        streamWindow: Int = 1 << 20,
+        connectionWindow: Int = 16 << 20
     ) async throws -> H2TestClient {
         let client = H2TestClient()
         var sslContext: NIOSSLContext?
@@ -64,7 +68,9 @@ final class H2TestClient: @unchecked Sendable {
                     var stream = NIOHTTP2Handler.StreamConfiguration()
                     stream.targetWindowSize = streamWindow
                     let multiplexer = try sync.configureHTTP2Pipeline(
-                        mode: .client, connectionConfiguration: connection, streamConfiguration: stream
+                        mode: .client,
+                        connectionConfiguration: connection,
+                        streamConfiguration: stream
                     ) { channel in
                         // Server push is off; nothing is expected here.
                         channel.close()
@@ -84,7 +90,11 @@ final class H2TestClient: @unchecked Sendable {
     var isClosed: Bool { self.snapshot.closed }
 
     /// The value of one setting from the server's first SETTINGS frame (waits for it).
-    func remoteSetting(_ parameter: HTTP2SettingsParameter, file: StaticString = #filePath, line: UInt = #line) async throws -> Int? {
+    func remoteSetting(
+        _ parameter: HTTP2SettingsParameter,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> Int? {
         try await eventually("the server's SETTINGS", file: file, line: line) { self.snapshot.remoteSettings != nil }
         return self.snapshot.remoteSettings?.last { $0.parameter == parameter }?.value
     }
@@ -95,8 +105,14 @@ final class H2TestClient: @unchecked Sendable {
     /// `recordBody: false` keeps the events but not the body text (for high volumes). `gunzip: true` inflates
     /// each DATA frame as it arrives (ask for it with an `Accept-Encoding: gzip` header).
     func request(
-        _ path: String, method: String = "GET", headers: [(String, String)] = [], reading: Bool = true,
-        scheme: String = "http", authority: String = "127.0.0.1", waitUntilSent: Bool = true, recordBody: Bool = true,
+        _ path: String,
+        method: String = "GET",
+        headers: [(String, String)] = [],
+        reading: Bool = true,
+        scheme: String = "http",
+        authority: String = "127.0.0.1",
+        waitUntilSent: Bool = true,
+        recordBody: Bool = true,
         gunzip: Bool = false
     ) async throws -> H2TestStream {
         let stream = H2TestStream()
@@ -113,7 +129,9 @@ final class H2TestClient: @unchecked Sendable {
             }
         }.get()
         stream.channel = streamChannel
-        var request = HPACKHeaders([(":method", method), (":scheme", scheme), (":path", path), (":authority", authority)])
+        var request = HPACKHeaders([
+            (":method", method), (":scheme", scheme), (":path", path), (":authority", authority),
+        ])
         for (name, value) in headers { request.add(name: name.lowercased(), value: value) }
         let frame = HTTP2Frame.FramePayload.headers(.init(headers: request, endStream: true))
         // The HTTP/2 handler holds a stream back while the server's SETTINGS_MAX_CONCURRENT_STREAMS are
@@ -213,11 +231,18 @@ final class H2TestStream: @unchecked Sendable {
 
     @discardableResult
     func wait(
-        _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
+        _ message: String,
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line,
         until condition: (Snapshot) -> Bool
     ) async throws -> Snapshot {
         try await poll(
-            message, timeout: timeout, file: file, line: line, read: { self.snapshot },
+            message,
+            timeout: timeout,
+            file: file,
+            line: line,
+            read: { self.snapshot },
             describe: { snapshot in
                 "status \(snapshot.status.map(String.init) ?? "none"), \(snapshot.events.count) events, "
                     + "end: \(snapshot.endStream), reset: \(String(describing: snapshot.reset)), closed: \(snapshot.closed), "
@@ -231,12 +256,22 @@ final class H2TestStream: @unchecked Sendable {
         try await self.wait("response headers", file: file, line: line) { $0.headers != nil }
     }
 
-    func waitForEvents(_ count: Int, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws -> [ServerSentEvent] {
-        try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }.events
+    func waitForEvents(
+        _ count: Int,
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> [ServerSentEvent] {
+        try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }
+            .events
     }
 
     /// Waits for the response to end (END_STREAM) or the stream to close.
-    func waitForEnd(timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws -> Snapshot {
+    func waitForEnd(
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> Snapshot {
         try await self.wait("end of stream", timeout: timeout, file: file, line: line) { $0.endStream || $0.closed }
     }
 

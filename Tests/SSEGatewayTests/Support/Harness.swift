@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+
 @testable import SSEGateway
 
 /// A real origin and a real gateway on 127.0.0.1 (ephemeral ports) in the test process.
@@ -39,7 +40,12 @@ final class Harness: @unchecked Sendable {
         return Harness(group: group, clientGroup: clientGroup, origin: origin, gateway: gateway)
     }
 
-    private init(group: MultiThreadedEventLoopGroup, clientGroup: MultiThreadedEventLoopGroup, origin: OriginServer, gateway: GatewayServer) {
+    private init(
+        group: MultiThreadedEventLoopGroup,
+        clientGroup: MultiThreadedEventLoopGroup,
+        origin: OriginServer,
+        gateway: GatewayServer
+    ) {
         self.group = group
         self.clientGroup = clientGroup
         self.origin = origin
@@ -48,26 +54,44 @@ final class Harness: @unchecked Sendable {
 
     /// A feed with test-friendly timers: fast backoff, short keepalive.
     static func feed(
-        _ path: String, upstream: String, connect: ConnectMode = .always, configure: (inout FeedConfig) -> Void = { _ in }
+        _ path: String,
+        upstream: String,
+        connect: ConnectMode = .always,
+        configure: (inout FeedConfig) -> Void = { _ in }
     ) throws -> FeedConfig {
         var settings = FeedSettings()
         settings.upstream.backoffInitial = .milliseconds(20)
         settings.upstream.backoffMax = .milliseconds(200)
         settings.upstream.connectTimeout = .seconds(2)
         settings.keepalive = .seconds(30)
-        var feed = FeedConfig(name: path, path: try PathTemplate(parsing: path), upstreamURL: try UpstreamURL(parsing: upstream), settings: settings)
+        var feed = FeedConfig(
+            name: path,
+            path: try PathTemplate(parsing: path),
+            upstreamURL: try UpstreamURL(parsing: upstream),
+            settings: settings
+        )
         feed.connect = connect
         configure(&feed)
         return feed
     }
 
     func client(
-        _ path: String, headers: [(String, String)] = [], receiveBuffer: Int? = nil, reading: Bool = true, recordBody: Bool = true,
+        _ path: String,
+        headers: [(String, String)] = [],
+        receiveBuffer: Int? = nil,
+        reading: Bool = true,
+        recordBody: Bool = true,
         gunzip: Bool = false
     ) async throws -> TestSSEClient {
         try await TestSSEClient.connect(
-            port: self.port, path: path, headers: headers, group: self.clientGroup, receiveBuffer: receiveBuffer, reading: reading,
-            recordBody: recordBody, gunzip: gunzip
+            port: self.port,
+            path: path,
+            headers: headers,
+            group: self.clientGroup,
+            receiveBuffer: receiveBuffer,
+            reading: reading,
+            recordBody: recordBody,
+            gunzip: gunzip
         )
     }
 
@@ -82,7 +106,12 @@ final class Harness: @unchecked Sendable {
     }
 
     /// Waits until `count` clients have joined the feed at `path`.
-    func waitUntilJoined(_ count: Int, path: String = "/prices", file: StaticString = #filePath, line: UInt = #line) async throws {
+    func waitUntilJoined(
+        _ count: Int,
+        path: String = "/prices",
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws {
         try await eventually("\(count) clients joined \(path)", file: file, line: line) {
             try await self.metrics().clientsPerFeed[path] == count
         }

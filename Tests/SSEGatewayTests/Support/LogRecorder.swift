@@ -36,7 +36,9 @@ final class LogRecorder: Sendable {
 
         func log(event: LogEvent) {
             let all = self.metadata.merging(event.metadata ?? [:]) { $1 }
-            self.recorder.append(Line(level: event.level, message: "\(event.message)", metadata: all.mapValues { "\($0)" }))
+            self.recorder.append(
+                Line(level: event.level, message: "\(event.message)", metadata: all.mapValues { "\($0)" })
+            )
         }
     }
 }

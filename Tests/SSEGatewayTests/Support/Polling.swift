@@ -4,8 +4,13 @@ import XCTest
 /// Polls `read()` every 5 ms until `condition` holds (returns that value) or `timeout` passes (fails the
 /// test with `describe` of the last value and throws). The test clients' `wait` methods are this.
 func poll<Value>(
-    _ message: String, timeout: TimeAmount, file: StaticString, line: UInt,
-    read: () -> Value, describe: (Value) -> String, until condition: (Value) -> Bool
+    _ message: String,
+    timeout: TimeAmount,
+    file: StaticString,
+    line: UInt,
+    read: () -> Value,
+    describe: (Value) -> String,
+    until condition: (Value) -> Bool
 ) async throws -> Value {
     let deadline = NIODeadline.now() + timeout
     while true {

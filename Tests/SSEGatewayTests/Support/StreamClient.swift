@@ -17,7 +17,9 @@ struct StreamClientKind: CustomStringConvertible {
     var gzip: Bool
 
     static let allCompressed = Transport.allCases.map { StreamClientKind(transport: $0, gzip: true) }
-    static let all = Transport.allCases.flatMap { [StreamClientKind(transport: $0, gzip: false), StreamClientKind(transport: $0, gzip: true)] }
+    static let all = Transport.allCases.flatMap {
+        [StreamClientKind(transport: $0, gzip: false), StreamClientKind(transport: $0, gzip: true)]
+    }
 
     var description: String { "\(self.transport)\(self.gzip ? "+gzip" : "")" }
 }
@@ -30,23 +32,40 @@ final class StreamClient: @unchecked Sendable {
 
     /// Connects to the gateway's cleartext listener `port` or its TLS listener `tlsPort` and requests `path`.
     static func connect(
-        _ kind: StreamClientKind, path: String, port: Int, tlsPort: Int, certificates: TestCertificates,
-        group: EventLoopGroup, headers: [(String, String)] = [], recordBody: Bool = false
+        _ kind: StreamClientKind,
+        path: String,
+        port: Int,
+        tlsPort: Int,
+        certificates: TestCertificates,
+        group: EventLoopGroup,
+        headers: [(String, String)] = [],
+        recordBody: Bool = false
     ) async throws -> StreamClient {
         var headers = headers
         if kind.gzip { headers.append(("Accept-Encoding", "gzip")) }
         switch kind.transport {
         case .http1, .http1TLS:
-            let tls = kind.transport == .http1TLS ? try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"]) : nil
+            let tls =
+                kind.transport == .http1TLS ? try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"]) : nil
             let client = try await TestSSEClient.connect(
-                port: tls == nil ? port : tlsPort, path: path, headers: headers, group: group, recordBody: recordBody, gunzip: kind.gzip, tls: tls
+                port: tls == nil ? port : tlsPort,
+                path: path,
+                headers: headers,
+                group: group,
+                recordBody: recordBody,
+                gunzip: kind.gzip,
+                tls: tls
             )
             return StreamClient(kind: kind, http1: client, http2: nil)
         case .h2c, .h2TLS:
             let tls = kind.transport == .h2TLS ? try TLSTestConfig.client(trusting: certificates, alpn: ["h2"]) : nil
             let connection = try await H2TestClient.connect(port: tls == nil ? port : tlsPort, group: group, tls: tls)
             let stream = try await connection.request(
-                path, headers: headers, scheme: tls == nil ? "http" : "https", recordBody: recordBody, gunzip: kind.gzip
+                path,
+                headers: headers,
+                scheme: tls == nil ? "http" : "https",
+                recordBody: recordBody,
+                gunzip: kind.gzip
             )
             return StreamClient(kind: kind, http1: nil, http2: (connection, stream))
         }
@@ -81,8 +100,15 @@ final class StreamClient: @unchecked Sendable {
 
     /// Waits until at least `count` events are decoded; fails the test after `timeout`.
     @discardableResult
-    func waitForEvents(_ count: Int, timeout: TimeAmount, file: StaticString = #filePath, line: UInt = #line) async throws -> [ServerSentEvent] {
-        if let http1 = self.http1 { return try await http1.waitForEvents(count, timeout: timeout, file: file, line: line) }
+    func waitForEvents(
+        _ count: Int,
+        timeout: TimeAmount,
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> [ServerSentEvent] {
+        if let http1 = self.http1 {
+            return try await http1.waitForEvents(count, timeout: timeout, file: file, line: line)
+        }
         return try await self.http2!.stream.waitForEvents(count, timeout: timeout, file: file, line: line)
     }
 

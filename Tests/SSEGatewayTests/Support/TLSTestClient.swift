@@ -3,14 +3,18 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 import NIOTLS
-@testable import SSEGateway
 import XCTest
+
+@testable import SSEGateway
 
 /// Client TLS configurations for the listener tests: the test CA as the only trust root, the given ALPN
 /// offer and TLS version range.
 enum TLSTestConfig {
     static func client(
-        trusting certificates: TestCertificates, alpn: [String] = [], minimum: TLSVersion? = nil, maximum: TLSVersion? = nil
+        trusting certificates: TestCertificates,
+        alpn: [String] = [],
+        minimum: TLSVersion? = nil,
+        maximum: TLSVersion? = nil
     ) throws -> TLSConfiguration {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(certificates.caCertificate))
@@ -25,7 +29,11 @@ enum TLSTestConfig {
     static func listener(_ certificates: TestCertificates, minVersion: String = "1.2") -> ListenerConfig {
         ListenerConfig(
             address: HostPort(host: "127.0.0.1", port: 0),
-            tls: ServerTLSConfig(certificate: certificates.serverCertificate, privateKey: certificates.serverKey, minVersion: minVersion)
+            tls: ServerTLSConfig(
+                certificate: certificates.serverCertificate,
+                privateKey: certificates.serverKey,
+                minVersion: minVersion
+            )
         )
     }
 
@@ -45,7 +53,10 @@ struct TLSHandshakeResult {
 /// A TCP connection to 127.0.0.1 with a TLS client handler; the promise completes with the negotiated
 /// ALPN protocol when the handshake is done (or fails with its error).
 private func connectWatchingHandshake(
-    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String
+    port: Int,
+    group: EventLoopGroup,
+    tls: TLSConfiguration,
+    serverHostname: String
 ) async throws -> (Channel, EventLoopPromise<String?>) {
     let context = try NIOSSLContext(configuration: tls)
     let completed = group.next().makePromise(of: String?.self)
@@ -53,7 +64,9 @@ private func connectWatchingHandshake(
         .connectTimeout(.seconds(5))
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture {
-                try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: context, serverHostname: serverHostname))
+                try channel.pipeline.syncOperations.addHandler(
+                    NIOSSLClientHandler(context: context, serverHostname: serverHostname)
+                )
                 try channel.pipeline.syncOperations.addHandler(TLSHandshakeWatcher(promise: completed))
             }
         }
@@ -63,9 +76,18 @@ private func connectWatchingHandshake(
 
 /// Connects, completes a TLS handshake (or fails with the handshake's error) and closes.
 func tlsHandshake(
-    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost", timeout: TimeAmount = .seconds(5)
+    port: Int,
+    group: EventLoopGroup,
+    tls: TLSConfiguration,
+    serverHostname: String = "localhost",
+    timeout: TimeAmount = .seconds(5)
 ) async throws -> TLSHandshakeResult {
-    let (channel, completed) = try await connectWatchingHandshake(port: port, group: group, tls: tls, serverHostname: serverHostname)
+    let (channel, completed) = try await connectWatchingHandshake(
+        port: port,
+        group: group,
+        tls: tls,
+        serverHostname: serverHostname
+    )
     let timer = channel.eventLoop.scheduleTask(in: timeout) { completed.fail(TestTimeout(message: "TLS handshake")) }
     defer { timer.cancel() }
     do {
@@ -121,9 +143,18 @@ final class TLSHandshakeWatcher: ChannelInboundHandler {
 /// Completes a TLS handshake, then sends nothing; returns the negotiated protocol and how long after
 /// the handshake the server closed the connection (nil: still open after `timeout`).
 func tlsHandshakeThenIdle(
-    port: Int, group: EventLoopGroup, tls: TLSConfiguration, serverHostname: String = "localhost", timeout: TimeAmount = .seconds(3)
+    port: Int,
+    group: EventLoopGroup,
+    tls: TLSConfiguration,
+    serverHostname: String = "localhost",
+    timeout: TimeAmount = .seconds(3)
 ) async throws -> (negotiatedALPN: String?, closedAfter: TimeAmount?) {
-    let (channel, completed) = try await connectWatchingHandshake(port: port, group: group, tls: tls, serverHostname: serverHostname)
+    let (channel, completed) = try await connectWatchingHandshake(
+        port: port,
+        group: group,
+        tls: tls,
+        serverHostname: serverHostname
+    )
     let alpn = try await completed.futureResult.get()
     let handshakeDone = NIODeadline.now()
     let deadline = handshakeDone + timeout

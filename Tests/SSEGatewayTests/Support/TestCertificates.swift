@@ -15,24 +15,39 @@ struct TestCertificates {
     /// Skips the test when the `openssl` command is missing (fails it under `SSEGATE_REQUIRE_TOOLS=1`).
     static func make(keyType: KeyType = .rsa) throws -> TestCertificates {
         _ = try ExternalTool.openssl.require()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-certs-\(UUID().uuidString)")
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
+            "ssegate-certs-\(UUID().uuidString)"
+        )
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let certificates = TestCertificates(directory: directory)
-        let keyArguments: [String] = keyType == .rsa
+        let keyArguments: [String] =
+            keyType == .rsa
             ? ["-newkey", "rsa:2048"]
             : ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
         func path(_ name: String) -> String { directory.appendingPathComponent(name).path }
-        try Self.openssl(["req", "-x509", "-nodes", "-days", "2"] + keyArguments + [
-            "-keyout", path("ca.key"), "-out", path("ca.pem"), "-subj", "/CN=ssegate test CA",
-            "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
-        ])
+        try Self.openssl(
+            ["req", "-x509", "-nodes", "-days", "2"] + keyArguments + [
+                "-keyout", path("ca.key"), "-out", path("ca.pem"), "-subj", "/CN=ssegate test CA",
+                "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            ]
+        )
         try "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n"
             .write(toFile: path("server.ext"), atomically: true, encoding: .utf8)
-        try "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n".write(toFile: path("client.ext"), atomically: true, encoding: .utf8)
+        try "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n".write(
+            toFile: path("client.ext"),
+            atomically: true,
+            encoding: .utf8
+        )
         for name in ["server", "client"] {
-            try Self.openssl(["req", "-nodes"] + keyArguments + ["-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj", "/CN=\(name == "server" ? "localhost" : "ssegate test client")"])
+            try Self.openssl(
+                ["req", "-nodes"] + keyArguments + [
+                    "-keyout", path("\(name).key"), "-out", path("\(name).csr"), "-subj",
+                    "/CN=\(name == "server" ? "localhost" : "ssegate test client")",
+                ]
+            )
             try Self.openssl([
-                "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"), "-CAcreateserial",
+                "x509", "-req", "-in", path("\(name).csr"), "-CA", path("ca.pem"), "-CAkey", path("ca.key"),
+                "-CAcreateserial",
                 "-days", "2", "-out", path("\(name).pem"), "-extfile", path("\(name).ext"),
             ])
         }

@@ -33,9 +33,18 @@ final class TestSSEClient: @unchecked Sendable {
     private(set) var compressedBytes = 0
 
     static func connect(
-        port: Int, path: String, headers: [(String, String)] = [], method: HTTPMethod = .GET,
-        group: EventLoopGroup, receiveBuffer: Int? = nil, reading: Bool = true, host: String = "127.0.0.1",
-        recordBody: Bool = true, gunzip: Bool = false, tls: TLSConfiguration? = nil, serverHostname: String = "localhost"
+        port: Int,
+        path: String,
+        headers: [(String, String)] = [],
+        method: HTTPMethod = .GET,
+        group: EventLoopGroup,
+        receiveBuffer: Int? = nil,
+        reading: Bool = true,
+        host: String = "127.0.0.1",
+        recordBody: Bool = true,
+        gunzip: Bool = false,
+        tls: TLSConfiguration? = nil,
+        serverHostname: String = "localhost"
     ) async throws -> TestSSEClient {
         let client = TestSSEClient()
         let tlsContext = try tls.map { try NIOSSLContext(configuration: $0) }
@@ -50,7 +59,9 @@ final class TestSSEClient: @unchecked Sendable {
         client.channel = try await bootstrap.channelInitializer { channel in
             do {
                 if let tlsContext {
-                    try channel.pipeline.syncOperations.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
+                    try channel.pipeline.syncOperations.addHandler(
+                        NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname)
+                    )
                 }
                 try channel.pipeline.syncOperations.addHTTPClientHandlers()
                 try channel.pipeline.syncOperations.addHandler(Recorder(client: client))
@@ -77,12 +88,22 @@ final class TestSSEClient: @unchecked Sendable {
     /// Polls until `condition` holds or `timeout` passes; fails the test with `message` on timeout.
     @discardableResult
     func wait(
-        _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
+        _ message: String,
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line,
         until condition: (Snapshot) -> Bool
     ) async throws -> Snapshot {
         try await poll(
-            message, timeout: timeout, file: file, line: line, read: { self.snapshot },
-            describe: { snapshot in "have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))" }, until: condition
+            message,
+            timeout: timeout,
+            file: file,
+            line: line,
+            read: { self.snapshot },
+            describe: { snapshot in
+                "have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))"
+            },
+            until: condition
         )
     }
 
@@ -90,15 +111,25 @@ final class TestSSEClient: @unchecked Sendable {
         try await self.wait("response head", file: file, line: line) { $0.head != nil }.head!
     }
 
-    func waitForEvents(_ count: Int, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws -> [ServerSentEvent] {
-        try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }.events
+    func waitForEvents(
+        _ count: Int,
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws -> [ServerSentEvent] {
+        try await self.wait("\(count) events", timeout: timeout, file: file, line: line) { $0.events.count >= count }
+            .events
     }
 
     func peerCertificateDER() async throws -> [UInt8]? {
         try await self.channel.nioSSL_peerCertificate().get()?.toDERBytes()
     }
 
-    func waitForClose(timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line) async throws {
+    func waitForClose(
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line
+    ) async throws {
         try await self.wait("close", timeout: timeout, file: file, line: line) { $0.closed }
     }
 
@@ -172,7 +203,12 @@ struct TestTimeout: Error {
 /// `timeout` passes (for status codes, malformed requests, HTTP/1.0).
 /// `from` binds the client's end to another loopback address (127.0.0.2, …) to act as another client.
 func rawExchange(
-    port: Int, _ request: String, group: EventLoopGroup, timeout: TimeAmount = .seconds(3), closeAfter: Bool = false, from: String? = nil
+    port: Int,
+    _ request: String,
+    group: EventLoopGroup,
+    timeout: TimeAmount = .seconds(3),
+    closeAfter: Bool = false,
+    from: String? = nil
 ) async throws -> (response: String, closedByServer: Bool) {
     final class Collector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = ByteBuffer
@@ -190,7 +226,8 @@ func rawExchange(
     if let from {
         bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0))
     }
-    let channel = try await bootstrap
+    let channel =
+        try await bootstrap
         .channelInitializer { channel in
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
         }
@@ -210,7 +247,10 @@ func rawExchange(
 
 /// Polls a condition (for state outside a client, e.g. the origin's connection count).
 func eventually(
-    _ message: String, timeout: TimeAmount = .seconds(10), file: StaticString = #filePath, line: UInt = #line,
+    _ message: String,
+    timeout: TimeAmount = .seconds(10),
+    file: StaticString = #filePath,
+    line: UInt = #line,
     _ condition: () async throws -> Bool
 ) async throws {
     let deadline = NIODeadline.now() + timeout
