@@ -44,6 +44,7 @@ final class H2TestClient: @unchecked Sendable {
             if tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["h2"] }
             sslContext = try NIOSSLContext(configuration: tls)
         }
+        let tlsContext = sslContext  // a constant: the initializer may run on another thread
         let multiplexerPromise = group.next().makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
@@ -51,8 +52,8 @@ final class H2TestClient: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if let sslContext {
-                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
+                    if let tlsContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
                     }
                     try sync.addHandler(ConnectionRecorder(client: client))
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()
