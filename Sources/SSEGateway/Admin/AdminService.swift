@@ -17,11 +17,6 @@ public actor AdminService: Service {
     private var started = false
     private let boundAddress = NIOLockedValueBox<SocketAddress?>(nil)
 
-    /// The admin endpoint of `server`, at `config`'s address.
-    public init(config: AdminConfig?, server: GatewayServer, logger: Logger) {
-        self.init(config: config, metrics: server.metrics, group: server.group, logger: logger)
-    }
-
     init(config: AdminConfig?, metrics: GatewayMetrics, group: EventLoopGroup, logger: Logger) {
         self.config = config
         self.metrics = metrics
@@ -39,7 +34,7 @@ public actor AdminService: Service {
         guard let config = self.config else { return }
         try await self.bind(config)
         if let address = self.address {
-            self.logger.info("admin endpoint started", metadata: ["admin": "\(GatewayServer.describe(address))"])
+            self.logger.info("admin endpoint started", metadata: ["admin": "\(address.hostAndPort)"])
         }
     }
 

@@ -15,7 +15,7 @@ public protocol SubscriberSink: AnyObject {
 /// framing, so the per-event, per-client work is a queue decision and a channel write.
 public final class Subscriber {
     private(set) weak var sink: SubscriberSink?
-    let transport: StreamTransport
+    let transport: SubscriberOutput
     let framing: StreamFraming
     var queue: SubscriberQueue
     /// Sequence of the last event handed to this client (replay included); later batches skip what it has.
@@ -31,7 +31,7 @@ public final class Subscriber {
 
     init(
         sink: SubscriberSink,
-        transport: StreamTransport,
+        transport: SubscriberOutput,
         limits: ClientLimitsConfig,
         lastSequence: Int64,
         now: NIODeadline

@@ -138,7 +138,7 @@ public actor GatewayServer: Service {
         self.logger.info(
             "ssegate started",
             metadata: [
-                "listen": "\(self.listenerAddresses.map(Self.describe).joined(separator: ", "))",
+                "listen": "\(self.listenerAddresses.map(\.hostAndPort).joined(separator: ", "))",
                 "feeds": "\(config.feeds.count)",
             ]
         )
@@ -168,12 +168,6 @@ public actor GatewayServer: Service {
                 }
             }
         }
-    }
-
-    /// `127.0.0.1:8080` or `[::1]:8080`, for logs.
-    static func describe(_ address: SocketAddress) -> String {
-        let host = address.ipAddress ?? "?"
-        return host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)"
     }
 
     private func bindListener(_ listener: ListenerConfig) async throws -> BoundListener {
