@@ -1,14 +1,5 @@
 import NIOCore
 
-/// Who owns a subscriber's stream and ends it when the fan-out says so. All calls happen on the
-/// subscriber's event loop.
-public protocol SubscriberSink: AnyObject {
-    /// End the stream because the gateway evicted the client.
-    func evict(_ reason: EvictionReason)
-    /// End the stream because the gateway or the feed is going away.
-    func close()
-}
-
 /// One connected client of one feed, on its channel's event loop. Owned by its `FeedShard`.
 ///
 /// It writes to its transport directly (one dynamic call per delivery) and caches the transport's
