@@ -235,6 +235,44 @@ final class CommandLineTests: XCTestCase {
         stream.close()
     }
 
+    /// `--log-format json`: every stderr line is one JSON object with `ts`, `level`, `label`, `msg` and the
+    /// line's metadata as string fields (here the upstream that cannot be reached).
+    func testJSONLogFormatWritesOneObjectPerLineWithMetadata() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { Task { try? await group.shutdownGracefully() } }
+        let file = try self.write(
+            "json.yaml",
+            Self.config(
+                listenPort: try await Self.freePort(group: group),
+                adminPort: try await Self.freePort(group: group)
+            )
+        )
+        let running = try self.launch(["serve", "--config", file, "--log-format", "json", "--log-level", "info"])
+        try await eventually("the upstream failure is logged", timeout: .seconds(10)) {
+            running.stderr.contains("upstream lost")
+        }
+        _ = try await Self.terminateAndWait(running.process)
+        running.drain()
+        let lines = running.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        XCTAssertGreaterThanOrEqual(lines.count, 3, running.stderr)  // started, upstream lost, draining…
+        var lost: [String: Any]?
+        for line in lines {
+            let object = try XCTUnwrap(
+                try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                "not a JSON object: \(line)"
+            )
+            for key in ["ts", "level", "label", "msg"] {
+                XCTAssertNotNil(object[key] as? String, "\(key) missing in \(line)")
+            }
+            if object["msg"] as? String == "upstream lost" { lost = object }
+        }
+        let upstreamLost = try XCTUnwrap(lost, running.stderr)
+        XCTAssertEqual(upstreamLost["level"] as? String, "warning")
+        XCTAssertEqual(upstreamLost["feed"] as? String, "/prices")
+        XCTAssertEqual(upstreamLost["upstream"] as? String, "http://127.0.0.1:1/prices")
+        XCTAssertEqual(running.process.terminationStatus, 0)
+    }
+
     /// A SIGHUP that arrives while the gateway drains must not undo the drain: a reload would bind the
     /// listeners the drain closed (and `reload` and the drain once changed the listener list from two
     /// threads). The reloader stops before the drain begins, and the gateway refuses a reload once
