@@ -24,11 +24,4 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxNewFeedsPerAddressPerSecond: Int = 0
 
     public init() {}
-
-    var newFeedRates: NewFeedLimiter.Rates {
-        NewFeedLimiter.Rates(
-            perSecond: self.maxNewFeedsPerSecond,
-            perAddressPerSecond: self.maxNewFeedsPerAddressPerSecond
-        )
-    }
 }
