@@ -53,7 +53,6 @@ let package = Package(
         .target(
             name: "SSEBench",
             dependencies: [
-                "SSEGateway",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOTLS", package: "swift-nio"),

@@ -252,6 +252,7 @@ final class CommandLineTests: XCTestCase {
             running.stderr.contains("upstream lost")
         }
         _ = try await Self.terminateAndWait(running.process)
+        guard !running.process.isRunning else { return }  // (terminationStatus traps on a running process)
         running.drain()
         let lines = running.stderr.split(separator: "\n").filter { !$0.isEmpty }
         XCTAssertGreaterThanOrEqual(lines.count, 3, running.stderr)  // started, upstream lost, draining…
@@ -330,6 +331,7 @@ final class CommandLineTests: XCTestCase {
             try await Task.sleep(nanoseconds: 20_000_000)
         }
         XCTAssertFalse(running.process.isRunning, "serve still running: \(running.stderr)")
+        guard !running.process.isRunning else { return }  // (terminationStatus traps on a running process)
         XCTAssertEqual(running.process.terminationStatus, 0, running.stderr)
         XCTAssertTrue(running.stderr.contains("drain finished"), running.stderr)
         XCTAssertFalse(running.stderr.contains("reload applied"), running.stderr)

@@ -1,18 +1,21 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
 import UnixSignals
 
 /// A whole gateway process: the gateway server, its admin endpoint and the reloader, run as services of
-/// one `ServiceGroup` that owns SIGTERM and SIGINT (the first starts the graceful drain; a second exits
-/// at once) while the reloader takes SIGHUP.
+/// one `ServiceGroup`. SIGTERM or SIGINT starts the group's graceful shutdown (a second one exits at
+/// once); the reloader takes SIGHUP. The stop signals are trapped from `start()` on, before anything is
+/// bound, so one that arrives while the gateway starts is not lost: it shuts the group down as soon as it
+/// runs.
 ///
 /// The group shuts services down in reverse order, one after the other: the exit deadline arms, the
 /// reloader stops (no reload can race the drain), the gateway drains, and the admin endpoint — still
 /// answering `/readyz` 503 throughout — closes last.
-public struct GatewayProcess: Sendable {
+public final class GatewayProcess: Sendable {
     public let server: GatewayServer
     public let admin: AdminService
     public let reloader: ConfigReloader
@@ -20,6 +23,8 @@ public struct GatewayProcess: Sendable {
     /// The event loops of every service; shut down by `run` after the last service ended, when owned.
     let group: EventLoopGroup
     let ownsGroup: Bool
+    /// SIGTERM and SIGINT, trapped by `start()` and consumed by `run()`.
+    private let stopSignals = NIOLockedValueBox<UnixSignalsSequence?>(nil)
 
     /// `configFile`: what SIGHUP re-reads; without one, SIGHUP re-reads the TLS certificates. `group`
     /// defaults to one event loop per core, owned by the process.
@@ -41,6 +46,8 @@ public struct GatewayProcess: Sendable {
         // socket whose peer left).
         signal(SIGHUP, SIG_IGN)
         signal(SIGPIPE, SIG_IGN)
+        let stops = await UnixSignalsSequence(trapping: .sigterm, .sigint)
+        self.stopSignals.withLockedValue { $0 = stops }
         try await self.server.start()
         do {
             try await self.admin.start()
@@ -56,27 +63,30 @@ public struct GatewayProcess: Sendable {
         var services: [any Service] = [self.admin, self.server, self.reloader]
         if let exitDeadline { services.append(exitDeadline) }
         // No escalation to cancellation by the group: `shutdown_timeout` may change with a reload, and the
-        // exit deadline, read from the config in force when the drain starts, bounds the exit.
-        let configuration = ServiceGroupConfiguration(
-            services: services,
-            gracefulShutdownSignals: [.sigterm, .sigint],
-            logger: self.logger
+        // exit deadline, read from the config in force when the drain starts, bounds the exit. The stop
+        // signals are ours (trapped since `start`), not the group's: see the type's comment.
+        let serviceGroup = ServiceGroup(
+            configuration: ServiceGroupConfiguration(services: services, logger: self.logger)
         )
         let logger = self.logger
-        let secondSignal = Task {
-            var stops = 0
-            for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) {
-                stops += 1
-                if stops == 1 { logger.info("draining (a second signal exits at once)") }
-                if stops >= 2 {
+        let trapped = self.stopSignals.withLockedValue { $0 }
+        let stops = if let trapped { trapped } else { await UnixSignalsSequence(trapping: .sigterm, .sigint) }
+        let watcher = Task {
+            var count = 0
+            for await _ in stops {
+                count += 1
+                if count == 1 {
+                    logger.info("draining (a second signal exits at once)")
+                    await serviceGroup.triggerGracefulShutdown()
+                } else {
                     logger.notice("second signal: exiting at once")
                     fflush(nil)
                     exit(0)
                 }
             }
         }
-        defer { secondSignal.cancel() }
-        try await ServiceGroup(configuration: configuration).run()
+        defer { watcher.cancel() }
+        try await serviceGroup.run()
         if self.ownsGroup { try await self.group.shutdownGracefully() }
         exitDeadline?.disarm()
     }
