@@ -116,7 +116,7 @@ public final class Feed {
             )
         }
         if config.upstreamURL != old.upstreamURL || config.settings.upstream != old.settings.upstream {
-            let wasRunning = self.upstream.state != .idle && self.upstream.state != .stopped
+            let wasRunning = self.upstream.state.isRunning
             let lastEventID = self.upstream.lastEventID
             self.upstream.stop()
             self.upstream = UpstreamClient(
@@ -347,7 +347,7 @@ public final class Feed {
         self.rebaseTimeout = nil
         let collected = self.rebase.giveUp()
         if !collected.isEmpty { self.appendAndDeliver(collected) }
-        let running = self.upstream.state != .idle && self.upstream.state != .stopped
+        let running = self.upstream.state.isRunning
         if running, let resumeFrom = self.replay.newestID ?? self.replay.startID {
             self.upstream.restart(from: resumeFrom)
         }
@@ -586,7 +586,7 @@ extension Feed: UpstreamDelegate {
         case .some:
             self.firstResponseArrived(refusedWith: nil)
         case nil:
-            if state == .streaming { self.firstResponseArrived(refusedWith: nil) }
+            if case .streaming = state { self.firstResponseArrived(refusedWith: nil) }
         }
     }
 }
