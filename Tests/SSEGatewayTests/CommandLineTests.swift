@@ -188,7 +188,7 @@ final class CommandLineTests: XCTestCase {
 
     func testServeAnswersHealthzAndExits0OnSIGTERM() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
         let file = try self.write(
@@ -218,7 +218,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(health.hasPrefix("HTTP/1.1 200"), "no /healthz answer; stderr: \(running.stderr)")
 
         // A connected client must not hold up the exit.
-        let stream = try await SemanticsConnection.connect(port: listenPort, group: group)
+        let stream = try await RawConnection.connect(port: listenPort, group: group)
         try await stream.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
         try await stream.wait("stream head") { text, _ in text.contains("text/event-stream") }
 
@@ -239,7 +239,7 @@ final class CommandLineTests: XCTestCase {
     /// drain spreads its closes over 2.4 s and ends by itself, instead of being cut at 300 ms.
     func testShutdownDeadlineFollowsAReloadedShutdownTimeout() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
         let file = try self.write(
@@ -293,7 +293,7 @@ final class CommandLineTests: XCTestCase {
     /// `close_notify` answer before the event loops could shut down (the old exit came after ~5-6 s).
     func testServeExitsWithinShutdownTimeoutWhateverIsStillClosing() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let certificates = try ConfigFixtures.certificates()
         let listenPort = try await Self.freePort(group: group)
         let tlsPort = try await Self.freePort(group: group)
@@ -363,7 +363,7 @@ final class CommandLineTests: XCTestCase {
     /// bench/run.sh reads, progress lines on stderr (only --quiet silences them).
     func testBenchAgainstOriginPrintsOneJSONLine() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let port = try await Self.freePort(group: group)
         let origin = try self.launch(["origin", "--port", String(port), "--rate", "10", "--payload", "100"])
         try await eventually("origin listening") {
@@ -424,7 +424,7 @@ final class CommandLineTests: XCTestCase {
     func testSIGHUPReloadsTheCertificateWhileAnOpenStreamContinues() async throws {
         let curl = try ExternalTool.curl.require()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let first = try TestCertificates.make(keyType: .rsa)
         let second = try TestCertificates.make(keyType: .ecdsa)
         let certificate = self.directory.appendingPathComponent("tls.pem").path
@@ -500,7 +500,7 @@ final class CommandLineTests: XCTestCase {
 
     func testSIGHUPRejectsABadConfigKeepsServingAndAppliesAGoodOne() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
         let file = try self.write("reload.yaml", Self.config(listenPort: listenPort, adminPort: adminPort))
@@ -514,7 +514,7 @@ final class CommandLineTests: XCTestCase {
             )
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
-        let stream = try await SemanticsConnection.connect(port: listenPort, group: group)
+        let stream = try await RawConnection.connect(port: listenPort, group: group)
         try await stream.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
         try await stream.wait("stream head") { text, _ in text.contains("text/event-stream") }
 

@@ -76,7 +76,7 @@ final class TLSListenerTests: XCTestCase {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
         let other = try TestCertificates.make(keyType: .ecdsa)
         let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         do {
             _ = try await tlsHandshake(
                 port: self.tlsPort(harness),
@@ -98,7 +98,7 @@ final class TLSListenerTests: XCTestCase {
     func testALPNSelectsHTTP2OrHTTP11() async throws {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
         let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let port = self.tlsPort(harness)
 
@@ -153,7 +153,7 @@ final class TLSListenerTests: XCTestCase {
             TLSTestConfig.listener(certificates, minVersion: "1.3"),
             TLSTestConfig.listener(certificates, minVersion: "1.2"),
         ])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let strict = self.tlsPort(harness, 1)
         let lenient = self.tlsPort(harness, 2)
 
@@ -194,7 +194,7 @@ final class TLSListenerTests: XCTestCase {
             tls: ServerTLSConfig(certificate: certPath, privateKey: keyPath)
         )
         let harness = try await self.start(tls: [listener])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let port = self.tlsPort(harness)
         let firstDER = try TLSTestConfig.der(ofPEMFile: first.serverCertificate)
@@ -267,7 +267,7 @@ final class TLSListenerTests: XCTestCase {
         let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)]) {
             $0.limits.headerTimeout = .milliseconds(200)
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let port = self.tlsPort(harness)
         // Nothing at all, and half of a TLS record header (a handshake that starts and never finishes).
         for (label, bytes) in [("silent", ""), ("partial ClientHello", "\u{16}\u{03}\u{01}\u{00}")] {

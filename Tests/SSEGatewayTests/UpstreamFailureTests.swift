@@ -24,7 +24,7 @@ final class UpstreamFailureTests: XCTestCase {
         line: UInt = #line
     ) async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected", file: file, line: line) { harness.origin.openConnections == 1 }
         harness.origin.behaviour = behaviour
         harness.origin.closeStreams()
@@ -65,7 +65,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         harness.origin.behaviour = .status(204)
         let before = harness.origin.requests.count
@@ -107,7 +107,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -146,7 +146,7 @@ final class UpstreamFailureTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.upstream.maxEventSize = 1024 }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -187,7 +187,7 @@ final class UpstreamFailureTests: XCTestCase {
 
     func testClosedStreamResumesWithLastEventIDWithoutGapOrDuplicate() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         XCTAssertEqual(
             harness.origin.requests.first?.headers["Last-Event-ID"],
@@ -239,7 +239,7 @@ final class UpstreamFailureTests: XCTestCase {
     /// event is dispatched, so the resume must name the last complete event, or the cut one is lost.
     func testStreamCutMidEventResumesFromLastCompleteEvent() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -276,7 +276,7 @@ final class UpstreamFailureTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.upstream.maxEventSize = 1024 }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -304,7 +304,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/down")
         let head = try await client.waitForHead()
         XCTAssertEqual(head.status, .ok)
@@ -332,7 +332,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -371,7 +371,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         harness.origin.behaviour = .streamThenEnd(bodies: ["retry: 1500\ndata: a\n\n", "data: b\n\n"])
         let before = harness.origin.requests.count

@@ -65,7 +65,7 @@ final class UpstreamURLTests: XCTestCase {
                 )
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let request = try XCTUnwrap(harness.origin.requests.last)
         XCTAssertEqual(request.uri, "/prices?api_key=SECRET123&v=2", "the request carries the query unchanged")

@@ -118,21 +118,18 @@ final class H2RawConnection: @unchecked Sendable {
         line: UInt = #line,
         until condition: ([Frame]) -> Bool
     ) async throws -> [Frame] {
-        let deadline = NIODeadline.now() + timeout
-        while true {
-            let frames = self.frames
-            if condition(frames) { return frames }
-            if NIODeadline.now() > deadline {
+        try await poll(
+            message,
+            timeout: timeout,
+            file: file,
+            line: line,
+            read: { self.frames },
+            describe: { frames in
                 let seen = frames.map { "type \($0.type) stream \($0.streamID)" }.joined(separator: ", ")
-                XCTFail(
-                    "timed out waiting for \(message); frames: \(seen); closed: \(self.isClosed)",
-                    file: file,
-                    line: line
-                )
-                throw TestTimeout(message: message)
-            }
-            try await Task.sleep(nanoseconds: 5_000_000)
-        }
+                return "frames: \(seen); closed: \(self.isClosed)"
+            },
+            until: condition
+        )
     }
 
     func close() async {

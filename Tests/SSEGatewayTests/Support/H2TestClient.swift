@@ -39,10 +39,10 @@ final class H2TestClient: @unchecked Sendable {
         connectionWindow: Int = 16 << 20
     ) async throws -> H2TestClient {
         let client = H2TestClient()
-        var sslContext: NIOSSLContext?
-        if var tls {
+        let sslContext = try tls.map { tls in
+            var tls = tls
             if tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["h2"] }
-            sslContext = try NIOSSLContext(configuration: tls)
+            return try NIOSSLContext(configuration: tls)
         }
         let multiplexerPromise = group.next().makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
         let channel = try await ClientBootstrap(group: group)

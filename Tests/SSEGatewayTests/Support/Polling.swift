@@ -1,25 +1,72 @@
 import NIOCore
 import XCTest
 
-/// Polls `read()` every 5 ms until `condition` holds (returns that value) or `timeout` passes (fails the
-/// test with `describe` of the last value and throws). The test clients' `wait` methods are this.
+/// The one polling loop of the tests: reads `read()` every `interval` until `condition` holds or `timeout`
+/// passes, and returns the last value read and whether it met the condition. It never fails a test by
+/// itself; `poll` and `eventually` (which do) and the waits that only settle before an assertion are this.
+func waitUntil<Value>(
+    timeout: TimeAmount,
+    interval: TimeAmount = .milliseconds(5),
+    read: () async throws -> Value,
+    until condition: (Value) -> Bool
+) async throws -> (value: Value, met: Bool) {
+    let deadline = NIODeadline.now() + timeout
+    while true {
+        let value = try await read()
+        if condition(value) { return (value, true) }
+        if NIODeadline.now() > deadline { return (value, false) }
+        try await Task.sleep(nanoseconds: UInt64(interval.nanoseconds))
+    }
+}
+
+/// Waits (without failing) until `condition` holds or `timeout` passes; returns whether it held.
+@discardableResult
+func waitUntil(
+    timeout: TimeAmount,
+    interval: TimeAmount = .milliseconds(5),
+    _ condition: () async throws -> Bool
+) async throws -> Bool {
+    try await waitUntil(timeout: timeout, interval: interval, read: condition, until: { $0 }).met
+}
+
+/// Polls `read()` until `condition` holds (returns that value) or `timeout` passes (fails the test with
+/// `describe` of the last value and throws). The test clients' `wait` methods are this.
 func poll<Value>(
     _ message: String,
     timeout: TimeAmount,
     file: StaticString,
     line: UInt,
-    read: () -> Value,
+    read: () async throws -> Value,
     describe: (Value) -> String,
     until condition: (Value) -> Bool
 ) async throws -> Value {
-    let deadline = NIODeadline.now() + timeout
-    while true {
-        let value = read()
-        if condition(value) { return value }
-        if NIODeadline.now() > deadline {
-            XCTFail("timed out waiting for \(message); \(describe(value))", file: file, line: line)
-            throw TestTimeout(message: message)
-        }
-        try await Task.sleep(nanoseconds: 5_000_000)
-    }
+    let (value, met) = try await waitUntil(timeout: timeout, read: read, until: condition)
+    if met { return value }
+    XCTFail("timed out waiting for \(message); \(describe(value))", file: file, line: line)
+    throw TestTimeout(message: message)
+}
+
+/// Polls a condition (for state outside a client, e.g. the origin's connection count); fails the test
+/// and throws after `timeout`.
+func eventually(
+    _ message: String,
+    timeout: TimeAmount = .seconds(10),
+    file: StaticString = #filePath,
+    line: UInt = #line,
+    _ condition: () async throws -> Bool
+) async throws {
+    _ = try await poll(
+        message,
+        timeout: timeout,
+        file: file,
+        line: line,
+        read: condition,
+        describe: { _ in "the condition never held" },
+        until: { $0 }
+    )
+}
+
+/// A wait that timed out (the test has already failed with `message`).
+struct TestTimeout: Error {
+    var message: String
 }

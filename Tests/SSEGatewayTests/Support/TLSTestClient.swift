@@ -157,10 +157,8 @@ func tlsHandshakeThenIdle(
     )
     let alpn = try await completed.futureResult.get()
     let handshakeDone = NIODeadline.now()
-    let deadline = handshakeDone + timeout
-    while NIODeadline.now() < deadline {
-        if !channel.isActive { return (alpn, NIODeadline.now() - handshakeDone) }
-        try await Task.sleep(nanoseconds: 5_000_000)
+    if try await waitUntil(timeout: timeout, { !channel.isActive }) {
+        return (alpn, NIODeadline.now() - handshakeDone)
     }
     try? await channel.close()
     return (alpn, nil)
