@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// What a real browser's EventSource fires through the gateway: headless Chromium on 127.0.0.1.

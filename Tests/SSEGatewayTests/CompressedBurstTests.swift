@@ -3,6 +3,7 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Every byte a feed receives reaches every client in a form it can decode at once, whatever the

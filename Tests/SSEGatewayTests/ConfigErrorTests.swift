@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Configs that do not load: each kind of error, at its exact line and column.

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Configs that load: values, defaults, inheritance, environment, files.

@@ -2,6 +2,7 @@ import NIOCore
 import NIOSSL
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Issue 16, finding 1: a closed connection or stream leaves nothing behind. Every kind of short

@@ -2,6 +2,7 @@ import NIOCore
 import NIOPosix
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class DrainTests: XCTestCase {

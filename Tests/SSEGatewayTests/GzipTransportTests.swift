@@ -2,6 +2,7 @@ import CompressNIO
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// `GzipTransport` in front of a recording transport, without sockets: after each flush, what the inner

@@ -2,6 +2,7 @@ import NIOCore
 import Synchronization
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Issue 16, findings 2 and 7: HTTP/2 floods that SwiftNIO's own defences do not count. WINDOW_UPDATE

@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// `DeferredFlushes` and `HTTP2FlushCoalescer` on an embedded channel: during a pass a connection's

@@ -6,6 +6,7 @@ import NIOHTTP2
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// HTTP/2 downstream (SPEC §3 over h2c with prior knowledge and over TLS with ALPN): multiplexed streams,

@@ -4,6 +4,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The downstream HTTP contract (SPEC §3): statuses, headers, keep-alive, CORS, limits, malformed input,

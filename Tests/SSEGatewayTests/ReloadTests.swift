@@ -1,6 +1,7 @@
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class ReloadTests: XCTestCase {

@@ -6,6 +6,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The admin status page (`/`), its live feed (`/api/status/stream`) and `/api/feeds`.

@@ -5,6 +5,7 @@ import NIOSSL
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// TLS termination on a listener (SPEC §2 `listen[].tls`): HTTPS with RSA and ECDSA certificates, ALPN

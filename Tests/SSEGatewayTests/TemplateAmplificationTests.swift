@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Requests for random template values must not hold upstream connections, `max_feeds` slots or

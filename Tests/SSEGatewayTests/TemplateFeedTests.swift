@@ -2,6 +2,7 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class TemplateFeedTests: XCTestCase {

@@ -4,6 +4,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// A gateway as another gateway's upstream (regional → middle → edge): ids, event types and gap

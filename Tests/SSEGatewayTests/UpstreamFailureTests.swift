@@ -3,6 +3,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The upstream side (SPEC §4) seen from outside: a misbehaving origin makes the gateway retry with
@@ -296,7 +297,7 @@ final class UpstreamFailureTests: XCTestCase {
     }
 
     func testUpstreamDownAtStartKeepsClientsWithKeepalives() async throws {
-        let closedPort = try await Self.closedPort()
+        let closedPort = try await closedPort()
         let harness = try await Harness.start { _ in
             [
                 try Harness.feed("/down", upstream: "http://127.0.0.1:\(closedPort)/down") {
@@ -400,15 +401,5 @@ final class UpstreamFailureTests: XCTestCase {
     }
 
     // MARK: Helpers
-
-    /// A port nothing listens on: bind port 0, note the port, close.
-    static func closedPort() async throws -> Int {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        try await group.shutdownGracefully()
-        return port
-    }
 
 }

@@ -3,6 +3,7 @@ import NIOSSL
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// https upstreams verified against a private CA made at test time.

@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// An upstream URL as shown (no credentials, no query values) and as sent (percent-decoded Basic

@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Many short connections at once, for the leak and flood tests: runs `body(index)` `count` times with

@@ -5,6 +5,8 @@ import NIOPosix
 import NIOSSL
 import XCTest
 
+@testable import SSEGateTestSupport
+
 /// The `ssegate` executable as a user runs it (SPEC §1): exit codes, `FILE:LINE:COLUMN:` errors, one-line
 /// reasons on stderr, `/healthz`, SIGTERM. Runs the built binary with Foundation.Process; every process
 /// started here is killed (by its own pid) if it outlives its test.
@@ -294,7 +296,7 @@ final class CommandLineTests: XCTestCase {
     func testServeExitsWithinShutdownTimeoutWhateverIsStillClosing() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         self.addTeardownBlock { try? await group.shutdownGracefully() }
-        let certificates = try ConfigFixtures.certificates()
+        let certificates = try TestCertificates.shared()
         let listenPort = try await Self.freePort(group: group)
         let tlsPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
@@ -654,7 +656,7 @@ final class CommandLineTests: XCTestCase {
         candidates.append(
             argv0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ssegate")
         )
-        // <root>/Tests/SSEGatewayTests/CommandLineTests.swift → <root>/.build/debug/ssegate
+        // <root>/Tests/SSEGateCLITests/CommandLineTests.swift → <root>/.build/debug/ssegate
         let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         candidates.append(root.appendingPathComponent(".build/debug/ssegate"))

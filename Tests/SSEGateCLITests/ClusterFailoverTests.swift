@@ -3,6 +3,8 @@ import NIOCore
 import NIOPosix
 import XCTest
 
+@testable import SSEGateTestSupport
+
 /// SPEC §7: replicas are interchangeable. The topology of docker-compose.yml, run without Docker by
 /// `scripts/cluster.sh` on 127.0.0.1: the demo origin (`ssegate origin`), two replicas (`ssegate serve`) and
 /// HAProxy (the Debian package) in front, health-checking each replica's `/readyz`. A hundred reconnecting
