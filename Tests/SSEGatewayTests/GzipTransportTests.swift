@@ -8,35 +8,6 @@ import XCTest
 /// `GzipTransport` in front of a recording transport, without sockets: after each flush, what the inner
 /// transport received inflates to exactly what was written, however large the batch.
 final class GzipTransportTests: XCTestCase {
-    /// Records what a transport is asked to do.
-    final class RecordingTransport: StreamTransport {
-        var framing: StreamFraming { .raw }
-        var isWritable = true
-        var written = ByteBuffer()
-        var heads: [ResponseHead] = []
-        var flushes = 0
-        var finished = false
-        var aborted = false
-
-        func heldSince() -> NIODeadline? { nil }
-        func writeHead(_ head: ResponseHead) { self.heads.append(head) }
-        func writeShared(_ bytes: ByteBuffer) { self.write(bytes) }
-        func writePayload(_ bytes: ByteBuffer) { self.write(bytes) }
-
-        /// Keeps the first buffer as handed on (its capacity is what the channel would hold).
-        private func write(_ bytes: ByteBuffer) {
-            if self.written.readableBytes == 0 {
-                self.written = bytes
-            } else {
-                self.written.writeImmutableBuffer(bytes)
-            }
-        }
-        func flush() { self.flushes += 1 }
-        func abort() { self.aborted = true }
-        func finish() { self.finished = true }
-        func respond(_ head: ResponseHead, body: String) {}
-    }
-
     func testEveryFlushHandsOnAllThatWasWrittenWhateverTheBatchSize() throws {
         let inner = RecordingTransport()
         let gzip = try GzipTransport(wrapping: inner)
