@@ -76,4 +76,73 @@ final class GzipTransportTests: XCTestCase {
         XCTAssertEqual(inner.written.readableBytes, 0)
         XCTAssertEqual(inner.flushes, 1, "the flush itself goes through")
     }
+
+    /// Writability, the lag probe, an abort and a plain response go to the inner transport as they are:
+    /// only the stream's body is compressed.
+    func testWritabilityHeldSinceAbortAndRespondPassThrough() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        XCTAssertTrue(gzip.isWritable)
+        inner.isWritable = false
+        XCTAssertFalse(gzip.isWritable)
+        XCTAssertNil(gzip.heldSince())
+        let since = NIODeadline.now()
+        inner.held = since
+        XCTAssertEqual(gzip.heldSince(), since)
+        gzip.respond(ResponseHead(status: .serviceUnavailable), body: "feed unavailable\n")
+        XCTAssertEqual(inner.responses.count, 1)
+        XCTAssertEqual(inner.responses.first?.body, "feed unavailable\n", "a plain response is not compressed")
+        XCTAssertEqual(inner.heads.count, 0)
+        gzip.abort()
+        XCTAssertTrue(inner.aborted)
+        XCTAssertFalse(inner.finished)
+        XCTAssertEqual(inner.written.readableBytes, 0, "an abort writes no trailer")
+    }
+
+    /// The head gets `Content-Encoding: gzip` after the stream's own headers; the framing is raw (the
+    /// inner transport frames the compressed bytes).
+    func testTheHeadSaysGzipAndKeepsItsHeaders() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        XCTAssertEqual(gzip.framing, .raw)
+        var head = ResponseHead.eventStream()
+        head.headers.append(("Vary", "Accept-Encoding"))
+        gzip.writeHead(head)
+        let headers = try XCTUnwrap(inner.heads.first).headers
+        XCTAssertEqual(Array(headers.dropLast().map { $0.0 }), head.headers.map { $0.0 })
+        XCTAssertEqual(headers.last?.0, "Content-Encoding")
+        XCTAssertEqual(headers.last?.1, "gzip")
+    }
+
+    /// A stream that ends before any event is still a whole gzip member (header and trailer): a client
+    /// decodes it to nothing, without an error.
+    func testFinishingAnEmptyStreamWritesAWholeEmptyMember() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        gzip.finish()
+        XCTAssertTrue(inner.finished)
+        var member = inner.written
+        XCTAssertEqual(member.getBytes(at: member.readerIndex, length: 2), [0x1F, 0x8B], "the gzip magic")
+        let inflater = try ZlibDecompressor(algorithm: .gzip)
+        XCTAssertEqual(try inflater.inflateAll(&member).readableBytes, 0)
+    }
+
+    /// Two flushes, each decodable on its own as it arrives, continue one deflate stream (one member).
+    func testEachFlushIsDecodableWhenItArrives() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        let inflater = try ZlibDecompressor(algorithm: .gzip)
+        for index in 0..<3 {
+            let event = "id: \(index)\ndata: tick \(index)\n\n"
+            gzip.writeShared(ByteBuffer(string: event))
+            gzip.flush()
+            var piece = inner.written
+            inner.written = ByteBuffer()
+            XCTAssertEqual(String(buffer: try inflater.inflateAll(&piece)), event, "flush \(index)")
+            if index > 0 {
+                XCTAssertNotEqual(piece.getBytes(at: 0, length: 2), [0x1F, 0x8B], "no new member per flush")
+            }
+        }
+        XCTAssertEqual(inner.flushes, 3)
+    }
 }
