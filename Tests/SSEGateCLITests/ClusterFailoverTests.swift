@@ -66,8 +66,12 @@ final class ClusterFailoverTests: XCTestCase {
 
         let signalled = Date()
         cluster.signal("replica1", SIGTERM)
-        try await eventually("replica1 exits after its drain", timeout: .seconds(5)) { !cluster.isRunning("replica1") }
-        XCTAssertLessThan(Date().timeIntervalSince(signalled), 3.5, "exit within shutdown_timeout (2s) plus slack")
+        try await eventually("replica1 exits after its drain", timeout: .seconds(8)) { !cluster.isRunning("replica1") }
+        XCTAssertLessThan(
+            Date().timeIntervalSince(signalled),
+            6,
+            "exit within shutdown_timeout (2s) plus a loaded machine's slack"
+        )
         try await self.waitUntilEveryClientIsLiveOn("replica2", cluster)
 
         await self.stopClients()

@@ -284,7 +284,11 @@ final class CommandLineTests: XCTestCase {
             1.0,
             "8 closes spread over 2.4 s end after 1 s (almost surely); the start-up 300 ms cut them short"
         )
-        XCTAssertLessThan(took, 4.0, "within the reloaded 3 s (and slack); stderr: \(running.stderr)")
+        XCTAssertLessThan(
+            took,
+            6.0,
+            "within the reloaded 3 s (and a loaded machine's slack); stderr: \(running.stderr)"
+        )
         XCTAssertFalse(running.stderr.contains("shutdown_timeout passed"), running.stderr)
         XCTAssertEqual(running.process.terminationStatus, 0)
         for client in clients { await client.close() }

@@ -207,15 +207,15 @@ final class HTTP2Tests: XCTestCase {
             sent += 1
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(3)) {
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(8)) {
             $0.reset != nil || $0.closed
         }
         let elapsed = NIODeadline.now() - start
         XCTAssertEqual(reset.reset, .cancel)
         XCTAssertLessThan(
             elapsed,
-            maxLag + .milliseconds(1500),
-            "reset after max_lag (\(maxLag)) plus a tick or two, not when 64 KiB have piled up"
+            maxLag + .seconds(4),
+            "reset after max_lag (\(maxLag)) plus a tick or two (and a loaded machine's slack), not when 64 KiB have piled up"
         )
         XCTAssertLessThanOrEqual(reset.bodyBytes, 1024, "the server never sends past the stream's window")
         let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
@@ -245,15 +245,15 @@ final class HTTP2Tests: XCTestCase {
         }
         let start = NIODeadline.now()
         harness.origin.publish(data: String(repeating: "q", count: 2048))
-        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(5)) {
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(8)) {
             $0.reset != nil || $0.closed
         }
         let elapsed = NIODeadline.now() - start
         XCTAssertEqual(reset.reset, .cancel)
         XCTAssertLessThan(
             elapsed,
-            maxLag + .milliseconds(1500),
-            "reset after max_lag (\(maxLag)) and a tick or two, not at the next keepalive"
+            maxLag + .seconds(4),
+            "reset after max_lag (\(maxLag)) and a tick or two (and a loaded machine's slack), not at the next keepalive (30 s)"
         )
         let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
         XCTAssertEqual(evictions, 1)

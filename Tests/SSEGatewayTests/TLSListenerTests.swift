@@ -273,7 +273,7 @@ final class TLSListenerTests: XCTestCase {
         // Nothing at all, and half of a TLS record header (a handshake that starts and never finishes).
         for (label, bytes) in [("silent", ""), ("partial ClientHello", "\u{16}\u{03}\u{01}\u{00}")] {
             let started = NIODeadline.now()
-            let result = try await rawExchange(port: port, bytes, group: harness.clientGroup, timeout: .seconds(3))
+            let result = try await rawExchange(port: port, bytes, group: harness.clientGroup, timeout: .seconds(6))
             let elapsed = NIODeadline.now() - started
             XCTAssertTrue(
                 result.closedByServer,
@@ -286,8 +286,8 @@ final class TLSListenerTests: XCTestCase {
             )
             XCTAssertLessThan(
                 elapsed.nanoseconds,
-                TimeAmount.milliseconds(1500).nanoseconds,
-                "\(label): not closed at the header timeout"
+                TimeAmount.seconds(5).nanoseconds,
+                "\(label): not closed at the header timeout (200 ms; 5 s is a loaded machine's slack)"
             )
         }
         // A completed handshake that is followed by nothing (no request head, no HTTP/2 preface or stream)
@@ -296,14 +296,15 @@ final class TLSListenerTests: XCTestCase {
             let idle = try await tlsHandshakeThenIdle(
                 port: port,
                 group: harness.clientGroup,
-                tls: try TLSTestConfig.client(trusting: certificates, alpn: [alpn])
+                tls: try TLSTestConfig.client(trusting: certificates, alpn: [alpn]),
+                timeout: .seconds(6)
             )
             XCTAssertEqual(idle.negotiatedALPN, alpn)
             let closedAfter = try XCTUnwrap(
                 idle.closedAfter,
                 "\(alpn): an idle connection after the handshake must be closed"
             )
-            XCTAssertLessThan(closedAfter.nanoseconds, TimeAmount.milliseconds(1500).nanoseconds, "\(alpn)")
+            XCTAssertLessThan(closedAfter.nanoseconds, TimeAmount.seconds(5).nanoseconds, "\(alpn)")
         }
         // A real handshake is not affected by the deadline.
         let result = try await tlsHandshake(

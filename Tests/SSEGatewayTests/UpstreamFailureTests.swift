@@ -93,7 +93,8 @@ final class UpstreamFailureTests: XCTestCase {
                 250,
                 "attempt \(index) came \(gap) ms after a 204; expected the 300 ms maximum backoff"
             )
-            XCTAssertLessThan(gap, 1000, "attempt \(index) came \(gap) ms after a 204")
+            // Far above the 300 ms cap for a loaded machine, far below an uncapped backoff.
+            XCTAssertLessThan(gap, 2000, "attempt \(index) came \(gap) ms after a 204")
         }
         XCTAssertEqual(harness.origin.openConnections, 0)
     }
@@ -397,7 +398,8 @@ final class UpstreamFailureTests: XCTestCase {
             1400,
             "the connection that sent retry: 1500 sets the floor for the next attempt"
         )
-        XCTAssertLessThan(afterPlain, 700, "a connection without retry: clears the floor (waited \(afterPlain) ms)")
+        // Below the 1500 ms floor it must not keep; above the 200 ms backoff by a loaded machine's slack.
+        XCTAssertLessThan(afterPlain, 1300, "a connection without retry: clears the floor (waited \(afterPlain) ms)")
     }
 
     // MARK: Helpers
