@@ -4,7 +4,6 @@ import NIOCore
 import XCTest
 
 @testable import SSEBench
-@testable import SSEGateTestSupport
 
 /// `BenchStreamReceiver` without sockets: body pieces in, the loop's tally out.
 final class BenchStreamReceiverTests: XCTestCase {

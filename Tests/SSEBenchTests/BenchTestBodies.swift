@@ -2,8 +2,6 @@ import CompressNIO
 import Foundation
 import NIOCore
 
-@testable import SSEGateTestSupport
-
 /// Bodies the bench tests feed the load tool: SSE events in its `{"seq":…,"ts":…}` shape, and gzip.
 enum BenchTestBodies {
     /// SSE events `seqs`, each sent now (`"ts":` in µs since the epoch).

@@ -2,7 +2,6 @@ import NIOCore
 import XCTest
 
 @testable import SSEBench
-@testable import SSEGateTestSupport
 
 /// The load client's own HTTP/1.1 framing: `ChunkedBodyDecoder` (chunk sizes, extensions, the last
 /// chunk, trailers, bad input, input split anywhere) and the hand-parsed `HTTPResponseHead`.

@@ -1,7 +1,6 @@
 import XCTest
 
 @testable import SSEBench
-@testable import SSEGateTestSupport
 
 /// The load client's event scanner: event ends found across any split of the input, `\r\n\r\n` ends,
 /// comments and retry lines not counted, the `"seq":`/`"ts":` numbers read, gaps counted as missing.

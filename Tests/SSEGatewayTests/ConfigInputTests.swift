@@ -3,7 +3,6 @@ import NIOConcurrencyHelpers
 import NIOCore
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Config input that once hung or slowed `ssegate check`, or was refused for no good reason: a FIFO where a

@@ -2,7 +2,6 @@ import Foundation
 import NIOCore
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Configs that load: values, defaults, inheritance, environment, files.

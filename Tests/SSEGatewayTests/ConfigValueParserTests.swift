@@ -1,7 +1,6 @@
 import NIOCore
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The scalar forms on their own: durations, sizes, numbers, addresses, `${ENV}`, suggestions.

@@ -2,7 +2,6 @@ import NIOCore
 import NIOEmbedded
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The first handlers of a client connection on an embedded channel, without sockets: `ProtocolDetector`

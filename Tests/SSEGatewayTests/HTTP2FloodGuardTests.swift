@@ -2,7 +2,6 @@ import NIOCore
 import NIOEmbedded
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The values behind `HTTP2FloodGuard` as plain values, and the handler on an `EmbeddedChannel`.

@@ -2,7 +2,6 @@ import NIOCore
 import NIOEmbedded
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// `DeferredFlushes` and `HTTP2FlushCoalescer` on an embedded channel: during a pass a connection's

@@ -1,6 +1,5 @@
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// One percent-decoder for path segments, query values and URL credentials, and what each caller does

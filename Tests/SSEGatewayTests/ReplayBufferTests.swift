@@ -2,7 +2,6 @@ import NIOCore
 import SSE
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class ReplayBufferTests: XCTestCase {

@@ -2,7 +2,6 @@ import NIOCore
 import SSE
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Moving a replay ring's start back to an older id: the state machine as a plain value, and the

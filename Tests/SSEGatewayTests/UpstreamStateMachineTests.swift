@@ -1,7 +1,6 @@
 import NIOCore
 import XCTest
 
-@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class UpstreamStateMachineTests: XCTestCase {

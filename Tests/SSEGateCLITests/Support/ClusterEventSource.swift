@@ -4,8 +4,6 @@ import NIOHTTP1
 import NIOPosix
 import SSE
 
-@testable import SSEGateTestSupport
-
 /// A reconnecting SSE client that behaves like a browser's EventSource: when the stream closes or the
 /// connection fails it waits the last `retry:` it was given, then reconnects with `Last-Event-ID` set to the
 /// id of the last event it received. It records every event id and every connection (which replica served

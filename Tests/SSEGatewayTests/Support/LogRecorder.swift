@@ -1,8 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
 
-@testable import SSEGateTestSupport
-
 /// A swift-log handler that keeps every message (with its `upstream` metadata), for tests that count
 /// log lines. Made per logger with `Logger(label:factory:)`, so no global bootstrap is needed.
 final class LogRecorder: Sendable {
