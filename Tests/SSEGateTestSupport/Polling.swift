@@ -66,6 +66,37 @@ func eventually(
     )
 }
 
+/// A test client whose state can be read at any moment as a value and described when a wait for it times
+/// out: its `wait` is the one polling loop with the client's own failure text.
+protocol PolledState: AnyObject {
+    associatedtype Snapshot
+    var snapshot: Snapshot { get }
+    /// What a failed wait prints about the state it last saw.
+    func describe(_ snapshot: Snapshot) -> String
+}
+
+extension PolledState {
+    /// Polls until `condition` holds (returns that snapshot); fails the test with `message` after `timeout`.
+    @discardableResult
+    func wait(
+        _ message: String,
+        timeout: TimeAmount = .seconds(10),
+        file: StaticString = #filePath,
+        line: UInt = #line,
+        until condition: (Snapshot) -> Bool
+    ) async throws -> Snapshot {
+        try await poll(
+            message,
+            timeout: timeout,
+            file: file,
+            line: line,
+            read: { self.snapshot },
+            describe: self.describe,
+            until: condition
+        )
+    }
+}
+
 /// A wait that timed out (the test has already failed with `message`).
 struct TestTimeout: Error {
     var message: String

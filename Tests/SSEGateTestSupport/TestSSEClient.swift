@@ -12,7 +12,7 @@ import XCTest
 /// the project's SSE parser, over TLS when given a `tls` configuration. Records the response head, every
 /// event, the raw body text, the close, and the ALPN protocol a TLS handshake negotiated.
 /// `reading: false` never reads the socket (a stalled consumer); `receiveBuffer` shrinks SO_RCVBUF.
-final class TestSSEClient: @unchecked Sendable {
+final class TestSSEClient: PolledState, @unchecked Sendable {
     struct Snapshot {
         var negotiatedALPN: String?
         var head: HTTPResponseHead?
@@ -86,25 +86,8 @@ final class TestSSEClient: @unchecked Sendable {
     var isClosed: Bool { self.snapshot.closed }
 
     /// Polls until `condition` holds or `timeout` passes; fails the test with `message` on timeout.
-    @discardableResult
-    func wait(
-        _ message: String,
-        timeout: TimeAmount = .seconds(10),
-        file: StaticString = #filePath,
-        line: UInt = #line,
-        until condition: (Snapshot) -> Bool
-    ) async throws -> Snapshot {
-        try await poll(
-            message,
-            timeout: timeout,
-            file: file,
-            line: line,
-            read: { self.snapshot },
-            describe: { snapshot in
-                "have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))"
-            },
-            until: condition
-        )
+    func describe(_ snapshot: Snapshot) -> String {
+        "have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))"
     }
 
     func waitForHead(file: StaticString = #filePath, line: UInt = #line) async throws -> HTTPResponseHead {
