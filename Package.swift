@@ -78,11 +78,30 @@ let package = Package(
             name: "SSETests",
             dependencies: ["SSE", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        // What several test targets share: the polling helper, the HTTP/1.1 (and TLS) and HTTP/2 test
+        // clients, raw connections, test certificates. Knows no gateway internals.
+        .testTarget(
+            name: "SSEGateTestSupport",
+            dependencies: [
+                "SSE",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOTLS", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
         .testTarget(
             name: "SSEGatewayTests",
             dependencies: [
                 "SSE",
                 "SSEGateway",
+                "SSEGateTestSupport",
+                // The bench run against a live in-process gateway (BenchTests).
                 "SSEBench",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -95,6 +114,37 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        // The load tool's own parts (scanner, chunked decoder, gzip receiver) and its runner against
+        // scripted servers, without a gateway.
+        .testTarget(
+            name: "SSEBenchTests",
+            dependencies: [
+                "SSEBench",
+                "SSEGateTestSupport",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOHTTP2", package: "swift-nio-http2"),
+                .product(name: "NIOHPACK", package: "swift-nio-http2"),
+                .product(name: "CompressNIO", package: "compress-nio"),
+            ]
+        ),
+        // The built `ssegate` binary as a user runs it: exit codes, signals, reload, the cluster script,
+        // a graceful restart. `SSEGateway` only for the in-process origin that the restart test feeds from.
+        .testTarget(
+            name: "SSEGateCLITests",
+            dependencies: [
+                "ssegate",
+                "SSEGateway",
+                "SSEGateTestSupport",
+                "SSE",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
             ]
         ),
     ]

@@ -2,6 +2,7 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class BackpressureIntegrationTests: XCTestCase {
@@ -15,7 +16,7 @@ final class BackpressureIntegrationTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let stalled = try await harness.client("/prices", receiveBuffer: 4096, reading: false)
         var readers: [TestSSEClient] = []
@@ -60,7 +61,7 @@ final class BackpressureIntegrationTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let stalled = try await harness.client("/prices", receiveBuffer: 4096, reading: false)
         let reader = try await harness.client("/prices")
@@ -82,7 +83,7 @@ final class BackpressureIntegrationTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.client.maxQueue = 16 * 1024 }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let readers = [try await harness.client("/prices"), try await harness.client("/prices")]
         for reader in readers { _ = try await reader.waitForHead() }
@@ -106,7 +107,7 @@ final class BackpressureIntegrationTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.keepalive = .milliseconds(100) }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
         try await client.wait("three keepalives") { $0.body.components(separatedBy: ": keepalive\n\n").count >= 4 }

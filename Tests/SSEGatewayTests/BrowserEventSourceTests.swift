@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// What a real browser's EventSource fires through the gateway: headless Chromium on 127.0.0.1.
@@ -15,7 +16,7 @@ final class BrowserEventSourceTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let page = """
             <!doctype html><meta charset="utf-8"><title>ssegate</title><script>
@@ -33,7 +34,7 @@ final class BrowserEventSourceTests: XCTestCase {
             """
         let browser = BrowserHarness(page: page, group: harness.clientGroup)
         try await browser.start()
-        defer { Task { await browser.stop() } }
+        self.addTeardownBlock { await browser.stop() }
         try await eventually("the browser connected", timeout: .seconds(30)) { browser.received.count == 1 }
 
         harness.origin.broadcast(ByteBuffer(string: "id: 1\ndata: one\n\n"))
@@ -86,7 +87,7 @@ final class BrowserEventSourceTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.cors.allowOrigins = ["*"] }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let total = 200
         let page = """
@@ -101,7 +102,7 @@ final class BrowserEventSourceTests: XCTestCase {
             """
         let browser = BrowserHarness(page: page, group: harness.clientGroup)
         try await browser.start()
-        defer { Task { await browser.stop() } }
+        self.addTeardownBlock { await browser.stop() }
         try await eventually("the browser connected", timeout: .seconds(30)) {
             browser.received.contains { $0.contains("\"open\"") }
         }

@@ -3,6 +3,7 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Every byte a feed receives reaches every client in a form it can decode at once, whatever the
@@ -14,7 +15,7 @@ final class CompressedBurstTests: XCTestCase {
     /// and followed by silence: each compressed client decodes all of it within one second.
     func testEveryEventOfABurstIsDecodableAtOnceOverEveryCompressedTransport() async throws {
         let setup = try await Self.start()
-        defer { Task { await setup.harness.stop() } }
+        self.addTeardownBlock { await setup.harness.stop() }
         let clients = try await setup.connect(StreamClientKind.allCompressed)
         for client in clients {
             let encoding = try await client.contentEncoding()
@@ -57,7 +58,7 @@ final class CompressedBurstTests: XCTestCase {
     /// events decodable at once, on every transport.
     func testAFullReplayIsDecodableAtOnceByACompressedClient() async throws {
         let setup = try await Self.start { $0.settings.replay.maxEvents = 1000 }
-        defer { Task { await setup.harness.stop() } }
+        self.addTeardownBlock { await setup.harness.stop() }
         let witness = try await setup.connect([StreamClientKind(transport: .http1, gzip: false)])[0]
         var generator = SeededGenerator(seed: Self.seed)
         let events = (0..<1000).map {
@@ -78,7 +79,7 @@ final class CompressedBurstTests: XCTestCase {
     /// drain's `retry:` before its stream ends (the sync flush and the end of the gzip stream are complete).
     func testTheDrainsRetryReachesCompressedClientsAfterABurst() async throws {
         let setup = try await Self.start(shutdownTimeout: .seconds(1)) { $0.settings.retry = .milliseconds(700) }
-        defer { Task { await setup.harness.stop() } }
+        self.addTeardownBlock { await setup.harness.stop() }
         let clients = try await setup.connect(StreamClientKind.allCompressed, recordBody: true)
         var generator = SeededGenerator(seed: Self.seed)
         let burst = (0..<300).map {
@@ -111,7 +112,7 @@ final class CompressedBurstTests: XCTestCase {
     /// upstream byte.
     func testWhatEveryClientDecodesEqualsWhatTheFeedReceived() async throws {
         let setup = try await Self.start()
-        defer { Task { await setup.harness.stop() } }
+        self.addTeardownBlock { await setup.harness.stop() }
         let clients = try await setup.connect(StreamClientKind.all)
         var generator = SeededGenerator(seed: Self.seed)
         var expected: [ServerSentEvent] = []

@@ -1,6 +1,7 @@
 import Foundation
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Configs that do not load: each kind of error, at its exact line and column.
@@ -8,16 +9,7 @@ final class ConfigErrorTests: XCTestCase {
     // MARK: - Unknown keys
 
     func testUnknownTopLevelKeyWithSuggestion() {
-        ConfigFixtures.assertSingleError(
-            """
-            log_level: info
-            feed:
-              - path: /x
-            """,
-            line: 2,
-            column: 1,
-            "unknown key 'feed' at the top level (did you mean 'feeds'?)"
-        )
+        self.assertRows("UnknownTopLevelKeyWithSuggestion")
     }
 
     func testUnknownNestedKeyHasTheDocumentedMessage() {
@@ -46,18 +38,7 @@ final class ConfigErrorTests: XCTestCase {
     }
 
     func testUnknownKeyDeepInAFeed() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /a
-                upstream:
-                  url: http://up/a
-                  conect_timeout: 5s
-            """,
-            line: 5,
-            column: 7,
-            "unknown key 'conect_timeout' in feeds[0].upstream (did you mean 'connect_timeout'?)"
-        )
+        self.assertRows("UnknownKeyDeepInAFeed")
     }
 
     func testFeedOnlyKeysInDefaultsAreExplained() {
@@ -105,194 +86,35 @@ final class ConfigErrorTests: XCTestCase {
     // MARK: - Values
 
     func testBadDurations() {
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              retry: 15
-            """,
-            line: 2,
-            column: 10,
-            "defaults.retry: expected a duration such as 250ms, 1.5s, 5m or 1h (a number followed by ms, s, m or h; or 0), got '15'"
-        )
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /a
-                upstream: { url: http://up/a }
-                linger: 15 sec
-            """,
-            line: 4,
-            column: 13,
-            "feeds[0].linger: expected a duration such as 250ms"
-        )
+        self.assertRows("BadDurations")
     }
 
     func testBadSize() {
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              replay: { max_bytes: 8 megs }
-            """,
-            line: 2,
-            column: 24,
-            "defaults.replay.max_bytes: expected a size such as 16384, 64KiB or 8MiB"
-        )
+        self.assertRows("BadSize")
     }
 
     func testBadBooleans() {
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              padding: yes
-            """,
-            line: 2,
-            column: 12,
-            "defaults.padding: expected true or false, got 'yes'"
-        )
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              compression: "true"
-            """,
-            line: 2,
-            column: 16,
-            "defaults.compression: expected true or false without quotes, got the string \"true\""
-        )
+        self.assertRows("BadBooleans")
     }
 
     func testWrongTypes() {
-        ConfigFixtures.assertSingleError(
-            "listen: { address: \":80\" }\n",
-            line: 1,
-            column: 9,
-            "listen: expected a list, got a mapping"
-        )
-        ConfigFixtures.assertSingleError(
-            "defaults: [retry]\n",
-            line: 1,
-            column: 11,
-            "defaults: expected a mapping, got a list"
-        )
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              replay: 5
-            """,
-            line: 2,
-            column: 11,
-            "defaults.replay: expected a mapping, got '5'"
-        )
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - /prices
-            """,
-            line: 2,
-            column: 5,
-            "feeds[0]: expected a mapping, got '/prices'"
-        )
-        ConfigFixtures.assertSingleError(
-            "- a\n- b\n",
-            line: 1,
-            column: 1,
-            "the config must be a mapping of keys such as listen, defaults and feeds, got a list"
-        )
+        self.assertRows("WrongTypes")
     }
 
     func testOutOfRangeValues() {
-        ConfigFixtures.assertSingleError(
-            "defaults:\n  keepalive: 0\n",
-            line: 2,
-            column: 14,
-            "defaults.keepalive: must be greater than 0, got '0'"
-        )
-        ConfigFixtures.assertSingleError(
-            "defaults:\n  replay: { max_events: 0 }\n",
-            line: 2,
-            column: 25,
-            "defaults.replay.max_events: must be at least 1, got 0"
-        )
-        ConfigFixtures.assertSingleError(
-            "defaults:\n  client: { max_queue: 512 }\n",
-            line: 2,
-            column: 24,
-            "defaults.client.max_queue: must be at least 1KiB, got '512'"
-        )
-        ConfigFixtures.assertSingleError(
-            "limits: { max_clients: -5 }\n",
-            line: 1,
-            column: 24,
-            "limits.max_clients: must be at least 1, got -5"
-        )
-        ConfigFixtures.assertSingleError(
-            "limits:\n  premature_resets_per_second: 0\n",
-            line: 2,
-            column: 32,
-            "limits.premature_resets_per_second: must be at least 1, got 0"
-        )
-        ConfigFixtures.assertSingleError(
-            "log_level: loud\n",
-            line: 1,
-            column: 12,
-            "log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"
-        )
+        self.assertRows("OutOfRangeValues")
     }
 
     func testBackoffInitialAboveMaxIsBlamedOnTheValueWritten() {
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              upstream:
-                backoff: { initial: 1m }
-            """,
-            line: 3,
-            column: 25,
-            "defaults.upstream.backoff: initial (1m) must not be greater than max (30s)"
-        )
+        self.assertRows("BackoffInitialAboveMaxIsBlamedOnTheValueWritten")
     }
 
     func testBackoffResetAfterMustBeAPositiveDuration() {
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              upstream:
-                backoff: { reset_after: 0s }
-            """,
-            line: 3,
-            column: 29,
-            "defaults.upstream.backoff.reset_after: must be greater than 0, got '0s'"
-        )
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              upstream:
-                backoff:
-                  reset_after: soon
-            """,
-            line: 4,
-            column: 20,
-            "defaults.upstream.backoff.reset_after: expected \(ConfigValueParser.durationForm), got 'soon'"
-        )
+        self.assertRows("BackoffResetAfterMustBeAPositiveDuration")
     }
 
     func testCredentialsWithWildcardOrigin() {
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              cors:
-                allow_origins: ["*"]
-                allow_credentials: true
-            """,
-            line: 4,
-            column: 24,
-            "defaults.cors.allow_credentials: allow_credentials cannot be true with allow_origins '*'"
-        )
-        ConfigFixtures.assertSingleError(
-            "defaults:\n  cors: { allow_origins: [\"https://a.example/\"] }\n",
-            line: 2,
-            column: 27,
-            "defaults.cors.allow_origins[0]: expected '*' or an origin such as https://app.example.com"
-        )
+        self.assertRows("CredentialsWithWildcardOrigin")
     }
 
     func testBadHeaders() {
@@ -319,43 +141,11 @@ final class ConfigErrorTests: XCTestCase {
     // MARK: - Required keys
 
     func testMissingPath() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - upstream: { url: http://up/a }
-            """,
-            line: 2,
-            column: 5,
-            "feeds[0]: missing required key 'path'"
-        )
+        self.assertRows("MissingPath")
     }
 
     func testMissingURLAndMissingUpstream() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /a
-                upstream: { connect_timeout: 1s }
-            """,
-            line: 3,
-            column: 15,
-            "feeds[0].upstream: missing required key 'url'"
-        )
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /a
-            """,
-            line: 2,
-            column: 5,
-            "feeds[0]: missing required key 'upstream'"
-        )
-        ConfigFixtures.assertSingleError(
-            "listen:\n  - tls: null\n",
-            line: 2,
-            column: 5,
-            "listen[0]: missing required key 'address'"
-        )
+        self.assertRows("MissingURLAndMissingUpstream")
     }
 
     // MARK: - Environment
@@ -377,149 +167,43 @@ final class ConfigErrorTests: XCTestCase {
     }
 
     func testBadEnvironmentReference() {
-        ConfigFixtures.assertSingleError(
-            "log_level: ${level-name}\n",
-            line: 1,
-            column: 12,
-            "'${level-name}' is not a valid environment variable reference"
-        )
-        ConfigFixtures.assertSingleError(
-            "log_level: ${LEVEL\n",
-            line: 1,
-            column: 12,
-            "log_level: unterminated '${' (write '$${' for a literal '${')"
-        )
+        self.assertRows("BadEnvironmentReference")
     }
 
     // MARK: - URLs, paths, addresses
 
     func testBadURLScheme() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /a
-                upstream:
-                  url: ftp://up/a
-            """,
-            line: 4,
-            column: 12,
-            "feeds[0].upstream.url: URL scheme must be http or https, not 'ftp'"
-        )
+        self.assertRows("BadURLScheme")
     }
 
     func testBadPathIsReportedWithPathTemplateMessage() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: rooms/{room}
-                upstream: { url: http://up/a }
-            """,
-            line: 2,
-            column: 11,
-            "feeds[0].path: path must start with '/'"
-        )
+        self.assertRows("BadPathIsReportedWithPathTemplateMessage")
     }
 
     func testBadPorts() {
-        ConfigFixtures.assertSingleError(
-            "listen:\n  - address: 0.0.0.0:70000\n",
-            line: 2,
-            column: 14,
-            "listen[0].address: port must be from 1 to 65535, got 70000 in '0.0.0.0:70000'"
-        )
-        ConfigFixtures.assertSingleError(
-            "admin:\n  address: \":0\"\n",
-            line: 2,
-            column: 12,
-            "admin.address: port must be from 1 to 65535, got 0"
-        )
-        ConfigFixtures.assertSingleError(
-            "listen:\n  - address: ::1:8080\n",
-            line: 2,
-            column: 14,
-            "an IPv6 address must be in brackets, as in [::1]:8080"
-        )
+        self.assertRows("BadPorts")
     }
 
     func testSameAddressTwice() {
-        ConfigFixtures.assertSingleError(
-            """
-            listen:
-              - address: 0.0.0.0:8080
-              - address: :8080
-            """,
-            line: 3,
-            column: 14,
-            "listen[1].address: address 0.0.0.0:8080 is already used by listen[0] (line 2)"
-        )
-        ConfigFixtures.assertSingleError(
-            "admin: { address: \":8080\" }\n",
-            line: 1,
-            column: 19,
-            "admin.address: address 0.0.0.0:8080 is already used by listen[0] (by default)"
-        )
+        self.assertRows("SameAddressTwice")
     }
 
     func testTemplatePlaceholderNotInPath() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /rooms/{room}
-                upstream: { url: "http://up/rooms/{id}" }
-            """,
-            line: 3,
-            column: 22,
-            "feeds[0].upstream.url: placeholder '{id}' in the URL is not a parameter of the path '/rooms/{room}'"
-        )
+        self.assertRows("TemplatePlaceholderNotInPath")
     }
 
     // MARK: - Duplicates
 
     func testDuplicatePathIsReportedAtTheSecondNamingTheFirstLine() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /prices
-                upstream: { url: http://up/a }
-              - path: /prices
-                upstream: { url: http://up/b }
-            """,
-            line: 4,
-            column: 11,
-            "feeds[1].path: duplicate path '/prices' (first used by feeds[0], line 2)"
-        )
+        self.assertRows("DuplicatePathIsReportedAtTheSecondNamingTheFirstLine")
     }
 
     func testEquivalentTemplatesAreDuplicates() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /rooms/{a}
-                upstream: { url: "http://up/{a}" }
-              - path: /rooms/{b}
-                upstream: { url: "http://up/{b}" }
-            """,
-            line: 4,
-            column: 11,
-            "feeds[1].path: path '/rooms/{b}' matches the same requests as '/rooms/{a}' (first used by feeds[0], line 2)"
-        )
+        self.assertRows("EquivalentTemplatesAreDuplicates")
     }
 
     func testDuplicateFeedName() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - name: p
-                path: /a
-                upstream: { url: http://up/a }
-              - name: p
-                path: /b
-                upstream: { url: http://up/b }
-            """,
-            line: 5,
-            column: 11,
-            "feeds[1].name: duplicate feed name 'p' (first used by feeds[0], line 2)"
-        )
+        self.assertRows("DuplicateFeedName")
     }
 
     // MARK: - Files
@@ -572,51 +256,11 @@ final class ConfigErrorTests: XCTestCase {
     // MARK: - YAML syntax
 
     func testYAMLSyntaxErrors() {
-        ConfigFixtures.assertSingleError(
-            """
-            feeds:
-              - path: /a
-                upstream: url: http://up/a
-            """,
-            line: 3,
-            column: 18,
-            "invalid YAML: mapping values are not allowed in this context"
-        )
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              cors: { allow_origins: [a, b }
-            """,
-            line: 2,
-            column: 32,
-            "invalid YAML: while parsing a flow sequence at line 2, column 26: did not find expected ',' or ']'"
-        )
-        ConfigFixtures.assertSingleError(
-            "a: 1\n---\nb: 2\n",
-            line: 2,
-            column: 1,
-            "invalid YAML: expected a single document in the stream at line 1, column 1: but found another document"
-        )
+        self.assertRows("YAMLSyntaxErrors")
     }
 
     func testDuplicateYAMLKeyPointsAtTheSecondOccurrence() {
-        ConfigFixtures.assertSingleError(
-            """
-            defaults:
-              retry: 1s
-              keepalive: 5s
-              retry: 2s
-            """,
-            line: 4,
-            column: 3,
-            "duplicate key 'retry' (first at line 2)"
-        )
-        ConfigFixtures.assertSingleError(
-            "defaults: { retry: 1s, retry: 2s }\n",
-            line: 1,
-            column: 13,
-            "duplicate key 'retry' in this mapping"
-        )
+        self.assertRows("DuplicateYAMLKeyPointsAtTheSecondOccurrence")
     }
 
     // MARK: - Many at once
@@ -708,4 +352,397 @@ final class ConfigErrorTests: XCTestCase {
             "\(errors)"
         )
     }
+
+    // MARK: - The table
+
+    /// One config that does not load and every error it gives, as `ssegate check` prints them
+    /// (`file:line:column: message`). `group` is the test that checks the row.
+    private struct Row {
+        var group: String
+        var yaml: String
+        var errors: [String]
+
+        init(_ group: String, _ yaml: String, _ errors: [String]) {
+            self.group = group
+            self.yaml = yaml
+            self.errors = errors
+        }
+    }
+
+    /// Asserts every row of `group`: parsing its YAML gives exactly its errors, in order.
+    private func assertRows(_ group: String, file: StaticString = #filePath, line: UInt = #line) {
+        let rows = Self.rows.filter { $0.group == group }
+        XCTAssertFalse(rows.isEmpty, "no rows for \(group)", file: file, line: line)
+        for row in rows {
+            XCTAssertEqual(
+                ConfigFixtures.errors(row.yaml, file: file, line: line).map(\.description),
+                row.errors,
+                "\(group): \(row.yaml.debugDescription)",
+                file: file,
+                line: line
+            )
+        }
+    }
+
+    private static let rows: [Row] = [
+        Row(
+            "UnknownTopLevelKeyWithSuggestion",
+            """
+            log_level: info
+            feed:
+              - path: /x
+            """,
+            ["test.yaml:2:1: unknown key 'feed' at the top level (did you mean 'feeds'?)"]
+        ),
+        Row(
+            "UnknownKeyDeepInAFeed",
+            """
+            feeds:
+              - path: /a
+                upstream:
+                  url: http://up/a
+                  conect_timeout: 5s
+            """,
+            ["test.yaml:5:7: unknown key 'conect_timeout' in feeds[0].upstream (did you mean 'connect_timeout'?)"]
+        ),
+        Row(
+            "BadDurations",
+            """
+            defaults:
+              retry: 15
+            """,
+            [
+                "test.yaml:2:10: defaults.retry: expected a duration such as 250ms, 1.5s, 5m or 1h (a number followed by ms, s, m or h; or 0), got '15'"
+            ]
+        ),
+        Row(
+            "BadDurations",
+            """
+            feeds:
+              - path: /a
+                upstream: { url: http://up/a }
+                linger: 15 sec
+            """,
+            [
+                "test.yaml:4:13: feeds[0].linger: expected a duration such as 250ms, 1.5s, 5m or 1h (a number followed by ms, s, m or h; or 0), got '15 sec'"
+            ]
+        ),
+        Row(
+            "BadSize",
+            """
+            defaults:
+              replay: { max_bytes: 8 megs }
+            """,
+            [
+                "test.yaml:2:24: defaults.replay.max_bytes: expected a size such as 16384, 64KiB or 8MiB (whole bytes, or a whole number followed by KiB, MiB, GiB, KB, MB or GB), got '8 megs'"
+            ]
+        ),
+        Row(
+            "BadBooleans",
+            """
+            defaults:
+              padding: yes
+            """,
+            ["test.yaml:2:12: defaults.padding: expected true or false, got 'yes'"]
+        ),
+        Row(
+            "BadBooleans",
+            """
+            defaults:
+              compression: "true"
+            """,
+            ["test.yaml:2:16: defaults.compression: expected true or false without quotes, got the string \"true\""]
+        ),
+        Row(
+            "WrongTypes",
+            "listen: { address: \":80\" }\n",
+            ["test.yaml:1:9: listen: expected a list, got a mapping"]
+        ),
+        Row(
+            "WrongTypes",
+            "defaults: [retry]\n",
+            ["test.yaml:1:11: defaults: expected a mapping, got a list"]
+        ),
+        Row(
+            "WrongTypes",
+            """
+            defaults:
+              replay: 5
+            """,
+            ["test.yaml:2:11: defaults.replay: expected a mapping, got '5'"]
+        ),
+        Row(
+            "WrongTypes",
+            """
+            feeds:
+              - /prices
+            """,
+            ["test.yaml:2:5: feeds[0]: expected a mapping, got '/prices'"]
+        ),
+        Row(
+            "WrongTypes",
+            "- a\n- b\n",
+            ["test.yaml:1:1: the config must be a mapping of keys such as listen, defaults and feeds, got a list"]
+        ),
+        Row(
+            "OutOfRangeValues",
+            "defaults:\n  keepalive: 0\n",
+            ["test.yaml:2:14: defaults.keepalive: must be greater than 0, got '0'"]
+        ),
+        Row(
+            "OutOfRangeValues",
+            "defaults:\n  replay: { max_events: 0 }\n",
+            ["test.yaml:2:25: defaults.replay.max_events: must be at least 1, got 0"]
+        ),
+        Row(
+            "OutOfRangeValues",
+            "defaults:\n  client: { max_queue: 512 }\n",
+            ["test.yaml:2:24: defaults.client.max_queue: must be at least 1KiB, got '512'"]
+        ),
+        Row(
+            "OutOfRangeValues",
+            "limits: { max_clients: -5 }\n",
+            ["test.yaml:1:24: limits.max_clients: must be at least 1, got -5"]
+        ),
+        Row(
+            "OutOfRangeValues",
+            "limits:\n  premature_resets_per_second: 0\n",
+            ["test.yaml:2:32: limits.premature_resets_per_second: must be at least 1, got 0"]
+        ),
+        Row(
+            "OutOfRangeValues",
+            "log_level: loud\n",
+            [
+                "test.yaml:1:12: log_level: expected one of trace, debug, info, notice, warning, error, critical, got 'loud'"
+            ]
+        ),
+        Row(
+            "BackoffInitialAboveMaxIsBlamedOnTheValueWritten",
+            """
+            defaults:
+              upstream:
+                backoff: { initial: 1m }
+            """,
+            ["test.yaml:3:25: defaults.upstream.backoff: initial (1m) must not be greater than max (30s)"]
+        ),
+        Row(
+            "BackoffResetAfterMustBeAPositiveDuration",
+            """
+            defaults:
+              upstream:
+                backoff: { reset_after: 0s }
+            """,
+            ["test.yaml:3:29: defaults.upstream.backoff.reset_after: must be greater than 0, got '0s'"]
+        ),
+        Row(
+            "BackoffResetAfterMustBeAPositiveDuration",
+            """
+            defaults:
+              upstream:
+                backoff:
+                  reset_after: soon
+            """,
+            [
+                "test.yaml:4:20: defaults.upstream.backoff.reset_after: expected a duration such as 250ms, 1.5s, 5m or 1h (a number followed by ms, s, m or h; or 0), got 'soon'"
+            ]
+        ),
+        Row(
+            "CredentialsWithWildcardOrigin",
+            """
+            defaults:
+              cors:
+                allow_origins: ["*"]
+                allow_credentials: true
+            """,
+            [
+                "test.yaml:4:24: defaults.cors.allow_credentials: allow_credentials cannot be true with allow_origins '*' (browsers refuse credentials for a wildcard origin); list the origins instead"
+            ]
+        ),
+        Row(
+            "CredentialsWithWildcardOrigin",
+            "defaults:\n  cors: { allow_origins: [\"https://a.example/\"] }\n",
+            [
+                "test.yaml:2:27: defaults.cors.allow_origins[0]: expected '*' or an origin such as https://app.example.com (scheme://host[:port], no path), got 'https://a.example/'"
+            ]
+        ),
+        Row(
+            "MissingPath",
+            """
+            feeds:
+              - upstream: { url: http://up/a }
+            """,
+            ["test.yaml:2:5: feeds[0]: missing required key 'path'"]
+        ),
+        Row(
+            "MissingURLAndMissingUpstream",
+            """
+            feeds:
+              - path: /a
+                upstream: { connect_timeout: 1s }
+            """,
+            ["test.yaml:3:15: feeds[0].upstream: missing required key 'url'"]
+        ),
+        Row(
+            "MissingURLAndMissingUpstream",
+            """
+            feeds:
+              - path: /a
+            """,
+            ["test.yaml:2:5: feeds[0]: missing required key 'upstream'"]
+        ),
+        Row(
+            "MissingURLAndMissingUpstream",
+            "listen:\n  - tls: null\n",
+            ["test.yaml:2:5: listen[0]: missing required key 'address'"]
+        ),
+        Row(
+            "BadEnvironmentReference",
+            "log_level: ${level-name}\n",
+            [
+                "test.yaml:1:12: log_level: '${level-name}' is not a valid environment variable reference: a name is letters, digits and '_' (write '$${' for a literal '${')"
+            ]
+        ),
+        Row(
+            "BadEnvironmentReference",
+            "log_level: ${LEVEL\n",
+            ["test.yaml:1:12: log_level: unterminated '${' (write '$${' for a literal '${')"]
+        ),
+        Row(
+            "BadURLScheme",
+            """
+            feeds:
+              - path: /a
+                upstream:
+                  url: ftp://up/a
+            """,
+            ["test.yaml:4:12: feeds[0].upstream.url: URL scheme must be http or https, not 'ftp'"]
+        ),
+        Row(
+            "BadPathIsReportedWithPathTemplateMessage",
+            """
+            feeds:
+              - path: rooms/{room}
+                upstream: { url: http://up/a }
+            """,
+            ["test.yaml:2:11: feeds[0].path: path must start with '/'"]
+        ),
+        Row(
+            "BadPorts",
+            "listen:\n  - address: 0.0.0.0:70000\n",
+            ["test.yaml:2:14: listen[0].address: port must be from 1 to 65535, got 70000 in '0.0.0.0:70000'"]
+        ),
+        Row(
+            "BadPorts",
+            "admin:\n  address: \":0\"\n",
+            ["test.yaml:2:12: admin.address: port must be from 1 to 65535, got 0 in ':0'"]
+        ),
+        Row(
+            "BadPorts",
+            "listen:\n  - address: ::1:8080\n",
+            ["test.yaml:2:14: listen[0].address: an IPv6 address must be in brackets, as in [::1]:8080; got '::1:8080'"]
+        ),
+        Row(
+            "SameAddressTwice",
+            """
+            listen:
+              - address: 0.0.0.0:8080
+              - address: :8080
+            """,
+            ["test.yaml:3:14: listen[1].address: address 0.0.0.0:8080 is already used by listen[0] (line 2)"]
+        ),
+        Row(
+            "SameAddressTwice",
+            "admin: { address: \":8080\" }\n",
+            ["test.yaml:1:19: admin.address: address 0.0.0.0:8080 is already used by listen[0] (by default)"]
+        ),
+        Row(
+            "TemplatePlaceholderNotInPath",
+            """
+            feeds:
+              - path: /rooms/{room}
+                upstream: { url: "http://up/rooms/{id}" }
+            """,
+            [
+                "test.yaml:3:22: feeds[0].upstream.url: placeholder '{id}' in the URL is not a parameter of the path '/rooms/{room}'"
+            ]
+        ),
+        Row(
+            "DuplicatePathIsReportedAtTheSecondNamingTheFirstLine",
+            """
+            feeds:
+              - path: /prices
+                upstream: { url: http://up/a }
+              - path: /prices
+                upstream: { url: http://up/b }
+            """,
+            ["test.yaml:4:11: feeds[1].path: duplicate path '/prices' (first used by feeds[0], line 2)"]
+        ),
+        Row(
+            "EquivalentTemplatesAreDuplicates",
+            """
+            feeds:
+              - path: /rooms/{a}
+                upstream: { url: "http://up/{a}" }
+              - path: /rooms/{b}
+                upstream: { url: "http://up/{b}" }
+            """,
+            [
+                "test.yaml:4:11: feeds[1].path: path '/rooms/{b}' matches the same requests as '/rooms/{a}' (first used by feeds[0], line 2)"
+            ]
+        ),
+        Row(
+            "DuplicateFeedName",
+            """
+            feeds:
+              - name: p
+                path: /a
+                upstream: { url: http://up/a }
+              - name: p
+                path: /b
+                upstream: { url: http://up/b }
+            """,
+            ["test.yaml:5:11: feeds[1].name: duplicate feed name 'p' (first used by feeds[0], line 2)"]
+        ),
+        Row(
+            "YAMLSyntaxErrors",
+            """
+            feeds:
+              - path: /a
+                upstream: url: http://up/a
+            """,
+            ["test.yaml:3:18: invalid YAML: mapping values are not allowed in this context"]
+        ),
+        Row(
+            "YAMLSyntaxErrors",
+            """
+            defaults:
+              cors: { allow_origins: [a, b }
+            """,
+            [
+                "test.yaml:2:32: invalid YAML: while parsing a flow sequence at line 2, column 26: did not find expected ',' or ']'"
+            ]
+        ),
+        Row(
+            "YAMLSyntaxErrors",
+            "a: 1\n---\nb: 2\n",
+            [
+                "test.yaml:2:1: invalid YAML: expected a single document in the stream at line 1, column 1: but found another document"
+            ]
+        ),
+        Row(
+            "DuplicateYAMLKeyPointsAtTheSecondOccurrence",
+            """
+            defaults:
+              retry: 1s
+              keepalive: 5s
+              retry: 2s
+            """,
+            ["test.yaml:4:3: duplicate key 'retry' (first at line 2)"]
+        ),
+        Row(
+            "DuplicateYAMLKeyPointsAtTheSecondOccurrence",
+            "defaults: { retry: 1s, retry: 2s }\n",
+            ["test.yaml:1:13: duplicate key 'retry' in this mapping"]
+        ),
+    ]
 }

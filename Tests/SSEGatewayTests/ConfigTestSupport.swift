@@ -2,6 +2,7 @@ import Foundation
 import NIOConcurrencyHelpers
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Helpers shared by the `Config*Tests` files. An enum, not free functions, so the names cannot clash
@@ -96,15 +97,8 @@ enum ConfigFixtures {
         try FileManager.default.copyItem(atPath: source, toPath: url.path)
     }
 
-    private static let made = NIOLockedValueBox<TestCertificates?>(nil)
-
     /// One set of test certificates for the whole run (made with openssl on first use).
     static func certificates() throws -> TestCertificates {
-        try Self.made.withLockedValue { made in
-            if let made { return made }
-            let certificates = try TestCertificates.make(keyType: .ecdsa)
-            made = certificates
-            return certificates
-        }
+        try TestCertificates.shared()
     }
 }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOSSL
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Issue 16, finding 1: a closed connection or stream leaves nothing behind. Every kind of short
@@ -33,10 +34,7 @@ final class ConnectionLeakTests: XCTestCase {
         file: StaticString = #filePath,
         line: UInt = #line
     ) async throws {
-        let deadline = NIODeadline.now() + .seconds(5)
-        while LiveObjects.snapshot != baseline, NIODeadline.now() < deadline {
-            try await Task.sleep(nanoseconds: 10_000_000)
-        }
+        try await waitUntil(timeout: .seconds(5), interval: .milliseconds(10)) { LiveObjects.snapshot == baseline }
         XCTAssertEqual(
             LiveObjects.snapshot,
             baseline,
@@ -50,7 +48,7 @@ final class ConnectionLeakTests: XCTestCase {
 
     func testClosedHTTP1ConnectionsReleaseTheirHandlers() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let port = harness.port
         let group = harness.clientGroup
         let baseline = LiveObjects.snapshot
@@ -98,7 +96,7 @@ final class ConnectionLeakTests: XCTestCase {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
         // Long enough for a hundred handshakes at once on a busy machine.
         let harness = try await self.start(tls: certificates, headerTimeout: .seconds(1))
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let port = harness.gateway.listenerAddresses[1].port!
         let group = harness.clientGroup
         let http1 = try NIOSSLContext(
@@ -135,7 +133,7 @@ final class ConnectionLeakTests: XCTestCase {
 
     func testClosedHTTP2StreamsReleaseTheirHandlersAndSessions() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let baseline = LiveObjects.snapshot
 
         let connection = try await H2RawConnection.connect(port: harness.port, group: harness.clientGroup)
@@ -203,7 +201,7 @@ final class ConnectionLeakTests: XCTestCase {
         // A resume from an id the feed has not seen waits up to a second for it (`Feed.resumeWait`);
         // a client that resets its stream meanwhile must not be held for that second.
         let harness = try await self.start(headerTimeout: .seconds(5))
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         // A feed that has never had an event lets the first joiner's id seed the upstream instead.
         try await eventually("the feed's upstream connected") { harness.origin.openConnections > 0 }
         harness.origin.publish(data: "first")
@@ -230,10 +228,7 @@ final class ConnectionLeakTests: XCTestCase {
         }
         var connectionOnly = baseline
         connectionOnly.http2Connections += 1
-        let deadline = NIODeadline.now() + .milliseconds(500)
-        while LiveObjects.snapshot != connectionOnly, NIODeadline.now() < deadline {
-            try await Task.sleep(nanoseconds: 5_000_000)
-        }
+        try await waitUntil(timeout: .milliseconds(500)) { LiveObjects.snapshot == connectionOnly }
         XCTAssertEqual(
             LiveObjects.snapshot,
             connectionOnly,
@@ -252,7 +247,7 @@ final class ConnectionLeakTests: XCTestCase {
         try XCTSkipIf(isAddressSanitized, "AddressSanitizer's quarantine keeps freed memory resident")
         let certificates = try TestCertificates.make(keyType: .ecdsa)
         let harness = try await self.start(tls: certificates, headerTimeout: .seconds(5))
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let port = harness.port
         let tlsPort = harness.gateway.listenerAddresses[1].port!
         let group = harness.clientGroup

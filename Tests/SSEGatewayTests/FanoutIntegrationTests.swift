@@ -2,12 +2,13 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class FanoutIntegrationTests: XCTestCase {
     func testTwoHundredClientsShareOneUpstreamAndGetEveryEventInOrder() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
 
         var clients: [TestSSEClient] = []
@@ -38,7 +39,7 @@ final class FanoutIntegrationTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.retry = .milliseconds(1500) }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/prices")
         let head = try await client.waitForHead()
         XCTAssertEqual(head.status, .ok)

@@ -1,6 +1,7 @@
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The lifecycle's reload transitions through a real gateway and origin.
@@ -14,7 +15,7 @@ final class FeedLifecycleReloadTests: XCTestCase {
             origin = base
             return [try Harness.feed("/held", upstream: "\(base)/held", connect: .onDemand) { $0.linger = linger }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/held")
         _ = try await client.waitForHead()
         try await eventually("upstream open") { harness.origin.openConnections == 1 }

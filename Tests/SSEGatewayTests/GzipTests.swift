@@ -2,12 +2,13 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class GzipTests: XCTestCase {
     func testGzipStreamDecodesEventByEventAsItArrives() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let gzip = try await harness.client("/prices", headers: [("Accept-Encoding", "gzip, deflate")], gunzip: true)
         let plain = try await harness.client("/prices")
@@ -46,7 +47,7 @@ final class GzipTests: XCTestCase {
                 try Harness.feed("/on", upstream: "\(origin)/on"),
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let off = try await harness.client("/off", headers: [("Accept-Encoding", "gzip")])
         let refused = try await harness.client("/on", headers: [("Accept-Encoding", "gzip;q=0, identity")])
         let offHead = try await off.waitForHead()

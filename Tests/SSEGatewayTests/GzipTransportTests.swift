@@ -2,40 +2,12 @@ import CompressNIO
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// `GzipTransport` in front of a recording transport, without sockets: after each flush, what the inner
 /// transport received inflates to exactly what was written, however large the batch.
 final class GzipTransportTests: XCTestCase {
-    /// Records what a transport is asked to do.
-    final class RecordingTransport: StreamTransport {
-        var framing: StreamFraming { .raw }
-        var isWritable = true
-        var written = ByteBuffer()
-        var heads: [ResponseHead] = []
-        var flushes = 0
-        var finished = false
-        var aborted = false
-
-        func heldSince() -> NIODeadline? { nil }
-        func writeHead(_ head: ResponseHead) { self.heads.append(head) }
-        func writeShared(_ bytes: ByteBuffer) { self.write(bytes) }
-        func writePayload(_ bytes: ByteBuffer) { self.write(bytes) }
-
-        /// Keeps the first buffer as handed on (its capacity is what the channel would hold).
-        private func write(_ bytes: ByteBuffer) {
-            if self.written.readableBytes == 0 {
-                self.written = bytes
-            } else {
-                self.written.writeImmutableBuffer(bytes)
-            }
-        }
-        func flush() { self.flushes += 1 }
-        func abort() { self.aborted = true }
-        func finish() { self.finished = true }
-        func respond(_ head: ResponseHead, body: String) {}
-    }
-
     func testEveryFlushHandsOnAllThatWasWrittenWhateverTheBatchSize() throws {
         let inner = RecordingTransport()
         let gzip = try GzipTransport(wrapping: inner)
@@ -103,5 +75,74 @@ final class GzipTransportTests: XCTestCase {
         gzip.flush()
         XCTAssertEqual(inner.written.readableBytes, 0)
         XCTAssertEqual(inner.flushes, 1, "the flush itself goes through")
+    }
+
+    /// Writability, the lag probe, an abort and a plain response go to the inner transport as they are:
+    /// only the stream's body is compressed.
+    func testWritabilityHeldSinceAbortAndRespondPassThrough() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        XCTAssertTrue(gzip.isWritable)
+        inner.isWritable = false
+        XCTAssertFalse(gzip.isWritable)
+        XCTAssertNil(gzip.heldSince())
+        let since = NIODeadline.now()
+        inner.held = since
+        XCTAssertEqual(gzip.heldSince(), since)
+        gzip.respond(ResponseHead(status: .serviceUnavailable), body: "feed unavailable\n")
+        XCTAssertEqual(inner.responses.count, 1)
+        XCTAssertEqual(inner.responses.first?.body, "feed unavailable\n", "a plain response is not compressed")
+        XCTAssertEqual(inner.heads.count, 0)
+        gzip.abort()
+        XCTAssertTrue(inner.aborted)
+        XCTAssertFalse(inner.finished)
+        XCTAssertEqual(inner.written.readableBytes, 0, "an abort writes no trailer")
+    }
+
+    /// The head gets `Content-Encoding: gzip` after the stream's own headers; the framing is raw (the
+    /// inner transport frames the compressed bytes).
+    func testTheHeadSaysGzipAndKeepsItsHeaders() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        XCTAssertEqual(gzip.framing, .raw)
+        var head = ResponseHead.eventStream()
+        head.headers.append(("Vary", "Accept-Encoding"))
+        gzip.writeHead(head)
+        let headers = try XCTUnwrap(inner.heads.first).headers
+        XCTAssertEqual(Array(headers.dropLast().map { $0.0 }), head.headers.map { $0.0 })
+        XCTAssertEqual(headers.last?.0, "Content-Encoding")
+        XCTAssertEqual(headers.last?.1, "gzip")
+    }
+
+    /// A stream that ends before any event is still a whole gzip member (header and trailer): a client
+    /// decodes it to nothing, without an error.
+    func testFinishingAnEmptyStreamWritesAWholeEmptyMember() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        gzip.finish()
+        XCTAssertTrue(inner.finished)
+        var member = inner.written
+        XCTAssertEqual(member.getBytes(at: member.readerIndex, length: 2), [0x1F, 0x8B], "the gzip magic")
+        let inflater = try ZlibDecompressor(algorithm: .gzip)
+        XCTAssertEqual(try inflater.inflateAll(&member).readableBytes, 0)
+    }
+
+    /// Two flushes, each decodable on its own as it arrives, continue one deflate stream (one member).
+    func testEachFlushIsDecodableWhenItArrives() throws {
+        let inner = RecordingTransport()
+        let gzip = try GzipTransport(wrapping: inner)
+        let inflater = try ZlibDecompressor(algorithm: .gzip)
+        for index in 0..<3 {
+            let event = "id: \(index)\ndata: tick \(index)\n\n"
+            gzip.writeShared(ByteBuffer(string: event))
+            gzip.flush()
+            var piece = inner.written
+            inner.written = ByteBuffer()
+            XCTAssertEqual(String(buffer: try inflater.inflateAll(&piece)), event, "flush \(index)")
+            if index > 0 {
+                XCTAssertNotEqual(piece.getBytes(at: 0, length: 2), [0x1F, 0x8B], "no new member per flush")
+            }
+        }
+        XCTAssertEqual(inner.flushes, 3)
     }
 }

@@ -6,6 +6,7 @@ import NIOHTTP2
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// HTTP/2 downstream (SPEC §3 over h2c with prior knowledge and over TLS with ALPN): multiplexed streams,
@@ -41,7 +42,7 @@ final class HTTP2Tests: XCTestCase {
 
     func testTenConcurrentStreamsOnOneH2CConnectionGetEveryEventInOrder() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         var streams: [H2TestStream] = []
@@ -113,7 +114,7 @@ final class HTTP2Tests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         // 1 MiB per stream, a browser-like window (the connection's is 16 MiB, updated as data arrives).
         let streamWindow = 1 << 20
@@ -190,7 +191,7 @@ final class HTTP2Tests: XCTestCase {
     func testStreamWithAShutWindowOnAQuietFeedIsResetAfterMaxLag() async throws {
         let maxLag = TimeAmount.milliseconds(600)
         let harness = try await Self.quietFeed(maxLag: maxLag)
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         // A 1 KiB window: the first event of 2 KiB shuts it, and nothing after it can be sent.
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: 1024)
         let stalled = try await client.request("/prices", reading: false)
@@ -206,15 +207,15 @@ final class HTTP2Tests: XCTestCase {
             sent += 1
             try await Task.sleep(nanoseconds: 100_000_000)
         }
-        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(3)) {
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(8)) {
             $0.reset != nil || $0.closed
         }
         let elapsed = NIODeadline.now() - start
         XCTAssertEqual(reset.reset, .cancel)
         XCTAssertLessThan(
             elapsed,
-            maxLag + .milliseconds(1500),
-            "reset after max_lag (\(maxLag)) plus a tick or two, not when 64 KiB have piled up"
+            maxLag + .seconds(4),
+            "reset after max_lag (\(maxLag)) plus a tick or two (and a loaded machine's slack), not when 64 KiB have piled up"
         )
         XCTAssertLessThanOrEqual(reset.bodyBytes, 1024, "the server never sends past the stream's window")
         let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
@@ -233,7 +234,7 @@ final class HTTP2Tests: XCTestCase {
     func testStreamWhoseWindowAShortBurstShutIsResetAfterMaxLagThoughTheFeedThenStaysSilent() async throws {
         let maxLag = TimeAmount.milliseconds(600)
         let harness = try await Self.quietFeed(maxLag: maxLag)
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, streamWindow: 1024)
         let stalled = try await client.request("/prices", reading: false)
         try await harness.waitUntilJoined(1)
@@ -244,15 +245,15 @@ final class HTTP2Tests: XCTestCase {
         }
         let start = NIODeadline.now()
         harness.origin.publish(data: String(repeating: "q", count: 2048))
-        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(5)) {
+        let reset = try await stalled.wait("RST_STREAM on the stream with a shut window", timeout: .seconds(8)) {
             $0.reset != nil || $0.closed
         }
         let elapsed = NIODeadline.now() - start
         XCTAssertEqual(reset.reset, .cancel)
         XCTAssertLessThan(
             elapsed,
-            maxLag + .milliseconds(1500),
-            "reset after max_lag (\(maxLag)) and a tick or two, not at the next keepalive"
+            maxLag + .seconds(4),
+            "reset after max_lag (\(maxLag)) and a tick or two (and a loaded machine's slack), not at the next keepalive (30 s)"
         )
         let evictions = try await harness.metrics().delivery["/prices"]?.evictionsMaxLag
         XCTAssertEqual(evictions, 1)
@@ -272,7 +273,7 @@ final class HTTP2Tests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         var streams: [H2TestStream] = []
@@ -313,7 +314,7 @@ final class HTTP2Tests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
 
@@ -387,7 +388,7 @@ final class HTTP2Tests: XCTestCase {
 
     func testResumeAndGzipOverHTTP2() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         let first = try await client.request("/prices")
@@ -430,7 +431,7 @@ final class HTTP2Tests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         let advertised = try await client.remoteSetting(.maxConcurrentStreams)
         XCTAssertEqual(advertised, 2, "SETTINGS_MAX_CONCURRENT_STREAMS")
@@ -461,9 +462,9 @@ final class HTTP2Tests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let connection = try await H2RawConnection.connect(port: harness.port, group: harness.clientGroup)
-        defer { Task { await connection.close() } }
+        self.addTeardownBlock { await connection.close() }
         // The limit is in force once the client has acknowledged the server's SETTINGS (RFC 9113 §6.5.3).
         try await connection.wait("the server's SETTINGS") { frames in
             frames.contains { $0.type == H2RawConnection.Frame.settings && $0.flags & 0x1 == 0 }
@@ -511,7 +512,7 @@ final class HTTP2Tests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         let first = try await client.request("/prices")
         let second = try await client.request("/prices")
@@ -558,7 +559,7 @@ final class HTTP2Tests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         // Preface and SETTINGS, then no stream: closed (with GOAWAY) after the header timeout.
         let idle = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         try await eventually("idle connection closed", timeout: .seconds(3)) { idle.isClosed }
@@ -590,7 +591,7 @@ final class HTTP2Tests: XCTestCase {
             },
             feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let tlsPort = harness.gateway.listenerAddresses[1].port!
 

@@ -4,6 +4,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The downstream HTTP contract (SPEC §3): statuses, headers, keep-alive, CORS, limits, malformed input,
@@ -13,8 +14,8 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testUnknownPathIs404AndConnectionStaysUsable() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        self.addTeardownBlock { await harness.stop() }
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
 
         try await connection.send("GET /nope HTTP/1.1\r\nHost: gw\r\n\r\n")
@@ -41,8 +42,8 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testPostIs405WithAllow() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        self.addTeardownBlock { await harness.stop() }
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         try await connection.send("POST /prices HTTP/1.1\r\nHost: gw\r\nContent-Length: 5\r\n\r\nhello")
         let response = try await connection.waitForResponses(1)[0]
@@ -57,9 +58,9 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testHeadOnFeedAnswersStreamHeadersWithoutBody() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         try await connection.send("HEAD /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
         let response = try await connection.waitForResponses(1, headOnly: true)[0]
@@ -86,7 +87,7 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testQueryParametersStillRoute() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices?x=1&y=two")
         let head = try await client.waitForHead()
@@ -109,8 +110,8 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testPreflightWithAllowedOrigin() async throws {
         let harness = try await Self.corsHarness()
-        defer { Task { await harness.stop() } }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        self.addTeardownBlock { await harness.stop() }
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         try await connection.send(
             """
@@ -146,7 +147,7 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testPreflightWithDisallowedOriginOrDefaultConfigHasNoAllowOrigin() async throws {
         let harness = try await Self.corsHarness()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let cases: [(path: String, origin: String)] = [
             ("/open", "https://evil.example"),
             ("/open", "https://app.example.evil"),
@@ -168,7 +169,7 @@ final class HTTPSemanticsTests: XCTestCase {
                 group: harness.clientGroup
             )
             let response = try XCTUnwrap(
-                SemanticsConnection.parseResponses(result.response, headOnly: true).first,
+                RawConnection.parseResponses(result.response, headOnly: true).first,
                 result.response
             )
             XCTAssertTrue([200, 204, 403].contains(response.status), "\(item): \(response.status)")
@@ -179,7 +180,7 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testGetWithAllowedOriginGetsAllowOriginAndOthersDoNot() async throws {
         let harness = try await Self.corsHarness()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let allowed = try await harness.client("/open", headers: [("Origin", "https://app.example")])
         let allowedHead = try await allowed.waitForHead()
         XCTAssertEqual(allowedHead.status, .ok)
@@ -206,7 +207,7 @@ final class HTTPSemanticsTests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let first = try await harness.client("/prices")
         let second = try await harness.client("/prices")
         let firstHead = try await first.waitForHead()
@@ -265,7 +266,7 @@ final class HTTPSemanticsTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/rooms/{room}", upstream: "\(origin)/rooms/{room}") { $0.maxFeeds = 1 }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let lobby = try await harness.client("/rooms/lobby")
         let lobbyHead = try await lobby.waitForHead()
         XCTAssertEqual(lobbyHead.status, .ok)
@@ -289,11 +290,11 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testMalformedRequestLineIs400AndCloses() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let garbage = try await rawExchange(port: harness.port, "GARBAGE\r\n\r\n", group: harness.clientGroup)
         XCTAssertTrue(garbage.response.hasPrefix("HTTP/1.1 400"), garbage.response)
         XCTAssertTrue(garbage.closedByServer, "the server must close after a 400")
-        let parsed = SemanticsConnection.parseResponses(garbage.response)
+        let parsed = RawConnection.parseResponses(garbage.response)
         XCTAssertEqual(parsed.count, 1)
         XCTAssertEqual(parsed.first?.header("Connection"), ["close"])
 
@@ -311,7 +312,7 @@ final class HTTPSemanticsTests: XCTestCase {
     /// HTTP/1.0 without `Host` is still served.
     func testMissingOrRepeatedHostIs400() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let requests = [
             "GET /prices HTTP/1.1\r\n\r\n",
             "GET /prices HTTP/1.1\r\nHost: gw\r\nHost: other\r\n\r\n",
@@ -352,7 +353,7 @@ final class HTTPSemanticsTests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         var request = "GET /prices HTTP/1.1\r\nHost: gw\r\n"
         for index in 0..<16 { request += "X-Filler-\(index): \(String(repeating: "a", count: 240))\r\n" }
         request += "\r\n"
@@ -378,8 +379,8 @@ final class HTTPSemanticsTests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        self.addTeardownBlock { await harness.stop() }
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         // A large body first (skipped by the gateway) makes the server read in large chunks afterwards.
         let large = String(repeating: "a", count: 256 * 1024)
@@ -413,7 +414,7 @@ final class HTTPSemanticsTests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let streaming = try await harness.client("/prices")
         let streamingHead = try await streaming.waitForHead()
@@ -422,11 +423,11 @@ final class HTTPSemanticsTests: XCTestCase {
         harness.origin.publish(data: "before")
 
         let started = NIODeadline.now()
-        let stalled = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        let stalled = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { stalled.close() }
         try await stalled.send("GET /prices HTTP/1.1\r\nHost: gw\r\n")
         // A slowloris trickle does not extend the deadline either.
-        let trickle = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        let trickle = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { trickle.close() }
         try await trickle.send("GET /prices HTTP/1.1\r\n")
         let trickleTask = Task {
@@ -460,8 +461,8 @@ final class HTTPSemanticsTests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        self.addTeardownBlock { await harness.stop() }
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         // A body announced but never sent must not hold the connection open forever.
         try await connection.send("POST /prices HTTP/1.1\r\nHost: gw\r\nContent-Length: 100000\r\n\r\n0123456789")
@@ -477,8 +478,8 @@ final class HTTPSemanticsTests: XCTestCase {
                 [try Harness.feed("/prices", upstream: "\(origin)/prices")]
             }
         )
-        defer { Task { await harness.stop() } }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        self.addTeardownBlock { await harness.stop() }
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         try await connection.send("GET /nope HTTP/1.1\r\nHost: gw\r\n\r\n")
         let notFound = try await connection.waitForResponses(1)[0]
@@ -492,9 +493,9 @@ final class HTTPSemanticsTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.retry = .milliseconds(2500) }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         try await connection.send("GET /prices HTTP/1.0\r\nHost: gw\r\n\r\n")
         try await connection.wait("response head") { text, _ in text.contains("\r\n\r\n") }
@@ -503,7 +504,7 @@ final class HTTPSemanticsTests: XCTestCase {
         harness.origin.publish(data: "three")
         try await connection.wait("two events") { text, _ in text.contains("data: three\n\n") }
 
-        let response = try XCTUnwrap(SemanticsConnection.parseResponses(connection.text, streaming: true).first)
+        let response = try XCTUnwrap(RawConnection.parseResponses(connection.text, streaming: true).first)
         XCTAssertEqual(response.status, 200)
         XCTAssertEqual(response.header("Content-Type"), ["text/event-stream; charset=utf-8"])
         XCTAssertEqual(response.header("Transfer-Encoding"), [])
@@ -529,9 +530,9 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testBytesSentOnAStreamAreIgnoredAndTheStreamGoesOn() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         // Garbage in the very segment of the request is parsed before the decoder leaves the pipeline.
         try await connection.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\nXYZ NOT HTTP\r\n\r\n")
@@ -548,7 +549,7 @@ final class HTTPSemanticsTests: XCTestCase {
         harness.origin.publish(data: "after")
         try await connection.wait("second event") { text, _ in text.contains("data: after\n\n") }
         XCTAssertFalse(connection.isClosed)
-        let response = try XCTUnwrap(SemanticsConnection.parseResponses(connection.text, streaming: true).first)
+        let response = try XCTUnwrap(RawConnection.parseResponses(connection.text, streaming: true).first)
         XCTAssertEqual(
             connection.text.components(separatedBy: "HTTP/1.1 ").count,
             2,
@@ -560,16 +561,16 @@ final class HTTPSemanticsTests: XCTestCase {
 
     func testHTTP11ConnectionCloseStreamIsChunkedAndSaysClose() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
-        let connection = try await SemanticsConnection.connect(port: harness.port, group: harness.clientGroup)
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
         try await connection.send("GET /prices HTTP/1.1\r\nHost: gw\r\nConnection: close\r\n\r\n")
         try await connection.wait("response head") { text, _ in text.contains("\r\n\r\n") }
         try await eventually("client joined") { try await harness.joinedClients() == 1 }
         harness.origin.publish(data: "hello")
         try await connection.wait("event") { text, _ in text.contains("data: hello\n\n") }
-        let response = try XCTUnwrap(SemanticsConnection.parseResponses(connection.text, streaming: true).first)
+        let response = try XCTUnwrap(RawConnection.parseResponses(connection.text, streaming: true).first)
         XCTAssertEqual(response.status, 200)
         // RFC 9112 §9.6: the client asked for close, so the answer must not advertise keep-alive.
         XCTAssertEqual(response.header("Connection").map { $0.lowercased() }, ["close"])
@@ -594,140 +595,4 @@ final class HTTPSemanticsTests: XCTestCase {
         }
     }
 
-}
-
-/// A raw TCP connection to the gateway: send bytes whenever, read everything it sends.
-final class SemanticsConnection: @unchecked Sendable {
-    struct Response {
-        var status: Int
-        var headers: [(String, String)]
-        var body: String
-
-        func header(_ name: String) -> [String] {
-            self.headers.filter { $0.0.lowercased() == name.lowercased() }.map { $0.1 }
-        }
-    }
-
-    private final class Collector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = ByteBuffer
-        let received = NIOLockedValueBox((bytes: [UInt8](), closed: false))
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = self.unwrapInboundIn(data)
-            self.received.withLockedValue { $0.bytes += buffer.readableBytesView }
-        }
-        func channelInactive(context: ChannelHandlerContext) {
-            self.received.withLockedValue { $0.closed = true }
-        }
-        func errorCaught(context: ChannelHandlerContext, error: Error) {
-            context.close(promise: nil)
-        }
-    }
-
-    private let channel: Channel
-    private let collector: Collector
-
-    private init(channel: Channel, collector: Collector) {
-        self.channel = channel
-        self.collector = collector
-    }
-
-    static func connect(port: Int, group: EventLoopGroup) async throws -> SemanticsConnection {
-        let collector = Collector()
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(.seconds(5))
-            .channelInitializer { channel in
-                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
-            }
-            .connect(host: "127.0.0.1", port: port).get()
-        return SemanticsConnection(channel: channel, collector: collector)
-    }
-
-    var text: String { self.collector.received.withLockedValue { String(decoding: $0.bytes, as: UTF8.self) } }
-    var isClosed: Bool { self.collector.received.withLockedValue { $0.closed } }
-
-    func send(_ text: String) async throws {
-        try await self.channel.writeAndFlush(ByteBuffer(string: text)).get()
-    }
-
-    func close() {
-        self.channel.close(promise: nil)
-    }
-
-    @discardableResult
-    func wait(
-        _ message: String,
-        timeout: TimeAmount = .seconds(5),
-        file: StaticString = #filePath,
-        line: UInt = #line,
-        until condition: (String, Bool) -> Bool
-    ) async throws -> String {
-        let deadline = NIODeadline.now() + timeout
-        while true {
-            let (text, closed) = (self.text, self.isClosed)
-            if condition(text, closed) { return text }
-            if NIODeadline.now() > deadline {
-                XCTFail(
-                    "timed out waiting for \(message); closed: \(closed), received: \(text.prefix(500).debugDescription)",
-                    file: file,
-                    line: line
-                )
-                throw TestTimeout(message: message)
-            }
-            try await Task.sleep(nanoseconds: 5_000_000)
-        }
-    }
-
-    func waitForResponses(
-        _ count: Int,
-        headOnly: Bool = false,
-        file: StaticString = #filePath,
-        line: UInt = #line
-    ) async throws -> [Response] {
-        let text = try await self.wait("\(count) responses", file: file, line: line) { text, _ in
-            Self.parseResponses(text, headOnly: headOnly).count >= count
-        }
-        return Self.parseResponses(text, headOnly: headOnly)
-    }
-
-    /// Complete responses in `text`: bodies by Content-Length (none for HEAD/204/304); `streaming` takes
-    /// everything after a head without Content-Length as its body.
-    static func parseResponses(_ text: String, headOnly: Bool = false, streaming: Bool = false) -> [Response] {
-        var bytes = Array(text.utf8)[...]
-        var responses: [Response] = []
-        let terminator: [UInt8] = Array("\r\n\r\n".utf8)
-        while !bytes.isEmpty {
-            guard
-                let end = bytes.indices.first(where: { index in
-                    index + 4 <= bytes.endIndex && Array(bytes[index..<index + 4]) == terminator
-                })
-            else { break }
-            let headText = String(decoding: bytes[bytes.startIndex..<end], as: UTF8.self)
-            var lines = headText.components(separatedBy: "\r\n")
-            let statusLine = lines.removeFirst().split(separator: " ")
-            guard statusLine.count >= 2, statusLine[0].hasPrefix("HTTP/"), let status = Int(statusLine[1]) else {
-                break
-            }
-            let headers = lines.compactMap { line -> (String, String)? in
-                guard let colon = line.firstIndex(of: ":") else { return nil }
-                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-            }
-            var response = Response(status: status, headers: headers, body: "")
-            var rest = bytes[(end + 4)...]
-            if headOnly || status == 204 || status == 304 {
-                // no body
-            } else if let length = response.header("Content-Length").first.flatMap(Int.init) {
-                guard rest.count >= length else { break }
-                response.body = String(decoding: rest.prefix(length), as: UTF8.self)
-                rest = rest.dropFirst(length)
-            } else if streaming {
-                response.body = String(decoding: rest, as: UTF8.self)
-                rest = rest.suffix(0)
-            } else {
-                break
-            }
-            responses.append(response)
-            bytes = rest
-        }
-        return responses
-    }
 }

@@ -1,6 +1,7 @@
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class ReloadTests: XCTestCase {
@@ -14,7 +15,7 @@ final class ReloadTests: XCTestCase {
                 try Harness.feed("/change", upstream: "\(base)/change"),
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("three upstreams") { harness.origin.openConnections == 3 }
         let keep = try await harness.client("/keep")
         let gone = try await harness.client("/gone")
@@ -76,7 +77,7 @@ final class ReloadTests: XCTestCase {
         let harness = try await Harness.start { base in
             [try Harness.feed("/prices", upstream: "\(base)/prices") { $0.settings.keepalive = .seconds(30) }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
         var config = harness.gateway.config

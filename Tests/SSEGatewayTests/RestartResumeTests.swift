@@ -2,6 +2,7 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// After a restart an on-demand feed has nothing buffered: clients come back holding different last
@@ -31,7 +32,7 @@ final class RestartResumeTests: XCTestCase {
 
     func testNewerJoinerFirstThenOlderOnesEachGetEverythingAfterTheirOwnID() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         // The events the clients saw before the "restart", and some they missed while away.
         for index in 1...30 { harness.origin.publish(data: "event \(index)") }
 
@@ -69,7 +70,7 @@ final class RestartResumeTests: XCTestCase {
     /// one in between must be answered from a ring that holds its id (not be replayed the whole ring).
     func testClientsJoiningWhileTheUpstreamConnectsEachResumeExactly() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         for index in 1...30 { harness.origin.publish(data: "event \(index)") }
         harness.origin.responseDelay = .milliseconds(300)
         let first = try await harness.client("/prices", headers: [("Last-Event-ID", "25")])
@@ -95,7 +96,7 @@ final class RestartResumeTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         for index in 1...6 { harness.origin.publish(data: "event \(index)", id: "e\(index)") }
         let known = try await harness.client("/prices", headers: [("Last-Event-ID", "e4")])
         try await self.expect(known, ["e5", "e6"])
@@ -130,7 +131,7 @@ final class RestartResumeTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         for index in 1...5 { harness.origin.publish(data: "before \(index)") }  // nobody connected: lost to all
         let live = try await harness.client("/prices", headers: [("Last-Event-ID", "5")])
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
@@ -162,7 +163,7 @@ final class RestartResumeTests: XCTestCase {
 
     func testOpaqueOlderIDIsFetchedAfterTheResumeWait() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         for index in 1...6 { harness.origin.publish(data: "event \(index)", id: "e\(index)") }
         let newer = try await harness.client("/prices", headers: [("Last-Event-ID", "e5")])
         try await self.expect(newer, ["e6"])
@@ -188,7 +189,7 @@ final class RestartResumeStressTests: XCTestCase {
         let harness = try await Harness.start(origin: options) { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand)]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await Task.sleep(for: .milliseconds(1500))  // history the clients "saw" before the restart
         var clients: [(from: Int, client: TestSSEClient)] = []
         for _ in 0..<60 {

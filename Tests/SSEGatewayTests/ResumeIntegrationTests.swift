@@ -2,6 +2,7 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class ResumeIntegrationTests: XCTestCase {
@@ -28,7 +29,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
     func testNoResumeIDStartsWithLiveEventsOnly() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await self.publish(harness, 1...5)
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -41,7 +42,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
     func testResumeByHeaderAndByEachQueryParameter() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await self.publish(harness, 1...10)
         let header = try await harness.client("/prices", headers: [("Last-Event-ID", "7")])
         let query1 = try await harness.client("/prices?lastEventId=8")
@@ -69,7 +70,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
     func testClientReconnectingMissesNothing() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let first = try await harness.client("/prices")
         _ = try await first.waitForHead()
         try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
@@ -87,7 +88,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
     func testGapSignalsThreeWays() async throws {
         let harness = try await self.start(gapEvent: true, maxEvents: 3)
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await self.publish(harness, 1...10)
         let client = try await harness.client("/prices", headers: [("Last-Event-ID", "2")])
         let head = try await client.waitForHead()
@@ -102,7 +103,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
         // Without gap_event: the comment and the header, but no event reaches JavaScript.
         let plain = try await self.start(gapEvent: false, maxEvents: 3)
-        defer { Task { await plain.stop() } }
+        self.addTeardownBlock { await plain.stop() }
         try await self.publish(plain, 1...5)
         let other = try await plain.client("/prices", headers: [("Last-Event-ID", "1")])
         let got8 = try await other.waitForEvents(3)
@@ -113,7 +114,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
     func testIDOnlyBlocksAreForwardedAndBuffered() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let live = try await harness.client("/prices")
         _ = try await live.waitForHead()
         try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
@@ -136,7 +137,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
     func testUpstreamRestartResumesWithLastEventIDAndClientsSeeNoGapOrDuplicate() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
         try await eventually("joined") { try await harness.metrics().connectedClients == 1 }
@@ -162,7 +163,7 @@ final class ResumeIntegrationTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/chat", upstream: "\(origin)/chat") { $0.ids = .gateway }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let live = try await harness.client("/chat")
         _ = try await live.waitForHead()
@@ -184,7 +185,7 @@ final class ResumeIntegrationTests: XCTestCase {
 
     func testResumeFromAnIDThisReplicaHasNotReceivedYetWaitsForItInsteadOfReplayingEverything() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await self.publish(harness, 1...5)
         // The client saw 7 on another replica, which is ahead of this one.
         let client = try await harness.client("/prices", headers: [("Last-Event-ID", "7")])

@@ -6,6 +6,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The admin status page (`/`), its live feed (`/api/status/stream`) and `/api/feeds`.
@@ -61,7 +62,7 @@ final class StatusPageTests: XCTestCase {
     // (a) The page is one self-contained document: nothing loaded from anywhere, not even this host.
     func testStatusPageIsSelfContainedAndFollowsTheAdminStream() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let (response, _) = try await rawExchange(
             port: harness.adminPort,
             "GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
@@ -112,7 +113,7 @@ final class StatusPageTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let admin = try await TestSSEClient.connect(
             port: harness.adminPort,
@@ -264,7 +265,7 @@ final class StatusPageTests: XCTestCase {
     // gateway live (read in real time over the DevTools protocol), then shows the loss of the stream.
     func testChromiumShowsTheFeedAndLiveCounts() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()

@@ -5,6 +5,7 @@ import NIOSSL
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// TLS termination on a listener (SPEC §2 `listen[].tls`): HTTPS with RSA and ECDSA certificates, ALPN
@@ -76,7 +77,7 @@ final class TLSListenerTests: XCTestCase {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
         let other = try TestCertificates.make(keyType: .ecdsa)
         let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         do {
             _ = try await tlsHandshake(
                 port: self.tlsPort(harness),
@@ -98,7 +99,7 @@ final class TLSListenerTests: XCTestCase {
     func testALPNSelectsHTTP2OrHTTP11() async throws {
         let certificates = try TestCertificates.make(keyType: .ecdsa)
         let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let port = self.tlsPort(harness)
 
@@ -153,7 +154,7 @@ final class TLSListenerTests: XCTestCase {
             TLSTestConfig.listener(certificates, minVersion: "1.3"),
             TLSTestConfig.listener(certificates, minVersion: "1.2"),
         ])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let strict = self.tlsPort(harness, 1)
         let lenient = self.tlsPort(harness, 2)
 
@@ -194,7 +195,7 @@ final class TLSListenerTests: XCTestCase {
             tls: ServerTLSConfig(certificate: certPath, privateKey: keyPath)
         )
         let harness = try await self.start(tls: [listener])
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let port = self.tlsPort(harness)
         let firstDER = try TLSTestConfig.der(ofPEMFile: first.serverCertificate)
@@ -268,12 +269,12 @@ final class TLSListenerTests: XCTestCase {
         let harness = try await self.start(tls: [TLSTestConfig.listener(certificates)]) {
             $0.limits.headerTimeout = .milliseconds(200)
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let port = self.tlsPort(harness)
         // Nothing at all, and half of a TLS record header (a handshake that starts and never finishes).
         for (label, bytes) in [("silent", ""), ("partial ClientHello", "\u{16}\u{03}\u{01}\u{00}")] {
             let started = NIODeadline.now()
-            let result = try await rawExchange(port: port, bytes, group: harness.clientGroup, timeout: .seconds(3))
+            let result = try await rawExchange(port: port, bytes, group: harness.clientGroup, timeout: .seconds(6))
             let elapsed = NIODeadline.now() - started
             XCTAssertTrue(
                 result.closedByServer,
@@ -286,8 +287,8 @@ final class TLSListenerTests: XCTestCase {
             )
             XCTAssertLessThan(
                 elapsed.nanoseconds,
-                TimeAmount.milliseconds(1500).nanoseconds,
-                "\(label): not closed at the header timeout"
+                TimeAmount.seconds(5).nanoseconds,
+                "\(label): not closed at the header timeout (200 ms; 5 s is a loaded machine's slack)"
             )
         }
         // A completed handshake that is followed by nothing (no request head, no HTTP/2 preface or stream)
@@ -296,14 +297,15 @@ final class TLSListenerTests: XCTestCase {
             let idle = try await tlsHandshakeThenIdle(
                 port: port,
                 group: harness.clientGroup,
-                tls: try TLSTestConfig.client(trusting: certificates, alpn: [alpn])
+                tls: try TLSTestConfig.client(trusting: certificates, alpn: [alpn]),
+                timeout: .seconds(6)
             )
             XCTAssertEqual(idle.negotiatedALPN, alpn)
             let closedAfter = try XCTUnwrap(
                 idle.closedAfter,
                 "\(alpn): an idle connection after the handshake must be closed"
             )
-            XCTAssertLessThan(closedAfter.nanoseconds, TimeAmount.milliseconds(1500).nanoseconds, "\(alpn)")
+            XCTAssertLessThan(closedAfter.nanoseconds, TimeAmount.seconds(5).nanoseconds, "\(alpn)")
         }
         // A real handshake is not affected by the deadline.
         let result = try await tlsHandshake(

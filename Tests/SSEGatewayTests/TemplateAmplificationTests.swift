@@ -3,6 +3,7 @@ import NIOHTTP1
 import NIOPosix
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Requests for random template values must not hold upstream connections, `max_feeds` slots or
@@ -47,7 +48,7 @@ final class TemplateAmplificationTests: XCTestCase {
 
     func testNewValueTheUpstreamDoesNotHaveGetsItsStatusAndTheInstanceClosesAtOnce() async throws {
         let harness = try await self.start()
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let missing = try await self.get(harness, "/rooms/ghost1")
         XCTAssertTrue(missing.hasPrefix("HTTP/1.1 404"), missing)
         XCTAssertTrue(missing.contains("Content-Type: text/plain"), missing)
@@ -80,7 +81,7 @@ final class TemplateAmplificationTests: XCTestCase {
         let harness = try await self.start(maxFeeds: 3, linger: .seconds(10)) {
             $0.limits.maxNewFeedsPerAddressPerSecond = 0
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         for index in 0..<8 {
             let response = try await self.get(harness, "/rooms/ghost-\(index)")
             XCTAssertTrue(response.hasPrefix("HTTP/1.1 404"), response)
@@ -115,7 +116,7 @@ final class TemplateAmplificationTests: XCTestCase {
                 },
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         harness.origin.behaviourForPath = { path in path.hasPrefix("/r/broken") ? .status(500) : nil }
         let started = NIODeadline.now()
         let slow = try await harness.client("/slow/a")
@@ -146,7 +147,7 @@ final class TemplateAmplificationTests: XCTestCase {
             $0.limits.maxNewFeedsPerSecond = 5
             $0.limits.maxNewFeedsPerAddressPerSecond = 0
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         var statuses: [Substring: Int] = [:]
         var retryAfters: Set<String> = []
         let started = NIODeadline.now()
@@ -192,7 +193,7 @@ final class TemplateAmplificationTests: XCTestCase {
             $0.limits.maxNewFeedsPerSecond = 100
             $0.limits.maxNewFeedsPerAddressPerSecond = 5
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         var refused = 0
         let started = NIODeadline.now()
         for index in 0..<30 {

@@ -2,6 +2,7 @@ import NIOCore
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 final class TemplateFeedTests: XCTestCase {
@@ -17,7 +18,7 @@ final class TemplateFeedTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         XCTAssertEqual(harness.origin.totalConnections, 0, "templates connect on first subscribe")
         let a1 = try await harness.client("/rooms/a")
         let a2 = try await harness.client("/rooms/a")
@@ -50,7 +51,7 @@ final class TemplateFeedTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/live", upstream: "\(origin)/live", connect: .onDemand) { $0.linger = .seconds(5) }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let first = try await harness.client("/live")
         _ = try await first.waitForHead()
         try await eventually("connected") { harness.origin.openConnections == 1 }
@@ -93,7 +94,7 @@ final class TemplateFeedTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         for index in 0..<5 {
             let head = try await rawExchange(
                 port: harness.port,
@@ -135,7 +136,7 @@ final class TemplateFeedTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/live", upstream: "\(origin)/live", connect: .onDemand)]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         for index in 1...6 { harness.origin.publish(data: "before \(index)") }  // history only: no stream open yet
         let client = try await harness.client("/live", headers: [("Last-Event-ID", "4")])
         let events = try await client.waitForEvents(2)

@@ -4,6 +4,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// A gateway as another gateway's upstream (regional → middle → edge): ids, event types and gap
@@ -37,7 +38,7 @@ final class TieredFanoutTests: XCTestCase {
     func testThreeTiersDeliverAndTheEdgeResumesAfterTheMiddleTierRestarts() async throws {
         // Tier 1 (regional) is the harness gateway, in front of the origin.
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let regional = "http://127.0.0.1:\(harness.port)"
         // The inner tier connects on demand: a restarted tier then resumes its upstream from the id its
         // first downstream joiner (the edge) holds, so nothing published meanwhile is lost.
@@ -49,7 +50,7 @@ final class TieredFanoutTests: XCTestCase {
             connect: .always,
             group: harness.group
         )
-        defer { Task { try? await edge.shutdown() } }
+        self.addTeardownBlock { try? await edge.shutdown() }
         let edgePort = edge.listenerAddresses[0].port!
 
         var clients: [TestSSEClient] = []
@@ -94,7 +95,7 @@ final class TieredFanoutTests: XCTestCase {
             connect: .onDemand,
             group: harness.group
         )
-        defer { Task { try? await restartedMiddle.shutdown() } }
+        self.addTeardownBlock { try? await restartedMiddle.shutdown() }
         harness.origin.publish(data: "seven", id: "7")
         for client in clients {
             let events = try await client.waitForEvents(7, timeout: .seconds(10))
@@ -115,7 +116,7 @@ final class TieredFanoutTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream") { harness.origin.openConnections == 1 }
         for index in 1...5 { harness.origin.publish(data: "e\(index)") }
         try await eventually("regional has 5") {
@@ -127,7 +128,7 @@ final class TieredFanoutTests: XCTestCase {
             connect: .onDemand,
             group: harness.group
         )
-        defer { Task { try? await edge.shutdown() } }
+        self.addTeardownBlock { try? await edge.shutdown() }
         let client = try await TestSSEClient.connect(
             port: edge.listenerAddresses[0].port!,
             path: "/prices",

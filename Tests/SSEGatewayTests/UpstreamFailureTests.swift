@@ -3,6 +3,7 @@ import NIOPosix
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// The upstream side (SPEC §4) seen from outside: a misbehaving origin makes the gateway retry with
@@ -24,7 +25,7 @@ final class UpstreamFailureTests: XCTestCase {
         line: UInt = #line
     ) async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected", file: file, line: line) { harness.origin.openConnections == 1 }
         harness.origin.behaviour = behaviour
         harness.origin.closeStreams()
@@ -65,7 +66,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         harness.origin.behaviour = .status(204)
         let before = harness.origin.requests.count
@@ -92,7 +93,8 @@ final class UpstreamFailureTests: XCTestCase {
                 250,
                 "attempt \(index) came \(gap) ms after a 204; expected the 300 ms maximum backoff"
             )
-            XCTAssertLessThan(gap, 1000, "attempt \(index) came \(gap) ms after a 204")
+            // Far above the 300 ms cap for a loaded machine, far below an uncapped backoff.
+            XCTAssertLessThan(gap, 2000, "attempt \(index) came \(gap) ms after a 204")
         }
         XCTAssertEqual(harness.origin.openConnections, 0)
     }
@@ -107,7 +109,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -146,7 +148,7 @@ final class UpstreamFailureTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.upstream.maxEventSize = 1024 }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -187,7 +189,7 @@ final class UpstreamFailureTests: XCTestCase {
 
     func testClosedStreamResumesWithLastEventIDWithoutGapOrDuplicate() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         XCTAssertEqual(
             harness.origin.requests.first?.headers["Last-Event-ID"],
@@ -239,7 +241,7 @@ final class UpstreamFailureTests: XCTestCase {
     /// event is dispatched, so the resume must name the last complete event, or the cut one is lost.
     func testStreamCutMidEventResumesFromLastCompleteEvent() async throws {
         let harness = try await Harness.start { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -276,7 +278,7 @@ final class UpstreamFailureTests: XCTestCase {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.upstream.maxEventSize = 1024 }]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -296,7 +298,7 @@ final class UpstreamFailureTests: XCTestCase {
     }
 
     func testUpstreamDownAtStartKeepsClientsWithKeepalives() async throws {
-        let closedPort = try await Self.closedPort()
+        let closedPort = try await closedPort()
         let harness = try await Harness.start { _ in
             [
                 try Harness.feed("/down", upstream: "http://127.0.0.1:\(closedPort)/down") {
@@ -304,7 +306,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/down")
         let head = try await client.waitForHead()
         XCTAssertEqual(head.status, .ok)
@@ -332,7 +334,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let client = try await harness.client("/prices")
         _ = try await client.waitForHead()
@@ -371,7 +373,7 @@ final class UpstreamFailureTests: XCTestCase {
                 }
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         harness.origin.behaviour = .streamThenEnd(bodies: ["retry: 1500\ndata: a\n\n", "data: b\n\n"])
         let before = harness.origin.requests.count
@@ -396,19 +398,10 @@ final class UpstreamFailureTests: XCTestCase {
             1400,
             "the connection that sent retry: 1500 sets the floor for the next attempt"
         )
-        XCTAssertLessThan(afterPlain, 700, "a connection without retry: clears the floor (waited \(afterPlain) ms)")
+        // Below the 1500 ms floor it must not keep; above the 200 ms backoff by a loaded machine's slack.
+        XCTAssertLessThan(afterPlain, 1300, "a connection without retry: clears the floor (waited \(afterPlain) ms)")
     }
 
     // MARK: Helpers
-
-    /// A port nothing listens on: bind port 0, note the port, close.
-    static func closedPort() async throws -> Int {
-        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        let channel = try await ServerBootstrap(group: group).bind(host: "127.0.0.1", port: 0).get()
-        let port = channel.localAddress!.port!
-        try await channel.close()
-        try await group.shutdownGracefully()
-        return port
-    }
 
 }

@@ -3,6 +3,7 @@ import NIOSSL
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// https upstreams verified against a private CA made at test time.
@@ -38,7 +39,7 @@ final class UpstreamTLSTests: XCTestCase {
                 try Harness.feed("/untrusted", upstream: "\(https)/b"),
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let trusted = try await harness.client("/trusted")
         let untrusted = try await harness.client("/untrusted")
         _ = try await trusted.waitForHead()
@@ -73,7 +74,7 @@ final class UpstreamTLSTests: XCTestCase {
                 },
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         let client = try await harness.client("/mtls")
         _ = try await client.waitForHead()
         try await eventually("mTLS upstream streaming") { harness.origin.openConnections == 1 }

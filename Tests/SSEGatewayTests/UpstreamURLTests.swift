@@ -2,6 +2,7 @@ import Foundation
 import NIOCore
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// An upstream URL as shown (no credentials, no query values) and as sent (percent-decoded Basic
@@ -65,7 +66,7 @@ final class UpstreamURLTests: XCTestCase {
                 )
             ]
         }
-        defer { Task { await harness.stop() } }
+        self.addTeardownBlock { await harness.stop() }
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let request = try XCTUnwrap(harness.origin.requests.last)
         XCTAssertEqual(request.uri, "/prices?api_key=SECRET123&v=2", "the request carries the query unchanged")

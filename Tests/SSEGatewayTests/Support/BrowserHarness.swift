@@ -5,6 +5,8 @@ import NIOHTTP1
 import NIOPosix
 import XCTest
 
+@testable import SSEGateTestSupport
+
 /// A page server and a headless Chromium for tests of what a real browser's EventSource sees: the
 /// server hands out one HTML page and collects the JSON reports the page POSTs back.
 final class BrowserHarness: @unchecked Sendable {

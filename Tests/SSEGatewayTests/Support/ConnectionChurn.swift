@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import NIOSSL
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Many short connections at once, for the leak and flood tests: runs `body(index)` `count` times with
@@ -118,10 +119,7 @@ private func glibcMallocTrim(_ pad: Int) -> Int32
 /// may still be closing its connections, which would move the counts a leak test compares.
 func waitUntilNoLiveObjects() async throws {
     let idle = LiveObjects.Snapshot(http1Connections: 0, http2Connections: 0, http2Streams: 0, sessions: 0)
-    let deadline = NIODeadline.now() + .seconds(3)
-    while LiveObjects.snapshot != idle, NIODeadline.now() < deadline {
-        try await Task.sleep(nanoseconds: 10_000_000)
-    }
+    try await waitUntil(timeout: .seconds(3), interval: .milliseconds(10)) { LiveObjects.snapshot == idle }
 }
 
 /// True in a build with `--sanitize=address`: its quarantine keeps freed memory resident on purpose, so

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// A real origin and a real gateway on 127.0.0.1 (ephemeral ports) in the test process.

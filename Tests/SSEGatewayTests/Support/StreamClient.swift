@@ -3,6 +3,8 @@ import NIOSSL
 import SSE
 import XCTest
 
+@testable import SSEGateTestSupport
+
 /// The ways a client reaches a feed: HTTP/1.1 or HTTP/2, cleartext or TLS, plain or gzip. Tests that must
 /// hold for every transport (what a client decodes equals what the feed received) loop over these.
 struct StreamClientKind: CustomStringConvertible {

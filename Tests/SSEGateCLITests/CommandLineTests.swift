@@ -5,6 +5,8 @@ import NIOPosix
 import NIOSSL
 import XCTest
 
+@testable import SSEGateTestSupport
+
 /// The `ssegate` executable as a user runs it (SPEC §1): exit codes, `FILE:LINE:COLUMN:` errors, one-line
 /// reasons on stderr, `/healthz`, SIGTERM. Runs the built binary with Foundation.Process; every process
 /// started here is killed (by its own pid) if it outlives its test.
@@ -188,7 +190,7 @@ final class CommandLineTests: XCTestCase {
 
     func testServeAnswersHealthzAndExits0OnSIGTERM() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
         let file = try self.write(
@@ -218,7 +220,7 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(health.hasPrefix("HTTP/1.1 200"), "no /healthz answer; stderr: \(running.stderr)")
 
         // A connected client must not hold up the exit.
-        let stream = try await SemanticsConnection.connect(port: listenPort, group: group)
+        let stream = try await RawConnection.connect(port: listenPort, group: group)
         try await stream.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
         try await stream.wait("stream head") { text, _ in text.contains("text/event-stream") }
 
@@ -239,7 +241,7 @@ final class CommandLineTests: XCTestCase {
     /// line's metadata as string fields (here the upstream that cannot be reached).
     func testJSONLogFormatWritesOneObjectPerLineWithMetadata() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let file = try self.write(
             "json.yaml",
             Self.config(
@@ -280,7 +282,7 @@ final class CommandLineTests: XCTestCase {
     /// draining; the drain finishes as if no SIGHUP had come.
     func testSIGHUPDuringADrainBindsNothingAndTheDrainFinishes() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
         let addedPort = try await Self.freePort(group: group)
@@ -346,7 +348,7 @@ final class CommandLineTests: XCTestCase {
     /// drain spreads its closes over 2.4 s and ends by itself, instead of being cut at 300 ms.
     func testShutdownDeadlineFollowsAReloadedShutdownTimeout() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
         let file = try self.write(
@@ -389,7 +391,11 @@ final class CommandLineTests: XCTestCase {
             1.0,
             "8 closes spread over 2.4 s end after 1 s (almost surely); the start-up 300 ms cut them short"
         )
-        XCTAssertLessThan(took, 4.0, "within the reloaded 3 s (and slack); stderr: \(running.stderr)")
+        XCTAssertLessThan(
+            took,
+            6.0,
+            "within the reloaded 3 s (and a loaded machine's slack); stderr: \(running.stderr)"
+        )
         XCTAssertFalse(running.stderr.contains("shutdown_timeout passed"), running.stderr)
         XCTAssertEqual(running.process.terminationStatus, 0)
         for client in clients { await client.close() }
@@ -400,8 +406,8 @@ final class CommandLineTests: XCTestCase {
     /// `close_notify` answer before the event loops could shut down (the old exit came after ~5-6 s).
     func testServeExitsWithinShutdownTimeoutWhateverIsStillClosing() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
-        defer { Task { try? await group.shutdownGracefully() } }
-        let certificates = try ConfigFixtures.certificates()
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
+        let certificates = try TestCertificates.shared()
         let listenPort = try await Self.freePort(group: group)
         let tlsPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
@@ -470,7 +476,7 @@ final class CommandLineTests: XCTestCase {
     /// bench/run.sh reads, progress lines on stderr (only --quiet silences them).
     func testBenchAgainstOriginPrintsOneJSONLine() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let port = try await Self.freePort(group: group)
         let origin = try self.launch(["origin", "--port", String(port), "--rate", "10", "--payload", "100"])
         try await eventually("origin listening") {
@@ -531,7 +537,7 @@ final class CommandLineTests: XCTestCase {
     func testSIGHUPReloadsTheCertificateWhileAnOpenStreamContinues() async throws {
         let curl = try ExternalTool.curl.require()
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let first = try TestCertificates.make(keyType: .rsa)
         let second = try TestCertificates.make(keyType: .ecdsa)
         let certificate = self.directory.appendingPathComponent("tls.pem").path
@@ -607,7 +613,7 @@ final class CommandLineTests: XCTestCase {
 
     func testSIGHUPRejectsABadConfigKeepsServingAndAppliesAGoodOne() async throws {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { Task { try? await group.shutdownGracefully() } }
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
         let listenPort = try await Self.freePort(group: group)
         let adminPort = try await Self.freePort(group: group)
         let file = try self.write("reload.yaml", Self.config(listenPort: listenPort, adminPort: adminPort))
@@ -621,7 +627,7 @@ final class CommandLineTests: XCTestCase {
             )
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
-        let stream = try await SemanticsConnection.connect(port: listenPort, group: group)
+        let stream = try await RawConnection.connect(port: listenPort, group: group)
         try await stream.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
         try await stream.wait("stream head") { text, _ in text.contains("text/event-stream") }
 
@@ -761,7 +767,7 @@ final class CommandLineTests: XCTestCase {
         candidates.append(
             argv0.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("ssegate")
         )
-        // <root>/Tests/SSEGatewayTests/CommandLineTests.swift → <root>/.build/debug/ssegate
+        // <root>/Tests/SSEGateCLITests/CommandLineTests.swift → <root>/.build/debug/ssegate
         let root = URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent()
         candidates.append(root.appendingPathComponent(".build/debug/ssegate"))

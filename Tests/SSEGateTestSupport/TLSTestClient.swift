@@ -5,8 +5,6 @@ import NIOSSL
 import NIOTLS
 import XCTest
 
-@testable import SSEGateway
-
 /// Client TLS configurations for the listener tests: the test CA as the only trust root, the given ALPN
 /// offer and TLS version range.
 enum TLSTestConfig {
@@ -23,18 +21,6 @@ enum TLSTestConfig {
         if let minimum { tls.minimumTLSVersion = minimum }
         if let maximum { tls.maximumTLSVersion = maximum }
         return tls
-    }
-
-    /// A listener config terminating TLS with the server certificate and key of `certificates`.
-    static func listener(_ certificates: TestCertificates, minVersion: String = "1.2") -> ListenerConfig {
-        ListenerConfig(
-            address: HostPort(host: "127.0.0.1", port: 0),
-            tls: ServerTLSConfig(
-                certificate: certificates.serverCertificate,
-                privateKey: certificates.serverKey,
-                minVersion: minVersion
-            )
-        )
     }
 
     /// DER bytes of the first certificate of a PEM file (to compare with a peer certificate).
@@ -157,10 +143,8 @@ func tlsHandshakeThenIdle(
     )
     let alpn = try await completed.futureResult.get()
     let handshakeDone = NIODeadline.now()
-    let deadline = handshakeDone + timeout
-    while NIODeadline.now() < deadline {
-        if !channel.isActive { return (alpn, NIODeadline.now() - handshakeDone) }
-        try await Task.sleep(nanoseconds: 5_000_000)
+    if try await waitUntil(timeout: timeout, { !channel.isActive }) {
+        return (alpn, NIODeadline.now() - handshakeDone)
     }
     try? await channel.close()
     return (alpn, nil)

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 
 /// Certificates made at test time with the `openssl` command: a private CA, a server certificate for
 /// 127.0.0.1/localhost signed by it (RSA or ECDSA), and a client certificate for mTLS.
@@ -11,6 +12,18 @@ struct TestCertificates {
     var serverKey: String { self.directory.appendingPathComponent("server.key").path }
     var clientCertificate: String { self.directory.appendingPathComponent("client.pem").path }
     var clientKey: String { self.directory.appendingPathComponent("client.key").path }
+
+    private static let made = NIOLockedValueBox<TestCertificates?>(nil)
+
+    /// One set of ECDSA test certificates for the whole run (made with openssl on first use).
+    static func shared() throws -> TestCertificates {
+        try Self.made.withLockedValue { made in
+            if let made { return made }
+            let certificates = try TestCertificates.make(keyType: .ecdsa)
+            made = certificates
+            return certificates
+        }
+    }
 
     /// Skips the test when the `openssl` command is missing (fails it under `SSEGATE_REQUIRE_TOOLS=1`).
     static func make(keyType: KeyType = .rsa) throws -> TestCertificates {

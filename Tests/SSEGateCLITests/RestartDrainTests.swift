@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import XCTest
 
+@testable import SSEGateTestSupport
 @testable import SSEGateway
 
 /// Issue 16 finding 3 with the real binary: a gateway with an `on_demand` feed is drained (SIGTERM,

@@ -7,7 +7,7 @@ import XCTest
 /// An h2c connection driven frame by frame, for what a well-behaved HTTP/2 client never does (e.g. opening
 /// more streams than the server's SETTINGS_MAX_CONCURRENT_STREAMS). Sends the client preface and an empty
 /// SETTINGS, acknowledges the server's SETTINGS, and records every frame the server sends (RFC 9113 §4.1).
-final class H2RawConnection: @unchecked Sendable {
+final class H2RawConnection: PolledState, @unchecked Sendable {
     struct Frame {
         var type: UInt8
         var flags: UInt8
@@ -55,6 +55,7 @@ final class H2RawConnection: @unchecked Sendable {
     }
 
     var frames: [Frame] { self.state.withLockedValue { $0.frames } }
+    var snapshot: [Frame] { self.frames }
     var isClosed: Bool { self.state.withLockedValue { $0.closed } }
 
     /// HEADERS with END_HEADERS and END_STREAM on a new stream (not flushed).
@@ -110,29 +111,9 @@ final class H2RawConnection: @unchecked Sendable {
         self.channel.flush()
     }
 
-    @discardableResult
-    func wait(
-        _ message: String,
-        timeout: TimeAmount = .seconds(10),
-        file: StaticString = #filePath,
-        line: UInt = #line,
-        until condition: ([Frame]) -> Bool
-    ) async throws -> [Frame] {
-        let deadline = NIODeadline.now() + timeout
-        while true {
-            let frames = self.frames
-            if condition(frames) { return frames }
-            if NIODeadline.now() > deadline {
-                let seen = frames.map { "type \($0.type) stream \($0.streamID)" }.joined(separator: ", ")
-                XCTFail(
-                    "timed out waiting for \(message); frames: \(seen); closed: \(self.isClosed)",
-                    file: file,
-                    line: line
-                )
-                throw TestTimeout(message: message)
-            }
-            try await Task.sleep(nanoseconds: 5_000_000)
-        }
+    func describe(_ frames: [Frame]) -> String {
+        let seen = frames.map { "type \($0.type) stream \($0.streamID)" }.joined(separator: ", ")
+        return "frames: \(seen); closed: \(self.isClosed)"
     }
 
     func close() async {

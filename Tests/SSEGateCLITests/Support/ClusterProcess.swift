@@ -3,6 +3,8 @@ import NIOCore
 import NIOPosix
 import XCTest
 
+@testable import SSEGateTestSupport
+
 /// `scripts/cluster.sh run` on free ports in a temporary state folder: the demo origin, two ssegate
 /// replicas and HAProxy, exactly as a user starts them without Docker. The script writes one pid file per
 /// component; a test signals a replica by that pid, and `stop()` ends the script (which stops its
@@ -22,7 +24,7 @@ final class ClusterProcess: @unchecked Sendable {
     private var scriptExited = false
 
     static var repositoryRoot: URL {
-        // <root>/Tests/SSEGatewayTests/Support/ClusterProcess.swift
+        // <root>/Tests/SSEGateCLITests/Support/ClusterProcess.swift
         URL(fileURLWithPath: "\(#filePath)").deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().deletingLastPathComponent()
     }

@@ -39,10 +39,10 @@ final class H2TestClient: @unchecked Sendable {
         connectionWindow: Int = 16 << 20
     ) async throws -> H2TestClient {
         let client = H2TestClient()
-        var sslContext: NIOSSLContext?
-        if var tls {
+        let sslContext = try tls.map { tls in
+            var tls = tls
             if tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["h2"] }
-            sslContext = try NIOSSLContext(configuration: tls)
+            return try NIOSSLContext(configuration: tls)
         }
         let tlsContext = sslContext  // a constant: the initializer may run on another thread
         let multiplexerPromise = group.next().makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
@@ -203,7 +203,7 @@ final class H2TestClient: @unchecked Sendable {
 
 /// One HTTP/2 request stream: the response headers, DATA parsed with the project's SSE parser, the raw
 /// body, END_STREAM, RST_STREAM (its error code) and the stream channel's close.
-final class H2TestStream: @unchecked Sendable {
+final class H2TestStream: PolledState, @unchecked Sendable {
     struct Snapshot {
         var headers: HPACKHeaders?
         var events: [ServerSentEvent] = []
@@ -230,27 +230,10 @@ final class H2TestStream: @unchecked Sendable {
     var snapshot: Snapshot { self.state.withLockedValue { $0 } }
     var events: [ServerSentEvent] { self.snapshot.events }
 
-    @discardableResult
-    func wait(
-        _ message: String,
-        timeout: TimeAmount = .seconds(10),
-        file: StaticString = #filePath,
-        line: UInt = #line,
-        until condition: (Snapshot) -> Bool
-    ) async throws -> Snapshot {
-        try await poll(
-            message,
-            timeout: timeout,
-            file: file,
-            line: line,
-            read: { self.snapshot },
-            describe: { snapshot in
-                "status \(snapshot.status.map(String.init) ?? "none"), \(snapshot.events.count) events, "
-                    + "end: \(snapshot.endStream), reset: \(String(describing: snapshot.reset)), closed: \(snapshot.closed), "
-                    + "body prefix: \(snapshot.body.prefix(200))"
-            },
-            until: condition
-        )
+    func describe(_ snapshot: Snapshot) -> String {
+        "status \(snapshot.status.map(String.init) ?? "none"), \(snapshot.events.count) events, "
+            + "end: \(snapshot.endStream), reset: \(String(describing: snapshot.reset)), closed: \(snapshot.closed), "
+            + "body prefix: \(snapshot.body.prefix(200))"
     }
 
     func waitForHeaders(file: StaticString = #filePath, line: UInt = #line) async throws -> Snapshot {

@@ -12,7 +12,7 @@ import XCTest
 /// the project's SSE parser, over TLS when given a `tls` configuration. Records the response head, every
 /// event, the raw body text, the close, and the ALPN protocol a TLS handshake negotiated.
 /// `reading: false` never reads the socket (a stalled consumer); `receiveBuffer` shrinks SO_RCVBUF.
-final class TestSSEClient: @unchecked Sendable {
+final class TestSSEClient: PolledState, @unchecked Sendable {
     struct Snapshot {
         var negotiatedALPN: String?
         var head: HTTPResponseHead?
@@ -86,25 +86,8 @@ final class TestSSEClient: @unchecked Sendable {
     var isClosed: Bool { self.snapshot.closed }
 
     /// Polls until `condition` holds or `timeout` passes; fails the test with `message` on timeout.
-    @discardableResult
-    func wait(
-        _ message: String,
-        timeout: TimeAmount = .seconds(10),
-        file: StaticString = #filePath,
-        line: UInt = #line,
-        until condition: (Snapshot) -> Bool
-    ) async throws -> Snapshot {
-        try await poll(
-            message,
-            timeout: timeout,
-            file: file,
-            line: line,
-            read: { self.snapshot },
-            describe: { snapshot in
-                "have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))"
-            },
-            until: condition
-        )
+    func describe(_ snapshot: Snapshot) -> String {
+        "have \(snapshot.events.count) events, closed: \(snapshot.closed), body prefix: \(snapshot.body.prefix(300))"
     }
 
     func waitForHead(file: StaticString = #filePath, line: UInt = #line) async throws -> HTTPResponseHead {
@@ -195,10 +178,6 @@ final class TestSSEClient: @unchecked Sendable {
     }
 }
 
-struct TestTimeout: Error {
-    var message: String
-}
-
 /// Sends raw bytes on a new connection and returns everything the server sends until it closes or
 /// `timeout` passes (for status codes, malformed requests, HTTP/1.0).
 /// `from` binds the client's end to another loopback address (127.0.0.2, …) to act as another client.
@@ -210,56 +189,12 @@ func rawExchange(
     closeAfter: Bool = false,
     from: String? = nil
 ) async throws -> (response: String, closedByServer: Bool) {
-    final class Collector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = ByteBuffer
-        let received = NIOLockedValueBox((text: "", closed: false))
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            let buffer = self.unwrapInboundIn(data)
-            self.received.withLockedValue { $0.text += String(buffer: buffer) }
-        }
-        func channelInactive(context: ChannelHandlerContext) {
-            self.received.withLockedValue { $0.closed = true }
-        }
-    }
-    let collector = Collector()
-    var bootstrap = ClientBootstrap(group: group)
-    if let from {
-        bootstrap = bootstrap.bind(to: try SocketAddress(ipAddress: from, port: 0))
-    }
-    let channel =
-        try await bootstrap
-        .channelInitializer { channel in
-            channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(collector) }
-        }
-        .connect(host: "127.0.0.1", port: port).get()
+    let connection = try await RawConnection.connect(port: port, group: group, from: from)
     if !request.isEmpty {
-        try await channel.writeAndFlush(ByteBuffer(string: request)).get()
+        try await connection.send(request)
     }
-    let deadline = NIODeadline.now() + timeout
-    while NIODeadline.now() < deadline {
-        if collector.received.withLockedValue({ $0.closed }) { break }
-        try await Task.sleep(nanoseconds: 5_000_000)
-    }
-    let result = collector.received.withLockedValue { $0 }
-    try? await channel.close()
-    return (result.text, result.closed)
-}
-
-/// Polls a condition (for state outside a client, e.g. the origin's connection count).
-func eventually(
-    _ message: String,
-    timeout: TimeAmount = .seconds(10),
-    file: StaticString = #filePath,
-    line: UInt = #line,
-    _ condition: () async throws -> Bool
-) async throws {
-    let deadline = NIODeadline.now() + timeout
-    while true {
-        if try await condition() { return }
-        if NIODeadline.now() > deadline {
-            XCTFail("timed out waiting for \(message)", file: file, line: line)
-            throw TestTimeout(message: message)
-        }
-        try await Task.sleep(nanoseconds: 5_000_000)
-    }
+    try await waitUntil(timeout: timeout) { connection.isClosed }
+    let result = (response: connection.text, closedByServer: connection.isClosed)
+    await connection.closeAndWait()
+    return result
 }
