@@ -1,7 +1,8 @@
 import NIOCore
 
 /// One event loop's tally, shared by the clients on that loop: a class so the handlers update it in place,
-/// Sendable because only its own loop touches it (the runner reads it with `loop.submit`).
+/// `@unchecked Sendable`: `tally` and `scratch` are read and written only on the loop the tally belongs to
+/// (its handlers run there; the runner reads it with `loop.submit`).
 final class BenchLoopTally: @unchecked Sendable {
     var tally = BenchTally()
     /// Where the gzip clients of this loop inflate into, one at a time.

@@ -1,7 +1,6 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOSSL
 import SSE
 
 /// One concrete feed (a plain path, or one value of a template path): its single upstream connection,
@@ -80,7 +79,7 @@ public final class Feed: @unchecked Sendable {
         config: FeedConfig,
         values: [String: String],
         loop: EventLoop,
-        tlsContext: Result<NIOSSLContext, Error>?,
+        tlsContext: UpstreamTLSContext?,
         idPrefix: String,
         logger: Logger
     ) {
@@ -183,7 +182,7 @@ public final class Feed: @unchecked Sendable {
 
     /// A reload changed this feed's definition: clients, replay buffer and (unless the upstream changed)
     /// the upstream connection stay; a changed upstream reconnects with the last id it received.
-    func update(to config: FeedConfig, tlsContext: Result<NIOSSLContext, Error>?) {
+    func update(to config: FeedConfig, tlsContext: UpstreamTLSContext?) {
         self.loop.preconditionInEventLoop()
         guard config != self.config else { return }
         let old = self.config

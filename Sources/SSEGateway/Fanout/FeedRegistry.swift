@@ -1,13 +1,12 @@
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
-import NIOSSL
 
 /// Maps request paths to feeds. Plain paths map to feeds made when the registry is (before any
 /// listener is bound, so a configured path never answers 404); each distinct value of a template path
 /// gets its own feed (and upstream connection) when a client subscribes to it, up to `max_feeds`.
 /// Looked up once per request (never per event), so a lock is fine here.
-public final class FeedRegistry: @unchecked Sendable {
+public final class FeedRegistry: Sendable {
     /// Which feed a request path names. Looking up never opens a template instance: only a stream
     /// that has been admitted does (`acquire`), so HEAD, OPTIONS, 405 and refused requests cost nothing.
     public struct Target: Sendable {
@@ -33,7 +32,7 @@ public final class FeedRegistry: @unchecked Sendable {
         var plain: [String: FeedConfig] = [:]
         var templates: [FeedConfig] = []
         /// Upstream TLS contexts, by feed definition name.
-        var tlsContexts: [String: Result<NIOSSLContext, Error>] = [:]
+        var tlsContexts: [String: UpstreamTLSContext] = [:]
         var instances: [String: Feed] = [:]
         var openPerTemplate: [String: Int] = [:]
         /// Final counters of closed template instances, per definition.
@@ -79,13 +78,14 @@ public final class FeedRegistry: @unchecked Sendable {
     private static func define(_ feeds: [FeedConfig], in state: inout State, logger: Logger) {
         state.plain = [:]
         state.templates = []
-        var contexts: [String: Result<NIOSSLContext, Error>] = [:]
+        var contexts: [String: UpstreamTLSContext] = [:]
         for feed in feeds {
             if feed.path.isTemplate { state.templates.append(feed) } else { state.plain[feed.path.description] = feed }
             guard feed.upstreamURL.isTLS else { continue }
-            contexts[feed.name] = Result { try UpstreamTLS.makeContext(feed.settings.upstream.tls) }
-            if case .failure(let error) = contexts[feed.name] {
-                logger.error("upstream TLS setup failed", metadata: ["feed": "\(feed.name)", "error": "\(error)"])
+            let context = UpstreamTLSContext(feed.settings.upstream.tls)
+            contexts[feed.name] = context
+            if let failure = context.failure {
+                logger.error("upstream TLS setup failed", metadata: ["feed": "\(feed.name)", "error": "\(failure)"])
             }
             if feed.settings.upstream.tls?.verify == false {
                 logger.warning("upstream TLS verification is off", metadata: ["feed": "\(feed.name)"])
@@ -122,7 +122,7 @@ public final class FeedRegistry: @unchecked Sendable {
     func apply(_ feeds: [FeedConfig]) -> ReloadSummary {
         var summary = ReloadSummary()
         var toStart: [Feed] = []
-        var toUpdate: [(Feed, FeedConfig, Result<NIOSSLContext, Error>?)] = []
+        var toUpdate: [(Feed, FeedConfig, UpstreamTLSContext?)] = []
         var toRemove: [Feed] = []
         self.state.withLockedValue { state in
             let oldPlain = state.plain
@@ -223,7 +223,7 @@ public final class FeedRegistry: @unchecked Sendable {
         path: String,
         config: FeedConfig,
         values: [String: String],
-        tlsContext: Result<NIOSSLContext, Error>?
+        tlsContext: UpstreamTLSContext?
     ) -> Feed {
         let feed = Feed(
             path: path,

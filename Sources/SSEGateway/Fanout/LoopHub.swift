@@ -3,6 +3,10 @@ import NIOCore
 /// Everything the fan-out keeps on one event loop: the shards of the feeds that have clients here, the
 /// delivery counters, and the single coarse timer that sends keepalives and checks lag for every client
 /// of the loop (no per-client timers). Touched only on `loop`.
+///
+/// `@unchecked Sendable`: `loop` and the keepalive buffers are immutable; `shards`, `counters`, `tickTask`
+/// and `deferredFlushes` are read and written only on `loop` (every entry point runs there, or hops there
+/// with `loop.execute`/`submit`). Other loops hold a hub only to hop onto its loop.
 public final class LoopHub: @unchecked Sendable {
     public let loop: EventLoop
     private var shards: [ObjectIdentifier: FeedShard] = [:]

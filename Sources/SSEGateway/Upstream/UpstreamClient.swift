@@ -45,15 +45,15 @@ final class UpstreamClient {
         loop: EventLoop,
         url: UpstreamURL,
         settings: UpstreamSettings,
-        tlsContext: Result<NIOSSLContext, Error>?,
+        tlsContext: UpstreamTLSContext?,
         logger: Logger
     ) {
         self.loop = loop
         self.url = url
         self.settings = settings
-        switch tlsContext {
+        switch tlsContext?.context {
         case .success(let context): (self.tlsContext, self.tlsError) = (context, nil)
-        case .failure(let error): (self.tlsContext, self.tlsError) = (nil, error)
+        case .failure(let failure): (self.tlsContext, self.tlsError) = (nil, failure)
         case nil: (self.tlsContext, self.tlsError) = (nil, nil)
         }
         self.logger = logger
