@@ -1,11 +1,6 @@
 import ArgumentParser
 import Logging
 
-/// `--log-format`.
-enum LogFormat: String, ExpressibleByArgument {
-    case text, json
-}
-
 /// Bootstraps swift-log once per process: text lines on stderr, or one JSON object per line.
 enum LogSetup {
     static func bootstrap(level: String, format: LogFormat = .text) -> Logger {

@@ -1,0 +1,6 @@
+import ArgumentParser
+
+/// `--log-format`.
+enum LogFormat: String, ExpressibleByArgument {
+    case text, json
+}
