@@ -4,7 +4,6 @@ import NIOHTTP2
 import NIOPosix
 import NIOSSL
 import NIOTLS
-import SSEGateway
 
 /// How the bench reaches the server: TCP (from one of several source addresses), TLS with ALPN for
 /// https, then either one HTTP/1.1 client per connection or up to K HTTP/2 streams per connection
@@ -15,7 +14,7 @@ struct BenchConnector: Sendable {
     /// The connection-level window the bench keeps topping up.
     static let connectionWindow = 64 << 20
 
-    let target: UpstreamURL
+    let target: BenchURL
     let http2: Bool
     let tls: NIOSSLContext?
     let sourceAddresses: Int
@@ -25,7 +24,7 @@ struct BenchConnector: Sendable {
     private let http1Request: ByteBuffer
     private let http2Request: HPACKHeaders
 
-    init(options: BenchOptions, target: UpstreamURL) throws {
+    init(options: BenchOptions, target: BenchURL) throws {
         self.target = target
         self.http2 = options.http2
         self.sourceAddresses = options.sourceAddresses
@@ -72,7 +71,7 @@ struct BenchConnector: Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let pipeline = channel.pipeline.syncOperations
                     if let tls = self.tls {
-                        let serverName = UpstreamTLS.serverName(for: self.target.host)
+                        let serverName = self.target.serverName
                         try pipeline.addHandler(NIOSSLClientHandler(context: tls, serverHostname: serverName))
                         let timeout = BenchError.handshakeTimeout(seconds: self.connectTimeoutSeconds)
                         try pipeline.addHandler(

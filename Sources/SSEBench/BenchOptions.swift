@@ -1,5 +1,3 @@
-import SSEGateway
-
 /// What a bench run does: the command line of `ssegate bench`, also set directly by tests.
 public struct BenchOptions: Sendable {
     /// The SSE URL, http or https.
@@ -35,13 +33,8 @@ public struct BenchOptions: Sendable {
     }
 
     /// The parsed URL, or a usage error naming the bad option.
-    func validated() throws -> UpstreamURL {
-        let target: UpstreamURL
-        do {
-            target = try UpstreamURL(parsing: self.url)
-        } catch {
-            throw BenchError.usage("bad --url: \(error.message)")
-        }
+    func validated() throws -> BenchURL {
+        let target = try BenchURL(parsing: self.url)
         guard self.clients > 0, self.duration > 0, self.headWait >= 0, self.connectTimeout > 0 else {
             throw BenchError.usage("--clients and --duration must be positive")
         }

@@ -1,5 +1,4 @@
 import Foundation
-import SSEGateway
 
 import struct Histogram.Histogram
 
@@ -89,7 +88,7 @@ public struct BenchReport: Sendable {
 
     public var json: String {
         var fields: [(String, String)] = [
-            ("url", JSONText.string(self.url)), ("protocol", JSONText.string(self.protocolName)),
+            ("url", Self.jsonString(self.url)), ("protocol", Self.jsonString(self.protocolName)),
             ("clients", String(self.clients)), ("connected", String(self.connected)),
             ("connect_errors", String(self.connectErrors)), ("non_200", String(self.badStatus)),
             ("no_response", String(self.noResponse)),
@@ -109,7 +108,15 @@ public struct BenchReport: Sendable {
             ("bench_cpu_us_per_delivery", String(format: "%.3f", self.cpuMicrosPerDelivery)),
         ]
         if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }
-        if let reason = self.firstConnectError { fields.append(("first_connect_error", JSONText.string(reason))) }
+        if let reason = self.firstConnectError { fields.append(("first_connect_error", Self.jsonString(reason))) }
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
+    }
+
+    /// `text` as a JSON string literal (Foundation's escaping; slashes left as they are, as in URLs).
+    private static func jsonString(_ text: String) -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = .withoutEscapingSlashes
+        guard let data = try? encoder.encode(text) else { return "null" }
+        return String(decoding: data, as: UTF8.self)
     }
 }

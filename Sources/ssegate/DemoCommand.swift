@@ -31,7 +31,9 @@ struct DemoCommand: AsyncParsableCommand {
             throw CommandFailure.runtime("cannot start the demo origin on 127.0.0.1:\(self.originPort): \(error)")
         }
         let config = Self.config(port: self.port, adminPort: self.adminPort, originPort: origin.port)
-        try await GatewayRunner.run(config: config, configFile: nil, logger: logger) { server in
+        let process = GatewayProcess(config: config, configFile: nil, logger: logger)
+        try await process.startOrFail()
+        do {
             let base = "http://127.0.0.1:\(self.port)"
             print(
                 """
@@ -53,6 +55,7 @@ struct DemoCommand: AsyncParsableCommand {
             )
             fflush(nil)  // nil: every output stream (Swift 6 forbids naming the global `stdout`)
         }
+        try await process.run()
         try await origin.stop()
     }
 

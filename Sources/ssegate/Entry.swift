@@ -30,21 +30,3 @@ enum Entry {
         }
     }
 }
-
-/// An error that ends the process with a given code and a one-line reason.
-struct CommandFailure: Error {
-    var code: Int32
-    var message: String
-
-    static func config(_ message: String) -> CommandFailure { CommandFailure(code: 1, message: message) }
-    static func runtime(_ message: String) -> CommandFailure { CommandFailure(code: 2, message: "ssegate: " + message) }
-}
-
-struct SSEGateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "ssegate",
-        abstract:
-            "A reverse-proxy gateway for Server-Sent Events: one upstream connection per feed, fanned out to any number of clients.",
-        subcommands: [ServeCommand.self, CheckCommand.self, DemoCommand.self, OriginCommand.self, BenchCommand.self]
-    )
-}

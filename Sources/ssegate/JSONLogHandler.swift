@@ -19,19 +19,13 @@ struct JSONLogHandler: LogHandler {
         set { self.metadata[key] = newValue }
     }
 
-    func log(
-        level: Logger.Level,
-        message: Logger.Message,
-        metadata explicit: Logger.Metadata?,
-        source: String,
-        file: String,
-        function: String,
-        line: UInt
-    ) {
+    func log(event: LogEvent) {
         var fields: [(String, String)] = [
-            ("ts", Self.timestamp()), ("level", level.rawValue), ("label", self.label), ("msg", message.description),
+            ("ts", Self.timestamp()), ("level", event.level.rawValue), ("label", self.label),
+            ("msg", event.message.description),
         ]
-        let merged = self.metadata.merging(explicit ?? [:]) { _, new in new }
+        if let error = event.error { fields.append(("error", "\(error)")) }
+        let merged = self.metadata.merging(event.metadata ?? [:]) { _, new in new }
         for key in merged.keys.sorted() {
             fields.append((key, "\(merged[key]!)"))
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SSEGateway
+import UnixSignals
 
 struct OriginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -33,7 +34,9 @@ struct OriginCommand: AsyncParsableCommand {
         print(
             "ssegate origin: http://\(self.host):\(origin.port)/<any path>  (\(self.rate) events/s, \(self.payload) bytes padding)"
         )
-        _ = await SignalWaiter.wait(for: [SIGTERM, SIGINT], ignoring: [SIGHUP]) { _ in }
+        signal(SIGHUP, SIG_IGN)
+        // The first SIGTERM or SIGINT stops the origin.
+        for await _ in await UnixSignalsSequence(trapping: .sigterm, .sigint) { break }
         try await origin.stop()
     }
 }

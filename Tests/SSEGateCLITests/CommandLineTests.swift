@@ -237,6 +237,113 @@ final class CommandLineTests: XCTestCase {
         stream.close()
     }
 
+    /// `--log-format json`: every stderr line is one JSON object with `ts`, `level`, `label`, `msg` and the
+    /// line's metadata as string fields (here the upstream that cannot be reached).
+    func testJSONLogFormatWritesOneObjectPerLineWithMetadata() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
+        let file = try self.write(
+            "json.yaml",
+            Self.config(
+                listenPort: try await Self.freePort(group: group),
+                adminPort: try await Self.freePort(group: group)
+            )
+        )
+        let running = try self.launch(["serve", "--config", file, "--log-format", "json", "--log-level", "info"])
+        try await eventually("the upstream failure is logged", timeout: .seconds(10)) {
+            running.stderr.contains("upstream lost")
+        }
+        _ = try await Self.terminateAndWait(running.process)
+        guard !running.process.isRunning else { return }  // (terminationStatus traps on a running process)
+        running.drain()
+        let lines = running.stderr.split(separator: "\n").filter { !$0.isEmpty }
+        XCTAssertGreaterThanOrEqual(lines.count, 3, running.stderr)  // started, upstream lost, draining…
+        var lost: [String: Any]?
+        for line in lines {
+            let object = try XCTUnwrap(
+                try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                "not a JSON object: \(line)"
+            )
+            for key in ["ts", "level", "label", "msg"] {
+                XCTAssertNotNil(object[key] as? String, "\(key) missing in \(line)")
+            }
+            if object["msg"] as? String == "upstream lost" { lost = object }
+        }
+        let upstreamLost = try XCTUnwrap(lost, running.stderr)
+        XCTAssertEqual(upstreamLost["level"] as? String, "warning")
+        XCTAssertEqual(upstreamLost["feed"] as? String, "/prices")
+        XCTAssertEqual(upstreamLost["upstream"] as? String, "http://127.0.0.1:1/prices")
+        XCTAssertEqual(running.process.terminationStatus, 0)
+    }
+
+    /// A SIGHUP that arrives while the gateway drains must not undo the drain: a reload would bind the
+    /// listeners the drain closed (and `reload` and the drain once changed the listener list from two
+    /// threads). The reloader stops before the drain begins, and the gateway refuses a reload once
+    /// draining; the drain finishes as if no SIGHUP had come.
+    func testSIGHUPDuringADrainBindsNothingAndTheDrainFinishes() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
+        let listenPort = try await Self.freePort(group: group)
+        let adminPort = try await Self.freePort(group: group)
+        let addedPort = try await Self.freePort(group: group)
+        let file = try self.write(
+            "draining.yaml",
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 2s\n")
+        )
+        let running = try self.launch(["serve", "--config", file, "--log-level", "info"])
+        let readyz = { () async -> String? in
+            try? await rawExchange(
+                port: adminPort,
+                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+                group: group,
+                timeout: .seconds(1)
+            ).response
+        }
+        try await eventually("serve is ready", timeout: .seconds(10)) {
+            await readyz()?.hasPrefix("HTTP/1.1 200") ?? false
+        }
+        var clients: [TestSSEClient] = []
+        for _ in 0..<8 {
+            clients.append(try await TestSSEClient.connect(port: listenPort, path: "/prices", group: group))
+        }
+        for client in clients { _ = try await client.waitForHead() }
+
+        kill(running.process.processIdentifier, SIGTERM)
+        try await eventually("draining", timeout: .seconds(2)) { await readyz()?.hasPrefix("HTTP/1.1 503") ?? false }
+        // Mid-drain, a config that adds a listener, and SIGHUP.
+        _ = try self.write(
+            "draining.yaml",
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: "shutdown_timeout: 2s\n")
+                .replacingOccurrences(
+                    of: "listen:\n",
+                    with: "listen:\n  - address: 127.0.0.1:\(addedPort)\n"
+                )
+        )
+        kill(running.process.processIdentifier, SIGHUP)
+        var refused = 0
+        while running.process.isRunning, refused < 10 {
+            let connected = try? await ClientBootstrap(group: group).connect(host: "127.0.0.1", port: addedPort).get()
+            XCTAssertNil(connected, "a listener was bound during the drain")
+            try? await connected?.close()
+            refused += 1
+            try await Task.sleep(nanoseconds: 50_000_000)
+        }
+        let started = Date()
+        while running.process.isRunning, Date().timeIntervalSince(started) < 8 {
+            try await Task.sleep(nanoseconds: 20_000_000)
+        }
+        XCTAssertFalse(running.process.isRunning, "serve still running: \(running.stderr)")
+        guard !running.process.isRunning else { return }  // (terminationStatus traps on a running process)
+        XCTAssertEqual(running.process.terminationStatus, 0, running.stderr)
+        XCTAssertTrue(running.stderr.contains("drain finished"), running.stderr)
+        XCTAssertFalse(running.stderr.contains("reload applied"), running.stderr)
+        XCTAssertFalse(running.stderr.contains("shutdown_timeout passed"), running.stderr)
+        for client in clients {
+            try await client.waitForClose(timeout: .seconds(3))
+            await client.close()
+        }
+    }
+
     /// The exit deadline follows a `shutdown_timeout` changed by SIGHUP: raised from 300 ms to 3 s, the
     /// drain spreads its closes over 2.4 s and ends by itself, instead of being cut at 300 ms.
     func testShutdownDeadlineFollowsAReloadedShutdownTimeout() async throws {

@@ -203,7 +203,7 @@ final class StatusPageTests: XCTestCase {
         )
         _ = try await second.waitForEvents(1)
         XCTAssertEqual(metricsStreams(harness), 1)
-        try await harness.gateway.shutdown()
+        await harness.admin.stop()
         try await second.waitForClose(timeout: .seconds(3))
         try await eventually("the second stream's timer stopped") { self.metricsStreams(harness) == 0 }
         await client.close()
@@ -338,7 +338,7 @@ final class StatusPageTests: XCTestCase {
         XCTAssertTrue(row.replay.hasSuffix("B") && row.replay.contains(" / 1,000 · "), row.replay)
 
         // The admin listener goes away: the page says so instead of showing stale numbers as live.
-        try await harness.gateway.shutdown()
+        await harness.admin.stop()
         try await eventually("the page shows the disconnect", timeout: .seconds(5)) {
             try await read().state == "disconnected"
         }

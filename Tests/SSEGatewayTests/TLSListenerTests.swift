@@ -219,7 +219,8 @@ final class TLSListenerTests: XCTestCase {
         _ = try await existing.waitForEvents(1)
 
         try install(certificate: second.serverCertificate, key: second.serverKey)
-        XCTAssertEqual(harness.gateway.reloadCertificates(), [])
+        let reloaded = await harness.gateway.reloadCertificates()
+        XCTAssertEqual(reloaded, [])
         let afterReload = try await tlsHandshake(port: port, group: harness.clientGroup, tls: trustBoth)
         XCTAssertEqual(afterReload.peerCertificateDER, secondDER, "a new connection must see the reloaded certificate")
         // A client that trusts only the new CA connects now.
@@ -239,14 +240,14 @@ final class TLSListenerTests: XCTestCase {
         try Data("-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n".utf8).write(
             to: URL(fileURLWithPath: keyPath)
         )
-        let errors = harness.gateway.reloadCertificates()
+        let errors = await harness.gateway.reloadCertificates()
         XCTAssertEqual(errors.count, 1, "\(errors)")
         let afterBroken = try await tlsHandshake(port: port, group: harness.clientGroup, tls: trustBoth)
         XCTAssertEqual(afterBroken.peerCertificateDER, secondDER, "a failed reload must keep the old certificate")
 
         // Half-way through a rotation (new certificate, old key): refused too, the old pair stays.
         try install(certificate: first.serverCertificate, key: second.serverKey)
-        let mismatched = harness.gateway.reloadCertificates()
+        let mismatched = await harness.gateway.reloadCertificates()
         XCTAssertEqual(
             mismatched.count,
             1,

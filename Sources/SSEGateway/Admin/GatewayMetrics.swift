@@ -9,7 +9,7 @@ import Synchronization
 /// The hot path only bumps plain integers on its own loop (`DeliveryCounters`, `Feed`'s counters);
 /// a scrape visits each loop once, sums, and moves the swift-metrics counters (Prometheus backend,
 /// one registry per gateway) forward by the difference since the last scrape.
-final class GatewayMetrics: @unchecked Sendable {
+final class GatewayMetrics: Sendable {
     let context: GatewayContext
     let registry = PrometheusCollectorRegistry()
     private let factory: PrometheusMetricsFactory

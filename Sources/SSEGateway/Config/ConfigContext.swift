@@ -11,15 +11,18 @@ final class ConfigContext {
     /// Folder that relative file paths in the config (TLS certificates and keys) resolve against.
     let baseDirectory: String
     let environment: [String: String]
+    /// Whether the TLS files the config names can be used; supplied by the caller (see `TLSFileCheck`).
+    let tlsCheck: TLSFileCheck
 
     private var errors: [ConfigError] = []
     /// Every mapping read, so that `finish()` can report the keys nobody asked for.
     private var mappings: [ConfigMapping] = []
 
-    init(file: String, baseDirectory: String, environment: [String: String]) {
+    init(file: String, baseDirectory: String, environment: [String: String], tlsCheck: TLSFileCheck) {
         self.file = file
         self.baseDirectory = baseDirectory
         self.environment = environment
+        self.tlsCheck = tlsCheck
     }
 
     /// Records a problem at a node's position. Nodes from `Yams.compose` always carry a mark;

@@ -28,10 +28,12 @@ public enum ConfigLoader {
     static let logLevels = ["trace", "debug", "info", "notice", "warning", "error", "critical"]
 
     /// Reads and validates a file. `file` is printed as given in errors.
-    /// Relative paths inside (TLS files) resolve against the file's folder.
+    /// Relative paths inside (TLS files) resolve against the file's folder; `tlsCheck` says whether they
+    /// can be used (the gateway passes `.contexts`, through `load(file:environment:)`).
     public static func load(
         file: String,
-        environment: [String: String] = ProcessInfo.processInfo.environment
+        environment: [String: String] = ProcessInfo.processInfo.environment,
+        tlsCheck: TLSFileCheck
     ) throws(ConfigLoadError) -> GatewayConfig {
         let yaml: String
         do {
@@ -41,16 +43,23 @@ public enum ConfigLoader {
                 ConfigError(file: file, line: 1, column: 1, message: "cannot read file: \(error.message)")
             ])
         }
-        return try self.parse(yaml: yaml, file: file, baseDirectory: self.directory(of: file), environment: environment)
+        return try self.parse(
+            yaml: yaml,
+            file: file,
+            baseDirectory: self.directory(of: file),
+            environment: environment,
+            tlsCheck: tlsCheck
+        )
     }
 
     /// Parses and validates config text. `file` is only used in error messages;
-    /// `baseDirectory` is where relative TLS paths resolve.
+    /// `baseDirectory` is where relative TLS paths resolve, `tlsCheck` says whether those files can be used.
     public static func parse(
         yaml: String,
         file: String,
         baseDirectory: String,
-        environment: [String: String]
+        environment: [String: String],
+        tlsCheck: TLSFileCheck
     ) throws(ConfigLoadError) -> GatewayConfig {
         // A UTF-8 byte order mark (some Windows editors write one) marks the encoding and is not content.
         // It is invisible in an editor, so dropping it before parsing keeps every line and column as shown there.
@@ -62,7 +71,12 @@ public enum ConfigLoader {
             // Yams stops at the first syntax error, so there is exactly one to report.
             throw ConfigLoadError(errors: [ConfigError(yamlError: error, file: file, yaml: yaml)])
         }
-        let context = ConfigContext(file: file, baseDirectory: baseDirectory, environment: environment)
+        let context = ConfigContext(
+            file: file,
+            baseDirectory: baseDirectory,
+            environment: environment,
+            tlsCheck: tlsCheck
+        )
         var config = GatewayConfig()
         // An empty file (or one of only comments) is a valid config of all defaults.
         if let root, !ConfigValue.isNull(root) {
@@ -187,7 +201,7 @@ public enum ConfigLoader {
                     do {
                         // Load them as the listener will: a PEM that does not parse, or a key that does not
                         // belong to the certificate, is a config error here rather than a failure at bind.
-                        _ = try ListenerTLS.makeContext(candidate)
+                        try tlsMapping.context.tlsCheck.listener(candidate)
                         tls = candidate
                     } catch {
                         tlsMapping.context.report(
@@ -362,7 +376,7 @@ public enum ConfigLoader {
             do {
                 // As the upstream client will load them: a CA bundle or client certificate that does not
                 // parse, or a key that does not match, is reported here, not at the first connect.
-                _ = try UpstreamTLS.makeContext(settings.upstream.tls)
+                try mapping.context.tlsCheck.upstream(settings.upstream.tls)
             } catch {
                 urlValue.fail("the upstream TLS settings cannot be used: \(error)")
             }

@@ -1,10 +1,5 @@
 import NIOCore
 
-/// Why a config value was rejected. The message is shown after the key's path, so it does not repeat it.
-struct ConfigValueError: Error, Sendable, Equatable {
-    var message: String
-}
-
 /// Pure text-to-value parsers for the config's scalar forms: durations, sizes, counts, addresses
 /// and `${ENV}` expansion. They know nothing of YAML or positions; `ConfigValue` adds those.
 enum ConfigValueParser {

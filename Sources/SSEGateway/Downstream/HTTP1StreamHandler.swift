@@ -178,7 +178,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         self.armHeaderTimer(context: context)
         let written = context.writeAndFlush(self.wrapOutboundOut(buffer))
         if close {
-            written.whenComplete { _ in context.close(promise: nil) }
+            let context = context.loopBound
+            written.whenComplete { _ in context.value.close(promise: nil) }
         }
     }
 
@@ -266,7 +267,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         if self.framing == .chunked {
             context.write(self.wrapOutboundOut(ByteBuffer(staticString: "0\r\n\r\n")), promise: nil)
         }
-        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).whenComplete { _ in context.close(promise: nil) }
+        let bound = context.loopBound
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer())).whenComplete { _ in bound.value.close(promise: nil) }
     }
 
     func respond(_ head: ResponseHead, body: String) {

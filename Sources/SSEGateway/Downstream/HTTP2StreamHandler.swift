@@ -173,7 +173,9 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         self.probeSince = since
         self.unprobedWrites = false
         let written = context.eventLoop.makePromise(of: Void.self)
-        written.futureResult.whenComplete { [weak self] _ in self?.probeSince = nil }
+        // The promise completes on this loop; a weak box so that a probe never keeps a closed stream's handler.
+        let handler = NIOLoopBound(WeakHandler(self), eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in handler.value.handler?.probeSince = nil }
         return written
     }
 
@@ -333,5 +335,13 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
     private func cancel() {
         self.timer?.cancel()
         self.timer = nil
+    }
+}
+
+extension HTTP2StreamHandler {
+    /// A weak reference to the handler, for callbacks that must not keep it alive.
+    fileprivate struct WeakHandler {
+        weak var handler: HTTP2StreamHandler?
+        init(_ handler: HTTP2StreamHandler) { self.handler = handler }
     }
 }

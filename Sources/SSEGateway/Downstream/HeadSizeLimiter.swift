@@ -54,7 +54,10 @@ final class HeadSizeLimiter: ChannelInboundHandler, RemovableChannelHandler {
                         ("Content-Length", "0"), ("Connection", "close"),
                     ]
                 ).encodeHTTP1(into: &response)
-                context.writeAndFlush(self.wrapOutboundOut(response)).whenComplete { _ in context.close(promise: nil) }
+                let bound = context.loopBound
+                context.writeAndFlush(self.wrapOutboundOut(response)).whenComplete { _ in
+                    bound.value.close(promise: nil)
+                }
                 return
             }
             if headBytes.complete {

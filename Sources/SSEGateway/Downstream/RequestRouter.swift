@@ -1,29 +1,6 @@
 import NIOCore
 import NIOHTTP1
 
-/// What to do with a request head: a pure decision (no I/O), shared by HTTP/1 and HTTP/2.
-enum RouteDecision {
-    /// Subscribe the client to `feed`; `headOnly` for HEAD (headers, no stream).
-    case stream(StreamRequest)
-    /// Answer with a complete response; `close` ends the connection after it.
-    case respond(ResponseHead, body: String, close: Bool)
-}
-
-/// A subscribe request after routing.
-struct StreamRequest {
-    var target: FeedRegistry.Target
-    var resumeID: String?
-    var headOnly: Bool
-    /// Extra response headers: CORS when the request's `Origin` is allowed, `Vary` when compression is on.
-    var corsHeaders: [(String, String)]
-    /// HTTP/1.0 or `Connection: close` from the client: stream without chunking, close at the end.
-    var http10: Bool
-    /// The feed allows compression and the client accepts gzip.
-    var gzip: Bool
-    /// The client's address (the TCP peer's IP for now), for the per-address limits; set by the handler.
-    var clientAddress: String? = nil
-}
-
 /// Routes requests to feeds and answers everything that is not a stream (SPEC §3): 404, 405 + `Allow`,
 /// CORS preflight, HEAD, 503 over `max_feeds`.
 struct RequestRouter {

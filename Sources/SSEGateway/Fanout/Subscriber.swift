@@ -1,21 +1,12 @@
 import NIOCore
 
-/// Who owns a subscriber's stream and ends it when the fan-out says so. All calls happen on the
-/// subscriber's event loop.
-public protocol SubscriberSink: AnyObject {
-    /// End the stream because the gateway evicted the client.
-    func evict(_ reason: EvictionReason)
-    /// End the stream because the gateway or the feed is going away.
-    func close()
-}
-
 /// One connected client of one feed, on its channel's event loop. Owned by its `FeedShard`.
 ///
 /// It writes to its transport directly (one dynamic call per delivery) and caches the transport's
 /// framing, so the per-event, per-client work is a queue decision and a channel write.
 public final class Subscriber {
     private(set) weak var sink: SubscriberSink?
-    let transport: StreamTransport
+    let transport: SubscriberOutput
     let framing: StreamFraming
     var queue: SubscriberQueue
     /// Sequence of the last event handed to this client (replay included); later batches skip what it has.
@@ -31,7 +22,7 @@ public final class Subscriber {
 
     init(
         sink: SubscriberSink,
-        transport: StreamTransport,
+        transport: SubscriberOutput,
         limits: ClientLimitsConfig,
         lastSequence: Int64,
         now: NIODeadline

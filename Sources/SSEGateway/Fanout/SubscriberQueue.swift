@@ -1,13 +1,5 @@
 import NIOCore
 
-/// Why a client was disconnected by the gateway.
-public enum EvictionReason: String, Sendable, CaseIterable {
-    /// It fell more than `client.max_queue` bytes behind.
-    case maxQueue = "max_queue"
-    /// Its oldest unsent event got older than `client.max_lag`.
-    case maxLag = "max_lag"
-}
-
 /// One client's backpressure: what to hand to the channel now, what to hold, and when to give up.
 ///
 /// A value type with no I/O. The channel handler feeds it writability changes and events, and carries

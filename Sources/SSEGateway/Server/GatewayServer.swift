@@ -1,21 +1,39 @@
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
-import NIOHTTP1
-import NIOHTTP2
 import NIOPosix
-import NIOSSL
+import ServiceLifecycle
 
-/// The running gateway: listeners, feeds, the per-loop hubs and the admin endpoint, built from one
-/// `GatewayConfig`. `start()` binds everything (a port that cannot be bound fails it); `shutdown()`
-/// closes listeners, streams and upstreams.
-public final class GatewayServer: @unchecked Sendable {
-    public private(set) var config: GatewayConfig
-    public let group: EventLoopGroup
-    private let ownsGroup: Bool
-    private let logger: Logger
-    let context: GatewayContext
-    let metrics: GatewayMetrics
+/// The running gateway: its listeners, feeds and per-loop hubs, built from one `GatewayConfig`.
+///
+/// An actor, like Hummingbird 2's `Server`: the set of bound listeners is changed by `start`, `reload`,
+/// `drainAndShutdown` and `shutdown`, which may be called from different tasks (a SIGHUP during a
+/// drain), and the actor runs them one at a time. Each of them awaits (binding, closing), so every
+/// method re-reads `state` after an `await` instead of trusting what it saw before.
+///
+/// As a `Service` in a `ServiceGroup`, `run()` starts it (unless already started), serves until the
+/// group's graceful shutdown, then drains. Tests and embedders may also call `start()` and `shutdown()`.
+public actor GatewayServer: Service {
+    /// Where the server is in its life. Only moves forward.
+    enum State: Equatable, CustomStringConvertible {
+        case idle
+        case starting
+        case running
+        case draining
+        case stopped
+
+        var description: String {
+            switch self {
+            case .idle: return "idle"
+            case .starting: return "starting"
+            case .running: return "running"
+            case .draining: return "draining"
+            case .stopped: return "stopped"
+            }
+        }
+    }
+
     /// A bound listener with what it was bound for.
     private struct BoundListener {
         var config: ListenerConfig
@@ -23,14 +41,27 @@ public final class GatewayServer: @unchecked Sendable {
         var tls: ListenerTLS?
     }
 
-    private var listeners: [BoundListener] = []
-    private var adminChannel: Channel?
-    private var evictionSummary: RepeatedTask?
+    /// What readers outside the actor may see without awaiting it: the config in force and the bound
+    /// addresses, republished after every change (the admin, log lines, tests with port 0).
+    private struct Published {
+        var config: GatewayConfig
+        var listenerAddresses: [SocketAddress] = []
+    }
+
+    public nonisolated let group: EventLoopGroup
+    private let ownsGroup: Bool
+    private let logger: Logger
+    nonisolated let context: GatewayContext
+    /// The read-model the admin endpoint serves.
+    nonisolated let metrics: GatewayMetrics
     private let hubs: [LoopHub]
+    private let published: NIOLockedValueBox<Published>
+    private var state: State = .idle
+    private var listeners: [BoundListener] = []
+    private var evictionSummary: RepeatedTask?
 
     /// `group` defaults to one event loop per core, owned (and shut down) by the server.
     public init(config: GatewayConfig, group: EventLoopGroup? = nil, logger: Logger = Logger(label: "ssegate")) {
-        self.config = config
         self.ownsGroup = group == nil
         let group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: System.coreCount)
         self.group = group
@@ -46,50 +77,69 @@ public final class GatewayServer: @unchecked Sendable {
         let registry = FeedRegistry(feeds: config.feeds, group: group, idPrefix: idPrefix, logger: logger)
         self.context = GatewayContext(registry: registry, hubs: hubs, limits: config.limits, logger: logger)
         self.metrics = GatewayMetrics(context: self.context)
+        self.published = NIOLockedValueBox(Published(config: config))
     }
 
+    /// The configuration in force (the last one applied by `reload`).
+    public nonisolated var config: GatewayConfig { self.published.withLockedValue { $0.config } }
     /// Local addresses of the bound listeners, in config order (useful with port 0).
-    public var listenerAddresses: [SocketAddress] { self.listeners.compactMap { $0.channel.localAddress } }
-    public var adminAddress: SocketAddress? { self.adminChannel?.localAddress }
-    public var registry: FeedRegistry { self.context.registry }
+    public nonisolated var listenerAddresses: [SocketAddress] {
+        self.published.withLockedValue { $0.listenerAddresses }
+    }
+    public nonisolated var registry: FeedRegistry { self.context.registry }
 
-    /// Binds the listeners and the admin endpoint, starts the feeds that always hold their upstream.
+    private func publishListeners() {
+        let addresses = self.listeners.compactMap { $0.channel.localAddress }
+        self.published.withLockedValue { $0.listenerAddresses = addresses }
+    }
+
+    // MARK: Service
+
+    /// Starts (unless `start()` already did), serves until the service group shuts down gracefully,
+    /// then drains (`drainAndShutdown`).
+    public func run() async throws {
+        if self.state == .idle { try await self.start() }
+        try? await gracefulShutdown()
+        guard self.state == .running else { return }
+        try await self.drainAndShutdown()
+    }
+
+    // MARK: Start
+
+    /// Binds the listeners, starts the feeds that always hold their upstream. A port that cannot be
+    /// bound fails it with a `BindError` (and what was bound is closed again).
     public func start() async throws {
-        let tick = LoopHub.tickInterval(for: self.config.feeds)
+        guard self.state == .idle else { preconditionFailure("invalid transition \(self.state) on start") }
+        self.state = .starting
+        let config = self.config
+        let tick = LoopHub.tickInterval(for: config.feeds)
         for hub in self.hubs { hub.start(tickInterval: tick) }
         do {
-            for listener in self.config.listen {
+            for listener in config.listen {
                 do {
                     self.listeners.append(try await self.bindListener(listener))
                 } catch {
                     throw BindError(address: listener.address, underlying: error)
                 }
             }
-            if let admin = self.config.admin {
-                do {
-                    self.adminChannel = try await AdminServer.bind(
-                        address: admin.address,
-                        group: self.group,
-                        metrics: self.metrics,
-                        logger: self.logger
-                    )
-                } catch {
-                    throw BindError(address: admin.address, underlying: error)
-                }
-            }
         } catch {
             try? await self.shutdown()
             throw error
         }
+        guard self.state == .starting else {
+            // A shutdown came while the listeners were being bound: it has closed them.
+            return
+        }
+        self.state = .running
+        self.publishListeners()
         self.context.registry.startPlainFeeds()
         self.startEvictionSummary()
         self.metrics.ready.store(true, ordering: .relaxed)
         self.logger.info(
             "ssegate started",
             metadata: [
-                "listen": "\(self.listenerAddresses.map(Self.describe).joined(separator: ", "))",
-                "admin": "\(self.adminAddress.map(Self.describe) ?? "off")",
-                "feeds": "\(self.config.feeds.count)",
+                "listen": "\(self.listenerAddresses.map(\.hostAndPort).joined(separator: ", "))",
+                "feeds": "\(config.feeds.count)",
             ]
         )
     }
@@ -97,17 +147,18 @@ public final class GatewayServer: @unchecked Sendable {
     /// Evictions are logged as one summary line per interval in which any happened, never per client.
     private func startEvictionSummary(every interval: TimeAmount = .seconds(10)) {
         let loop = self.group.next()
-        var previous = DeliveryStats()
-        self.evictionSummary = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) {
-            [weak self] _ in
-            guard let self else { return loop.makeSucceededVoidFuture() }
-            return self.metrics.snapshot(on: loop).map { snapshot in
+        let metrics = self.metrics
+        let logger = self.logger
+        // Touched only by the repeated task, which runs on `loop`.
+        let previous = NIOLoopBoundBox.makeBoxSendingValue(DeliveryStats(), eventLoop: loop)
+        self.evictionSummary = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
+            metrics.snapshot(on: loop).map { snapshot in
                 let total = snapshot.delivery.values.reduce(DeliveryStats(), +)
-                let queue = total.evictionsMaxQueue - previous.evictionsMaxQueue
-                let lag = total.evictionsMaxLag - previous.evictionsMaxLag
-                previous = total
+                let queue = total.evictionsMaxQueue - previous.value.evictionsMaxQueue
+                let lag = total.evictionsMaxLag - previous.value.evictionsMaxLag
+                previous.value = total
                 if queue + lag > 0 {
-                    self.logger.notice(
+                    logger.notice(
                         "slow clients evicted",
                         metadata: [
                             "max_queue": "\(queue)", "max_lag": "\(lag)",
@@ -117,12 +168,6 @@ public final class GatewayServer: @unchecked Sendable {
                 }
             }
         }
-    }
-
-    /// `127.0.0.1:8080` or `[::1]:8080`, for logs.
-    static func describe(_ address: SocketAddress) -> String {
-        let host = address.ipAddress ?? "?"
-        return host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)"
     }
 
     private func bindListener(_ listener: ListenerConfig) async throws -> BoundListener {
@@ -161,24 +206,45 @@ public final class GatewayServer: @unchecked Sendable {
         return BoundListener(config: listener, channel: channel, tls: tls)
     }
 
+    // MARK: Reload
+
+    /// Why a reload was not applied at all.
+    public enum ReloadRefusal: Error, CustomStringConvertible {
+        /// The gateway is draining or stopped: a reload must not bind listeners the drain closed.
+        case notRunning(String)
+
+        public var description: String {
+            switch self {
+            case .notRunning(let state): return "the gateway is \(state): reload ignored"
+            }
+        }
+    }
+
     /// Applies a new configuration (SIGHUP) without dropping the clients of feeds whose definition did
     /// not change: feeds are added, removed or updated (`FeedRegistry.apply`), listeners are bound or
     /// closed, TLS certificates are re-read, limits and timers take the new values. A listener that cannot
-    /// be bound is reported and the rest still applies. Call from one task at a time.
-    public func reload(_ new: GatewayConfig) async -> (summary: FeedRegistry.ReloadSummary, errors: [String]) {
+    /// be bound is reported and the rest still applies. The admin endpoint is the `AdminServer`'s.
+    /// Refused (nothing applied) unless the gateway is running.
+    public func reload(
+        _ new: GatewayConfig
+    ) async -> (summary: FeedRegistry.ReloadSummary, errors: [String]) {
+        guard self.state == .running else {
+            return (FeedRegistry.ReloadSummary(), ["\(ReloadRefusal.notRunning(self.state.description))"])
+        }
         var errors: [String] = []
         self.context.setLimits(new.limits)
         let summary = self.context.registry.apply(new.feeds)
         let tick = LoopHub.tickInterval(for: new.feeds)
         for hub in self.hubs { hub.start(tickInterval: tick) }
 
-        var kept: [BoundListener] = []
         var remaining = new.listen
-        for var listener in self.listeners {
-            if let index = remaining.firstIndex(where: {
+        var index = 0
+        while index < self.listeners.count {
+            let listener = self.listeners[index]
+            if let match = remaining.firstIndex(where: {
                 $0.address == listener.config.address && ($0.tls == nil) == (listener.tls == nil)
             }) {
-                let wanted = remaining.remove(at: index)
+                let wanted = remaining.remove(at: match)
                 if let tls = listener.tls, let wantedTLS = wanted.tls {
                     do {
                         try tls.reload(with: wantedTLS)
@@ -186,45 +252,33 @@ public final class GatewayServer: @unchecked Sendable {
                         errors.append("\(wantedTLS.certificate): \(error) (the old certificate stays in force)")
                     }
                 }
-                listener.config = wanted
-                kept.append(listener)
+                self.listeners[index].config = wanted
+                index += 1
             } else {
-                try? await listener.channel.close()
+                self.listeners.remove(at: index)
+                listener.channel.close(promise: nil)
             }
         }
         for listener in remaining {
             do {
-                kept.append(try await self.bindListener(listener))
+                let bound = try await self.bindListener(listener)
+                // Re-checked after the await: a drain that began meanwhile has closed the listeners.
+                guard self.state == .running else {
+                    try? await bound.channel.close()
+                    break
+                }
+                self.listeners.append(bound)
             } catch {
                 errors.append("\(BindError(address: listener.address, underlying: error))")
             }
         }
-        self.listeners = kept
-
-        if new.admin != self.config.admin {
-            if let admin = self.adminChannel {
-                try? await admin.close()
-                self.adminChannel = nil
-            }
-            if let admin = new.admin {
-                do {
-                    self.adminChannel = try await AdminServer.bind(
-                        address: admin.address,
-                        group: self.group,
-                        metrics: self.metrics,
-                        logger: self.logger
-                    )
-                } catch {
-                    errors.append("\(BindError(address: admin.address, underlying: error))")
-                }
-            }
-        }
-        self.config = new
+        self.publishListeners()
+        self.published.withLockedValue { $0.config = new }
         return (summary, errors)
     }
 
     /// Counts a reload attempt for `/metrics` (`ssegate_config_reloads_total{result}`).
-    public func recordReload(applied: Bool) {
+    public nonisolated func recordReload(applied: Bool) {
         if applied {
             self.metrics.reloadsApplied.add(1, ordering: .relaxed)
         } else {
@@ -246,46 +300,37 @@ public final class GatewayServer: @unchecked Sendable {
         return errors
     }
 
+    // MARK: Drain and shutdown
+
     /// Graceful drain (SIGTERM): `/readyz` turns 503 at once, the listeners stop accepting, new
     /// subscriptions on open connections are refused, every client gets a jittered `retry:` and is closed
     /// at a random moment within 80% of `shutdown_timeout`; then everything shuts down. Returns within
     /// `shutdown_timeout` (clients not yet closed by then are closed by the shutdown).
     public func drainAndShutdown() async throws {
+        switch self.state {
+        case .running:
+            self.state = .draining
+        case .draining, .stopped:
+            return  // a drain is under way or done
+        case .idle, .starting:
+            preconditionFailure("invalid transition \(self.state) on drain")
+        }
         let started = NIODeadline.now()
         self.metrics.ready.store(false, ordering: .relaxed)
         self.context.beginDraining()
-        for listener in self.listeners { try? await listener.channel.close() }
+        let closing = self.listeners
         self.listeners.removeAll()
+        self.publishListeners()
+        for listener in closing { try? await listener.channel.close() }
         let timeout = self.config.shutdownTimeout
         let window = TimeAmount.nanoseconds(timeout.nanoseconds * 8 / 10)
-        let clients = self.context.clientCount
         self.logger.notice(
             "drain started",
-            metadata: ["clients": "\(clients)", "window": "\(window.nanoseconds / 1_000_000)ms"]
+            metadata: ["clients": "\(self.context.clientCount)", "window": "\(window.nanoseconds / 1_000_000)ms"]
         )
-        // Whichever comes first: every loop drained, or the shutdown timeout.
-        let loop = self.group.next()
         let drains = self.hubs.map { $0.drain(window: window) }
         let remaining = timeout - (NIODeadline.now() - started)
-        try? await loop.flatSubmit { () -> EventLoopFuture<Void> in
-            // Both callbacks run on `loop`, so a plain flag decides which completes the promise.
-            let promise = loop.makePromise(of: Void.self)
-            var pending = true
-            let deadline = loop.scheduleTask(in: remaining) {
-                if pending {
-                    pending = false
-                    promise.succeed(())
-                }
-            }
-            EventLoopFuture.andAllComplete(drains, on: loop).whenComplete { _ in
-                deadline.cancel()
-                if pending {
-                    pending = false
-                    promise.succeed(())
-                }
-            }
-            return promise.futureResult
-        }.get()
+        try? await Self.firstOf(drains, orTimeout: remaining, on: self.group.next()).get()
         self.logger.notice(
             "drain finished",
             metadata: [
@@ -296,14 +341,44 @@ public final class GatewayServer: @unchecked Sendable {
         try await self.shutdown()
     }
 
-    /// Closes listeners, the admin endpoint, every upstream and every client connection.
+    /// Succeeds when every future has completed or when `timeout` has passed, whichever comes first.
+    private static func firstOf(
+        _ futures: [EventLoopFuture<Void>],
+        orTimeout timeout: TimeAmount,
+        on loop: EventLoop
+    ) -> EventLoopFuture<Void> {
+        loop.flatSubmit {
+            // Both callbacks run on `loop`; `succeed` on a completed promise would trap, so the first wins.
+            let promise = loop.makePromise(of: Void.self)
+            let pending = NIOLoopBoundBox(true, eventLoop: loop)
+            let deadline = loop.scheduleTask(in: timeout) {
+                if pending.value {
+                    pending.value = false
+                    promise.succeed(())
+                }
+            }
+            EventLoopFuture.andAllComplete(futures, on: loop).whenComplete { _ in
+                deadline.cancel()
+                if pending.value {
+                    pending.value = false
+                    promise.succeed(())
+                }
+            }
+            return promise.futureResult
+        }
+    }
+
+    /// Closes listeners, every upstream and every client connection. Called twice, the second does nothing.
     public func shutdown() async throws {
+        guard self.state != .stopped else { return }
+        self.state = .stopped
         self.evictionSummary?.cancel()
+        self.evictionSummary = nil
         self.metrics.ready.store(false, ordering: .relaxed)
-        for listener in self.listeners { try? await listener.channel.close() }
+        let closing = self.listeners
         self.listeners.removeAll()
-        if let admin = self.adminChannel { try? await admin.close() }
-        self.adminChannel = nil
+        self.publishListeners()
+        for listener in closing { try? await listener.channel.close() }
         try? await self.context.registry.closeAll().get()
         for hub in self.hubs {
             try? await hub.loop.submit {
@@ -314,116 +389,5 @@ public final class GatewayServer: @unchecked Sendable {
         if self.ownsGroup {
             try await self.group.shutdownGracefully()
         }
-    }
-}
-
-/// A listener or the admin endpoint could not be bound.
-public struct BindError: Error, CustomStringConvertible {
-    public var address: HostPort
-    public var underlying: Error
-
-    public var description: String {
-        if let io = self.underlying as? IOError {
-            return "cannot listen on \(self.address): \(String(cString: strerror(io.errnoCode)))"
-        }
-        return "cannot listen on \(self.address): \(self.underlying)"
-    }
-}
-
-/// Builds the per-connection pipelines of a downstream listener: TLS with ALPN (h2, http/1.1) when the
-/// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port.
-enum DownstreamPipeline {
-    /// `resets`: the listener's budget of premature HTTP/2 stream resets, shared by its connections.
-    static func configure(
-        channel: Channel,
-        tls: ListenerTLS?,
-        resets: ListenerResetBudget,
-        context: GatewayContext,
-        limits: LimitsConfig
-    ) throws {
-        let sync = channel.pipeline.syncOperations
-        if let tls {
-            try sync.addHandler(NIOSSLServerHandler(context: tls.context))
-            // The handshake and ALPN must finish within the header timeout too.
-            let deadline = channel.eventLoop.scheduleTask(in: limits.headerTimeout) { channel.close(promise: nil) }
-            channel.closeFuture.whenComplete { _ in deadline.cancel() }
-            _ = channel.configureHTTP2SecureUpgrade(
-                h2ChannelConfigurator: { channel in
-                    deadline.cancel()
-                    return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP2(channel: channel, resets: resets, context: context, limits: limits)
-                    }
-                },
-                http1ChannelConfigurator: { channel in
-                    deadline.cancel()
-                    return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP1(channel: channel, context: context, limits: limits)
-                    }
-                }
-            )
-        } else {
-            try sync.addHandler(
-                ProtocolDetector(
-                    timeout: limits.headerTimeout,
-                    http1: { try Self.configureHTTP1(channel: $0, context: context, limits: limits) },
-                    http2: { try Self.configureHTTP2(channel: $0, resets: resets, context: context, limits: limits) }
-                )
-            )
-        }
-    }
-
-    static func configureHTTP1(channel: Channel, context: GatewayContext, limits: LimitsConfig) throws {
-        let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
-        let sync = channel.pipeline.syncOperations
-        let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
-        try sync.addHandler(limiter)
-        try sync.addHandler(decoder)
-        try sync.addHandler(
-            HTTP1StreamHandler(gateway: context, limiter: limiter, requestHandlers: [limiter, decoder])
-        )
-    }
-
-    /// HTTP/2 with SwiftNIO's server defences on (reset-flood, glitch and control-frame limits, header
-    /// validation), a bounded number of concurrent streams per connection, and `HTTP2FloodGuard` for
-    /// what SwiftNIO does not count (WINDOW_UPDATE floods, resets spread over many connections).
-    static func configureHTTP2(
-        channel: Channel,
-        resets: ListenerResetBudget,
-        context: GatewayContext,
-        limits: LimitsConfig
-    ) throws {
-        var connection = NIOHTTP2Handler.ConnectionConfiguration()
-        connection.initialSettings = [
-            HTTP2Setting(parameter: .maxConcurrentStreams, value: limits.maxStreamsPerConnection),
-            HTTP2Setting(parameter: .maxHeaderListSize, value: limits.maxHeaderBytes),
-            HTTP2Setting(parameter: .enablePush, value: 0),
-        ]
-        connection.headerBlockValidation = .enabled
-        connection.contentLengthValidation = .enabled
-        var stream = NIOHTTP2Handler.StreamConfiguration()
-        stream.outboundBufferSizeHighWatermark = 64 * 1024
-        stream.outboundBufferSizeLowWatermark = 16 * 1024
-        // Closes a connection without a stream (none yet, or none left) after the header timeout, and a
-        // connection on which the HTTP/2 handler hit a connection error (it sent GOAWAY).
-        let guardHandler = HTTP2ConnectionGuard(timeout: limits.headerTimeout)
-        let sync = channel.pipeline.syncOperations
-        try sync.addHandler(
-            HTTP2FloodGuard(listener: resets, prematureResetsPerSecond: limits.prematureResetsPerSecond) { reason in
-                context.countFloodClose(reason)
-            }
-        )
-        // Below the HTTP/2 handler: one write per connection per batch, not one per stream.
-        try sync.addHandler(HTTP2FlushCoalescer(deferred: context.hub(for: channel.eventLoop).deferredFlushes))
-        _ = try sync.configureHTTP2Pipeline(
-            mode: .server,
-            connectionConfiguration: connection,
-            streamConfiguration: stream,
-            streamDelegate: guardHandler.streamDelegate(on: channel.eventLoop)
-        ) { streamChannel in
-            streamChannel.eventLoop.makeCompletedFuture {
-                try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamHandler(gateway: context))
-            }
-        }
-        try sync.addHandler(guardHandler)
     }
 }

@@ -11,9 +11,10 @@ final class Harness: @unchecked Sendable {
     let clientGroup: MultiThreadedEventLoopGroup
     let origin: OriginServer
     let gateway: GatewayServer
+    let admin: AdminService
 
     var port: Int { self.gateway.listenerAddresses[0].port! }
-    var adminPort: Int { self.gateway.adminAddress!.port! }
+    var adminPort: Int { self.admin.address!.port! }
     var originURL: String { "http://127.0.0.1:\(self.origin.port)" }
 
     /// `feeds` gets the origin's base URL. Timers are short so tests stay fast. The gateway logs only
@@ -38,19 +39,23 @@ final class Harness: @unchecked Sendable {
         if let testLogger { logger = testLogger }
         let gateway = GatewayServer(config: config, group: group, logger: logger)
         try await gateway.start()
-        return Harness(group: group, clientGroup: clientGroup, origin: origin, gateway: gateway)
+        let admin = AdminService(config: config.admin, server: gateway, logger: logger)
+        try await admin.start()
+        return Harness(group: group, clientGroup: clientGroup, origin: origin, gateway: gateway, admin: admin)
     }
 
     private init(
         group: MultiThreadedEventLoopGroup,
         clientGroup: MultiThreadedEventLoopGroup,
         origin: OriginServer,
-        gateway: GatewayServer
+        gateway: GatewayServer,
+        admin: AdminService
     ) {
         self.group = group
         self.clientGroup = clientGroup
         self.origin = origin
         self.gateway = gateway
+        self.admin = admin
     }
 
     /// A feed with test-friendly timers: fast backoff, short keepalive.
@@ -120,6 +125,7 @@ final class Harness: @unchecked Sendable {
 
     func stop() async {
         try? await self.gateway.shutdown()
+        await self.admin.stop()
         try? await self.origin.stop()
         try? await self.clientGroup.shutdownGracefully()
         try? await self.group.shutdownGracefully()

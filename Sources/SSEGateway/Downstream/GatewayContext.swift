@@ -6,7 +6,7 @@ import Synchronization
 /// What every connection handler needs from the gateway: the feeds, the hub of each event loop, and the
 /// process-wide client limit. Shared by all loops; its mutable parts are a lock (registry lookups, once
 /// per request) and an atomic (the client count, once per connect/disconnect).
-final class GatewayContext: @unchecked Sendable {
+final class GatewayContext: Sendable {
     let registry: FeedRegistry
     private let hubs: [ObjectIdentifier: LoopHub]
     private let limitsBox: NIOLockedValueBox<LimitsConfig>

@@ -1,0 +1,27 @@
+import NIOCore
+
+/// Process-wide limits.
+public struct LimitsConfig: Sendable, Equatable {
+    /// Over it a new client gets `503` with `Retry-After`.
+    public var maxClients: Int = 100_000
+    /// A client that has not sent a whole request head within this time is disconnected.
+    public var headerTimeout: TimeAmount = .seconds(10)
+    /// A request head larger than this gets `431` and the connection closes.
+    public var maxHeaderBytes: Int = 16 * 1024
+    /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: SSE subscriptions one connection may hold.
+    public var maxStreamsPerConnection: Int = 128
+    /// HTTP/2 streams that clients may reset right after opening them (within a second or two), per
+    /// second, summed over all connections of one listener (the rapid reset attack spreads them over
+    /// many connections). Over it the connection that reset one gets GOAWAY and is closed.
+    public var prematureResetsPerSecond: Int = 1000
+    /// Template instances (`/rooms/{room}` values) the gateway opens per second, over all templates;
+    /// over it a request for a new value gets `503` with a jittered `Retry-After`. 0: no limit.
+    public var maxNewFeedsPerSecond: Int = 100
+    /// The same per client address, so one client cannot spend the gateway's allowance. 0 (the default):
+    /// no limit. Off by default because the address is the TCP peer's: behind a load balancer every client
+    /// has the balancer's address, and one abuser would spend the allowance of all (until PROXY protocol
+    /// and trusted X-Forwarded-For give the real address).
+    public var maxNewFeedsPerAddressPerSecond: Int = 0
+
+    public init() {}
+}

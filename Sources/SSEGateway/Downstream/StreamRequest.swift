@@ -1,0 +1,17 @@
+import NIOCore
+import NIOHTTP1
+
+/// A subscribe request after routing.
+struct StreamRequest {
+    var target: FeedRegistry.Target
+    var resumeID: String?
+    var headOnly: Bool
+    /// Extra response headers: CORS when the request's `Origin` is allowed, `Vary` when compression is on.
+    var corsHeaders: [(String, String)]
+    /// HTTP/1.0 or `Connection: close` from the client: stream without chunking, close at the end.
+    var http10: Bool
+    /// The feed allows compression and the client accepts gzip.
+    var gzip: Bool
+    /// The client's address (the TCP peer's IP for now), for the per-address limits; set by the handler.
+    var clientAddress: String? = nil
+}
