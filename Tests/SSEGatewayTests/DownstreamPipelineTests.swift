@@ -105,7 +105,7 @@ final class DownstreamPipelineTests: XCTestCase {
         try client.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 8000)).wait()
         let recorder = StreamRecorder()
         let bound = NIOLoopBound(recorder, eventLoop: self.gateway.loop)
-        let stream = try multiplexer.createStreamChannel { channel in
+        let stream = multiplexer.createStreamChannel { channel in
             channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(bound.value) }
         }
         self.gateway.loop.run()

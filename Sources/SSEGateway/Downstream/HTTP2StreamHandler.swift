@@ -257,8 +257,8 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
 
     private let timeout: TimeAmount
     private var context: ChannelHandlerContext?
-    private var openStreams = 0
-    private var lastStreamID = HTTP2StreamID.rootStream
+    /// The open streams and the idle timer's state (`HTTP2ConnectionGuard+StateMachine.swift`).
+    private var machine = StateMachine()
     private var timer: Scheduled<Void>?
 
     init(timeout: TimeAmount) {
@@ -277,21 +277,21 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
         // Added once the protocol is known (after ALPN or the h2c preface): the connection is active.
-        if context.channel.isActive { self.arm() }
+        self.run(self.machine.handlerAdded(channelActive: context.channel.isActive))
     }
 
     func channelActive(context: ChannelHandlerContext) {
-        self.arm()
+        self.run(self.machine.channelActive())
         context.fireChannelActive()
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        self.cancel()
+        self.run(self.machine.stopped())
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        self.cancel()
+        self.run(self.machine.stopped())
         context.fireChannelInactive()
     }
 
@@ -303,14 +303,31 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
     }
 
     private func streamCreated(_ id: HTTP2StreamID) {
-        self.openStreams += 1
-        if id > self.lastStreamID { self.lastStreamID = id }
-        self.cancel()
+        self.run(self.machine.streamCreated(id))
     }
 
     private func streamClosed(_ id: HTTP2StreamID) {
-        self.openStreams = max(0, self.openStreams - 1)
-        if self.openStreams == 0 { self.arm() }
+        self.run(self.machine.streamClosed(id))
+    }
+
+    private func run(_ action: StateMachine.Action) {
+        switch action {
+        case .none:
+            break
+        case .armTimer:
+            self.arm()
+        case .cancelTimer:
+            self.cancel()
+        case .sendGoAwayAndClose(let lastStreamID):
+            self.timer = nil
+            guard let channel = self.context?.channel else { return }
+            // GOAWAY (NO_ERROR) first, so that the client knows which streams were seen, then close.
+            let goAway = HTTP2Frame(
+                streamID: .rootStream,
+                payload: .goAway(lastStreamID: lastStreamID, errorCode: .noError, opaqueData: nil)
+            )
+            channel.writeAndFlush(goAway).whenComplete { _ in channel.close(promise: nil) }
+        }
     }
 
     private func arm() {
@@ -318,17 +335,9 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
         // The HTTP/2 handler closes the streams after the connection went inactive: a timer armed then
         // would hold the closed channel until it fires.
         guard let context = self.context, context.channel.isActive else { return }
-        let channel = context.channel
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
         self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
-            let handler = handler.value
-            guard handler.openStreams == 0 else { return }
-            // GOAWAY (NO_ERROR) first, so that the client knows which streams were seen, then close.
-            let goAway = HTTP2Frame(
-                streamID: .rootStream,
-                payload: .goAway(lastStreamID: handler.lastStreamID, errorCode: .noError, opaqueData: nil)
-            )
-            channel.writeAndFlush(goAway).whenComplete { _ in channel.close(promise: nil) }
+            handler.value.run(handler.value.machine.timerFired())
         }
     }
 

@@ -5,7 +5,8 @@ import SSE
 
 /// One concrete feed (a plain path, or one value of a template path): its single upstream connection,
 /// its replay ring, and the shards (one per event loop) of its clients. Lives on `loop`; every method
-/// is called there.
+/// is called there. When it holds its upstream, lingers and closes is decided by `FeedLifecycle`; this
+/// class carries out its actions and answers joins from the replay ring.
 public final class Feed {
     /// The concrete path clients use, e.g. `/rooms/42`.
     public let path: String
@@ -19,12 +20,13 @@ public final class Feed {
     private var replay: ReplayBuffer
     private var shards: [ObjectIdentifier: FeedShard] = [:]
     private var upstream: UpstreamClient
+    private var lifecycle: FeedLifecycle
     private var lingerTask: Scheduled<Void>?
     private let allocator = ByteBufferAllocator()
     private let logger: Logger
     /// Called (on `loop`) when an on-demand template instance has lingered out and closed.
     var onClose: ((Feed) -> Void)?
-    private(set) var isClosed = false
+    var isClosed: Bool { self.lifecycle.isClosed }
     /// The template values this instance was made for (empty for a plain feed), to fill a new URL on reload.
     let values: [String: String]
     /// Prefix of gateway-assigned ids, unique per process start so ids never repeat across restarts.
@@ -35,8 +37,8 @@ public final class Feed {
     private(set) var replaysServed = 0
     private(set) var replayGaps = 0
     private(set) var upstreamFailures = 0
+    /// The joins parked (see `FeedLifecycle.parked`), with what answering them needs.
     private var parked: [ParkedJoin] = []
-    private var parkedTokens = 0
     /// Moving the ring's start back to an older id a client needs (see `ReplayRebase`).
     private var rebase: ReplayRebase
     private var rebaseTimeout: Scheduled<Void>?
@@ -44,11 +46,9 @@ public final class Feed {
     private var rebasesLeft = Feed.maxRebases
     /// Ids a rebase started from: never again (a backend that does not know one would loop).
     private var rebasedFrom: Set<String> = []
-    /// A new template instance answers its clients only once its upstream's first response is known (or
-    /// `connect_timeout` passed), so that a value the backend says does not exist (404, 410) gets that
-    /// status instead of a stream whose upstream retries for nothing.
-    private var firstResponseKnown: Bool
-    private var heldJoins: [HeldJoin] = []
+    /// The joins a new template instance holds until its upstream's first response is known (see
+    /// `FeedLifecycle.State.connecting`), with what answering them needs.
+    private var heldJoins: [FeedLifecycle.JoinID: HeldJoin] = [:]
     private var firstResponseTimeout: Scheduled<Void>?
 
     private struct HeldJoin {
@@ -78,7 +78,7 @@ public final class Feed {
         let replay = config.settings.replay
         self.replay = ReplayBuffer(maxEvents: replay.maxEvents, maxBytes: replay.maxBytes, maxAge: replay.maxAge)
         self.rebase = ReplayRebase(limit: replay.maxEvents)
-        self.firstResponseKnown = !config.path.isTemplate
+        self.lifecycle = FeedLifecycle(mode: Self.mode(of: config), isTemplateInstance: config.path.isTemplate)
         self.upstream = UpstreamClient(
             loop: loop,
             url: upstreamURL,
@@ -91,20 +91,90 @@ public final class Feed {
 
     var isTemplateInstance: Bool { self.config.path.isTemplate }
 
+    private static func mode(of config: FeedConfig) -> FeedLifecycle.Mode {
+        FeedLifecycle.Mode(connect: config.connect, isTemplateInstance: config.path.isTemplate, linger: config.linger)
+    }
+
     /// Starts the upstream if this feed holds it regardless of clients.
     func start() {
         self.loop.preconditionInEventLoop()
-        if self.config.connect == .always {
+        self.run(self.lifecycle.start())
+    }
+
+    /// Carries out what the lifecycle decided (the inputs with their own context carry out the rest).
+    private func run(_ action: FeedLifecycle.Action) {
+        switch action {
+        case .none:
+            break
+        case .startUpstream:
             self.upstream.start()
+        case .stopUpstream:
+            self.logger.debug("no clients for the linger time: closing upstream")
+            self.upstream.stop()
+        case .scheduleLinger(let linger):
+            self.scheduleLinger(linger)
+        case .answerHeld(let joins):
+            self.firstResponseTimeout?.cancel()
+            self.firstResponseTimeout = nil
+            for id in joins {
+                guard let join = self.heldJoins.removeValue(forKey: id) else { continue }
+                self.resolveJoin(id, resumeID: join.resumeID, seeded: join.seeded, reply: join.reply)
+            }
+        case .answerParked(let id):
+            guard let index = self.parked.firstIndex(where: { $0.id == id }) else { return }
+            let join = self.parked.remove(at: index)
+            join.timeout?.cancel()
+            self.answer(self.replay.lookup(after: join.resumeID, now: .now()), join.reply)
+        case .close(let closing):
+            self.carryOut(closing)
+        case .join, .replyClosed, .reload:
+            preconditionFailure("\(action) needs its input's context")
         }
+    }
+
+    private func carryOut(_ closing: FeedLifecycle.Closing) {
+        if case .upstreamRefused(let status) = closing.heldAnswer {
+            self.logger.debug("upstream has no such value: closing the instance", metadata: ["status": "\(status)"])
+        } else if closing.forget {
+            self.logger.debug("no clients for the linger time: closing upstream")
+        }
+        self.lingerTask?.cancel()
+        self.lingerTask = nil
+        self.rebase.cancel()
+        self.rebaseTimeout?.cancel()
+        self.rebaseTimeout = nil
+        self.firstResponseTimeout?.cancel()
+        self.firstResponseTimeout = nil
+        for id in closing.held {
+            guard let join = self.heldJoins.removeValue(forKey: id) else { continue }
+            switch closing.heldAnswer {
+            case .closed: join.reply(.closed)
+            case .upstreamRefused(let status): join.reply(.upstreamRefused(status: status))
+            }
+        }
+        let parked = self.parked
+        self.parked.removeAll()
+        for join in parked where closing.parked.contains(join.id) {
+            join.timeout?.cancel()
+            join.reply(.closed)
+        }
+        self.upstream.stop()
+        if closing.forget { self.onClose?(self) }
     }
 
     /// A reload changed this feed's definition: clients, replay buffer and (unless the upstream changed)
     /// the upstream connection stay; a changed upstream reconnects with the last id it received.
     func update(to config: FeedConfig, tlsContext: Result<NIOSSLContext, Error>?) {
         self.loop.preconditionInEventLoop()
-        guard !self.isClosed, config != self.config else { return }
+        guard config != self.config else { return }
         let old = self.config
+        let action = self.lifecycle.reload(
+            to: Self.mode(of: config),
+            upstreamChanged: config.upstreamURL != old.upstreamURL || config.settings.upstream != old.settings.upstream,
+            upstreamRunning: self.upstream.state.isRunning,
+            hasClients: !self.shards.isEmpty
+        )
+        guard case .reload(let reload) = action else { return }  // closed
         self.config = config
         let replay = config.settings.replay
         if replay != old.settings.replay {
@@ -115,8 +185,7 @@ public final class Feed {
                 now: .now()
             )
         }
-        if config.upstreamURL != old.upstreamURL || config.settings.upstream != old.settings.upstream {
-            let wasRunning = self.upstream.state != .idle && self.upstream.state != .stopped
+        if reload.swapUpstream {
             let lastEventID = self.upstream.lastEventID
             self.upstream.stop()
             self.upstream = UpstreamClient(
@@ -128,17 +197,18 @@ public final class Feed {
             )
             self.upstream.delegate = self
             if !lastEventID.isEmpty { _ = self.upstream.seedLastEventID(lastEventID) }
-            if wasRunning { self.upstream.start() }
+            if reload.startSwapped { self.upstream.start() }
             self.logger.notice(
                 "upstream changed by reload: reconnecting",
                 metadata: ["upstream": "\(self.upstream.url)"]
             )
         }
-        if config.connect == .always && !self.isTemplateInstance {
-            self.upstream.start()
-        } else if self.shards.isEmpty {
-            self.scheduleLinger()
+        if reload.cancelLinger {
+            self.lingerTask?.cancel()
+            self.lingerTask = nil
         }
+        if reload.startUpstream { self.upstream.start() }
+        if let linger = reload.scheduleLinger { self.scheduleLinger(linger) }
         let settings = config.settings
         for shard in self.shards.values {
             shard.loop.execute { shard.update(settings: settings) }
@@ -159,20 +229,7 @@ public final class Feed {
     /// Stops the upstream for good (shutdown or reload removal).
     func close() {
         self.loop.preconditionInEventLoop()
-        guard !self.isClosed else { return }
-        self.isClosed = true
-        self.lingerTask?.cancel()
-        self.lingerTask = nil
-        self.rebase.cancel()
-        self.rebaseTimeout?.cancel()
-        self.rebaseTimeout = nil
-        self.firstResponseTimeout?.cancel()
-        self.firstResponseTimeout = nil
-        let held = self.heldJoins
-        self.heldJoins.removeAll()
-        for join in held { join.reply(.closed) }
-        for join in self.parked { self.releaseParked(join.token) }
-        self.upstream.stop()
+        self.run(self.lifecycle.close())
     }
 
     // MARK: Clients
@@ -182,56 +239,46 @@ public final class Feed {
     /// when a new template instance's upstream has answered.
     func join(_ shard: FeedShard, resumeID: String?, reply: @escaping (JoinAnswer) -> Void) {
         self.loop.preconditionInEventLoop()
-        guard !self.isClosed else { return reply(.closed) }
+        let action = self.lifecycle.join()
+        guard case .join(let id, let cancelLinger, let startUpstream, let next) = action else {
+            precondition(action == .replyClosed, "unexpected \(action) on join")
+            return reply(.closed)
+        }
         self.shards[ObjectIdentifier(shard)] = shard
-        if let linger = self.lingerTask {
-            linger.cancel()
+        if cancelLinger {
+            self.lingerTask?.cancel()
             self.lingerTask = nil
         }
         // A feed that has never received an event and is about to connect asks the upstream to resume
         // from the first joiner's id, as the browser itself would have: the backend fills the gap.
         let seeded = self.seedUpstream(from: resumeID)
-        if self.config.connect == .onDemand || self.isTemplateInstance {
+        if startUpstream {
             self.upstream.start()
         }
-        if !self.firstResponseKnown {
-            if self.heldJoins.isEmpty {
-                self.firstResponseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout) {
-                    [weak self] () -> Void in
-                    // Slow or down: the clients get today's stream (200, keepalives) while it retries.
-                    self?.firstResponseArrived(refusedWith: nil)
+        switch next {
+        case .hold(let armTimeout):
+            if armTimeout {
+                self.firstResponseTimeout = self.loop.assumeIsolated().scheduleTask(
+                    in: self.settings.upstream.connectTimeout
+                ) { [weak self] () -> Void in
+                    guard let self else { return }
+                    self.run(self.lifecycle.firstResponseTimedOut())
                 }
             }
-            self.heldJoins.append(HeldJoin(resumeID: resumeID, seeded: seeded, reply: reply))
-            return
+            self.heldJoins[id] = HeldJoin(resumeID: resumeID, seeded: seeded, reply: reply)
+        case .resolve:
+            self.resolveJoin(id, resumeID: resumeID, seeded: seeded, reply: reply)
         }
-        self.resolveJoin(resumeID: resumeID, seeded: seeded, reply: reply)
-    }
-
-    // MARK: The first response of a new template instance
-
-    /// The upstream's first response is known (or took too long): answer the held clients. A 404 or 410
-    /// closes the instance at once: no linger, no retry.
-    private func firstResponseArrived(refusedWith status: Int?) {
-        guard !self.firstResponseKnown else { return }
-        self.firstResponseKnown = true
-        self.firstResponseTimeout?.cancel()
-        self.firstResponseTimeout = nil
-        let held = self.heldJoins
-        self.heldJoins.removeAll()
-        if let status {
-            self.logger.debug("upstream has no such value: closing the instance", metadata: ["status": "\(status)"])
-            for join in held { join.reply(.upstreamRefused(status: status)) }
-            self.close()
-            self.onClose?(self)
-            return
-        }
-        for join in held { self.resolveJoin(resumeID: join.resumeID, seeded: join.seeded, reply: join.reply) }
     }
 
     // MARK: Resuming
 
-    private func resolveJoin(resumeID: String?, seeded: Bool, reply: @escaping (JoinAnswer) -> Void) {
+    private func resolveJoin(
+        _ id: FeedLifecycle.JoinID,
+        resumeID: String?,
+        seeded: Bool,
+        reply: @escaping (JoinAnswer) -> Void
+    ) {
         var lookup = self.replay.lookup(after: resumeID, now: .now())
         if seeded {
             lookup.resume = .live
@@ -239,17 +286,17 @@ public final class Feed {
         if lookup.resume == .gap, let resumeID {
             if self.rebase.isCollecting {
                 // The ring's start is moving back: answered when it has.
-                return self.park(resumeID: resumeID, wait: nil, reply: reply)
+                return self.park(id, resumeID: resumeID, wait: nil, reply: reply)
             }
             switch self.resumeOrder(resumeID) {
             case .unknown where self.mayArriveSoon(resumeID), .newer where self.mayArriveSoon(resumeID):
                 // Behind a load balancer a client may fail over to this replica a moment before this replica
                 // has the event it last saw: wait a little for that id rather than replay the whole buffer.
                 // An opaque id that does not arrive may be an older one: `parkedWaitEnded` rebases then.
-                return self.park(resumeID: resumeID, wait: Self.resumeWait, reply: reply)
+                return self.park(id, resumeID: resumeID, wait: Self.resumeWait, reply: reply)
             case .older where self.mayRebase(from: resumeID):
                 self.startRebase(from: resumeID)
-                return self.park(resumeID: resumeID, wait: nil, reply: reply)
+                return self.park(id, resumeID: resumeID, wait: nil, reply: reply)
             case .older, .newer, .unknown, .within:
                 break
             }
@@ -272,7 +319,7 @@ public final class Feed {
     static let resumeWait = TimeAmount.milliseconds(1000)
 
     private struct ParkedJoin {
-        var token: Int
+        var id: FeedLifecycle.JoinID
         var resumeID: String
         var reply: (JoinAnswer) -> Void
         /// Nil while waiting for a rebase (which answers it when it ends).
@@ -321,7 +368,7 @@ public final class Feed {
     private func mayRebase(from resumeID: String) -> Bool {
         !self.rebasedFrom.contains(resumeID) && self.config.ids == .upstream && self.rebasesLeft > 0
             && self.replay.maxEvents > 0 && !self.replay.hasTrimmed
-            && self.replay.startID != nil && !self.rebase.isCollecting && !self.isClosed
+            && self.replay.startID != nil && !self.rebase.isCollecting && !self.lifecycle.isClosed
     }
 
     /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
@@ -331,8 +378,9 @@ public final class Feed {
         self.rebase.begin(from: resumeID, ringStart: self.replay.startID)
         self.upstream.restart(from: resumeID)
         self.rebaseTimeout?.cancel()
-        self.rebaseTimeout = self.loop.scheduleTask(in: self.settings.upstream.connectTimeout + Self.resumeWait) {
-            [weak self] () -> Void in
+        self.rebaseTimeout = self.loop.assumeIsolated().scheduleTask(
+            in: self.settings.upstream.connectTimeout + Self.resumeWait
+        ) { [weak self] () -> Void in
             self?.rebaseTimedOut()
         }
         self.logger.debug("moving the replay start back for a client", metadata: ["from": "\(resumeID)"])
@@ -347,7 +395,7 @@ public final class Feed {
         self.rebaseTimeout = nil
         let collected = self.rebase.giveUp()
         if !collected.isEmpty { self.appendAndDeliver(collected) }
-        let running = self.upstream.state != .idle && self.upstream.state != .stopped
+        let running = self.upstream.state.isRunning
         if running, let resumeFrom = self.replay.newestID ?? self.replay.startID {
             self.upstream.restart(from: resumeFrom)
         }
@@ -362,20 +410,20 @@ public final class Feed {
         var candidates: [ParkedJoin] = []
         for join in self.parked where join.timeout == nil {
             guard self.replay.lookup(after: join.resumeID, now: .now()).resume == .gap else {
-                self.releaseParked(join.token)
+                self.releaseParked(join.id)
                 continue
             }
             switch self.resumeOrder(join.resumeID) {
             case .newer:
-                self.rearm(join.token, wait: Self.resumeWait)
+                self.rearm(join.id, wait: Self.resumeWait)
             case .older, .unknown:
                 if self.mayRebase(from: join.resumeID) {
                     candidates.append(join)  // stays parked for the next rebase's end
                 } else {
-                    self.releaseParked(join.token)
+                    self.releaseParked(join.id)
                 }
             case .within:
-                self.releaseParked(join.token)
+                self.releaseParked(join.id)
             }
         }
         if let oldest = candidates.min(by: { (Int64($0.resumeID) ?? .max) < (Int64($1.resumeID) ?? .max) }) {
@@ -396,28 +444,32 @@ public final class Feed {
     }
 
     /// Holds a join until its id arrives (`wait`), or until the rebase under way ends (nil).
-    private func park(resumeID: String, wait: TimeAmount?, reply: @escaping (JoinAnswer) -> Void) {
-        self.parkedTokens += 1
-        let token = self.parkedTokens
-        let timeout = wait.map { wait in
-            self.loop.scheduleTask(in: wait) { [weak self] () -> Void in
-                self?.parkedWaitEnded(token)
-            }
-        }
-        self.parked.append(ParkedJoin(token: token, resumeID: resumeID, reply: reply, timeout: timeout, since: .now()))
+    private func park(
+        _ id: FeedLifecycle.JoinID,
+        resumeID: String,
+        wait: TimeAmount?,
+        reply: @escaping (JoinAnswer) -> Void
+    ) {
+        self.lifecycle.parked(id)
+        let timeout = wait.map { self.parkedTimeout(id, in: $0) }
+        self.parked.append(ParkedJoin(id: id, resumeID: resumeID, reply: reply, timeout: timeout, since: .now()))
     }
 
-    private func rearm(_ token: Int, wait: TimeAmount) {
-        guard let index = self.parked.firstIndex(where: { $0.token == token }) else { return }
-        self.parked[index].timeout = self.loop.scheduleTask(in: wait) { [weak self] () -> Void in
-            self?.parkedWaitEnded(token)
+    private func rearm(_ id: FeedLifecycle.JoinID, wait: TimeAmount) {
+        guard let index = self.parked.firstIndex(where: { $0.id == id }) else { return }
+        self.parked[index].timeout = self.parkedTimeout(id, in: wait)
+    }
+
+    private func parkedTimeout(_ id: FeedLifecycle.JoinID, in wait: TimeAmount) -> Scheduled<Void> {
+        self.loop.assumeIsolated().scheduleTask(in: wait) { [weak self] () -> Void in
+            self?.parkedWaitEnded(id)
         }
     }
 
     /// A parked id did not arrive in time: it may be an older one (opaque ids cannot be compared), so
     /// the ring is moved back to it if it still can be; otherwise the client gets a gap.
-    private func parkedWaitEnded(_ token: Int) {
-        guard let index = self.parked.firstIndex(where: { $0.token == token }) else { return }
+    private func parkedWaitEnded(_ id: FeedLifecycle.JoinID) {
+        guard let index = self.parked.firstIndex(where: { $0.id == id }) else { return }
         let resumeID = self.parked[index].resumeID
         let stillMissing = self.replay.lookup(after: resumeID, now: .now()).resume == .gap
         let order = self.resumeOrder(resumeID)
@@ -433,18 +485,14 @@ public final class Feed {
         {
             // An id newer than all the upstream sent is most likely in the replay about to come; a gap
             // would replay the whole ring to this client again. Bounded by connect_timeout + 1 s.
-            return self.rearm(token, wait: Self.resumeWait)
+            return self.rearm(id, wait: Self.resumeWait)
         }
-        self.releaseParked(token)
+        self.releaseParked(id)
     }
 
     /// Answers a parked join with what the ring holds now (resumed if its id has arrived, else a gap).
-    private func releaseParked(_ token: Int) {
-        guard let index = self.parked.firstIndex(where: { $0.token == token }) else { return }
-        let join = self.parked.remove(at: index)
-        join.timeout?.cancel()
-        if self.isClosed { return join.reply(.closed) }
-        self.answer(self.replay.lookup(after: join.resumeID, now: .now()), join.reply)
+    private func releaseParked(_ id: FeedLifecycle.JoinID) {
+        self.run(self.lifecycle.releaseParked(id))
     }
 
     private func seedUpstream(from resumeID: String?) -> Bool {
@@ -463,30 +511,18 @@ public final class Feed {
     /// A shard has no clients left.
     func detach(_ shard: FeedShard) {
         self.loop.preconditionInEventLoop()
-        guard self.shards.removeValue(forKey: ObjectIdentifier(shard)) != nil else { return }
-        // Template instances always close after lingering (whatever `connect` says), so that values
-        // nobody watches any more never hold an upstream or a `max_feeds` slot.
-        guard self.shards.isEmpty else { return }
-        self.scheduleLinger()
+        guard self.shards.removeValue(forKey: ObjectIdentifier(shard)) != nil, self.shards.isEmpty else { return }
+        self.run(self.lifecycle.lastShardLeft())
     }
 
     /// With no client left, an on-demand feed (and any template instance) lets go of its upstream after
     /// `linger`.
-    private func scheduleLinger() {
-        guard self.shards.isEmpty, self.config.connect == .onDemand || self.isTemplateInstance, !self.isClosed else {
-            return
-        }
+    private func scheduleLinger(_ linger: TimeAmount) {
         self.lingerTask?.cancel()
-        self.lingerTask = self.loop.scheduleTask(in: self.config.linger) { [weak self] in
-            guard let self, self.shards.isEmpty else { return }
+        self.lingerTask = self.loop.assumeIsolated().scheduleTask(in: linger) { [weak self] in
+            guard let self else { return }
             self.lingerTask = nil
-            self.logger.debug("no clients for the linger time: closing upstream")
-            if self.isTemplateInstance {
-                self.close()
-                self.onClose?(self)
-            } else {
-                self.upstream.stop()
-            }
+            self.run(self.lifecycle.lingerEnded(isTemplateInstance: self.isTemplateInstance))
         }
     }
 
@@ -572,22 +608,16 @@ extension Feed: UpstreamDelegate {
         if !self.parked.isEmpty {
             let arrived = Set(events.compactMap(\.id))
             for join in self.parked where arrived.contains(join.resumeID) {
-                self.releaseParked(join.token)
+                self.releaseParked(join.id)
             }
         }
     }
 
     func upstreamStateChanged(_ state: UpstreamStateMachine.State, failure: UpstreamFailure?) {
         if failure != nil { self.upstreamFailures += 1 }
-        guard !self.firstResponseKnown else { return }
-        switch failure {
-        case .status(let code) where code == 404 || code == 410:
-            self.firstResponseArrived(refusedWith: code)
-        case .some:
-            self.firstResponseArrived(refusedWith: nil)
-        case nil:
-            if state == .streaming { self.firstResponseArrived(refusedWith: nil) }
-        }
+        var streaming = false
+        if case .streaming = state { streaming = true }
+        self.run(self.lifecycle.upstreamChanged(streaming: streaming, failure: failure))
     }
 }
 

@@ -26,12 +26,11 @@ final class UpstreamClient {
     weak var delegate: UpstreamDelegate?
 
     private var machine: UpstreamStateMachine
+    /// The channel of the current connection, once connected.
     private var channel: Channel?
     private var retryTask: Scheduled<Void>?
     /// Fires `backoff.reset_after` into a stream: the upstream counts as healthy from then on.
     private var stableTask: Scheduled<Void>?
-    /// Incremented per connection attempt; callbacks of an older attempt are ignored.
-    private var generation = 0
     var parser: SSEParser
     /// Reconnects made, for `/metrics`.
     private(set) var reconnects = 0
@@ -79,16 +78,31 @@ final class UpstreamClient {
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
     }
 
+    /// Carries out what the state machine decided.
     private func run(_ action: UpstreamStateMachine.Action) {
         switch action {
         case .none:
             break
-        case .connect:
-            self.connect()
-        case .reconnectAfter(let delay):
+        case .connect(let connection):
+            self.connect(connection)
+        case .adoptChannel, .closeStaleChannel, .deliver:
+            // Answers to inputs that carry their channel or events: handled where those are.
+            preconditionFailure("\(action) needs its input's context")
+        case .streamStarted(let connection, let stableAfter, let log):
+            if let log { self.write(log) }
+            self.stableTask?.cancel()
+            self.stableTask = self.loop.assumeIsolated().scheduleTask(in: stableAfter) { [weak self] in
+                guard let self else { return }
+                self.stableTask = nil
+                self.run(self.machine.stableTimerFired(connection, at: .now()))
+            }
+        case .log(let log):
+            self.write(log)
+        case .reconnect(let delay, let logs):
+            logs.forEach(self.write)
             self.closeChannel()
             self.retryTask?.cancel()
-            self.retryTask = self.loop.scheduleTask(in: delay) { [weak self] in
+            self.retryTask = self.loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
                 guard let self else { return }
                 self.retryTask = nil
                 self.reconnects += 1
@@ -101,36 +115,35 @@ final class UpstreamClient {
         }
     }
 
+    private func write(_ log: UpstreamStateMachine.Log) {
+        self.logger.log(level: log.level, "\(log.message)", metadata: log.metadata.mapValues { .string($0) })
+    }
+
     private func closeChannel() {
         self.stableTask?.cancel()
         self.stableTask = nil
-        self.generation += 1
         if let channel = self.channel {
             self.channel = nil
             channel.close(promise: nil)
         }
     }
 
-    private func connect() {
-        self.generation += 1
-        let generation = self.generation
+    private func connect(_ connection: UpstreamStateMachine.ConnectionID) {
         self.parser.reset()
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
         if self.url.isTLS && self.tlsContext == nil {
-            self.fail(
-                .error("TLS setup failed: \(self.tlsError.map { "\($0)" } ?? "no context")"),
-                generation: generation
-            )
+            self.fail(.error("TLS setup failed: \(self.tlsError.map { "\($0)" } ?? "no context")"), on: connection)
             return
         }
         let tlsContext = self.tlsContext
         let serverName = UpstreamTLS.serverName(for: self.url.host)
         let idleTimeout = self.settings.idleTimeout
+        // The bootstrap's group is this loop: the initializer runs here.
+        let client = NIOLoopBound(self, eventLoop: self.loop)
         ClientBootstrap(group: self.loop)
             .connectTimeout(self.settings.connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelInitializer { [weak self] channel in
-                guard let self else { return channel.eventLoop.makeSucceededVoidFuture() }
+            .channelInitializer { channel in
                 do {
                     let sync = channel.pipeline.syncOperations
                     if let tlsContext {
@@ -138,24 +151,25 @@ final class UpstreamClient {
                     }
                     try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
                     try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try sync.addHandler(UpstreamStreamHandler(client: self, generation: generation))
+                    try sync.addHandler(UpstreamStreamHandler(client: client.value, connection: connection))
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
                     return channel.eventLoop.makeFailedFuture(error)
                 }
             }
             .connect(host: self.url.host, port: self.url.port)
+            .assumeIsolated()
             .whenComplete { [weak self] result in
                 guard let self else { return }
                 switch result {
                 case .success(let channel):
-                    if generation == self.generation {
-                        self.channel = channel
-                    } else {
-                        channel.close(promise: nil)
+                    switch self.machine.channelConnected(connection) {
+                    case .adoptChannel: self.channel = channel
+                    case .closeStaleChannel: channel.close(promise: nil)
+                    case let action: preconditionFailure("unexpected \(action) for a connected channel")
                     }
                 case .failure(let error):
-                    self.fail(.connectFailed(Self.describe(connectError: error)), generation: generation)
+                    self.fail(.connectFailed(Self.describe(connectError: error)), on: connection)
                 }
             }
     }
@@ -201,21 +215,10 @@ final class UpstreamClient {
 
     // MARK: Callbacks from UpstreamStreamHandler (on `loop`)
 
-    func isCurrent(_ generation: Int) -> Bool { generation == self.generation }
-
-    func streamStarted(generation: Int) {
-        guard generation == self.generation else { return }
-        if self.machine.streamStarted(at: .now()) {
-            self.logger.info("upstream connected")
-        }
-        self.stableTask?.cancel()
-        self.stableTask = self.loop.scheduleTask(in: self.settings.backoffResetAfter) { [weak self] in
-            guard let self, generation == self.generation else { return }
-            self.stableTask = nil
-            if self.machine.streamStayedUp(at: .now()) {
-                self.logger.info("upstream connected and stable again")
-            }
-        }
+    func streamStarted(on connection: UpstreamStateMachine.ConnectionID) {
+        let action = self.machine.streamStarted(connection, at: .now())
+        guard action != .none else { return }
+        self.run(action)
         self.delegate?.upstreamStateChanged(self.machine.state, failure: nil)
     }
 
@@ -241,40 +244,26 @@ final class UpstreamClient {
         self.run(self.machine.start())
     }
 
-    func received(_ events: [ServerSentEvent], generation: Int) {
-        guard generation == self.generation, !events.isEmpty else { return }
+    func received(_ events: [ServerSentEvent], on connection: UpstreamStateMachine.ConnectionID) {
+        guard !events.isEmpty, case .deliver = self.machine.eventsReceived(connection) else { return }
         if let id = events.last(where: { $0.id != nil })?.id {
             self.lastEventID = id
         }
         self.delegate?.upstreamReceived(events)
     }
 
-    func receivedRetry(_ milliseconds: Int, generation: Int) {
-        guard generation == self.generation else { return }
-        self.machine.upstreamRetry(milliseconds: milliseconds)
+    func receivedRetry(_ milliseconds: Int, on connection: UpstreamStateMachine.ConnectionID) {
+        self.machine.upstreamRetry(milliseconds: milliseconds, on: connection)
     }
 
-    func fail(_ failure: UpstreamFailure, generation: Int) {
-        guard generation == self.generation else { return }
+    func fail(_ failure: UpstreamFailure, on connection: UpstreamStateMachine.ConnectionID) {
+        let action = self.machine.failed(failure, on: connection, jitter: Double.random(in: 0..<1), at: .now())
+        // `.none`: a connection that already ended (a stop or a restart came first).
+        guard action != .none else { return }
         if failure == .eventTooLarge {
             // Resume after the oversized event when its id was read, so that a backend that replays it does
             // not make the gateway drop and reconnect forever; the event is dropped (and counted) either way.
             self.lastEventID = self.parser.lastEventID
-        }
-        let (action, logChange) = self.machine.failed(failure, jitter: Double.random(in: 0..<1), at: .now())
-        if logChange {
-            var metadata: Logger.Metadata = ["reason": "\(failure)"]
-            if self.machine.isFlapping {
-                metadata["flapping"] = "streams end within reset_after; logged again once one stays up"
-            }
-            if case .noContent = failure {
-                self.logger.notice("upstream lost", metadata: metadata)
-            } else {
-                self.logger.warning("upstream lost", metadata: metadata)
-            }
-        }
-        if case .reconnectAfter(let delay) = action {
-            self.logger.debug("upstream reconnecting", metadata: ["in": "\(delay.nanoseconds / 1_000_000)ms"])
         }
         self.run(action)
         self.delegate?.upstreamStateChanged(self.machine.state, failure: failure)
@@ -288,14 +277,14 @@ final class UpstreamStreamHandler: ChannelInboundHandler {
     typealias OutboundOut = HTTPClientRequestPart
 
     private let client: UpstreamClient
-    private let generation: Int
+    private let connection: UpstreamStateMachine.ConnectionID
     private var streaming = false
     private var finished = false
     private var batch: [ServerSentEvent] = []
 
-    init(client: UpstreamClient, generation: Int) {
+    init(client: UpstreamClient, connection: UpstreamStateMachine.ConnectionID) {
         self.client = client
-        self.generation = generation
+        self.connection = connection
     }
 
     func channelActive(context: ChannelHandlerContext) {
@@ -319,14 +308,14 @@ final class UpstreamStreamHandler: ChannelInboundHandler {
                 return self.finish(context: context, .contentType(contentType))
             }
             self.streaming = true
-            self.client.streamStarted(generation: self.generation)
+            self.client.streamStarted(on: self.connection)
         case .body(var buffer):
             guard self.streaming else { return }
             do {
                 try self.client.parser.parse(&buffer) { output in
                     switch output {
                     case .event(let event): self.batch.append(event)
-                    case .retry(let milliseconds): self.client.receivedRetry(milliseconds, generation: self.generation)
+                    case .retry(let milliseconds): self.client.receivedRetry(milliseconds, on: self.connection)
                     }
                 }
             } catch {
@@ -368,13 +357,13 @@ final class UpstreamStreamHandler: ChannelInboundHandler {
         guard !self.batch.isEmpty else { return }
         let events = self.batch
         self.batch.removeAll(keepingCapacity: true)
-        self.client.received(events, generation: self.generation)
+        self.client.received(events, on: self.connection)
     }
 
     private func finish(context: ChannelHandlerContext, _ failure: UpstreamFailure) {
         guard !self.finished else { return }
         self.finished = true
-        self.client.fail(failure, generation: self.generation)
+        self.client.fail(failure, on: self.connection)
         context.close(promise: nil)
     }
 }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 
 /// Why an upstream connection ended or could not be made.
@@ -45,29 +46,83 @@ public enum UpstreamFailure: Equatable, Sendable, CustomStringConvertible {
 /// The lifecycle of one feed's upstream connection, as a value type without I/O:
 /// idle → connecting → streaming → (failure) → waiting → connecting … ; stop() from anywhere.
 ///
+/// Every connection attempt gets a `ConnectionID`, carried in `.connecting` and `.streaming`. Inputs
+/// from a connection (its channel coming up, its response, its events, its end) name it; an input from
+/// a connection that is no longer the current one (a stop, a failure or a restart came first) answers
+/// `.none`, so `UpstreamClient` needs no counter of its own to tell stale callbacks apart.
+///
 /// Backoff is exponential from `initial` to `max` with equal jitter, and starts over only after a stream
 /// stayed up for `resetAfter`: a backend that accepts, sends a few events and breaks the stream again is
 /// backed off like one that refuses. The upstream's own `retry:` is a floor for the reconnects after the
 /// connection that sent it (a later connection that does not repeat it clears it); `204` waits the maximum.
-/// `logChange` in the returned decisions is true only when the state an operator cares about changed
-/// (connected, or a failure of a new kind), so logs are one line per change. A flapping upstream (two
-/// streams in a row that ended before `resetAfter`) is one state: its further connects and losses of the
-/// same kind are not logged until a stream stays up for `resetAfter` (`streamStayedUp`).
+///
+/// Logging is decided here too: the actions carry the lines (`Log`) and the client writes them. A line is
+/// logged only when the state an operator cares about changed (connected, or a failure of a new kind). A
+/// flapping upstream (two streams in a row that ended before `resetAfter`) is one state: its further
+/// connects and losses of the same kind are not logged until a stream stays up for `resetAfter`
+/// (`stableTimerFired`).
 public struct UpstreamStateMachine {
-    public enum State: Equatable {
-        case idle
-        case connecting(attempt: Int)
-        case streaming
-        case waiting(attempt: Int)
-        case stopped
+    /// The identity of one connection attempt; a new one per `.connect` action.
+    public struct ConnectionID: Hashable, Sendable, CustomStringConvertible {
+        let value: Int
+
+        public var description: String { "connection \(self.value)" }
     }
 
-    public enum Action: Equatable {
+    public enum State: Equatable, Sendable {
+        case idle
+        case connecting(ConnectionID, attempt: Int)
+        case streaming(ConnectionID)
+        case waiting(attempt: Int)
+        case stopped
+
+        /// The connection whose inputs count; nil when none is open.
+        public var connection: ConnectionID? {
+            switch self {
+            case .connecting(let id, _), .streaming(let id): return id
+            case .idle, .waiting, .stopped: return nil
+            }
+        }
+
+        /// Connecting, streaming or waiting to reconnect (not idle, not stopped).
+        public var isRunning: Bool {
+            switch self {
+            case .connecting, .streaming, .waiting: return true
+            case .idle, .stopped: return false
+            }
+        }
+    }
+
+    /// One log line: what to log at which level. The machine decides; `UpstreamClient` writes it.
+    public struct Log: Equatable, Sendable {
+        public var level: Logger.Level
+        public var message: String
+        public var metadata: [String: String]
+
+        public init(_ level: Logger.Level, _ message: String, metadata: [String: String] = [:]) {
+            self.level = level
+            self.message = message
+            self.metadata = metadata
+        }
+    }
+
+    public enum Action: Equatable, Sendable {
         case none
-        case connect
-        /// Close the current connection (if any) and wait this long before `retryTimerFired`.
-        case reconnectAfter(TimeAmount)
-        /// Close the current connection and do nothing more.
+        /// Open connection `id` with a fresh parser (the request carries `Last-Event-ID`).
+        case connect(ConnectionID)
+        /// The current connection's channel is up: keep it, to close it when the connection ends.
+        case adoptChannel
+        /// The channel of a connection that is no longer current came up: close it.
+        case closeStaleChannel
+        /// The current connection streams: write `log` (if any) and fire `stableTimerFired` for `id` after
+        /// `stableAfter`.
+        case streamStarted(ConnectionID, stableAfter: TimeAmount, log: Log?)
+        /// Hand the events to the feed.
+        case deliver
+        case log(Log)
+        /// Close the current connection, write `logs`, and fire `retryTimerFired` after `after`.
+        case reconnect(after: TimeAmount, logs: [Log])
+        /// Close the current connection (if any) and cancel the timers; nothing more.
         case close
     }
 
@@ -85,6 +140,7 @@ public struct UpstreamStateMachine {
     private var streamingSince: NIODeadline?
     /// Streams in a row that ended before `resetAfter`.
     public private(set) var shortStreams = 0
+    private var connectionsMade = 0
 
     /// Streams keep ending soon after they start: connects and same-kind losses are no longer logged.
     public var isFlapping: Bool { self.shortStreams >= 2 }
@@ -95,63 +151,95 @@ public struct UpstreamStateMachine {
         self.resetAfter = resetAfter
     }
 
+    private mutating func newConnection(attempt: Int) -> Action {
+        self.connectionsMade += 1
+        let id = ConnectionID(value: self.connectionsMade)
+        self.state = .connecting(id, attempt: attempt)
+        return .connect(id)
+    }
+
+    /// A client wants the stream (idempotent while running).
     public mutating func start() -> Action {
         switch self.state {
         case .idle, .stopped:
-            self.state = .connecting(attempt: self.failures)
-            return .connect
+            return self.newConnection(attempt: self.failures)
         case .connecting, .streaming, .waiting:
             return .none
         }
     }
 
-    /// A 2xx `text/event-stream` response arrived at `now`. Returns true when this is worth a log line.
+    /// The channel of `connection` is connected.
+    public mutating func channelConnected(_ connection: ConnectionID) -> Action {
+        self.state.connection == connection ? .adoptChannel : .closeStaleChannel
+    }
+
+    /// A 2xx `text/event-stream` response arrived at `now` on `connection`.
     ///
     /// A `retry:` of an earlier connection stops being a floor here: only a connection that sends it
     /// again (after this point) sets it again, so one huge value does not stretch every later reconnect.
-    public mutating func streamStarted(at now: NIODeadline) -> Bool {
-        guard case .connecting = self.state else { return false }
-        self.state = .streaming
-        self.streamingSince = now
-        self.retryFloor = nil
-        guard !self.isFlapping else {
-            // The loss of this stream, if it is short again, is then not a new state either.
-            return false
+    public mutating func streamStarted(_ connection: ConnectionID, at now: NIODeadline) -> Action {
+        switch self.state {
+        case .connecting(let current, _) where current == connection:
+            self.state = .streaming(connection)
+            self.streamingSince = now
+            self.retryFloor = nil
+            var log: Log?
+            // While flapping the connect is not news (and the loss of this stream, if short, neither).
+            if !self.isFlapping, self.lastReportedKind != -1 {
+                self.lastReportedKind = -1
+                log = Log(.info, "upstream connected")
+            }
+            return .streamStarted(connection, stableAfter: self.resetAfter, log: log)
+        case .streaming(let current) where current == connection:
+            preconditionFailure("invalid transition \(self.state) on streamStarted(\(connection))")
+        case .idle, .connecting, .streaming, .waiting, .stopped:
+            return .none
         }
-        let report = self.lastReportedKind != -1
-        self.lastReportedKind = -1
-        return report
     }
 
-    /// The current stream has been up for `resetAfter` (a timer set when it started): the upstream is
-    /// healthy again, so the backoff starts over now. Returns true when this ends a flapping spell and
-    /// is worth a log line (the connects during the spell were not logged).
-    public mutating func streamStayedUp(at now: NIODeadline) -> Bool {
-        guard case .streaming = self.state, let since = self.streamingSince, now - since >= self.resetAfter else {
-            return false
-        }
+    /// The current stream has been up for `resetAfter` (the timer of `.streamStarted`): the upstream is
+    /// healthy again, so the backoff starts over now. Logs when this ends a flapping spell (the connects
+    /// during the spell were not logged).
+    public mutating func stableTimerFired(_ connection: ConnectionID, at now: NIODeadline) -> Action {
+        guard case .streaming(let current) = self.state, current == connection, let since = self.streamingSince,
+            now - since >= self.resetAfter
+        else { return .none }
         self.failures = 0
         let wasFlapping = self.isFlapping
         self.shortStreams = 0
-        if wasFlapping {
-            self.lastReportedKind = -1
-        }
-        return wasFlapping
+        guard wasFlapping else { return .none }
+        self.lastReportedKind = -1
+        return .log(Log(.info, "upstream connected and stable again"))
     }
 
-    /// The upstream's `retry:`, a floor for the backoff but never above `maxBackoff`.
-    public mutating func upstreamRetry(milliseconds: Int) {
+    /// Events of one read burst arrived on `connection`.
+    public func eventsReceived(_ connection: ConnectionID) -> Action {
+        switch self.state {
+        case .streaming(let current) where current == connection:
+            return .deliver
+        case .connecting(let current, _) where current == connection:
+            // The handler parses the body only after it reported the response (`streamStarted`).
+            preconditionFailure("invalid transition \(self.state) on eventsReceived(\(connection))")
+        case .idle, .connecting, .streaming, .waiting, .stopped:
+            return .none
+        }
+    }
+
+    /// The upstream's `retry:` on `connection`, a floor for the backoff but never above `maxBackoff`.
+    public mutating func upstreamRetry(milliseconds: Int, on connection: ConnectionID) {
+        guard self.state.connection == connection else { return }
         self.retryFloor = min(.milliseconds(Int64(min(milliseconds, 86_400_000))), self.maxBackoff)
     }
 
-    /// The connection failed or ended at `now`. `jitter` is a uniform random number in [0, 1).
+    /// `connection` failed or ended at `now`. `jitter` is a uniform random number in [0, 1).
     public mutating func failed(
         _ failure: UpstreamFailure,
+        on connection: ConnectionID,
         jitter: Double,
         at now: NIODeadline
-    ) -> (action: Action, logChange: Bool) {
+    ) -> Action {
         switch self.state {
-        case .streaming:
+        case .streaming(let current) where current == connection:
             // Only a stream that stayed up long enough proves the upstream healthy; events alone do not,
             // or a backend that sends two events and breaks the stream would be retried at `initial` forever.
             if let since = self.streamingSince, now - since >= self.resetAfter {
@@ -161,23 +249,32 @@ public struct UpstreamStateMachine {
                 self.shortStreams += 1
             }
             self.streamingSince = nil
-        case .connecting:
+        case .connecting(let current, _) where current == connection:
             break
-        case .idle, .waiting, .stopped:
-            return (.none, false)
+        case .idle, .connecting, .streaming, .waiting, .stopped:
+            // A connection that a stop, an earlier failure or a restart already ended.
+            return .none
         }
-        let logChange = self.lastReportedKind != failure.kind
+        var logs: [Log] = []
+        if self.lastReportedKind != failure.kind {
+            var metadata = ["reason": "\(failure)"]
+            if self.isFlapping {
+                metadata["flapping"] = "streams end within reset_after; logged again once one stays up"
+            }
+            logs.append(Log(failure == .noContent ? .notice : .warning, "upstream lost", metadata: metadata))
+        }
         self.lastReportedKind = failure.kind
         let delay = self.backoff(after: failure, jitter: jitter)
         self.failures += 1
         self.state = .waiting(attempt: self.failures)
-        return (.reconnectAfter(delay), logChange)
+        logs.append(Log(.debug, "upstream reconnecting", metadata: ["in": "\(delay.nanoseconds / 1_000_000)ms"]))
+        return .reconnect(after: delay, logs: logs)
     }
 
+    /// The backoff of `.reconnect` is over. A timer that fires after a stop is ignored.
     public mutating func retryTimerFired() -> Action {
         guard case .waiting(let attempt) = self.state else { return .none }
-        self.state = .connecting(attempt: attempt)
-        return .connect
+        return self.newConnection(attempt: attempt)
     }
 
     /// Stops at `now` (an on-demand feed whose last client left): a stream that was up for `resetAfter`
