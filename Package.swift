@@ -48,8 +48,22 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             ]
         ),
+        // The built-in origin behind `ssegate origin` and `ssegate demo`, the tests and the bench scripts: a ticker
+        // of timestamped events with `Last-Event-ID` resume, and failure modes for tests.
+        .target(
+            name: "SSEOrigin",
+            dependencies: [
+                "SSE",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
         // The load tool behind `ssegate bench`: N SSE clients over HTTP/1.1 or HTTP/2, cleartext or TLS,
-        // counting deliveries, gaps and origin-to-client latency at as little CPU per event as it can.
+        // counting deliveries, gaps and origin-to-client latency at as little CPU per event as it can. It measures
+        // the gateway from outside, so it shares no code with it.
         .target(
             name: "SSEBench",
             dependencies: [
@@ -67,6 +81,7 @@ let package = Package(
             name: "ssegate",
             dependencies: [
                 "SSEGateway",
+                "SSEOrigin",
                 "SSEBench",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -100,6 +115,7 @@ let package = Package(
             dependencies: [
                 "SSE",
                 "SSEGateway",
+                "SSEOrigin",
                 "SSEGateTestSupport",
                 // The bench run against a live in-process gateway (BenchTests).
                 "SSEBench",
@@ -132,12 +148,12 @@ let package = Package(
             ]
         ),
         // The built `ssegate` binary as a user runs it: exit codes, signals, reload, the cluster script,
-        // a graceful restart. `SSEGateway` only for the in-process origin that the restart test feeds from.
+        // a graceful restart (fed by an in-process origin).
         .testTarget(
             name: "SSEGateCLITests",
             dependencies: [
                 "ssegate",
-                "SSEGateway",
+                "SSEOrigin",
                 "SSEGateTestSupport",
                 "SSE",
                 .product(name: "NIOCore", package: "swift-nio"),

@@ -1,12 +1,4 @@
-import NIOCore
-
 import struct Histogram.Histogram
-
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Darwin)
-import Darwin
-#endif
 
 /// What the clients of the load tool have seen so far, summed: kept per event loop (touched only on its
 /// loop, no locks) and added up when the bench reads progress or the result.
@@ -58,31 +50,4 @@ public struct BenchTally: Sendable {
 
     /// Clients that were connected and asked, but have no response head: waiting still, or closed without one.
     public var noResponse: Int { self.awaitingHead + self.closedBeforeHead }
-}
-
-/// One event loop's tally, shared by the clients on that loop: a class so the handlers update it in place,
-/// Sendable because only its own loop touches it (the runner reads it with `loop.submit`).
-final class BenchLoopTally: @unchecked Sendable {
-    var tally = BenchTally()
-    /// Where the gzip clients of this loop inflate into, one at a time.
-    var scratch = ByteBufferAllocator().buffer(capacity: 64 * 1024)
-}
-
-/// Wall clock in µs (the origin's `"ts":` unit) and this process's CPU time.
-enum BenchClock {
-    static func nowMicros() -> Int64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_REALTIME, &spec)
-        return Int64(spec.tv_sec) * 1_000_000 + Int64(spec.tv_nsec) / 1000
-    }
-
-    /// User and system CPU seconds of this process so far.
-    static func cpuSeconds() -> (user: Double, system: Double) {
-        var usage = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &usage)
-        return (
-            Double(usage.ru_utime.tv_sec) + Double(usage.ru_utime.tv_usec) / 1e6,
-            Double(usage.ru_stime.tv_sec) + Double(usage.ru_stime.tv_usec) / 1e6
-        )
-    }
 }

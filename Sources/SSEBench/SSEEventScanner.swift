@@ -4,23 +4,6 @@ import Glibc
 import Darwin
 #endif
 
-/// The one rule for where an SSE event or an HTTP/1 head ends: an LF whose line is empty.
-enum BlankLine {
-    /// Whether an LF preceded by these two bytes (nil: none) ends a blank line (`\n\n` or `\n\r\n`).
-    @inline(__always)
-    static func endsAt(previous: UInt8?, beforePrevious: @autoclosure () -> UInt8?) -> Bool {
-        previous == UInt8(ascii: "\n") || (previous == UInt8(ascii: "\r") && beforePrevious() == UInt8(ascii: "\n"))
-    }
-}
-
-/// One event of the built-in origin as the load client sees it: its `"seq":` number, its `"ts":` send
-/// time (µs since the epoch) when present, and how many seq numbers were skipped just before it.
-public struct ScannedDelivery: Sendable, Equatable {
-    public var seq: Int64
-    public var sentMicros: Int64?
-    public var missedBefore: Int
-}
-
 /// Finds SSE event ends in a body stream and reads the two numbers the bench needs from each event, with
 /// far less work than an SSE parser: memchr for LF, a look back for a blank line (`\n\n` or `\r\n\r\n`),
 /// and memchr for `"` to find the `"seq":` and `"ts":` keys. An event split across reads keeps only its

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import NIOCore
 import SSEGateway
+import SSEOrigin
 
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

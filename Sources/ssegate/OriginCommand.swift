@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SSEGateway
+import SSEOrigin
 import UnixSignals
 
 struct OriginCommand: AsyncParsableCommand {

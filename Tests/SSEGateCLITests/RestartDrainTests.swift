@@ -1,10 +1,10 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import SSEOrigin
 import XCTest
 
 @testable import SSEGateTestSupport
-@testable import SSEGateway
 
 /// Issue 16 finding 3 with the real binary: a gateway with an `on_demand` feed is drained (SIGTERM,
 /// clients closed at spread moments, so they hold different last ids) and started again on the same

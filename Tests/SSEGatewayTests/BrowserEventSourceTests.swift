@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import SSEOrigin
 import XCTest
 
 @testable import SSEGateTestSupport

@@ -1,5 +1,6 @@
 import NIOCore
 import SSE
+import SSEOrigin
 import XCTest
 
 @testable import SSEGateTestSupport

@@ -1,6 +1,7 @@
 import NIOCore
 import NIOSSL
 import SSE
+import SSEOrigin
 import XCTest
 
 @testable import SSEGateTestSupport

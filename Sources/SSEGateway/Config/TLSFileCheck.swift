@@ -18,7 +18,4 @@ public struct TLSFileCheck: Sendable {
         self.listener = listener
         self.upstream = upstream
     }
-
-    /// Checks nothing beyond what the loader itself checks (files exist and are readable).
-    public static let readableFilesOnly = TLSFileCheck(listener: { _ in }, upstream: { _ in })
 }

@@ -1,4 +1,5 @@
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import SSE
@@ -7,18 +8,35 @@ import SSE
 /// its replay ring, and the shards (one per event loop) of its clients. Lives on `loop`; every method
 /// is called there. When it holds its upstream, lingers and closes is decided by `FeedLifecycle`; this
 /// class carries out its actions and answers joins from the replay ring.
-public final class Feed {
+///
+/// Sendable because shards and sessions on every loop and the registry hold it: `path`, `loop`, `values`,
+/// `idPrefix`, `isTemplateInstance`, `definitionPath`, `allocator` and `logger` never change; `shared`
+/// is guarded by its lock; `onClose` is set by the registry before the feed is shared; every other
+/// stored property is confined to `loop` (each entry point checks `preconditionInEventLoop`).
+public final class Feed: @unchecked Sendable {
     /// The concrete path clients use, e.g. `/rooms/42`.
     public let path: String
     public private(set) var config: FeedConfig
     public let loop: EventLoop
     var settings: FeedSettings { self.config.settings }
     var definitionName: String { self.config.name }
-    /// The path as written in the config (`/rooms/{room}` for a template instance).
-    var definitionPath: String { self.config.path.description }
+    /// The path as written in the config (`/rooms/{room}` for a template instance); a reload only ever
+    /// gives a feed a definition of the same path.
+    let definitionPath: String
+    let isTemplateInstance: Bool
+    /// The definition's name and settings for a shard made on another loop (written on reload).
+    private let shared: NIOLockedValueBox<SharedDefinition>
+
+    struct SharedDefinition: Sendable {
+        var name: String
+        var settings: FeedSettings
+    }
+
+    /// The definition's name and settings, from any loop.
+    var sharedDefinition: SharedDefinition { self.shared.withLockedValue { $0 } }
 
     private var replay: ReplayBuffer
-    private var shards: [ObjectIdentifier: FeedShard] = [:]
+    private var shards: [ObjectIdentifier: ShardLink] = [:]
     private var upstream: UpstreamClient
     private var lifecycle: FeedLifecycle
     private var lingerTask: Scheduled<Void>?
@@ -68,6 +86,9 @@ public final class Feed {
     ) {
         self.path = path
         self.config = config
+        self.definitionPath = config.path.description
+        self.isTemplateInstance = config.path.isTemplate
+        self.shared = NIOLockedValueBox(SharedDefinition(name: config.name, settings: config.settings))
         self.values = values
         let upstreamURL = config.upstreamURL.filled(with: values)
         self.loop = loop
@@ -88,8 +109,6 @@ public final class Feed {
         )
         self.upstream.delegate = self
     }
-
-    var isTemplateInstance: Bool { self.config.path.isTemplate }
 
     private static func mode(of config: FeedConfig) -> FeedLifecycle.Mode {
         FeedLifecycle.Mode(connect: config.connect, isTemplateInstance: config.path.isTemplate, linger: config.linger)
@@ -176,6 +195,7 @@ public final class Feed {
         )
         guard case .reload(let reload) = action else { return }  // closed
         self.config = config
+        self.shared.withLockedValue { $0 = SharedDefinition(name: config.name, settings: config.settings) }
         let replay = config.settings.replay
         if replay != old.settings.replay {
             self.replay.rebound(
@@ -210,8 +230,8 @@ public final class Feed {
         if reload.startUpstream { self.upstream.start() }
         if let linger = reload.scheduleLinger { self.scheduleLinger(linger) }
         let settings = config.settings
-        for shard in self.shards.values {
-            shard.loop.execute { shard.update(settings: settings) }
+        for link in self.shards.values {
+            link.execute { $0.update(settings: settings) }
         }
     }
 
@@ -219,8 +239,8 @@ public final class Feed {
     /// upstream closes.
     func remove() {
         self.loop.preconditionInEventLoop()
-        for shard in self.shards.values {
-            shard.loop.execute { shard.endAll(retry: shard.settings.retry) }
+        for link in self.shards.values {
+            link.execute { $0.endAll(retry: $0.settings.retry) }
         }
         self.shards.removeAll()
         self.close()
@@ -237,14 +257,25 @@ public final class Feed {
     /// A shard asks to receive this feed on behalf of a new client; `reply` gets what the client gets
     /// first (`JoinAnswer`): at once, when the client's id arrives, when a rebase has fetched it, or
     /// when a new template instance's upstream has answered.
-    func join(_ shard: FeedShard, resumeID: String?, reply: @escaping (JoinAnswer) -> Void) {
+    /// `shardSettings`: the settings the shard has (made on its loop, it may have missed a reload).
+    func join(
+        _ shard: ShardLink,
+        shardSettings: FeedSettings,
+        resumeID: String?,
+        reply: @escaping (JoinAnswer) -> Void
+    ) {
         self.loop.preconditionInEventLoop()
         let action = self.lifecycle.join()
         guard case .join(let id, let cancelLinger, let startUpstream, let next) = action else {
             precondition(action == .replyClosed, "unexpected \(action) on join")
             return reply(.closed)
         }
-        self.shards[ObjectIdentifier(shard)] = shard
+        self.shards[shard.id] = shard
+        if shardSettings != self.settings {
+            // Made on its loop before a reload changed the settings, joined after it.
+            let settings = self.settings
+            shard.execute { $0.update(settings: settings) }
+        }
         if cancelLinger {
             self.lingerTask?.cancel()
             self.lingerTask = nil
@@ -509,9 +540,9 @@ public final class Feed {
     }
 
     /// A shard has no clients left.
-    func detach(_ shard: FeedShard) {
+    func detach(_ shard: ObjectIdentifier) {
         self.loop.preconditionInEventLoop()
-        guard self.shards.removeValue(forKey: ObjectIdentifier(shard)) != nil, self.shards.isEmpty else { return }
+        guard self.shards.removeValue(forKey: shard) != nil, self.shards.isEmpty else { return }
         self.run(self.lifecycle.lastShardLeft())
     }
 
@@ -596,15 +627,15 @@ extension Feed: UpstreamDelegate {
         // Hand the batch to the other loops first, then write to this loop's clients: the loops then
         // work in parallel instead of the others waiting for this loop's whole pass. Each other loop gets
         // its own copy of the bytes (see `EncodedEvent.copy`).
-        var local: FeedShard?
-        for shard in self.shards.values {
-            if shard.loop === self.loop {
-                local = shard
+        var local: ShardLink?
+        for link in self.shards.values {
+            if link.loop === self.loop {
+                local = link
             } else {
-                shard.post(batch.map { $0.copy(allocator: self.allocator) })
+                link.post(batch.map { $0.copy(allocator: self.allocator) })
             }
         }
-        local?.deliver(batch)
+        local?.shard.value.deliver(batch)
         if !self.parked.isEmpty {
             let arrived = Set(events.compactMap(\.id))
             for join in self.parked where arrived.contains(join.resumeID) {

@@ -4,7 +4,8 @@ import SSE
 
 /// The clients of one feed that live on one event loop. The feed sends each batch once to each shard
 /// (one cross-loop hop per loop, not per client); the shard writes the shared buffers to its clients
-/// and flushes each client once per batch. Touched only on `loop`.
+/// and flushes each client once per batch. Touched only on `loop`: the feed holds it through a
+/// `ShardLink` (its inbox and a `NIOLoopBound` of it).
 final class FeedShard {
     let feed: Feed
     let hub: LoopHub
@@ -16,36 +17,28 @@ final class FeedShard {
     /// Subscribes under way (the feed's answer not yet back): the shard must stay attached meanwhile.
     var pendingJoins = 0
     private var tickInterval: TimeAmount
-    /// Batches and join answers sent from the feed's loop and not handled yet. When this loop is busy,
-    /// batches pile up here and go out together: one pass over the clients and one flush each, however
-    /// many arrived. Join answers travel in the same queue, so that a client added by an answer gets
-    /// exactly the batches that followed the answer's replay: a batch queued before it goes to the
-    /// clients already here, one queued after it to the new client too.
-    private let inbox = NIOLockedValueBox(Inbox())
-
-    private enum InboxItem {
-        case batch([EncodedEvent])
-        case call(() -> Void)
-    }
-
-    private struct Inbox {
-        var items: [InboxItem] = []
-        var drainScheduled = false
-    }
+    /// Batches and join answers sent from the feed's loop and not handled yet (see `ShardInbox`).
+    private let inbox = ShardInbox()
     private var nextTick = NIODeadline.uptimeNanoseconds(0)
 
     init(feed: Feed, hub: LoopHub, counters: DeliveryCounters) {
         self.feed = feed
         self.hub = hub
         self.counters = counters
-        self.settings = feed.settings
-        self.tickInterval = LoopHub.tickInterval(
-            keepalive: feed.settings.keepalive,
-            maxLag: feed.settings.client.maxLag
-        )
+        let settings = feed.sharedDefinition.settings
+        self.settings = settings
+        self.tickInterval = LoopHub.tickInterval(keepalive: settings.keepalive, maxLag: settings.client.maxLag)
     }
 
     var loop: EventLoop { self.hub.loop }
+
+    /// The key of this shard in its feed (`ShardLink.id`).
+    var linkID: ObjectIdentifier { ObjectIdentifier(self.inbox) }
+
+    /// The feed's handle on this shard (call on `loop`).
+    var link: ShardLink {
+        ShardLink(loop: self.loop, inbox: self.inbox, shard: NIOLoopBound(self, eventLoop: self.loop))
+    }
     var isEmpty: Bool { self.subscribers.isEmpty }
 
     func add(_ subscriber: Subscriber) {
@@ -76,36 +69,10 @@ final class FeedShard {
         }
     }
 
-    /// Called on the feed's loop for a shard on another loop: one lock and at most one task per batch
-    /// per loop (never per client).
-    func post(_ batch: [EncodedEvent]) {
-        self.enqueue(.batch(batch))
-    }
-
-    /// Called on the feed's loop: runs `body` on this loop after the batches posted before it and
-    /// before those posted after it (a join answer, see `inbox`).
-    func postInOrder(_ body: @escaping () -> Void) {
-        self.enqueue(.call(body))
-    }
-
-    private func enqueue(_ item: InboxItem) {
-        let schedule = self.inbox.withLockedValue { inbox -> Bool in
-            inbox.items.append(item)
-            guard !inbox.drainScheduled else { return false }
-            inbox.drainScheduled = true
-            return true
-        }
-        if schedule {
-            self.loop.execute { self.drainInbox() }
-        }
-    }
-
-    private func drainInbox() {
-        let items = self.inbox.withLockedValue { inbox -> [InboxItem] in
-            inbox.drainScheduled = false
-            defer { inbox.items.removeAll(keepingCapacity: true) }
-            return inbox.items
-        }
+    /// Runs what the feed's loop posted (`ShardLink.post`, `ShardLink.postInOrder`): the batches queued
+    /// before a join answer go out before it, those after it after it.
+    fileprivate func drainInbox() {
+        let items = self.inbox.takeAll()
         var pending: [[EncodedEvent]] = []
         func flushPending() {
             if pending.count == 1 {
@@ -220,6 +187,79 @@ final class FeedShard {
             self.counters.countEviction(reason)
             self.remove(subscriber)
             subscriber.sink?.evict(reason)
+        }
+    }
+}
+
+/// A feed's handle on one of its shards, held on the feed's loop: the shard's loop, its inbox (safe from
+/// any thread), and the shard itself, bound to its loop (reached only in tasks run there).
+struct ShardLink: Sendable {
+    let loop: EventLoop
+    let inbox: ShardInbox
+    let shard: NIOLoopBound<FeedShard>
+
+    var id: ObjectIdentifier { ObjectIdentifier(self.inbox) }
+
+    /// Called on the feed's loop for a shard on another loop: one lock and at most one task per batch
+    /// per loop (never per client).
+    func post(_ batch: [EncodedEvent]) {
+        self.enqueue(.batch(batch))
+    }
+
+    /// Called on the feed's loop: runs `body` on the shard's loop after the batches posted before it and
+    /// before those posted after it (a join answer, see `ShardInbox`).
+    func postInOrder(_ body: @escaping @Sendable () -> Void) {
+        self.enqueue(.call(body))
+    }
+
+    /// Runs `body` with the shard on its loop.
+    func execute(_ body: @escaping @Sendable (FeedShard) -> Void) {
+        let shard = self.shard
+        self.loop.execute { body(shard.value) }
+    }
+
+    private func enqueue(_ item: ShardInbox.Item) {
+        if self.inbox.append(item) {
+            let shard = self.shard
+            self.loop.execute { shard.value.drainInbox() }
+        }
+    }
+}
+
+/// Batches and join answers sent from a feed's loop to one of its shards, not handled yet. When the
+/// shard's loop is busy, batches pile up here and go out together: one pass over the clients and one
+/// flush each, however many arrived. Join answers travel in the same queue, so that a client added by an
+/// answer gets exactly the batches that followed the answer's replay: a batch queued before it goes to
+/// the clients already there, one queued after it to the new client too.
+final class ShardInbox: Sendable {
+    enum Item: Sendable {
+        case batch([EncodedEvent])
+        case call(@Sendable () -> Void)
+    }
+
+    private struct Queue {
+        var items: [Item] = []
+        var drainScheduled = false
+    }
+
+    private let queue = NIOLockedValueBox(Queue())
+
+    /// Queues `item`; true when the caller must schedule a drain (none is scheduled yet).
+    func append(_ item: Item) -> Bool {
+        self.queue.withLockedValue { queue -> Bool in
+            queue.items.append(item)
+            guard !queue.drainScheduled else { return false }
+            queue.drainScheduled = true
+            return true
+        }
+    }
+
+    /// Takes everything queued; the next `append` schedules a drain again.
+    func takeAll() -> [Item] {
+        self.queue.withLockedValue { queue -> [Item] in
+            queue.drainScheduled = false
+            defer { queue.items.removeAll(keepingCapacity: true) }
+            return queue.items
         }
     }
 }

@@ -1,5 +1,5 @@
 /// What a feed answers a client that asks to join it.
-enum JoinAnswer {
+enum JoinAnswer: Sendable {
     /// Stream: the head, the prelude, this replay, then live events.
     case joined(ReplayBuffer.Lookup)
     /// The feed closed meanwhile (an instance that lingered out, a removed feed): resolve the path again.

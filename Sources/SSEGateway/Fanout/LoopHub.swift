@@ -65,7 +65,7 @@ public final class LoopHub: @unchecked Sendable {
         self.loop.preconditionInEventLoop()
         let key = ObjectIdentifier(feed)
         if let shard = self.shards[key] { return shard }
-        let shard = FeedShard(feed: feed, hub: self, counters: self.counters(for: feed.definitionName))
+        let shard = FeedShard(feed: feed, hub: self, counters: self.counters(for: feed.sharedDefinition.name))
         self.shards[key] = shard
         return shard
     }
@@ -77,7 +77,8 @@ public final class LoopHub: @unchecked Sendable {
             self.shards.removeValue(forKey: key)
         }
         let feed = shard.feed
-        feed.loop.execute { feed.detach(shard) }
+        let link = shard.linkID
+        feed.loop.execute { feed.detach(link) }
     }
 
     private func tick() {
@@ -117,18 +118,25 @@ extension LoopHub {
         self.loop.preconditionInEventLoop()
         let shard = self.shard(for: feed)
         shard.pendingJoins += 1
+        let link = shard.link
+        let settings = shard.settings
         if feed.loop === self.loop {
-            feed.join(shard, resumeID: resumeID) { answer in
+            feed.join(link, shardSettings: settings, resumeID: resumeID) { answer in
                 shard.pendingJoins -= 1
                 completion(shard, answer)
             }
         } else {
+            // Runs back on this loop, in the shard's inbox (after the batches queued before the answer).
+            let joined = NIOLoopBound(
+                { (answer: JoinAnswer) in
+                    shard.pendingJoins -= 1
+                    completion(shard, answer)
+                },
+                eventLoop: self.loop
+            )
             feed.loop.execute {
-                feed.join(shard, resumeID: resumeID) { answer in
-                    shard.postInOrder {
-                        shard.pendingJoins -= 1
-                        completion(shard, answer)
-                    }
+                feed.join(link, shardSettings: settings, resumeID: resumeID) { answer in
+                    link.postInOrder { joined.value(answer) }
                 }
             }
         }

@@ -6,7 +6,7 @@ import NIOCore
 /// Invariant: `events` holds consecutive sequences (`events[i].sequence == firstSequence + i`).
 public struct ReplayBuffer {
     /// What a client resuming from an id gets.
-    public enum Resume: Equatable {
+    public enum Resume: Equatable, Sendable {
         /// No resume id: live events only, from after `lastSequence`.
         case live
         /// The id was found: these events follow it.
@@ -15,7 +15,7 @@ public struct ReplayBuffer {
         case gap
     }
 
-    public struct Lookup {
+    public struct Lookup: Sendable {
         public var resume: Resume
         public var events: [EncodedEvent]
         /// Sequence of the last event the client is considered to have (replay included).

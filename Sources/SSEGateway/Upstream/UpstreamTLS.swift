@@ -1,8 +1,7 @@
 import NIOSSL
 
 /// Builds the client TLS context for an https upstream from the config, once per feed definition.
-/// `serverName(for:)` is public for the other TLS client, `ssegate bench`.
-public enum UpstreamTLS {
+enum UpstreamTLS {
     static func makeContext(_ config: UpstreamTLSConfig?) throws -> NIOSSLContext {
         var tls = TLSConfiguration.makeClientConfiguration()
         if let config {
@@ -24,7 +23,7 @@ public enum UpstreamTLS {
     }
 
     /// SNI must name a host, never an IP address literal.
-    public static func serverName(for host: String) -> String? {
+    static func serverName(for host: String) -> String? {
         if host.contains(":") { return nil }
         if host.split(separator: ".").count == 4 && host.allSatisfy({ $0.isNumber || $0 == "." }) { return nil }
         return host

@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOPosix
+import SSEOrigin
 
 @testable import SSEGateTestSupport
 @testable import SSEGateway

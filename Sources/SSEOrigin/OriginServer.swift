@@ -9,7 +9,9 @@ import SSE
 /// The built-in SSE origin (`ssegate origin`): a ticker that sends `id: N` events whose data carries the
 /// send time, on any path, to any number of clients, with `Last-Event-ID` resume from a history ring.
 /// Tests and the demo also drive it by hand (`publish`) and make it misbehave (`behaviour`).
-public final class OriginServer: @unchecked Sendable {
+/// Callable from any thread: what changes is behind two locks (`state` for streams, history and behaviour;
+/// `running` for the listener and its timers), and the ticker's pacing lives on the listener's loop.
+public final class OriginServer: Sendable {
     /// How the origin answers new requests (for tests of upstream failure handling).
     public enum Behaviour: Sendable, Equatable {
         case stream
@@ -52,13 +54,18 @@ public final class OriginServer: @unchecked Sendable {
         var answeredInBehaviour = 0
     }
 
+    /// What `start()` made and `stop()` ends.
+    private struct Running {
+        var channel: Channel?
+        var ticker: RepeatedTask?
+        var keepalive: RepeatedTask?
+    }
+
     public let options: Options
     public let group: EventLoopGroup
     private let ownsGroup: Bool
     private let state = NIOLockedValueBox(State())
-    private var channel: Channel?
-    private var ticker: RepeatedTask?
-    private var keepaliveTask: RepeatedTask?
+    private let running = NIOLockedValueBox(Running())
 
     public init(options: Options, group: EventLoopGroup? = nil) {
         self.options = options
@@ -66,7 +73,7 @@ public final class OriginServer: @unchecked Sendable {
         self.group = group ?? MultiThreadedEventLoopGroup(numberOfThreads: 1)
     }
 
-    public var port: Int { self.channel?.localAddress?.port ?? self.options.port }
+    public var port: Int { self.running.withLockedValue { $0.channel?.localAddress?.port } ?? self.options.port }
 
     public var behaviour: Behaviour {
         get { self.state.withLockedValue { $0.behaviour } }
@@ -99,7 +106,7 @@ public final class OriginServer: @unchecked Sendable {
     public var totalConnections: Int { self.state.withLockedValue { $0.totalConnections } }
 
     public func start() async throws {
-        self.channel = try await ServerBootstrap(group: self.group)
+        let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -117,34 +124,36 @@ public final class OriginServer: @unchecked Sendable {
             }
             .bind(host: self.options.host, port: self.options.port)
             .get()
-        let loop = self.channel!.eventLoop
+        let loop = channel.eventLoop
+        var ticker: RepeatedTask?
         if self.options.rate > 0 {
             let interval = max(0.001, min(1.0 / self.options.rate, 0.05))
-            var carry = 0.0
-            var last = NIODeadline.now()
-            self.ticker = loop.scheduleRepeatedTask(
+            // Only the listener's loop runs the ticker, so the pacer lives there.
+            let pacer = NIOLoopBoundBox.makeBoxSendingValue(
+                OriginTickPacer(rate: self.options.rate, start: .now()),
+                eventLoop: loop
+            )
+            ticker = loop.scheduleRepeatedTask(
                 initialDelay: .nanoseconds(Int64(interval * 1e9)),
                 delay: .nanoseconds(Int64(interval * 1e9))
             ) { _ in
-                let now = NIODeadline.now()
-                carry += Double((now - last).nanoseconds) / 1e9 * self.options.rate
-                last = now
-                let count = Int(carry)
-                carry -= Double(count)
+                let count = pacer.value.due(at: .now())
                 if count > 0 { self.publishTicks(count) }
             }
         }
-        if let keepalive = self.options.keepalive {
-            self.keepaliveTask = loop.scheduleRepeatedTask(initialDelay: keepalive, delay: keepalive) { _ in
+        let keepalive = self.options.keepalive.map { keepalive in
+            loop.scheduleRepeatedTask(initialDelay: keepalive, delay: keepalive) { _ in
                 self.broadcast(ByteBuffer(string: ": ping\n\n"))
             }
         }
+        self.running.withLockedValue { $0 = Running(channel: channel, ticker: ticker, keepalive: keepalive) }
     }
 
     public func stop() async throws {
-        self.ticker?.cancel()
-        self.keepaliveTask?.cancel()
-        try? await self.channel?.close()
+        let running = self.running.withLockedValue { $0 }
+        running.ticker?.cancel()
+        running.keepalive?.cancel()
+        try? await running.channel?.close()
         self.closeStreams()
         if self.ownsGroup { try await self.group.shutdownGracefully() }
     }
@@ -215,7 +224,7 @@ public final class OriginServer: @unchecked Sendable {
 
     // MARK: Handler callbacks
 
-    fileprivate func accept(_ head: HTTPRequestHead, channel: Channel) -> (Behaviour, [ByteBuffer]) {
+    func accept(_ head: HTTPRequestHead, channel: Channel) -> (Behaviour, [ByteBuffer]) {
         self.state.withLockedValue { state in
             state.requests.append(head)
             let path = String(head.uri.prefix { $0 != "?" })
@@ -241,73 +250,7 @@ public final class OriginServer: @unchecked Sendable {
         }
     }
 
-    fileprivate func remove(_ channel: Channel) {
+    func remove(_ channel: Channel) {
         self.state.withLockedValue { _ = $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-}
-
-private final class OriginHandler: ChannelInboundHandler {
-    typealias InboundIn = HTTPServerRequestPart
-    typealias OutboundOut = HTTPServerResponsePart
-
-    private let origin: OriginServer
-
-    init(origin: OriginServer) {
-        self.origin = origin
-    }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard case .head(let head) = self.unwrapInboundIn(data) else { return }
-        guard let delay = self.origin.responseDelay else { return self.answer(head, context: context) }
-        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
-        context.eventLoop.scheduleTask(in: delay) {
-            let (handler, context) = bound.value
-            if context.channel.isActive { handler.answer(head, context: context) }
-        }
-    }
-
-    private func answer(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
-        let (behaviour, replay) = self.origin.accept(head, channel: context.channel)
-        switch behaviour {
-        case .stream, .silent:
-            let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
-            context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
-                promise: nil
-            )
-            for bytes in replay { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
-            context.flush()
-        case .status(let code):
-            let headers = HTTPHeaders([("Content-Length", "0"), ("Content-Type", "text/plain")])
-            context.write(
-                self.wrapOutboundOut(
-                    .head(HTTPResponseHead(version: .http1_1, status: .init(statusCode: code), headers: headers))
-                ),
-                promise: nil
-            )
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        case .wrongContentType:
-            let body = "<html></html>"
-            let headers = HTTPHeaders([("Content-Length", String(body.utf8.count)), ("Content-Type", "text/html")])
-            context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
-                promise: nil
-            )
-            context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        case .streamThenEnd:
-            let headers = HTTPHeaders([("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")])
-            context.write(
-                self.wrapOutboundOut(.head(HTTPResponseHead(version: .http1_1, status: .ok, headers: headers))),
-                promise: nil
-            )
-            for bytes in replay { context.write(self.wrapOutboundOut(.body(.byteBuffer(bytes))), promise: nil) }
-            context.writeAndFlush(self.wrapOutboundOut(.end(nil)), promise: nil)
-        }
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        self.origin.remove(context.channel)
-        context.fireChannelInactive()
     }
 }
