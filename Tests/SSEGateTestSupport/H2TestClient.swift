@@ -44,7 +44,6 @@ final class H2TestClient: @unchecked Sendable {
             if tls.applicationProtocols.isEmpty { tls.applicationProtocols = ["h2"] }
             return try NIOSSLContext(configuration: tls)
         }
-        let tlsContext = sslContext  // a constant: the initializer may run on another thread
         let multiplexerPromise = group.next().makePromise(of: NIOHTTP2Handler.StreamMultiplexer.self)
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(.seconds(5))
@@ -52,8 +51,8 @@ final class H2TestClient: @unchecked Sendable {
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     let sync = channel.pipeline.syncOperations
-                    if let tlsContext {
-                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverHostname))
+                    if let sslContext {
+                        try sync.addHandler(NIOSSLClientHandler(context: sslContext, serverHostname: serverHostname))
                     }
                     try sync.addHandler(ConnectionRecorder(client: client))
                     var connection = NIOHTTP2Handler.ConnectionConfiguration()

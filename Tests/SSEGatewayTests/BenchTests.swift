@@ -95,10 +95,18 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(report.disconnects, 0, file: file, line: line)
         XCTAssertEqual(report.missing, 0, file: file, line: line)
         let expected = Double(Self.clients) * Self.rate * report.window
-        XCTAssertEqual(
+        // Lost events show as fewer (and as `missing`); on a loaded machine events held back before the
+        // window can arrive inside it, so the upper bound only has to tell that from every event twice.
+        XCTAssertGreaterThanOrEqual(
             Double(report.deliveries),
-            expected,
-            accuracy: expected * 0.2,
+            expected * 0.8,
+            "deliveries: \(report.text)",
+            file: file,
+            line: line
+        )
+        XCTAssertLessThan(
+            Double(report.deliveries),
+            expected * 1.7,
             "deliveries: \(report.text)",
             file: file,
             line: line

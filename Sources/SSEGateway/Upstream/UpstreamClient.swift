@@ -27,6 +27,9 @@ final class UpstreamClient {
     var parser: SSEParser
     /// Reconnects made, for `/metrics`.
     private(set) var reconnects = 0
+    /// A test seam: opens a connection's channel and sets its pipeline up with the given initializer,
+    /// instead of a TCP connect to `url` (the upstream handler's tests use an `EmbeddedChannel`).
+    var openChannel: ((@escaping @Sendable (Channel) -> EventLoopFuture<Void>) -> EventLoopFuture<Channel>)?
 
     var state: UpstreamStateMachine.State { self.machine.state }
     /// The id of the last dispatched event (the standard's "last event ID string"), sent as `Last-Event-ID`
@@ -133,24 +136,28 @@ final class UpstreamClient {
         let idleTimeout = self.settings.idleTimeout
         // The bootstrap's group is this loop: the initializer runs here.
         let client = NIOLoopBound(self, eventLoop: self.loop)
-        ClientBootstrap(group: self.loop)
+        let initialize: @Sendable (Channel) -> EventLoopFuture<Void> = { channel in
+            do {
+                let sync = channel.pipeline.syncOperations
+                if let tlsContext {
+                    try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
+                }
+                try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
+                try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
+                try sync.addHandler(UpstreamStreamHandler(client: client.value, connection: connection))
+                return channel.eventLoop.makeSucceededVoidFuture()
+            } catch {
+                return channel.eventLoop.makeFailedFuture(error)
+            }
+        }
+        let opened =
+            self.openChannel?(initialize)
+            ?? ClientBootstrap(group: self.loop)
             .connectTimeout(self.settings.connectTimeout)
             .channelOption(.socketOption(.so_keepalive), value: 1)
-            .channelInitializer { channel in
-                do {
-                    let sync = channel.pipeline.syncOperations
-                    if let tlsContext {
-                        try sync.addHandler(NIOSSLClientHandler(context: tlsContext, serverHostname: serverName))
-                    }
-                    try sync.addHTTPClientHandlers(leftOverBytesStrategy: .dropBytes)
-                    try sync.addHandler(IdleStateHandler(readTimeout: idleTimeout))
-                    try sync.addHandler(UpstreamStreamHandler(client: client.value, connection: connection))
-                    return channel.eventLoop.makeSucceededVoidFuture()
-                } catch {
-                    return channel.eventLoop.makeFailedFuture(error)
-                }
-            }
+            .channelInitializer(initialize)
             .connect(host: self.url.host, port: self.url.port)
+        opened
             .assumeIsolated()
             .whenComplete { [weak self] result in
                 guard let self else { return }
