@@ -177,6 +177,48 @@ final class RestartResumeTests: XCTestCase {
         await newer.close()
         await older.close()
     }
+
+    /// The feed lets its upstream go (linger) while a rebase is still skipping the replay of what the ring
+    /// holds (the backend ended the stream after 26 and then flapped). The rebase must end there: the next
+    /// connection, after the ring has aged out, resumes after 30, the newest id the ring held. Before, it
+    /// resumed from 26 and the rebase took 27-30, no longer held, for new events: a client that had them
+    /// got them again.
+    func testLingeringOutInTheMiddleOfARebaseResumesFromTheNewestHeldID() async throws {
+        let harness = try await Harness.start { origin in
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                    $0.linger = .milliseconds(100)
+                    $0.settings.replay.maxAge = .milliseconds(1500)
+                }
+            ]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 1...30 { harness.origin.publish(data: "event \(index)") }
+        let newer = try await harness.client("/prices", headers: [("Last-Event-ID", "25")])
+        try await self.expect(newer, self.ids(26...30))
+        // The rebase's connection replays 13-26 and ends; every later one ends at once.
+        let partial = (13...26).map { "id: \($0)\ndata: event \($0)\n\n" }.joined()
+        harness.origin.behaviour = .streamThenEnd(bodies: [partial, ""])
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        try await self.expect(older, self.ids(13...30))
+        await newer.close()
+        await older.close()
+        try await Task.sleep(for: .milliseconds(1600))  // the linger (0.1 s) ends, then the ring ages out
+
+        harness.origin.behaviour = .stream
+        let back = try await harness.client("/prices", headers: [("Last-Event-ID", "30")])
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        harness.origin.publish(data: "event 31")
+        try await self.expect(back, ["31"])
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(back.events.map(\.id), ["31"], "nothing the client had is sent again")
+        XCTAssertEqual(
+            harness.origin.requests.last?.headers.first(name: "Last-Event-ID"),
+            "30",
+            "resumed after the newest id the ring held"
+        )
+        await back.close()
+    }
 }
 
 /// Many clients rejoining a fresh on-demand feed in random order with random last ids, while the

@@ -383,6 +383,21 @@ public final class Feed {
         }
     }
 
+    /// The upstream was let go (linger) while a rebase was collecting or skipping the replay of what the
+    /// ring holds: nobody waits for it any more. It ends here, and the next connection resumes after the
+    /// newest id the ring holds, not from the older id the rebase's replay had reached: that replay,
+    /// taken up hours later, would find the ring trimmed and deliver its events again as new ones.
+    private func abandonRebase() {
+        guard self.rebase.state != .idle else { return }
+        self.rebase.cancel()
+        self.rebaseTimeout?.cancel()
+        self.rebaseTimeout = nil
+        for join in self.parked where join.timeout == nil { self.releaseParked(join.token) }
+        if let newest = self.replay.newestID ?? self.replay.startID {
+            self.upstream.resume(from: newest)
+        }
+    }
+
     // MARK: Joins waiting for an id
 
     /// An unknown id may be one this replica will receive in a moment (upstream ids only). Numeric ids
@@ -486,6 +501,7 @@ public final class Feed {
                 self.onClose?(self)
             } else {
                 self.upstream.stop()
+                self.abandonRebase()
             }
         }
     }
