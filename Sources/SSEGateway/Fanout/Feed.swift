@@ -50,6 +50,9 @@ public final class Feed {
     private var firstResponseKnown: Bool
     private var heldJoins: [HeldJoin] = []
     private var firstResponseTimeout: Scheduled<Void>?
+    /// The id the upstream was asked to resume after (`seedUpstream`) until its first event with an id
+    /// shows whether it did (`checkResumed`).
+    private var unconfirmedSeed: String?
 
     private struct HeldJoin {
         var resumeID: String?
@@ -326,6 +329,8 @@ public final class Feed {
 
     /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
     private func startRebase(from resumeID: String) {
+        // The rebase's own matching of ids (the ring's start, the ids it holds) judges what comes now.
+        self.unconfirmedSeed = nil
         self.rebasesLeft -= 1
         self.rebasedFrom.insert(resumeID)
         self.rebase.begin(from: resumeID, ringStart: self.replay.startID)
@@ -469,6 +474,7 @@ public final class Feed {
             self.replay.count == 0, !self.replay.hasTrimmed
         else { return false }
         guard self.upstream.seedLastEventID(resumeID) else { return false }
+        self.unconfirmedSeed = resumeID
         // The ring starts after that id: later clients holding it resume without a gap, and one holding
         // an older id can move the start back (`startRebase`).
         self.replay.start(after: resumeID)
@@ -555,7 +561,44 @@ extension Feed: UpstreamDelegate {
         }
     }
 
+    /// The first event with an id since the upstream was asked to resume after `unconfirmedSeed`. Ids are
+    /// opaque in general, so only a provable break counts: both integers, and not the next one. (nginx and
+    /// Mercure pass ids through and never judge them; a backend whose integer ids skip numbers per topic
+    /// gets one gap notice per restart, which says no more than that the gateway cannot vouch for it.)
+    private func checkResumed(_ events: [ServerSentEvent]) {
+        guard let seed = self.unconfirmedSeed,
+            let next = events.lazy.compactMap(\.id).first(where: { !$0.isEmpty })
+        else { return }
+        self.unconfirmedSeed = nil
+        guard let seedNumber = Int64(seed), let nextNumber = Int64(next),
+            seedNumber == .max || nextNumber != seedNumber + 1
+        else { return }
+        self.upstreamDidNotResume(after: seed, next: next)
+    }
+
+    /// The upstream did not resume after `seed` (it ignores Last-Event-ID, or lost its history, or started
+    /// over): the clients streaming from the seed are told of the gap before `next` reaches them, and the
+    /// ring no longer claims to start right after the seed, so a client holding it later gets the gap
+    /// signals at join.
+    private func upstreamDidNotResume(after seed: String, next: String) {
+        self.replay.forgetStart()
+        self.replayGaps += 1
+        self.logger.debug(
+            "the upstream did not resume after the seed id",
+            metadata: ["seed": "\(seed)", "next": "\(next)"]
+        )
+        let notice = StreamPrelude.gapNotice(settings: self.settings, lastEventID: seed, next: next)
+        for shard in self.shards.values {
+            if shard.loop === self.loop {
+                shard.tellGap(notice, toHoldersOf: seed)
+            } else {
+                shard.postInOrder { shard.tellGap(notice, toHoldersOf: seed) }
+            }
+        }
+    }
+
     private func appendAndDeliver(_ events: [ServerSentEvent]) {
+        self.checkResumed(events)
         let now = NIODeadline.now()
         var batch: [EncodedEvent] = []
         batch.reserveCapacity(events.count)
