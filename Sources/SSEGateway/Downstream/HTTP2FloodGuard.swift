@@ -5,9 +5,10 @@ import NIOCore
 /// no-progress frames (WINDOW_UPDATE floods) per connection, premature stream ends per listener
 /// (`ListenerResetBudget`): a premature reset is charged when it is read, the unanswered streams of a
 /// connection when it closes, and while the listener's budget for the second is spent a new stream is
-/// refused like a premature reset over it. When a budget is exceeded, the read that crossed it never reaches the HTTP/2
-/// handler: at the end of that read pass the client gets GOAWAY (ENHANCE_YOUR_CALM) naming the last
-/// stream the gateway processed and the connection closes; whatever else it sends is dropped unparsed.
+/// refused like a premature reset over it. When a budget is exceeded, the read that crossed it never
+/// reaches the HTTP/2 handler: at the end of that read pass the client gets GOAWAY (ENHANCE_YOUR_CALM)
+/// naming the last stream the gateway processed and the connection closes; whatever else it sends is
+/// dropped unparsed.
 final class HTTP2FloodGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
