@@ -97,35 +97,55 @@ final class HTTP2FloodGuardTests: XCTestCase {
     }
 
     func testAResetIsPrematureWithinOneToTwoSecondsOfTheStreamsOpening() {
+        // Each stream is reset once: a stream the client has already reset is not charged again.
         var budget = HTTP2ConnectionBudget()
         let start = NIODeadline.uptimeNanoseconds(10_000_000_000)
         let reset = { (id: UInt32) in Header(length: 4, type: 0x3, flags: 0, streamID: id) }
-        XCTAssertEqual(budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 1), now: start), .proceed)
-        XCTAssertEqual(
-            budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 3), now: start + .milliseconds(900)),
-            .proceed
-        )
+        let open = { (id: UInt32) in Header(length: 10, type: 0x1, flags: 4, streamID: id) }
+        XCTAssertEqual(budget.received(open(1), now: start), .proceed)
+        XCTAssertEqual(budget.received(open(3), now: start), .proceed)
+        XCTAssertEqual(budget.received(open(5), now: start + .milliseconds(900)), .proceed)
+        XCTAssertEqual(budget.received(open(7), now: start + .milliseconds(900)), .proceed)
         XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(10)), .prematureReset)
+        XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(20)), .proceed, "already reset")
         XCTAssertEqual(
-            budget.received(reset(1), now: start + .milliseconds(1500)),
+            budget.received(reset(3), now: start + .milliseconds(1500)),
             .prematureReset,
             "opened in the previous window"
         )
-        XCTAssertEqual(budget.received(reset(3), now: start + .milliseconds(1900)), .prematureReset)
+        XCTAssertEqual(budget.received(reset(5), now: start + .milliseconds(1900)), .prematureReset)
+        XCTAssertEqual(budget.received(open(9), now: start + .milliseconds(1950)), .proceed)
+        XCTAssertEqual(budget.received(reset(7), now: start + .milliseconds(2100)), .proceed, "opened two windows ago")
         XCTAssertEqual(
-            budget.received(Header(length: 10, type: 0x1, flags: 4, streamID: 5), now: start + .milliseconds(1950)),
-            .proceed
-        )
-        XCTAssertEqual(budget.received(reset(1), now: start + .milliseconds(2100)), .proceed, "opened two windows ago")
-        XCTAssertEqual(budget.received(reset(3), now: start + .milliseconds(2100)), .proceed, "opened two windows ago")
-        XCTAssertEqual(
-            budget.received(reset(5), now: start + .milliseconds(2100)),
+            budget.received(reset(9), now: start + .milliseconds(2100)),
             .prematureReset,
             "opened in the previous window"
         )
-        XCTAssertEqual(budget.received(reset(5), now: start + .seconds(5)), .proceed)
-        XCTAssertEqual(budget.lastStreamID, 5)
-        XCTAssertEqual(budget.streamsOpened, 3)
+        XCTAssertEqual(budget.received(open(11), now: start + .milliseconds(2100)), .proceed)
+        XCTAssertEqual(budget.received(reset(11), now: start + .seconds(5)), .proceed)
+        XCTAssertEqual(budget.lastStreamID, 11)
+        XCTAssertEqual(budget.streamsOpened, 6)
+    }
+
+    /// Envoy's premature reset: a stream the client gives up before the gateway answered it, by a
+    /// RST_STREAM or by closing the connection. A stream that got its response head is a client leaving.
+    func testOnlyStreamsEndedBeforeTheirResponseArePremature() {
+        var budget = HTTP2ConnectionBudget()
+        let now = NIODeadline.uptimeNanoseconds(10_000_000_000)
+        let open = { (id: UInt32) in Header(length: 10, type: 0x1, flags: 4, streamID: id) }
+        let reset = { (id: UInt32) in Header(length: 4, type: 0x3, flags: 0, streamID: id) }
+        for id in stride(from: UInt32(1), through: 11, by: 2) {
+            XCTAssertEqual(budget.received(open(id), now: now), .proceed)
+        }
+        budget.sent(Header(length: 30, type: 0x1, flags: 4, streamID: 1))  // response head
+        budget.sent(Header(length: 4, type: 0x3, flags: 0, streamID: 3))  // refused by the gateway
+        XCTAssertEqual(budget.received(reset(1), now: now), .proceed, "answered: a closed tab")
+        XCTAssertEqual(budget.received(reset(3), now: now), .proceed, "the gateway ended it")
+        XCTAssertEqual(budget.received(reset(5), now: now), .prematureReset)
+        // 7, 9 and 11 are left unanswered; the close ends those the HTTP/2 handler was given.
+        XCTAssertEqual(budget.prematureEndsAtClose(through: 11, now: now), 3)
+        XCTAssertEqual(budget.prematureEndsAtClose(through: 9, now: now), 2)
+        XCTAssertEqual(budget.prematureEndsAtClose(through: 11, now: now + .seconds(3)), 0, "no longer recent")
     }
 
     func testListenerWindowAllowsTheLimitPerSecond() {
@@ -134,6 +154,10 @@ final class HTTP2FloodGuardTests: XCTestCase {
         for _ in 0..<3 { XCTAssertTrue(window.record(limit: 3, now: start)) }
         XCTAssertFalse(window.record(limit: 3, now: start + .milliseconds(999)))
         XCTAssertTrue(window.record(limit: 3, now: start + .seconds(1)))
+        XCTAssertFalse(window.isSpent(limit: 3, now: start + .seconds(1)))
+        window.add(2, now: start + .milliseconds(1100))
+        XCTAssertTrue(window.isSpent(limit: 3, now: start + .milliseconds(1100)))
+        XCTAssertFalse(window.isSpent(limit: 3, now: start + .seconds(2)), "a new second")
     }
 
     // MARK: Handler
@@ -157,6 +181,46 @@ final class HTTP2FloodGuardTests: XCTestCase {
         XCTAssertEqual(goAway.readInteger(as: UInt32.self), 1, "last stream id")
         XCTAssertEqual(goAway.readInteger(as: UInt32.self), 0xB, "ENHANCE_YOUR_CALM")
         XCTAssertFalse(channel.isActive)
+    }
+
+    /// A connection that opens streams and closes before they were answered spends the listener's budget;
+    /// once it is spent, the next connection's first new stream gets GOAWAY and is never passed on.
+    func testClosingOverUnansweredStreamsSpendsTheListenerBudget() throws {
+        let listener = ListenerResetBudget()
+        let first = EmbeddedChannel()
+        try first.pipeline.syncOperations.addHandler(HTTP2FloodGuard(listener: listener, prematureResetsPerSecond: 3))
+        try first.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
+        var opened = Self.preface
+        Self.frame(type: 0x4, streamID: 0, into: &opened)
+        for id in stride(from: UInt32(1), through: 7, by: 2) {
+            Self.frame(type: 0x1, streamID: id, payload: [0x82], into: &opened)
+        }
+        try first.writeInbound(opened)
+        XCTAssertEqual(try first.readInbound(as: ByteBuffer.self), opened)
+        // The gateway answers stream 1 only.
+        var response = ByteBuffer()
+        Self.frame(type: 0x1, streamID: 1, payload: [0x88], into: &response)
+        try first.writeOutbound(IOData.byteBuffer(response))
+        _ = try first.readOutbound(as: IOData.self)
+        XCTAssertFalse(listener.isSpent(limit: 3))
+        _ = try first.finish()
+        XCTAssertTrue(listener.isSpent(limit: 3), "streams 3, 5 and 7 ended unanswered")
+
+        let next = EmbeddedChannel()
+        try next.pipeline.syncOperations.addHandler(HTTP2FloodGuard(listener: listener, prematureResetsPerSecond: 3))
+        var settings = Self.preface
+        Self.frame(type: 0x4, streamID: 0, into: &settings)
+        try next.writeInbound(settings)
+        XCTAssertEqual(try next.readInbound(as: ByteBuffer.self), settings, "a connection without streams is served")
+        var stream = ByteBuffer()
+        Self.frame(type: 0x1, streamID: 1, payload: [0x82], into: &stream)
+        try next.writeInbound(stream)
+        XCTAssertNil(try next.readInbound(as: ByteBuffer.self), "the new stream is refused")
+        var goAway = try XCTUnwrap(next.readOutbound(as: IOData.self)).byteBuffer
+        XCTAssertEqual(goAway.readBytes(length: 9), [0, 0, 8, 0x7, 0, 0, 0, 0, 0])
+        XCTAssertEqual(goAway.readInteger(as: UInt32.self), 0, "last stream id: none processed")
+        XCTAssertEqual(goAway.readInteger(as: UInt32.self), 0xB, "ENHANCE_YOUR_CALM")
+        XCTAssertFalse(next.isActive)
     }
 }
 

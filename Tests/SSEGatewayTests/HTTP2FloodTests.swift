@@ -158,6 +158,8 @@ final class HTTP2FloodTests: XCTestCase {
         XCTAssertEqual(h2Events.last?.data, "after the resets")
         let http1Events = try await http1.waitForEvents(1)
         XCTAssertEqual(http1Events.last?.data, "after the resets")
+        // New streams are refused for the rest of a second whose budget the attack spent; the next has one.
+        try await Task.sleep(for: .milliseconds(1100))
         let late = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
         let lateStream = try await late.request("/prices")
         let lateHead = try await lateStream.waitForHeaders()
@@ -200,6 +202,132 @@ final class HTTP2FloodTests: XCTestCase {
             $0.contains { $0.streamID == streamID }
         }
         XCTAssertFalse(frames.contains { $0.type == H2RawConnection.Frame.goAway })
+    }
+
+    // MARK: Streams abandoned by closing the connection (finding 2: stream churn per listener)
+
+    private static func get(_ path: String) -> [(String, String)] {
+        [(":method", "GET"), (":scheme", "http"), (":path", path), (":authority", "a")]
+    }
+
+    /// Connections that each open 10 streams and close the connection before the gateway answered them
+    /// (no RST_STREAM): the close charges the streams to the listener's budget (50 per second), and once it
+    /// is spent the next connections get GOAWAY at their first HEADERS, which never reaches the HTTP/2
+    /// handler. The clients streaming all along keep streaming.
+    func testStreamsAbandonedByClosingConnectionsSpendTheListenerBudget() async throws {
+        let harness = try await Harness.start(
+            configure: { $0.limits.prematureResetsPerSecond = 50 },
+            feeds: { origin in
+                [
+                    try Harness.feed("/prices", upstream: "\(origin)/prices"),
+                    // A new room's clients wait (unanswered) for its upstream's first response.
+                    try Harness.feed("/rooms/{room}", upstream: "\(origin)/rooms/{room}") {
+                        $0.settings.upstream.connectTimeout = .seconds(10)
+                    },
+                ]
+            }
+        )
+        defer { Task { await harness.stop() } }
+        let (h2, stream, http1) = try await self.normalClients(harness)
+        harness.origin.responseDelay = .seconds(10)
+        let baseline = LiveObjects.snapshot
+        let port = harness.port
+        let group = harness.clientGroup
+        let calmed = ManagedCounter()
+        try await churn(60, concurrency: 4) { _ in
+            let attacker = try await H2RawConnection.connect(port: port, group: group)
+            var streamID: UInt32 = 1
+            for _ in 0..<10 {
+                attacker.sendHeaders(streamID: streamID, Self.get("/rooms/lobby"))
+                streamID += 2
+            }
+            attacker.sendPing()
+            _ = await attacker.flushAndWait()
+            let frames = try await attacker.wait("a GOAWAY or the PING ACK", timeout: .seconds(5)) { frames in
+                frames.contains { $0.type == H2RawConnection.Frame.goAway }
+                    || frames.contains { $0.type == H2RawConnection.Frame.ping && $0.flags & 0x1 == 1 }
+                    || attacker.isClosed
+            }
+            XCTAssertFalse(
+                frames.contains { $0.type == H2RawConnection.Frame.headers },
+                "the room's streams are still unanswered"
+            )
+            if frames.contains(where: {
+                $0.type == H2RawConnection.Frame.goAway && $0.errorCode == Self.enhanceYourCalm
+            }) {
+                calmed.increment()
+            }
+            await attacker.close()
+        }
+        XCTAssertGreaterThan(calmed.value, 30, "most connections are refused once the listener's budget is spent")
+        let deadline = NIODeadline.now() + .seconds(5)
+        while LiveObjects.snapshot != baseline, NIODeadline.now() < deadline {
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+        XCTAssertEqual(LiveObjects.snapshot, baseline, "every abandoned stream and connection released")
+
+        harness.origin.publish(data: "after the churn")
+        let h2Events = try await stream.waitForEvents(1)
+        XCTAssertEqual(h2Events.last?.data, "after the churn")
+        let http1Events = try await http1.waitForEvents(1)
+        XCTAssertEqual(http1Events.last?.data, "after the churn")
+        XCTAssertFalse(h2.isClosed)
+        // The next second has a budget again: a new client is served.
+        try await Task.sleep(for: .milliseconds(1100))
+        let late = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
+        let lateHead = try await late.request("/prices").waitForHeaders()
+        XCTAssertEqual(lateHead.status, 200)
+        await late.close()
+        await h2.close()
+        await http1.close()
+    }
+
+    /// Streams that got their response head are clients leaving, however soon after opening (a closed
+    /// tab): with a budget of 1 per second, 20 answered streams reset at once and 10 connections closed
+    /// under answered streams charge nothing, and new streams are still served.
+    func testStreamsEndedAfterTheirResponseAreNotCharged() async throws {
+        let harness = try await self.start { $0.limits.prematureResetsPerSecond = 1 }
+        defer { Task { await harness.stop() } }
+        let connection = try await H2RawConnection.connect(port: harness.port, group: harness.clientGroup)
+        defer { Task { await connection.close() } }
+        var streamID: UInt32 = 1
+        for _ in 0..<20 {
+            connection.sendHeaders(streamID: streamID, Self.get("/prices"))
+            streamID += 2
+        }
+        connection.flush()
+        let opened = streamID
+        try await connection.wait("20 response heads") { frames in
+            Set(frames.filter { $0.type == H2RawConnection.Frame.headers }.map(\.streamID)).count == 20
+        }
+        for id in stride(from: UInt32(1), to: opened, by: 2) { connection.sendRSTStream(streamID: id) }
+        connection.sendPing()
+        connection.flush()
+        try await connection.wait("the PING ACK") { frames in
+            frames.contains { $0.type == H2RawConnection.Frame.ping && $0.flags & 0x1 == 1 }
+        }
+
+        let port = harness.port
+        let group = harness.clientGroup
+        try await churn(10, concurrency: 5) { _ in
+            let client = try await H2RawConnection.connect(port: port, group: group)
+            client.sendHeaders(streamID: 1, Self.get("/prices"))
+            client.flush()
+            try await client.wait("the response head") { $0.contains { $0.type == H2RawConnection.Frame.headers } }
+            await client.close()
+        }
+
+        connection.sendHeaders(streamID: streamID, Self.get("/prices"))
+        connection.flush()
+        let frames = try await connection.wait("a response on the new stream") {
+            $0.contains { $0.streamID == streamID && $0.type == H2RawConnection.Frame.headers }
+                || $0.contains { $0.type == H2RawConnection.Frame.goAway }
+        }
+        XCTAssertFalse(frames.contains { $0.type == H2RawConnection.Frame.goAway }, "nothing was charged")
+        let late = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
+        let lateHead = try await late.request("/prices").waitForHeaders()
+        XCTAssertEqual(lateHead.status, 200)
+        await late.close()
     }
 }
 

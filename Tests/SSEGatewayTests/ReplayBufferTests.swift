@@ -31,6 +31,21 @@ final class ReplayBufferTests: XCTestCase {
         return buffer
     }
 
+    /// A ring started after a seed id resumes a client holding it; once the upstream proved it did not
+    /// resume there (`forgetStart`), that client gets a gap and the whole ring.
+    func testAForgottenStartNoLongerResumesTheSeed() {
+        var buffer = ReplayBuffer(maxEvents: 10, maxBytes: 1 << 20, maxAge: .hours(1))
+        buffer.start(after: "3")
+        XCTAssertEqual(buffer.lookup(after: "3", now: self.start).resume, .resumed)
+        XCTAssertEqual(buffer.startID, "3")
+        buffer.forgetStart()
+        buffer.append(self.event(1, id: "6"), now: self.start)
+        let lookup = buffer.lookup(after: "3", now: self.start)
+        XCTAssertEqual(lookup.resume, .gap)
+        XCTAssertEqual(lookup.events.map(\.id), ["6"])
+        XCTAssertNil(buffer.startID, "no rebase can join older events up to an unknown start")
+    }
+
     func testEncodedEventFramesOneChunkAndSharesThePayload() {
         let encoded = self.event(1, id: "7", data: "a\nb")
         XCTAssertEqual(String(buffer: encoded.payload), "id: 7\ndata: a\ndata: b\n\n")

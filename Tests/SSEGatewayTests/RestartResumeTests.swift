@@ -179,6 +179,94 @@ final class RestartResumeTests: XCTestCase {
         await newer.close()
         await older.close()
     }
+
+    /// A backend that did not resume after the seed (the first joiner's id, sent as Last-Event-ID): its
+    /// first event is 6, not 4. The clients that resumed from 3 are told of the gap before event 6 (the
+    /// comment, and `event: gap` with `gap_event`); one joining later with 3 gets the gap signals at
+    /// join; a client that asked for no id is told nothing. (The tests above, whose backend resumes,
+    /// assert that no client sees a gap.)
+    func testAnUpstreamThatDidNotResumeAfterTheSeedIsAGap() async throws {
+        var options = OriginServer.Options()
+        options.history = 0  // ignores Last-Event-ID
+        let harness = try await Harness.start(origin: options) { origin in
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                    $0.settings.replay.gapEvent = true
+                }
+            ]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 1...5 { harness.origin.publish(data: "before \(index)") }
+        let first = try await harness.client("/prices", headers: [("Last-Event-ID", "3")])
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let same = try await harness.client("/prices", headers: [("Last-Event-ID", "3")])
+        let fresh = try await harness.client("/prices")
+        try await harness.waitUntilJoined(3)
+        for index in 6...7 { harness.origin.publish(data: "event \(index)") }
+        for client in [first, same] {
+            try await self.expect(client, [nil, "6", "7"])  // the gap event has no id
+            let gap = try XCTUnwrap(client.body.range(of: ": gap: the upstream did not resume after last event id 3"))
+            let event = try XCTUnwrap(
+                client.body.range(of: "event: gap\ndata: {\"lastEventId\":\"3\",\"replayFrom\":\"6\"}")
+            )
+            let six = try XCTUnwrap(client.body.range(of: "id: 6"))
+            XCTAssertLessThan(gap.lowerBound, six.lowerBound, client.body)
+            XCTAssertLessThan(event.lowerBound, six.lowerBound, client.body)
+            XCTAssertEqual(client.events.filter { $0.type == "gap" }.count, 1)
+        }
+        try await self.expect(fresh, self.ids(6...7))
+        XCTAssertFalse(fresh.body.contains("gap"), "a client that resumed from nothing lost nothing")
+
+        let later = try await harness.client("/prices", headers: [("Last-Event-ID", "3")])
+        let head = try await later.waitForHead()
+        XCTAssertEqual(head.headers["Last-Event-ID"], ["6"], "a gap at join: replayed from 6")
+        try await later.wait("the replay") { $0.events.filter { $0.id != nil }.count >= 2 }
+        XCTAssertEqual(later.events.compactMap(\.id), self.ids(6...7).compactMap { $0 })
+        XCTAssertTrue(later.body.contains(": gap"))
+        for client in [first, same, fresh, later] { await client.close() }
+    }
+
+    /// The feed lets its upstream go (linger) while a rebase is still skipping the replay of what the ring
+    /// holds (the backend ended the stream after 26 and then flapped). The rebase must end there: the next
+    /// connection, after the ring has aged out, resumes after 30, the newest id the ring held. Before, it
+    /// resumed from 26 and the rebase took 27-30, no longer held, for new events: a client that had them
+    /// got them again.
+    func testLingeringOutInTheMiddleOfARebaseResumesFromTheNewestHeldID() async throws {
+        let harness = try await Harness.start { origin in
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .onDemand) {
+                    $0.linger = .milliseconds(100)
+                    $0.settings.replay.maxAge = .milliseconds(1500)
+                }
+            ]
+        }
+        defer { Task { await harness.stop() } }
+        for index in 1...30 { harness.origin.publish(data: "event \(index)") }
+        let newer = try await harness.client("/prices", headers: [("Last-Event-ID", "25")])
+        try await self.expect(newer, self.ids(26...30))
+        // The rebase's connection replays 13-26 and ends; every later one ends at once.
+        let partial = (13...26).map { "id: \($0)\ndata: event \($0)\n\n" }.joined()
+        harness.origin.behaviour = .streamThenEnd(bodies: [partial, ""])
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        try await self.expect(older, self.ids(13...30))
+        await newer.close()
+        await older.close()
+        try await Task.sleep(for: .milliseconds(1600))  // the linger (0.1 s) ends, then the ring ages out
+
+        harness.origin.behaviour = .stream
+        let back = try await harness.client("/prices", headers: [("Last-Event-ID", "30")])
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        harness.origin.publish(data: "event 31")
+        try await self.expect(back, ["31"])
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(back.events.map(\.id), ["31"], "nothing the client had is sent again")
+        XCTAssertEqual(
+            harness.origin.requests.last?.headers.first(name: "Last-Event-ID"),
+            "30",
+            "resumed after the newest id the ring held"
+        )
+        await back.close()
+    }
 }
 
 /// Many clients rejoining a fresh on-demand feed in random order with random last ids, while the

@@ -10,13 +10,16 @@ import NIOCore
 ///   A client grants window only for data it received, so a real one stays far below this; a flood of
 ///   WINDOW_UPDATEs crosses it within a few frames. SwiftNIO already limits PING, SETTINGS, PRIORITY,
 ///   RST_STREAM, empty DATA and CONTINUATION floods itself; it does not count WINDOW_UPDATE.
-/// - A RST_STREAM from the client for a stream it opened a moment ago (within the current or the previous
-///   one-second window, `RecentStreams`) is a premature reset, the shape of the HTTP/2 rapid reset attack
-///   (CVE-2023-44487): the guard charges it to the listener's budget (`ListenerResetBudget`).
+/// - A stream the client ends before the gateway answered it (sent its response HEADERS, or a RST_STREAM
+///   of its own) and within a moment of opening it (the current or the previous one-second window,
+///   `RecentStreams`) ends prematurely, Envoy's "premature reset": by a RST_STREAM, the shape of the
+///   HTTP/2 rapid reset attack (CVE-2023-44487), or by closing the connection under it. The guard charges
+///   each to the listener's budget (`ListenerResetBudget`). A stream that got its response headers is an
+///   ordinary client leaving (a closed tab), whenever it ends.
 struct HTTP2ConnectionBudget {
     enum Verdict: Equatable {
         case proceed
-        /// The client reset a stream it had just opened.
+        /// The client reset a stream it had just opened, before the gateway answered it.
         case prematureReset
         /// Over the no-progress allowance: GOAWAY (ENHANCE_YOUR_CALM) and close.
         case tooManyNoProgressFrames
@@ -38,6 +41,12 @@ struct HTTP2ConnectionBudget {
     /// The highest stream id the client opened.
     private(set) var lastStreamID: UInt32 = 0
     private var recent = RecentStreams()
+    /// Client streams the gateway has not answered (no HEADERS or RST_STREAM sent on them) and the client
+    /// has not reset: those a close would end prematurely. SwiftNIO refuses streams beyond
+    /// SETTINGS_MAX_CONCURRENT_STREAMS with a RST_STREAM (which answers them), so this holds about that
+    /// many at most; ids no longer recent are pruned should it grow past `unansweredPruneCount` anyway.
+    private var unanswered = Set<UInt32>()
+    static let unansweredPruneCount = 1024
 
     var noProgressAllowance: Int {
         let streams = self.streamsOpened + self.previousStreamsOpened
@@ -73,10 +82,15 @@ struct HTTP2ConnectionBudget {
                 self.lastStreamID = header.streamID
                 self.streamsOpened += 1
                 self.recent.opened(header.streamID, now: now)
+                self.unanswered.insert(header.streamID)
+                if self.unanswered.count > Self.unansweredPruneCount {
+                    self.unanswered = self.unanswered.filter { self.recent.isRecent($0) }
+                }
             }
             return .proceed
         case FrameType.rstStream:
-            return self.recent.contains(header.streamID, now: now) ? .prematureReset : .proceed
+            let wasUnanswered = self.unanswered.remove(header.streamID) != nil
+            return wasUnanswered && self.recent.contains(header.streamID, now: now) ? .prematureReset : .proceed
         case FrameType.windowUpdate, FrameType.goAway:
             return self.countNoProgressFrame()
         case let type where type > FrameType.continuation:
@@ -88,9 +102,23 @@ struct HTTP2ConnectionBudget {
 
     /// A frame header the gateway sent.
     mutating func sent(_ header: HTTP2FrameHeaderScanner.Header) {
-        if header.type == HTTP2FrameHeaderScanner.FrameType.data {
+        typealias FrameType = HTTP2FrameHeaderScanner.FrameType
+        switch header.type {
+        case FrameType.data:
             self.dataFramesSent += 1
+        case FrameType.headers, FrameType.rstStream:
+            // The response head (or a refusal): the stream is answered.
+            self.unanswered.remove(header.streamID)
+        default:
+            break
         }
+    }
+
+    /// The connection closed: the streams this ends prematurely, among those the HTTP/2 handler was given
+    /// (ids up to `lastForwarded`; a read the guard dropped cost the gateway nothing).
+    mutating func prematureEndsAtClose(through lastForwarded: UInt32, now: NIODeadline) -> Int {
+        self.recent.advance(to: now)
+        return self.unanswered.count { $0 <= lastForwarded && self.recent.isRecent($0) }
     }
 
     private mutating func countNoProgressFrame() -> Verdict {
@@ -117,11 +145,16 @@ struct RecentStreams {
 
     mutating func contains(_ id: UInt32, now: NIODeadline) -> Bool {
         self.advance(to: now)
+        return self.isRecent(id)
+    }
+
+    /// Whether `id` was opened in the current or the previous window as of the last `advance`.
+    func isRecent(_ id: UInt32) -> Bool {
         guard let first = self.firstInPrevious ?? self.firstInCurrent else { return false }
         return id >= first
     }
 
-    private mutating func advance(to now: NIODeadline) {
+    mutating func advance(to now: NIODeadline) {
         let elapsed = now - self.windowStart
         if elapsed >= Self.window + Self.window {
             self.firstInPrevious = nil

@@ -2,10 +2,13 @@ import NIOCore
 
 /// The first handler of an HTTP/2 connection after TLS (before `NIOHTTP2Handler`): reads only the 9-byte
 /// frame headers of both directions (`HTTP2FrameHeaderScanner`) and enforces `HTTP2ConnectionBudget` —
-/// no-progress frames (WINDOW_UPDATE floods) per connection, premature stream resets per listener
-/// (`ListenerResetBudget`). When a budget is exceeded, the read that crossed it never reaches the HTTP/2
-/// handler: at the end of that read pass the client gets GOAWAY (ENHANCE_YOUR_CALM) naming the last
-/// stream the gateway processed and the connection closes; whatever else it sends is dropped unparsed.
+/// no-progress frames (WINDOW_UPDATE floods) per connection, premature stream ends per listener
+/// (`ListenerResetBudget`): a premature reset is charged when it is read, the unanswered streams of a
+/// connection when it closes, and while the listener's budget for the second is spent a new stream is
+/// refused like a premature reset over it. When a budget is exceeded, the read that crossed it never
+/// reaches the HTTP/2 handler: at the end of that read pass the client gets GOAWAY (ENHANCE_YOUR_CALM)
+/// naming the last stream the gateway processed and the connection closes; whatever else it sends is
+/// dropped unparsed.
 final class HTTP2FloodGuard: ChannelDuplexHandler {
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
@@ -42,9 +45,16 @@ final class HTTP2FloodGuard: ChannelDuplexHandler {
         let now = NIODeadline.now()
         var exceeded: Reason?
         self.inbound.scan(self.unwrapInboundIn(data)) { header in
+            let lastStreamID = self.budget.lastStreamID
             switch self.budget.received(header, now: now) {
             case .proceed:
-                return true
+                // A new stream while the listener's budget is spent: streams abandoned by closing their
+                // connections are charged only at the close, so only refusing the next ones bounds them.
+                let opensStream = self.budget.lastStreamID != lastStreamID
+                if !opensStream || !self.listener.isSpent(limit: self.prematureResetsPerSecond, now: now) {
+                    return true
+                }
+                exceeded = .prematureResets
             case .prematureReset:
                 if self.listener.allow(limit: self.prematureResetsPerSecond, now: now) { return true }
                 exceeded = .prematureResets
@@ -62,6 +72,13 @@ final class HTTP2FloodGuard: ChannelDuplexHandler {
         }
         self.forwardedLastStreamID = self.budget.lastStreamID
         context.fireChannelRead(data)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        // Streams the HTTP/2 handler was given and the gateway had not answered end with the connection.
+        let ended = self.budget.prematureEndsAtClose(through: self.forwardedLastStreamID, now: .now())
+        self.listener.charge(ended)
+        context.fireChannelInactive()
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {

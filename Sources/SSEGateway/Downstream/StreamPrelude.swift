@@ -36,6 +36,23 @@ enum StreamPrelude {
         return buffer
     }
 
+    /// What clients that resumed from `lastEventID` get when the upstream, asked to resume after it,
+    /// sent `next` instead of the id after it: the same two signals as a gap at join (the comment, and
+    /// `event: gap` with `replay.gap_event`), `replayFrom` naming the first event after the gap.
+    static func gapNotice(settings: FeedSettings, lastEventID: String, next: String) -> ByteBuffer {
+        var buffer = ByteBuffer()
+        SSESerializer.writeComment(
+            "gap: the upstream did not resume after last event id \(Self.printable(lastEventID)); next is \(Self.printable(next))",
+            into: &buffer
+        )
+        buffer.writeStaticString("\n")
+        if settings.replay.gapEvent {
+            let data = "{\"lastEventId\":\(JSONText.string(lastEventID)),\"replayFrom\":\(JSONText.string(next))}"
+            SSESerializer.write(ServerSentEvent(id: nil, type: "gap", data: data), into: &buffer)
+        }
+        return buffer
+    }
+
     /// The id of the first replayed event that carries one: where replay started.
     static func replayStart(_ lookup: ReplayBuffer.Lookup) -> String? {
         lookup.events.first(where: { ($0.id ?? "").isEmpty == false })?.id

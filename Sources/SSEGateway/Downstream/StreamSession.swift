@@ -157,6 +157,7 @@ final class StreamSession: SubscriberSink {
             transport: self.transport,
             limits: settings.client,
             lastSequence: lookup.lastSequence,
+            resumeID: request.resumeID,
             now: now
         )
         self.state = .streaming(subscriber, shard)

@@ -67,6 +67,9 @@ public final class Feed: @unchecked Sendable {
     /// `FeedLifecycle.State.connecting`), with what answering them needs.
     private var heldJoins: [FeedLifecycle.JoinID: HeldJoin] = [:]
     private var firstResponseTimeout: Scheduled<Void>?
+    /// The id the upstream was asked to resume after (`seedUpstream`) until its first event with an id
+    /// shows whether it did (`checkResumed`).
+    private var unconfirmedSeed: String?
 
     private struct HeldJoin {
         var resumeID: String?
@@ -129,6 +132,9 @@ public final class Feed: @unchecked Sendable {
         case .stopUpstream:
             self.logger.debug("no clients for the linger time: closing upstream")
             self.upstream.stop()
+            // A rebase still collecting or replaying ends with the upstream: the next connection resumes
+            // after the newest id the ring holds (not from a rebase's older id, which would repeat events).
+            self.abandonRebase()
         case .scheduleLinger(let linger):
             self.scheduleLinger(linger)
         case .answerHeld(let joins):
@@ -403,6 +409,8 @@ public final class Feed: @unchecked Sendable {
 
     /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
     private func startRebase(from resumeID: String) {
+        // The rebase's own matching of ids (the ring's start, the ids it holds) judges what comes now.
+        self.unconfirmedSeed = nil
         self.rebasesLeft -= 1
         self.rebasedFrom.insert(resumeID)
         self.rebase.begin(from: resumeID, ringStart: self.replay.startID)
@@ -458,6 +466,21 @@ public final class Feed: @unchecked Sendable {
         }
         if let oldest = candidates.min(by: { (Int64($0.resumeID) ?? .max) < (Int64($1.resumeID) ?? .max) }) {
             self.startRebase(from: oldest.resumeID)
+        }
+    }
+
+    /// The upstream was let go (linger) while a rebase was collecting or skipping the replay of what the
+    /// ring holds: nobody waits for it any more. It ends here, and the next connection resumes after the
+    /// newest id the ring holds, not from the older id the rebase's replay had reached: that replay,
+    /// taken up hours later, would find the ring trimmed and deliver its events again as new ones.
+    private func abandonRebase() {
+        guard self.rebase.state != .idle else { return }
+        self.rebase.cancel()
+        self.rebaseTimeout?.cancel()
+        self.rebaseTimeout = nil
+        for join in self.parked where join.timeout == nil { self.releaseParked(join.id) }
+        if let newest = self.replay.newestID ?? self.replay.startID {
+            self.upstream.resume(from: newest)
         }
     }
 
@@ -532,6 +555,7 @@ public final class Feed: @unchecked Sendable {
             self.replay.count == 0, !self.replay.hasTrimmed
         else { return false }
         guard self.upstream.seedLastEventID(resumeID) else { return false }
+        self.unconfirmedSeed = resumeID
         // The ring starts after that id: later clients holding it resume without a gap, and one holding
         // an older id can move the start back (`startRebase`).
         self.replay.start(after: resumeID)
@@ -605,7 +629,45 @@ extension Feed: UpstreamDelegate {
         }
     }
 
+    /// The first event with an id since the upstream was asked to resume after `unconfirmedSeed`. Ids are
+    /// opaque in general, so only a provable break counts: both integers, and not the next one. (nginx and
+    /// Mercure pass ids through and never judge them; a backend whose integer ids skip numbers per topic
+    /// gets one gap notice per restart, which says no more than that the gateway cannot vouch for it.)
+    private func checkResumed(_ events: [ServerSentEvent]) {
+        guard let seed = self.unconfirmedSeed,
+            let next = events.lazy.compactMap(\.id).first(where: { !$0.isEmpty })
+        else { return }
+        self.unconfirmedSeed = nil
+        guard let seedNumber = Int64(seed), let nextNumber = Int64(next),
+            seedNumber == .max || nextNumber != seedNumber + 1
+        else { return }
+        self.upstreamDidNotResume(after: seed, next: next)
+    }
+
+    /// The upstream did not resume after `seed` (it ignores Last-Event-ID, or lost its history, or started
+    /// over): the clients streaming from the seed are told of the gap before `next` reaches them, and the
+    /// ring no longer claims to start right after the seed, so a client holding it later gets the gap
+    /// signals at join.
+    private func upstreamDidNotResume(after seed: String, next: String) {
+        self.replay.forgetStart()
+        self.replayGaps += 1
+        self.logger.debug(
+            "the upstream did not resume after the seed id",
+            metadata: ["seed": "\(seed)", "next": "\(next)"]
+        )
+        let notice = StreamPrelude.gapNotice(settings: self.settings, lastEventID: seed, next: next)
+        for link in self.shards.values {
+            if link.loop === self.loop {
+                link.shard.value.tellGap(notice, toHoldersOf: seed)
+            } else {
+                let shard = link.shard
+                link.postInOrder { shard.value.tellGap(notice, toHoldersOf: seed) }
+            }
+        }
+    }
+
     private func appendAndDeliver(_ events: [ServerSentEvent]) {
+        self.checkResumed(events)
         let now = NIODeadline.now()
         var batch: [EncodedEvent] = []
         batch.reserveCapacity(events.count)

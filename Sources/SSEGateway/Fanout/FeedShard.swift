@@ -123,6 +123,26 @@ final class FeedShard {
         self.closeEvicted()
     }
 
+    /// The upstream did not resume after `seed` (`Feed.upstreamDidNotResume`): the clients here that
+    /// resumed from it get `notice` before the next batch (framed like a keepalive: not an event, never
+    /// in the ring).
+    func tellGap(_ notice: ByteBuffer, toHoldersOf seed: String) {
+        self.hub.deferredFlushes.run {
+            let now = NIODeadline.now()
+            let allocator = ByteBufferAllocator()
+            for subscriber in self.subscribers where subscriber.resumeID == seed && !subscriber.isEvicted {
+                let buffer = subscriber.framing.frame(notice, allocator: allocator)
+                if let reason = subscriber.offer(buffer, producedAt: now, now: now) {
+                    self.evicted.append((subscriber, reason))
+                    continue
+                }
+                subscriber.flushIfNeeded()
+                self.counters.stats.bytesOut += buffer.readableBytes
+            }
+            self.closeEvicted()
+        }
+    }
+
     /// The loop's coarse timer: keepalive comments for idle clients and the lag check for blocked ones.
     /// The loop ticks at the pace of its most demanding feed; each shard only does its walk at its own.
     func tick(now: NIODeadline, keepalive: (StreamFraming) -> ByteBuffer) {

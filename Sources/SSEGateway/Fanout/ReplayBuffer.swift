@@ -145,6 +145,12 @@ public struct ReplayBuffer {
         self.base = (id, self.lastSequence)
     }
 
+    /// The ring no longer starts right after its start id (the upstream, asked to resume after it, did
+    /// not): a client holding that id is told of a gap like any other it does not hold.
+    public mutating func forgetStart() {
+        self.base = nil
+    }
+
     /// Puts older events in front of the ring (the upstream was asked to resume from an older id than
     /// the ring starts after): their sequences are the ones just below `firstSequence`, oldest first,
     /// and `base` is the id they follow. Trims to the bounds afterwards (the oldest go first). Refused

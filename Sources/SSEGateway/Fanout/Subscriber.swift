@@ -11,6 +11,8 @@ public final class Subscriber {
     var queue: SubscriberQueue
     /// Sequence of the last event handed to this client (replay included); later batches skip what it has.
     var lastSequence: Int64
+    /// The id the client resumed from (nil: it asked for none), for a gap found after it joined.
+    let resumeID: String?
     /// The last time bytes were handed to the channel, for keepalives.
     var lastWriteAt: NIODeadline
     /// Position in the shard's array, for O(1) removal; -1 once removed.
@@ -25,9 +27,11 @@ public final class Subscriber {
         transport: SubscriberOutput,
         limits: ClientLimitsConfig,
         lastSequence: Int64,
+        resumeID: String? = nil,
         now: NIODeadline
     ) {
         self.sink = sink
+        self.resumeID = resumeID
         self.transport = transport
         self.framing = transport.framing
         self.queue = SubscriberQueue(maxQueue: limits.maxQueue, maxLag: limits.maxLag)

@@ -235,6 +235,18 @@ final class UpstreamClient {
         }
     }
 
+    /// Sets the `Last-Event-ID` of the next connection while none is under way (the feed let its upstream
+    /// go in the middle of a rebase: the next connection resumes after what the ring holds).
+    func resume(from id: String) {
+        self.loop.preconditionInEventLoop()
+        switch self.machine.state {
+        case .idle, .stopped:
+            self.lastEventID = id
+        case .connecting, .streaming, .waiting:
+            preconditionFailure("resume(from:) while the upstream is \(self.machine.state)")
+        }
+    }
+
     /// Drops the current connection (or backoff) and connects again at once, asking the upstream to
     /// resume from `id`: a client needs events from before where this connection resumed.
     func restart(from id: String) {
