@@ -28,10 +28,7 @@ struct TestCertificates {
     /// Skips the test when the `openssl` command is missing (fails it under `SSEGATE_REQUIRE_TOOLS=1`).
     static func make(keyType: KeyType = .rsa) throws -> TestCertificates {
         _ = try ExternalTool.openssl.require()
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent(
-            "ssegate-certs-\(UUID().uuidString)"
-        )
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let directory = try TestScratch.directory("certs")
         let certificates = TestCertificates(directory: directory)
         let keyArguments: [String] =
             keyType == .rsa

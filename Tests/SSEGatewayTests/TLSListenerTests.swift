@@ -181,8 +181,7 @@ final class TLSListenerTests: XCTestCase {
         let first = try TestCertificates.make(keyType: .ecdsa)
         let second = try TestCertificates.make(keyType: .ecdsa)
         // The listener reads copies, so that the test can replace them like an operator (or certbot) would.
-        let live = FileManager.default.temporaryDirectory.appendingPathComponent("ssegate-live-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: live, withIntermediateDirectories: true)
+        let live = try TestScratch.directory("live")
         let certPath = live.appendingPathComponent("server.pem").path
         let keyPath = live.appendingPathComponent("server.key").path
         func install(certificate: String, key: String) throws {
