@@ -3,7 +3,8 @@
 # drift in the machine's other load hits both alike. Each round starts `ssegate origin`, then
 # `ssegate serve` from the binary under test with one feed, drives it with `ssegate bench` (always the
 # same load-client binary), and samples the server's CPU (utime+stime from /proc/PID/stat) over a
-# window inside the load client's. One line per round, then the mean per binary.
+# window inside the load client's, and its resident memory before the clients and at the window's end
+# (memory per client = the growth / clients). One line per round, then the mean per binary.
 #
 #   bench/compare.sh BEFORE AFTER [--rounds N] [--clients N] [--rate R] [--payload B] [--window S]
 #                    [--bench-threads T] [--bench BINARY] [--http2] [--streams-per-connection K]
@@ -49,6 +50,7 @@ if [ "$HTTP2" = 1 ]; then
     CONNECTIONS=$(( (CLIENTS + STREAMS_PER_CONNECTION - 1) / STREAMS_PER_CONNECTION ))
 fi
 ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
 established() { ss -Htn state established '( sport = :18180 )' | wc -l; }
 listening() { ss -Htln "( sport = :$1 )" | grep -q .; }
 alive() { kill -0 "$1" 2>/dev/null; }
@@ -59,7 +61,7 @@ alive() { kill -0 "$1" 2>/dev/null; }
 # as skipped and left out of the means.
 
 round() {   # $1 label, $2 server binary
-    local label=$1 server=$2 origin serve bench i t0 t1 s0 s1 port
+    local label=$1 server=$2 origin serve bench i t0 t1 s0 s1 port r0 r1
     for port in 18180 18181 18190; do
         if listening "$port"; then echo "$label skipped: 127.0.0.1:$port is already in use" >"$TMP/round.txt"; return; fi
     done
@@ -69,6 +71,7 @@ round() {   # $1 label, $2 server binary
     "$server" serve --config "$TMP/ssegate.yaml" >"$TMP/serve.log" 2>&1 &
     serve=$!; PIDS+=("$serve")
     sleep 1
+    r0=$(rss_kib "$serve")
     timeout -k 5 $((WINDOW + 100)) "$BENCH" bench --url http://127.0.0.1:18180/feed --clients "$CLIENTS" \
         --duration $((WINDOW + 6)) --expected-rate "$RATE" --threads "$BENCH_THREADS" "${PROTOCOL[@]}" --json --quiet \
         >"$TMP/bench.json" 2>"$TMP/bench.log" &
@@ -82,13 +85,14 @@ round() {   # $1 label, $2 server binary
     t0=$(ticks "$serve"); s0=$(date +%s.%N)
     sleep "$WINDOW"
     t1=$(ticks "$serve"); s1=$(date +%s.%N)
+    r1=$(rss_kib "$serve")
     local served=1
     alive "$serve" || served=0
     wait "$bench" || true
     stop "$serve" "$origin"
-    python3 - "$TMP/bench.json" "$label" "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" "$CLIENTS" "$served" >"$TMP/round.txt" <<'PY'
+    python3 - "$TMP/bench.json" "$label" "$t0" "$t1" "$s0" "$s1" "$(getconf CLK_TCK)" "$CLIENTS" "$served" "$r0" "$r1" >"$TMP/round.txt" <<'PY'
 import json, sys
-path, label, t0, t1, s0, s1, clk, clients, served = sys.argv[1:]
+path, label, t0, t1, s0, s1, clk, clients, served, r0, r1 = sys.argv[1:]
 try:
     b = json.load(open(path))
 except (OSError, ValueError):
@@ -100,7 +104,8 @@ cores = (float(t1) - float(t0)) / float(clk) / (float(s1) - float(s0))
 per = cores / b["deliveries_per_s"] * 1e6
 print(f"{label:6} server {cores:.3f} cores  {per:5.2f} µs/delivery  p50/p90/p99/max "
       f"{b['latency_ms_p50']:.0f}/{b['latency_ms_p90']:.0f}/{b['latency_ms_p99']:.0f}/{b['latency_ms_max']:.0f} ms  "
-      f"missing {b['missing']}  disconnects {b['disconnects']}  deliveries/s {b['deliveries_per_s']:.0f}")
+      f"missing {b['missing']}  disconnects {b['disconnects']}  deliveries/s {b['deliveries_per_s']:.0f}  "
+      f"rss/client {(int(r1) - int(r0)) / int(clients):.2f} KiB")
 PY
 }
 
@@ -110,5 +115,5 @@ for n in $(seq "$ROUNDS"); do
         cat "$TMP/round.txt"; cat "$TMP/round.txt" >>"$TMP/rounds.txt"
     done
 done
-awk '$2 == "server" { n[$1]++; cpu[$1] += $5; split($8, l, "/"); p99[$1] += l[3] }
-     END { for (k in n) printf "%-6s mean of %d: %.2f µs/delivery, p99 %.0f ms\n", k, n[k], cpu[k] / n[k], p99[k] / n[k] }' "$TMP/rounds.txt" | sort
+awk '$2 == "server" { n[$1]++; cpu[$1] += $5; split($8, l, "/"); p99[$1] += l[3]; mem[$1] += $(NF - 1) }
+     END { for (k in n) printf "%-6s mean of %d: %.2f µs/delivery, p99 %.0f ms, %.2f KiB/client\n", k, n[k], cpu[k] / n[k], p99[k] / n[k], mem[k] / n[k] }' "$TMP/rounds.txt" | sort
