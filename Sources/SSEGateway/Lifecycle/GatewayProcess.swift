@@ -12,9 +12,9 @@ import UnixSignals
 /// bound, so one that arrives while the gateway starts is not lost: it shuts the group down as soon as it
 /// runs.
 ///
-/// The group shuts services down in reverse order, one after the other: the exit deadline arms, the
-/// reloader stops (no reload can race the drain), the gateway drains, and the admin endpoint — still
-/// answering `/readyz` 503 throughout — closes last.
+/// The first stop signal arms the exit deadline (when given), then the group shuts services down in
+/// reverse order, one after the other: the reloader stops (no reload can race the drain), the gateway
+/// drains, and the admin endpoint — still answering `/readyz` 503 throughout — closes last.
 public final class GatewayProcess: Sendable {
     public let server: GatewayServer
     public let admin: AdminService
@@ -57,11 +57,10 @@ public final class GatewayProcess: Sendable {
         }
     }
 
-    /// Runs the services until SIGTERM or SIGINT has drained the gateway. `exitDeadline`, when given,
-    /// joins the group (last) and ends the process if the shutdown outlasts `shutdown_timeout`.
+    /// Runs the services until SIGTERM or SIGINT has drained the gateway. `exitDeadline`, when given, is
+    /// armed by the first stop signal and ends the process if the shutdown outlasts `shutdown_timeout`.
     public func run(exitDeadline: ProcessExitDeadline? = nil) async throws {
-        var services: [any Service] = [self.admin, self.server, self.reloader]
-        if let exitDeadline { services.append(exitDeadline) }
+        let services: [any Service] = [self.admin, self.server, self.reloader]
         // No escalation to cancellation by the group: `shutdown_timeout` may change with a reload, and the
         // exit deadline, read from the config in force when the drain starts, bounds the exit. The stop
         // signals are ours (trapped since `start`), not the group's: see the type's comment.
@@ -76,6 +75,7 @@ public final class GatewayProcess: Sendable {
             for await _ in stops {
                 count += 1
                 if count == 1 {
+                    exitDeadline?.arm()
                     logger.info("draining (a second signal exits at once)")
                     await serviceGroup.triggerGracefulShutdown()
                 } else {
