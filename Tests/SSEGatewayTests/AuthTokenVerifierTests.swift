@@ -250,6 +250,17 @@ final class AuthTokenVerifierTests: XCTestCase {
         ] {
             self.assertRefused(await verifier.verify(malformed, now: self.now), .malformed)
         }
+        // A validly signed token with a critical header extension nothing here understands (RFC 7515 §4.1.11).
+        let critical = JWTKeyCollection()
+        await critical.add(hmac: HMACKey(from: self.secret), digestAlgorithm: .sha256)
+        let criticalHeader: JWTHeader = ["crit": .array([.string("b64")]), "b64": .bool(false)]
+        var criticalClaims = self.claims()
+        criticalClaims.issuer = "https://id.example"
+        criticalClaims.audience = ["ssegate"]
+        self.assertRefused(
+            await verifier.verify(try await critical.sign(criticalClaims, header: criticalHeader), now: self.now),
+            .malformed
+        )
         self.assertRefused(
             await verifier.verify(
                 try await self.hmacToken(self.claims(), secret: String(repeating: "another-secret-", count: 5)),

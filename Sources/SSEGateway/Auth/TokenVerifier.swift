@@ -184,11 +184,13 @@ public struct TokenVerifier: Sendable {
     }
 
     /// The token's decoded header, or `.malformed` when it is not three base64url parts with a JSON header
-    /// naming an `alg`.
+    /// naming an `alg` and no `crit`.
     private static func header(of token: String) -> Result<JWTHeader, TokenRefusal> {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
         guard parts.count == 3, let data = Self.base64URLDecoded(parts[0]),
-            let header = try? JSONDecoder().decode(JWTHeader.self, from: data), header.alg != nil
+            let header = try? JSONDecoder().decode(JWTHeader.self, from: data), header.alg != nil,
+            // RFC 7515 §4.1.11: a `crit` extension the verifier does not understand (it understands none) refuses.
+            header.fields["crit"] == nil
         else { return .failure(.malformed) }
         return .success(header)
     }
