@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
+        // JWT verification for `auth: jwt` (issue 11): signatures, JWKS and claims; no hand-written crypto.
+        .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
     ],
     targets: [
         // Pure protocol: the SSE event model, the incremental parser and the serializer. No I/O.
@@ -46,6 +48,7 @@ let package = Package(
                 .product(name: "CompressNIO", package: "compress-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
         // The built-in origin behind `ssegate origin` and `ssegate demo`, the tests and the bench scripts: a ticker
@@ -130,6 +133,8 @@ let package = Package(
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
+                // Signs the tokens the auth tests verify, at test time.
+                .product(name: "JWTKit", package: "jwt-kit"),
             ]
         ),
         // The load tool's own parts (scanner, chunked decoder, gzip receiver) and its runner against

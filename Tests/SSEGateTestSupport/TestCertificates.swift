@@ -64,7 +64,8 @@ struct TestCertificates {
         return certificates
     }
 
-    private static func openssl(_ arguments: [String]) throws {
+    /// Runs `openssl` with `arguments`; throws with its standard error when it fails. Key-making tests share it.
+    static func openssl(_ arguments: [String]) throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["openssl"] + arguments

@@ -1,0 +1,203 @@
+import Foundation
+import JWTKit
+
+/// Verifies a bearer token against the keys of one ``JWTSettings`` and says what it grants or why it is refused.
+///
+/// The signature is checked by jwt-kit's `JWTKeyCollection`; this type adds what jwt-kit leaves to its caller:
+/// - **`alg` pinning.** jwt-kit picks the key by `kid` and verifies with that key's own algorithm, but it does
+///   not compare the header's `alg` with it, and a token naming an unknown `kid` falls back to the default key.
+///   Here the header's `kid` must name a configured key (or be absent when a key without `kid` exists), and
+///   its `alg` must be exactly the one that key is pinned to, before any signature check: `alg: none` and an
+///   RS256 key's public PEM used as an HS256 secret are refused without reaching the crypto.
+/// - **Typed refusals.** Each failure maps to one ``TokenRefusal`` (a metric label), with the `exp`/`nbf`
+///   leeway applied here rather than by jwt-kit's claim verifiers.
+///
+/// Building reads the key files once; verifying is `async` because `JWTKeyCollection` is an actor.
+public struct TokenVerifier: Sendable {
+    private let keys: JWTKeyCollection
+    /// The algorithm each configured `kid` is pinned to.
+    private let pinnedByKeyID: [String: JWTSigningAlgorithm]
+    /// The algorithm of the key without a `kid`, which verifies tokens that name none.
+    private let pinnedDefault: JWTSigningAlgorithm?
+    private let settings: JWTSettings
+
+    /// Reads every key in `settings` with `readFile` (tests pass their own) and fails on the first unusable one.
+    public init(
+        settings: JWTSettings,
+        readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
+    ) async throws(JWTSetupError) {
+        let keys = JWTKeyCollection()
+        var pinnedByKeyID: [String: JWTSigningAlgorithm] = [:]
+        var pinnedDefault: JWTSigningAlgorithm?
+
+        if let jwksFile = settings.jwksFile {
+            let jwks: JWKS
+            do {
+                jwks = try JSONDecoder().decode(JWKS.self, from: Data(try readFile(jwksFile).utf8))
+            } catch {
+                throw JWTSetupError("JWKS file '\(jwksFile)': \(error)")
+            }
+            for jwk in jwks.keys {
+                guard let keyID = jwk.keyIdentifier?.string else {
+                    throw JWTSetupError("JWKS file '\(jwksFile)': a key has no 'kid'")
+                }
+                // A key without `alg` would let the token's header choose the algorithm.
+                guard let name = jwk.algorithm?.rawValue, let algorithm = JWTSigningAlgorithm(rawValue: name) else {
+                    throw JWTSetupError("JWKS file '\(jwksFile)': key '\(keyID)' has no supported 'alg'")
+                }
+                guard pinnedByKeyID.updateValue(algorithm, forKey: keyID) == nil else {
+                    throw JWTSetupError("JWKS file '\(jwksFile)': kid '\(keyID)' appears twice")
+                }
+                do {
+                    try await keys.add(jwk: jwk, isDefault: false)
+                } catch {
+                    throw JWTSetupError("JWKS file '\(jwksFile)': key '\(keyID)': \(error)")
+                }
+            }
+        }
+
+        for key in settings.keys {
+            if let keyID = key.keyID {
+                guard pinnedByKeyID.updateValue(key.algorithm, forKey: keyID) == nil else {
+                    throw JWTSetupError("key file '\(key.file)': kid '\(keyID)' appears twice")
+                }
+            } else {
+                guard pinnedDefault == nil else {
+                    throw JWTSetupError("key file '\(key.file)': only one key may be without a kid")
+                }
+                pinnedDefault = key.algorithm
+            }
+            let text: String
+            do {
+                text = try readFile(key.file)
+            } catch {
+                throw JWTSetupError("key file '\(key.file)': \(error)")
+            }
+            do {
+                try await Self.add(key, text: text, to: keys)
+            } catch {
+                throw JWTSetupError("key file '\(key.file)' (\(key.algorithm.rawValue)): \(error)")
+            }
+        }
+        guard pinnedDefault != nil || !pinnedByKeyID.isEmpty else { throw JWTSetupError("no keys configured") }
+
+        self.keys = keys
+        self.pinnedByKeyID = pinnedByKeyID
+        self.pinnedDefault = pinnedDefault
+        self.settings = settings
+    }
+
+    private static func add(_ key: JWTKeySettings, text: String, to keys: JWTKeyCollection) async throws {
+        let kid = key.keyID.map { JWKIdentifier(string: $0) }
+        switch key.algorithm {
+        case .hs256, .hs384, .hs512:
+            // A secret written with `echo` ends in a line break that the token's issuer did not sign with.
+            var secret = Substring(text)
+            while secret.last == "\n" || secret.last == "\r" { secret.removeLast() }
+            // RFC 7518 §3.2: a key at least as long as the hash output. jwt-kit only asserts this (a crash in
+            // a debug build, nothing in release), so a short secret is refused here.
+            let minimum = key.algorithm == .hs256 ? 32 : key.algorithm == .hs384 ? 48 : 64
+            guard secret.utf8.count >= minimum else {
+                throw JWTSetupError(
+                    "the secret is \(secret.utf8.count) bytes; \(key.algorithm.rawValue) needs at least \(minimum)"
+                )
+            }
+            let digest: DigestAlgorithm =
+                key.algorithm == .hs256 ? .sha256 : key.algorithm == .hs384 ? .sha384 : .sha512
+            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: digest, kid: kid)
+        case .rs256, .rs384, .rs512:
+            let digest: DigestAlgorithm =
+                key.algorithm == .rs256 ? .sha256 : key.algorithm == .rs384 ? .sha384 : .sha512
+            await keys.add(rsa: try Insecure.RSA.PublicKey(pem: text), digestAlgorithm: digest, kid: kid)
+        case .ps256, .ps384, .ps512:
+            let digest: DigestAlgorithm =
+                key.algorithm == .ps256 ? .sha256 : key.algorithm == .ps384 ? .sha384 : .sha512
+            await keys.add(pss: try Insecure.RSA.PublicKey(pem: text), digestAlgorithm: digest, kid: kid)
+        case .es256:
+            await keys.add(ecdsa: try ES256PublicKey(pem: text), kid: kid)
+        case .es384:
+            await keys.add(ecdsa: try ES384PublicKey(pem: text), kid: kid)
+        case .edDSA:
+            await keys.add(eddsa: try EdDSA.PublicKey(pem: text), kid: kid)
+        }
+    }
+
+    /// Verifies `token` (nil when the request brought none) at time `now`.
+    public func verify(_ token: String?, now: Date = Date()) async -> Result<VerifiedToken, TokenRefusal> {
+        guard let token else { return .failure(.missing) }
+        let header: JWTHeader
+        switch Self.header(of: token) {
+        case .success(let decoded): header = decoded
+        case .failure(let refusal): return .failure(refusal)
+        }
+        let pinned: JWTSigningAlgorithm
+        if let kid = header.kid {
+            guard let algorithm = self.pinnedByKeyID[kid] else { return .failure(.unknownKeyID) }
+            pinned = algorithm
+        } else {
+            guard let algorithm = self.pinnedDefault else { return .failure(.unknownKeyID) }
+            pinned = algorithm
+        }
+        guard header.alg == pinned.rawValue else { return .failure(.algorithmNotAllowed) }
+
+        let claims: TokenClaims
+        do {
+            claims = try await self.keys.verify(token, as: TokenClaims.self)
+        } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
+            return .failure(.badSignature)
+        } catch {
+            return .failure(.malformed)
+        }
+        return self.check(claims, now: now)
+    }
+
+    private func check(_ claims: TokenClaims, now: Date) -> Result<VerifiedToken, TokenRefusal> {
+        let seconds = now.timeIntervalSince1970
+        let leeway = Double(self.settings.leewaySeconds)
+        // RFC 7519 §4.1.4: the token must not be accepted on or after `exp`.
+        if let expiration = claims.expiration, seconds >= expiration + leeway { return .failure(.expired) }
+        if let notBefore = claims.notBefore, seconds + leeway < notBefore { return .failure(.notYetValid) }
+        if let issuer = self.settings.issuer, claims.issuer != issuer { return .failure(.wrongIssuer) }
+        if let audience = self.settings.audience, !(claims.audience ?? []).contains(audience) {
+            return .failure(.wrongAudience)
+        }
+        let grants: [FeedGrant]
+        if let patterns = claims.stringLists[self.settings.claim] {
+            do {
+                grants = try patterns.map { pattern throws(FeedGrantError) in try FeedGrant(parsing: pattern) }
+            } catch {
+                return .failure(.malformed)
+            }
+        } else if claims.otherClaims.contains(self.settings.claim) {
+            // Present but not strings: a broken issuer, not a token without the claim.
+            return .failure(.malformed)
+        } else {
+            grants = self.settings.defaultAllow
+        }
+        return .success(
+            VerifiedToken(
+                expiresAt: claims.expiration.map { Date(timeIntervalSince1970: $0) },
+                subject: claims.subject,
+                grants: grants
+            )
+        )
+    }
+
+    /// The token's decoded header, or `.malformed` when it is not three base64url parts with a JSON header
+    /// naming an `alg` and no `crit`.
+    private static func header(of token: String) -> Result<JWTHeader, TokenRefusal> {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3, let data = Self.base64URLDecoded(parts[0]),
+            let header = try? JSONDecoder().decode(JWTHeader.self, from: data), header.alg != nil,
+            // RFC 7515 §4.1.11: a `crit` extension the verifier does not understand (it understands none) refuses.
+            header.fields["crit"] == nil
+        else { return .failure(.malformed) }
+        return .success(header)
+    }
+
+    private static func base64URLDecoded(_ text: Substring) -> Data? {
+        var base64 = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
+        base64 += String(repeating: "=", count: (4 - base64.count % 4) % 4)
+        return Data(base64Encoded: base64)
+    }
+}
