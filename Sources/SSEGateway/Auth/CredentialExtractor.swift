@@ -77,15 +77,10 @@ public struct CredentialExtractor: Sendable, Hashable {
     /// log lines. Names are compared percent-decoded, as ``queryToken(_:)`` reads them, so an encoded name
     /// cannot carry a token past the redaction.
     public static func redactingQueryToken(_ target: String) -> String {
-        guard let mark = target.firstIndex(of: "?") else { return target }
-        let query = target[target.index(after: mark)...]
-        guard query.contains("=") else { return target }
-        let pairs = query.split(separator: "&", omittingEmptySubsequences: false).map { pair -> Substring in
-            let name = pair.prefix { $0 != "=" }
-            guard name.count < pair.count, Self.isTokenParameter(name) else { return pair }
+        QueryRedaction.redacting(target) { pair, name, value in
+            guard value != nil, Self.isTokenParameter(name) else { return String(pair) }
             return name + "=REDACTED"
         }
-        return target[...mark] + pairs.joined(separator: "&")
     }
 
     private static func isTokenParameter(_ name: Substring) -> Bool {

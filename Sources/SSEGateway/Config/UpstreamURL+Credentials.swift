@@ -11,20 +11,12 @@ extension UpstreamURL {
     /// `target` with each query value replaced by `***`; a parameter without `=` is hidden whole, as it may
     /// be a bare token. A `{name}` placeholder of a template's URL stays: it is a name, not a secret.
     var redactedTarget: String {
-        guard let question = self.target.firstIndex(of: "?") else {
-            return self.target
+        QueryRedaction.redacting(self.target) { pair, name, value in
+            guard !pair.isEmpty else { return "" }
+            guard let value else { return Self.redactedValue }
+            if value.isEmpty || Self.isPlaceholder(value) { return String(pair) }
+            return name + "=" + Self.redactedValue
         }
-        let query = self.target[self.target.index(after: question)...]
-        let parts = query.split(separator: "&", omittingEmptySubsequences: false).map { part -> String in
-            guard !part.isEmpty else { return "" }
-            guard let equals = part.firstIndex(of: "=") else { return Self.redactedValue }
-            let value = part[part.index(after: equals)...]
-            if value.isEmpty || Self.isPlaceholder(value) {
-                return String(part)
-            }
-            return part[..<equals] + "=" + Self.redactedValue
-        }
-        return self.target[...question] + parts.joined(separator: "&")
     }
 
     private static func isPlaceholder(_ value: Substring) -> Bool {
