@@ -266,7 +266,7 @@ final class H2TestStream: PolledState, @unchecked Sendable {
     final class Recorder: ChannelInboundHandler {
         typealias InboundIn = HTTP2Frame.FramePayload
         let stream: H2TestStream
-        var parser = SSEParser()
+        var reader = SSEBodyReader()
 
         init(stream: H2TestStream) { self.stream = stream }
 
@@ -280,21 +280,17 @@ final class H2TestStream: PolledState, @unchecked Sendable {
                     if headers.endStream { state.endStream = true }
                 }
             case .data(let payload):
-                guard case .byteBuffer(var buffer) = payload.data else { return }
+                guard case .byteBuffer(let buffer) = payload.data else { return }
                 let count = buffer.readableBytes
                 let head = buffer.getBytes(at: buffer.readerIndex, length: min(count, 16)) ?? []
-                if let inflater = self.stream.inflater {
-                    do {
-                        buffer = try inflater.inflateAll(&buffer)
-                    } catch {
-                        self.stream.state.withLockedValue { $0.body += "<inflate error: \(error)>" }
-                        return
-                    }
-                }
-                let text = self.stream.recordBody ? String(buffer: buffer) : ""
-                var parsed: [ServerSentEvent] = []
-                try? self.parser.parse(&buffer) { output in
-                    if case .event(let event) = output { parsed.append(event) }
+                let text: String
+                let parsed: [ServerSentEvent]
+                switch self.reader.read(buffer, inflater: self.stream.inflater, recordBody: self.stream.recordBody) {
+                case .inflateFailed(let message):
+                    self.stream.state.withLockedValue { $0.body += message }
+                    return
+                case .read(let read, let events):
+                    (text, parsed) = (read, events)
                 }
                 self.stream.state.withLockedValue {
                     $0.body += text

@@ -129,7 +129,7 @@ final class TestSSEClient: PolledState, @unchecked Sendable {
     private final class Recorder: ChannelInboundHandler {
         typealias InboundIn = HTTPClientResponsePart
         let client: TestSSEClient
-        var parser = SSEParser()
+        var reader = SSEBodyReader()
 
         init(client: TestSSEClient) { self.client = client }
 
@@ -144,24 +144,16 @@ final class TestSSEClient: PolledState, @unchecked Sendable {
             switch self.unwrapInboundIn(data) {
             case .head(let head):
                 self.client.state.withLockedValue { $0.head = head }
-            case .body(var buffer):
-                if let inflater = self.client.inflater {
-                    self.client.compressedBytes += buffer.readableBytes
-                    do {
-                        buffer = try inflater.inflateAll(&buffer)
-                    } catch {
-                        self.client.state.withLockedValue { $0.body += "<inflate error: \(error)>" }
-                        return
+            case .body(let buffer):
+                if self.client.inflater != nil { self.client.compressedBytes += buffer.readableBytes }
+                switch self.reader.read(buffer, inflater: self.client.inflater, recordBody: self.client.recordBody) {
+                case .inflateFailed(let message):
+                    self.client.state.withLockedValue { $0.body += message }
+                case .read(let text, let parsed):
+                    self.client.state.withLockedValue {
+                        $0.body += text
+                        $0.events += parsed
                     }
-                }
-                let text = self.client.recordBody ? String(buffer: buffer) : ""
-                var parsed: [ServerSentEvent] = []
-                try? self.parser.parse(&buffer) { output in
-                    if case .event(let event) = output { parsed.append(event) }
-                }
-                self.client.state.withLockedValue {
-                    $0.body += text
-                    $0.events += parsed
                 }
             case .end:
                 self.client.state.withLockedValue { $0.ended = true }
