@@ -105,7 +105,7 @@ final class HTTP2FloodGuard: ChannelDuplexHandler {
         var goAway = context.channel.allocator.buffer(capacity: 17)
         goAway.writeInteger(UInt8(0))
         goAway.writeInteger(UInt16(8))  // payload length
-        goAway.writeInteger(UInt8(0x7))  // GOAWAY
+        goAway.writeInteger(HTTP2FrameHeaderScanner.FrameType.goAway)
         goAway.writeInteger(UInt8(0))  // flags
         goAway.writeInteger(UInt32(0))  // stream 0
         goAway.writeInteger(self.forwardedLastStreamID)

@@ -1,9 +1,8 @@
 import NIOCore
 
 extension SocketAddress {
-    /// `127.0.0.1:8080` or `[::1]:8080`, for logs.
+    /// `127.0.0.1:8080` or `[::1]:8080`, for logs: written as the config writes addresses (`HostPort`).
     var hostAndPort: String {
-        let host = self.ipAddress ?? "?"
-        return host.contains(":") ? "[\(host)]:\(self.port ?? 0)" : "\(host):\(self.port ?? 0)"
+        HostPort(host: self.ipAddress ?? "?", port: self.port ?? 0).description
     }
 }
