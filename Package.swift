@@ -22,6 +22,9 @@ let package = Package(
         .package(url: "https://github.com/adam-fowler/compress-nio", from: "1.5.0"),
         // JWT verification for `auth: jwt` (issue 11): signatures, JWKS and claims; no hand-written crypto.
         .package(url: "https://github.com/vapor/jwt-kit", from: "5.0.0"),
+        // Short request/response calls of access control (a JWKS URL, the forward-auth backend): pooled
+        // connections, timeouts and TLS. The long-lived upstream streams keep their own NIO client.
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         // Pure protocol: the SSE event model, the incremental parser and the serializer. No I/O.
@@ -49,6 +52,7 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // The built-in origin behind `ssegate origin` and `ssegate demo`, the tests and the bench scripts: a ticker
