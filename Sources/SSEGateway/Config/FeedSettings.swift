@@ -14,6 +14,7 @@ public struct FeedSettings: Sendable, Equatable {
     public var client = ClientLimitsConfig()
     public var upstream = UpstreamSettings()
     public var cors = CORSConfig()
+    public var auth = AuthConfig()
 
     public init() {}
 }
