@@ -130,6 +130,13 @@ final class GatewayMetrics: Sendable {
             self.reloadsRejected.load(ordering: .relaxed)
         )
         self.gauge("ssegate_queued_bytes", []).record(snapshot.queuedBytes)
+        for (key, total) in self.context.access.outcomes.snapshot {
+            self.count(
+                "ssegate_auth_requests_total",
+                [("feed", key.feed), ("outcome", key.outcome), ("reason", key.reason)],
+                total
+            )
+        }
         for reason in HTTP2FloodGuard.Reason.allCases {
             self.count(
                 "ssegate_http2_flood_closes_total",

@@ -88,38 +88,7 @@ public struct TokenVerifier: Sendable {
     }
 
     private static func add(_ key: JWTKeySettings, text: String, to keys: JWTKeyCollection) async throws {
-        let kid = key.keyID.map { JWKIdentifier(string: $0) }
-        switch key.algorithm {
-        case .hs256, .hs384, .hs512:
-            // A secret written with `echo` ends in a line break that the token's issuer did not sign with.
-            var secret = Substring(text)
-            while secret.last == "\n" || secret.last == "\r" { secret.removeLast() }
-            // RFC 7518 §3.2: a key at least as long as the hash output. jwt-kit only asserts this (a crash in
-            // a debug build, nothing in release), so a short secret is refused here.
-            let minimum = key.algorithm == .hs256 ? 32 : key.algorithm == .hs384 ? 48 : 64
-            guard secret.utf8.count >= minimum else {
-                throw JWTSetupError(
-                    "the secret is \(secret.utf8.count) bytes; \(key.algorithm.rawValue) needs at least \(minimum)"
-                )
-            }
-            let digest: DigestAlgorithm =
-                key.algorithm == .hs256 ? .sha256 : key.algorithm == .hs384 ? .sha384 : .sha512
-            await keys.add(hmac: HMACKey(from: secret), digestAlgorithm: digest, kid: kid)
-        case .rs256, .rs384, .rs512:
-            let digest: DigestAlgorithm =
-                key.algorithm == .rs256 ? .sha256 : key.algorithm == .rs384 ? .sha384 : .sha512
-            await keys.add(rsa: try Insecure.RSA.PublicKey(pem: text), digestAlgorithm: digest, kid: kid)
-        case .ps256, .ps384, .ps512:
-            let digest: DigestAlgorithm =
-                key.algorithm == .ps256 ? .sha256 : key.algorithm == .ps384 ? .sha384 : .sha512
-            await keys.add(pss: try Insecure.RSA.PublicKey(pem: text), digestAlgorithm: digest, kid: kid)
-        case .es256:
-            await keys.add(ecdsa: try ES256PublicKey(pem: text), kid: kid)
-        case .es384:
-            await keys.add(ecdsa: try ES384PublicKey(pem: text), kid: kid)
-        case .edDSA:
-            await keys.add(eddsa: try EdDSA.PublicKey(pem: text), kid: kid)
-        }
+        try await JWTKeyMaterial.parse(key, text: text).add(to: keys, kid: key.keyID)
     }
 
     /// Verifies `token` (nil when the request brought none) at time `now`.

@@ -34,6 +34,9 @@ extension ConfigLoader {
         if let cors = mapping.child("cors") {
             self.applyCORS(cors, to: &settings.cors)
         }
+        if let auth = mapping.value("auth") {
+            self.applyAuth(auth, to: &settings.auth)
+        }
     }
 
     private static func applyReplay(_ mapping: ConfigMapping, to replay: inout ReplayConfig) {
@@ -231,7 +234,7 @@ extension ConfigLoader {
     // MARK: - Helpers
 
     /// RFC 9110 `tchar`.
-    private static func isTokenByte(_ byte: UInt8) -> Bool {
+    static func isTokenByte(_ byte: UInt8) -> Bool {
         switch byte {
         case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
             UInt8(ascii: "0")...UInt8(ascii: "9"):

@@ -382,6 +382,13 @@ public enum ConfigLoader {
             }
         }
 
+        if let problem = self.authProblem(settings.auth) {
+            // Blamed on the feed's own `auth:` when it wrote one, else on the feed (the mode came from `defaults:`).
+            let blamed = mapping.value("auth")?.mark ?? item.mark
+            let origin = mapping.value("auth") == nil ? " (from defaults)" : ""
+            mapping.context.report("\(item.path): \(problem)\(origin)", at: blamed)
+        }
+
         guard let name, let path, let upstreamURL else {
             return nil
         }

@@ -8,6 +8,8 @@ import Synchronization
 /// per request) and an atomic (the client count, once per connect/disconnect).
 final class GatewayContext: Sendable {
     let registry: FeedRegistry
+    /// The authorizers of feeds with `auth:`, consulted once per stream request.
+    let access: AccessControl
     private let hubs: [ObjectIdentifier: LoopHub]
     private let limitsBox: NIOLockedValueBox<LimitsConfig>
     /// Read once per connection or request (never per event); a reload may change it.
@@ -19,8 +21,9 @@ final class GatewayContext: Sendable {
     let http2NoProgressCloses = Atomic<Int>(0)
     let http2PrematureResetCloses = Atomic<Int>(0)
 
-    init(registry: FeedRegistry, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
+    init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
+        self.access = access
         self.hubs = Dictionary(uniqueKeysWithValues: hubs.map { (ObjectIdentifier($0.loop), $0) })
         self.limitsBox = NIOLockedValueBox(limits)
         self.logger = logger

@@ -35,16 +35,18 @@ struct RequestRouter {
             if compression {
                 headers.append(("Vary", "Accept-Encoding"))
             }
-            return .stream(
-                StreamRequest(
-                    target: target,
-                    resumeID: resumeID,
-                    headOnly: head.method == .HEAD,
-                    corsHeaders: headers,
-                    http10: http10,
-                    gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"])
-                )
+            var request = StreamRequest(
+                target: target,
+                resumeID: resumeID,
+                headOnly: head.method == .HEAD,
+                corsHeaders: headers,
+                http10: http10,
+                gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"])
             )
+            if target.definition.settings.auth.mode != .none {
+                request.authRequest = AuthRequest(headers: head.headers, path: String(path), query: String(query))
+            }
+            return .stream(request)
         case .OPTIONS:
             var headers = [("Allow", Self.allowedMethods)]
             let allowed = Self.corsHeaders(origin: origin, cors: cors)

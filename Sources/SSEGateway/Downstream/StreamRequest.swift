@@ -14,4 +14,6 @@ struct StreamRequest {
     var gzip: Bool
     /// The client's address (the TCP peer's IP for now), for the per-address limits; set by the handler.
     var clientAddress: String? = nil
+    /// What the feed's authorizer looks at; nil when the feed lets everyone in (`auth: none`).
+    var authRequest: AuthRequest? = nil
 }

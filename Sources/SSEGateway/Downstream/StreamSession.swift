@@ -1,12 +1,16 @@
 import NIOCore
 import NIOHTTP1
 
-/// The protocol-independent life of one SSE response: admission against `max_clients`, joining the feed
-/// (the replay lookup happens on the feed's loop), the head, the prelude and the replay, then serving as
-/// the client's `SubscriberSink` until the transport closes. HTTP/1 and HTTP/2 handlers only route the
-/// request and carry bytes.
+import struct Foundation.Date
+
+/// The protocol-independent life of one SSE response: admission against `max_clients`, the feed's access
+/// check (`auth:`), joining the feed (the replay lookup happens on the feed's loop), the head, the prelude
+/// and the replay, then serving as the client's `SubscriberSink` until the transport closes or the
+/// credential runs out. HTTP/1 and HTTP/2 handlers only route the request and carry bytes.
 final class StreamSession: SubscriberSink {
     private enum State {
+        /// The feed's authorizer is deciding (it may call out); the stream starts if it allows.
+        case authorizing(StreamRequest)
         /// Asked the feed for the replay; the stream starts when it answers.
         case joining(StreamRequest, attempts: Int)
         case streaming(Subscriber, FeedShard)
@@ -18,6 +22,10 @@ final class StreamSession: SubscriberSink {
     private let loop: EventLoop
     private var state: State
     private var holdsClientSlot = true
+    /// What the authorizer allowed, while it may still end the stream (an `exp`, a re-check).
+    private var grant: AuthGrant?
+    /// The timers of `grant`: the `auth-expiring` warning, the end at `exp`, the next re-check.
+    private var authTimers: [Scheduled<Void>] = []
 
     /// Takes a client slot for a stream, or returns nil when `limits.max_clients` are connected (the
     /// caller answers 503). The caller records the session (so that writability changes reach it) and
@@ -36,10 +44,55 @@ final class StreamSession: SubscriberSink {
         return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop)
     }
 
-    /// Joins the feed; the head, prelude and replay follow when the feed answers (possibly at once).
+    /// Checks access (when the feed has `auth:`), then joins the feed; the head, prelude and replay follow
+    /// when the feed answers (possibly at once).
     func begin() {
         guard case .joining(let request, let attempts) = self.state else { return }
+        if var authRequest = request.authRequest,
+            let authorizer = self.gateway.access.authorizer(forFeed: request.target.definition.name)
+        {
+            authRequest.clientAddress = request.clientAddress
+            self.state = .authorizing(request)
+            self.authorize(authRequest, with: authorizer, template: request.target.definition.path) {
+                session,
+                decision in session.authorized(decision)
+            }
+            return
+        }
         self.join(request, attempts: attempts)
+    }
+
+    /// Asks `authorizer` off the loop and hands the decision back on it, to this session if it still exists.
+    private func authorize(
+        _ authRequest: AuthRequest,
+        with authorizer: any FeedAuthorizer,
+        template: PathTemplate,
+        then: @escaping (StreamSession, AuthDecision) -> Void
+    ) {
+        let promise = self.loop.makePromise(of: AuthDecision.self)
+        promise.completeWithTask { await authorizer.authorize(authRequest, feedTemplate: template) }
+        // Weak: a client that leaves while its credential is checked frees its session at once.
+        promise.futureResult.assumeIsolated().whenSuccess { [weak self] decision in
+            guard let self else { return }
+            then(self, decision)
+        }
+    }
+
+    private func authorized(_ decision: AuthDecision) {
+        guard case .authorizing(let request) = self.state else { return }
+        self.gateway.access.outcomes.record(feed: request.target.definition.name, decision: decision)
+        guard case .allowed(let grant) = decision else {
+            let settings = request.target.definition.settings
+            return self.refuse(
+                AccessRefusal.response(
+                    for: decision,
+                    retryAfter: RequestRouter.jitteredRetryAfter(settings.retry),
+                    extraHeaders: request.corsHeaders
+                )
+            )
+        }
+        if !grant.anonymous { self.grant = grant }
+        self.join(request, attempts: 0)
     }
 
     private init(request: StreamRequest, gateway: GatewayContext, transport: StreamTransport, loop: EventLoop) {
@@ -160,14 +213,118 @@ final class StreamSession: SubscriberSink {
             resumeID: request.resumeID,
             now: now
         )
+        if self.grant != nil {
+            subscriber.tracksEventIDs = true
+            subscriber.lastEventID = request.resumeID
+        }
         self.state = .streaming(subscriber, shard)
         shard.add(subscriber)
         subscriber.queue.writabilityChanged(isWritable: self.transport.isWritable, now: now)
         let framing = self.transport.framing
         for event in lookup.events {
+            if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
             _ = subscriber.offer(framing.bytes(of: event), producedAt: now, now: now, replay: true)
         }
         self.transport.flush()
+        if let grant = self.grant {
+            self.armAuthTimers(grant, request: request)
+        }
+    }
+
+    // MARK: Credential expiry and re-checks
+
+    /// Schedules what the grant asks for: `auth-expiring` `warn_before` ahead of `exp` (at once when less is
+    /// left), the end at `exp`, and the next re-check.
+    private func armAuthTimers(_ grant: AuthGrant, request: StreamRequest) {
+        let loop = self.loop.assumeIsolated()
+        let expiry = request.target.definition.settings.auth.expiry
+        if let expiresAt = grant.expiresAt, expiry.enforce {
+            let left = TimeAmount.nanoseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1e9))
+            let warnIn = left - expiry.warnBefore
+            self.authTimers.append(
+                loop.scheduleTask(in: max(.zero, warnIn)) { [weak self] in
+                    self?.warnExpiring(at: expiresAt)
+                }
+            )
+            self.authTimers.append(
+                loop.scheduleTask(in: left) { [weak self] in
+                    self?.credentialExpired()
+                }
+            )
+        }
+        if let recheck = grant.recheckAfter, let authRequest = request.authRequest {
+            self.authTimers.append(
+                loop.scheduleTask(in: recheck) { [weak self] in
+                    self?.recheck(authRequest, request: request)
+                }
+            )
+        }
+    }
+
+    private func cancelAuthTimers() {
+        for timer in self.authTimers { timer.cancel() }
+        self.authTimers.removeAll()
+    }
+
+    private func warnExpiring(at expiresAt: Date) {
+        guard case .streaming(let subscriber, _) = self.state else { return }
+        self.writeNotice(AuthNotice.expiring(at: expiresAt, now: Date()), to: subscriber)
+    }
+
+    /// Asks the authorizer again (forward auth's `recheck`): a refusal ends the stream as an expiry does; a
+    /// backend that cannot answer leaves it running (the next re-check asks again).
+    private func recheck(_ authRequest: AuthRequest, request: StreamRequest) {
+        guard case .streaming = self.state,
+            let authorizer = self.gateway.access.authorizer(forFeed: request.target.definition.name)
+        else { return }
+        var authRequest = authRequest
+        authRequest.clientAddress = request.clientAddress
+        self.authorize(authRequest, with: authorizer, template: request.target.definition.path) {
+            session,
+            decision in
+            guard case .streaming = session.state else { return }
+            switch decision {
+            case .refused:
+                session.gateway.access.outcomes.record(feed: request.target.definition.name, decision: decision)
+                session.credentialExpired()
+            case .allowed, .unavailable:
+                if let recheck = session.grant?.recheckAfter {
+                    session.authTimers.append(
+                        session.loop.assumeIsolated().scheduleTask(in: recheck) { [weak session] in
+                            session?.recheck(authRequest, request: request)
+                        }
+                    )
+                }
+            }
+        }
+    }
+
+    /// The credential ran out: the stream ends with `auth-expired` carrying the last id this client was
+    /// sent, so a new connection with a fresh credential resumes from there. A client that has not read
+    /// what it was sent (bytes still queued) is closed without the notice: its browser resumes from the
+    /// last id it did get.
+    private func credentialExpired() {
+        guard case .streaming(let subscriber, let shard) = self.state else { return }
+        self.cancelAuthTimers()
+        shard.remove(subscriber)
+        self.state = .closed
+        if subscriber.queue.pendingCount == 0 && self.transport.isWritable {
+            self.transport.writePayload(AuthNotice.expired(lastEventID: subscriber.lastEventID))
+            self.transport.finish()
+        } else {
+            self.transport.abort()
+        }
+    }
+
+    /// A notice of the gateway's own (not an event of the feed), behind whatever the client still has queued.
+    private func writeNotice(_ notice: ByteBuffer, to subscriber: Subscriber) {
+        let now = NIODeadline.now()
+        let bytes = subscriber.framing.frame(notice, allocator: ByteBufferAllocator())
+        if subscriber.offer(bytes, producedAt: now, now: now) != nil {
+            // Over its queue bound: the shard evicts it on its next pass, as for any event.
+            return
+        }
+        subscriber.flushIfNeeded()
     }
 
     /// The transport's writability changed (channel watermarks, or HTTP/2 flow control).
@@ -179,6 +336,7 @@ final class StreamSession: SubscriberSink {
 
     /// The connection or stream is gone.
     func transportClosed() {
+        self.cancelAuthTimers()
         if case .streaming(let subscriber, let shard) = self.state {
             shard.remove(subscriber)
         }
@@ -196,11 +354,13 @@ final class StreamSession: SubscriberSink {
     // MARK: SubscriberSink
 
     func evict(_ reason: EvictionReason) {
+        self.cancelAuthTimers()
         self.state = .closed  // the shard has already let go of the subscriber; nothing more is written
         self.transport.abort()
     }
 
     func close() {
+        self.cancelAuthTimers()
         self.state = .closed
         self.transport.finish()
     }

@@ -108,6 +108,7 @@ final class FeedShard {
             let framing = subscriber.framing
             for event in batch where event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
+                if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
                 let buffer = framing.bytes(of: event)
                 if let reason = subscriber.offer(buffer, producedAt: event.receivedAt, now: now) {
                     self.evicted.append((subscriber, reason))

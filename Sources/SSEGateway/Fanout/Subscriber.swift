@@ -13,6 +13,11 @@ public final class Subscriber {
     var lastSequence: Int64
     /// The id the client resumed from (nil: it asked for none), for a gap found after it joined.
     let resumeID: String?
+    /// Whether `lastEventID` is kept up to date: only for streams whose credential can run out (the id is
+    /// then the `auth-expired` notice's resume point); other clients pay nothing for it.
+    var tracksEventIDs = false
+    /// The id of the last event with one handed to this client (or the id it resumed from).
+    var lastEventID: String?
     /// The last time bytes were handed to the channel, for keepalives.
     var lastWriteAt: NIODeadline
     /// Position in the shard's array, for O(1) removal; -1 once removed.

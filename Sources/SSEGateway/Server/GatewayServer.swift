@@ -75,7 +75,13 @@ public actor GatewayServer: Service {
                 radix: 36
             ) + "-"
         let registry = FeedRegistry(feeds: config.feeds, group: group, idPrefix: idPrefix, logger: logger)
-        self.context = GatewayContext(registry: registry, hubs: hubs, limits: config.limits, logger: logger)
+        self.context = GatewayContext(
+            registry: registry,
+            access: AccessControl(group: group, logger: logger),
+            hubs: hubs,
+            limits: config.limits,
+            logger: logger
+        )
         self.metrics = GatewayMetrics(context: self.context)
         self.published = NIOLockedValueBox(Published(config: config))
     }
@@ -114,6 +120,12 @@ public actor GatewayServer: Service {
         let config = self.config
         let tick = LoopHub.tickInterval(for: config.feeds)
         for hub in self.hubs { hub.start(tickInterval: tick) }
+        // Before any listener: a feed with `auth:` must never be served without its authorizer.
+        let authErrors = await self.context.access.install(config.feeds)
+        guard authErrors.isEmpty else {
+            try? await self.shutdown()
+            throw AccessControlError(messages: authErrors)
+        }
         do {
             for listener in config.listen {
                 do {
@@ -149,6 +161,7 @@ public actor GatewayServer: Service {
         let loop = self.group.next()
         let metrics = self.metrics
         let logger = self.logger
+        let access = self.context.access
         // Touched only by the repeated task, which runs on `loop`.
         let previous = NIOLoopBoundBox.makeBoxSendingValue(DeliveryStats(), eventLoop: loop)
         self.evictionSummary = loop.scheduleRepeatedAsyncTask(initialDelay: interval, delay: interval) { _ in
@@ -157,6 +170,7 @@ public actor GatewayServer: Service {
                 let queue = total.evictionsMaxQueue - previous.value.evictionsMaxQueue
                 let lag = total.evictionsMaxLag - previous.value.evictionsMaxLag
                 previous.value = total
+                access.logSummary(interval: interval)
                 if queue + lag > 0 {
                     logger.notice(
                         "slow clients evicted",
@@ -231,7 +245,7 @@ public actor GatewayServer: Service {
         guard self.state == .running else {
             return (FeedRegistry.ReloadSummary(), ["\(ReloadRefusal.notRunning(self.state.description))"])
         }
-        var errors: [String] = []
+        var errors = await self.context.access.install(new.feeds)
         self.context.setLimits(new.limits)
         let summary = self.context.registry.apply(new.feeds)
         let tick = LoopHub.tickInterval(for: new.feeds)
@@ -380,6 +394,7 @@ public actor GatewayServer: Service {
         self.publishListeners()
         for listener in closing { try? await listener.channel.close() }
         try? await self.context.registry.closeAll().get()
+        await self.context.access.shutdown()
         for hub in self.hubs {
             try? await hub.loop.submit {
                 hub.closeAllClients()

@@ -21,7 +21,13 @@ final class EmbeddedGateway {
         self.loop = loop
         self.hub = LoopHub(loop: loop)
         let registry = FeedRegistry(feeds: feeds, group: loop, idPrefix: "t-", logger: logger)
-        self.context = GatewayContext(registry: registry, hubs: [self.hub], limits: limits, logger: logger)
+        self.context = GatewayContext(
+            registry: registry,
+            access: AccessControl(group: self.hub.loop, logger: logger),
+            hubs: [self.hub],
+            limits: limits,
+            logger: logger
+        )
     }
 
     /// A feed at `path` with the upstream URL no test connects to.

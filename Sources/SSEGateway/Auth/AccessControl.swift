@@ -1,0 +1,117 @@
+import AsyncHTTPClient
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// The authorizers of the feeds that demand credentials, by feed name, and what they share: the HTTP client
+/// for JWKS URLs and forward auth, and the outcome counters.
+///
+/// Built when the gateway starts and again on every reload (`install`), off the event loops: building reads
+/// key files and may fetch a JWKS. Requests look their feed's authorizer up once per stream request.
+public final class AccessControl: Sendable {
+    private let authorizers = NIOLockedValueBox<[String: any FeedAuthorizer]>([:])
+    /// The modes in force, by feed name (what `/api/feeds` shows).
+    private let modes = NIOLockedValueBox<[String: AuthMode]>([:])
+    let outcomes = AuthOutcomeCounters()
+    private let group: EventLoopGroup
+    /// Made on first use: most configs never need one.
+    private let httpClientBox = NIOLockedValueBox<HTTPClient?>(nil)
+    private let logger: Logger
+
+    public init(group: EventLoopGroup, logger: Logger) {
+        self.group = group
+        self.logger = logger
+    }
+
+    /// The client JWKS fetches and forward-auth calls share (pooled connections per backend).
+    var httpClient: HTTPClient {
+        self.httpClientBox.withLockedValue { client in
+            if let client { return client }
+            let made = HTTPClient(eventLoopGroupProvider: .shared(self.group))
+            client = made
+            return made
+        }
+    }
+
+    /// The authorizer of the feed named `name`, or nil when it lets everyone in (`auth: none`).
+    func authorizer(forFeed name: String) -> (any FeedAuthorizer)? {
+        self.authorizers.withLockedValue { $0[name] }
+    }
+
+    /// The auth mode of the feed named `name`.
+    public func mode(ofFeed name: String) -> AuthMode {
+        self.modes.withLockedValue { $0[name] ?? .none }
+    }
+
+    /// Builds the authorizers of `feeds` and puts them in force. A feed whose authorizer cannot be built
+    /// (a key file that no longer parses) keeps the one it had, if any, and is reported; with none to keep,
+    /// the feed refuses every request (`unavailable`) rather than opening up.
+    @discardableResult
+    public func install(_ feeds: [FeedConfig]) async -> [String] {
+        var built: [String: any FeedAuthorizer] = [:]
+        var modes: [String: AuthMode] = [:]
+        var errors: [String] = []
+        for feed in feeds {
+            let auth = feed.settings.auth
+            modes[feed.name] = auth.mode
+            do {
+                if let authorizer = try await self.makeAuthorizer(auth) {
+                    built[feed.name] = authorizer
+                }
+            } catch {
+                errors.append("feed '\(feed.name)': \(error)")
+                built[feed.name] = self.authorizer(forFeed: feed.name) ?? UnavailableAuthorizer()
+            }
+        }
+        self.authorizers.withLockedValue { $0 = built }
+        self.modes.withLockedValue { $0 = modes }
+        return errors
+    }
+
+    private func makeAuthorizer(_ auth: AuthConfig) async throws -> (any FeedAuthorizer)? {
+        switch auth.mode {
+        case .none:
+            return nil
+        case .jwt, .optional:
+            let verifier = try await TokenVerifier(settings: auth.jwt)
+            return JWTFeedAuthorizer(
+                verifier: verifier,
+                settings: auth.jwt,
+                anonymousAllowed: auth.mode == .optional
+            )
+        case .forward:
+            // Wired when the forward authorizer lands; until then a forward feed refuses rather than opens.
+            return UnavailableAuthorizer()
+        }
+    }
+
+    /// Stops the HTTP client. Called once, when the gateway stops.
+    public func shutdown() async {
+        let client = self.httpClientBox.withLockedValue { client in
+            defer { client = nil }
+            return client
+        }
+        try? await client?.shutdown()
+    }
+
+    /// Logs one line of the refusals and failures since the last call, if there were any.
+    func logSummary(interval: TimeAmount) {
+        let counts = self.outcomes.takeSummary()
+        guard !counts.isEmpty else { return }
+        self.logger.notice(
+            "requests refused by access control",
+            metadata: [
+                "counts": "\(AuthOutcomeCounters.describe(counts))",
+                "interval": "\(interval.nanoseconds / 1_000_000_000)s",
+            ]
+        )
+    }
+}
+
+/// Refuses every request with 503: what a feed gets when its authorizer cannot be built, so that a broken
+/// key file closes the feed instead of opening it.
+struct UnavailableAuthorizer: FeedAuthorizer {
+    func authorize(_ request: AuthRequest, feedTemplate: PathTemplate) async -> AuthDecision {
+        .unavailable(reason: "auth_not_configured")
+    }
+}
