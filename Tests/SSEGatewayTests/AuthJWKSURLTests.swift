@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import JWTKit
 import NIOCore
+import NIOSSL
 import XCTest
 
 @testable import SSEGateTestSupport
@@ -55,7 +56,9 @@ final class AuthJWKSURLTests: XCTestCase {
         refresh: TimeAmount = .minutes(10),
         minRefresh: TimeAmount = .seconds(30),
         keys: [JWTKeySettings] = [],
-        files: [String: String] = [:]
+        files: [String: String] = [:],
+        client: HTTPClient? = nil,
+        fetchTimeout: TimeAmount = .seconds(2)
     ) async throws -> TokenVerifier {
         let settings = JWTSettings(
             keys: keys,
@@ -65,9 +68,9 @@ final class AuthJWKSURLTests: XCTestCase {
         )
         return try await TokenVerifier(
             settings: settings,
-            httpClient: self.client,
+            httpClient: client ?? self.client,
             logger: self.logs.logger(),
-            jwksFetchTimeout: .seconds(2),
+            jwksFetchTimeout: fetchTimeout,
             readFile: FakeKeyFiles(files: files).read
         )
     }
@@ -283,6 +286,47 @@ final class AuthJWKSURLTests: XCTestCase {
         let skipped = self.logs.recorded.filter { $0.message == "JWKS key skipped" }
         XCTAssertEqual(skipped.count, 1)
         XCTAssertTrue(skipped.first?.metadata["reason"]?.contains("key file has this kid") == true, "\(skipped)")
+    }
+
+    func testAnHTTPSURLIsFetchedOverVerifiedTLS() async throws {
+        let certificates = try TestCertificates.shared()
+        let key = ECKey(kid: "k1")
+        let server = try await JWKSTestServer.start(.keys([key.jwk]), tls: certificates)
+        XCTAssertTrue(server.url.hasPrefix("https://"))
+        var configuration = HTTPClient.Configuration()
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .file(certificates.caCertificate)
+        configuration.tlsConfiguration = tls
+        let trusting = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        defer { _ = trusting.shutdown() }
+        let verifier = try await self.verifier(server, client: trusting)
+        await self.assertAccepted(verifier, try await key.token())
+        XCTAssertEqual(self.lines("JWKS fetch failed"), 0)
+
+        // The default trust roots do not know the test CA: the fetch fails, the key stays unknown.
+        let untrusting = try await self.verifier(server)
+        let refused = await untrusting.verify(try await key.token())
+        XCTAssertEqual(refused, .failure(.unknownKeyID))
+        XCTAssertEqual(self.lines("JWKS fetch failed"), 1)
+    }
+
+    func testAProviderThatStopsAnsweringIsBoundedByTheFetchTimeout() async throws {
+        // Before the head (AsyncHTTPClient's deadline) and in the middle of the body (which that deadline does
+        // not cover): the whole exchange is bounded.
+        for stall in [JWKSTestServer.Reply.Stall.beforeHead, .inBody] {
+            let server = try await JWKSTestServer.start(.stalled(stall))
+            let failedBefore = self.lines("JWKS fetch failed")
+            let started = NIODeadline.now()
+            let verifier = try await self.verifier(server, fetchTimeout: .milliseconds(300))
+            let waited = NIODeadline.now() - started
+            XCTAssertGreaterThanOrEqual(waited, .milliseconds(250), "\(stall)")
+            XCTAssertLessThan(waited, .seconds(2), "\(stall): the start-up fetch gave up after the fetch timeout")
+            XCTAssertEqual(server.requests, 1)
+            XCTAssertEqual(self.lines("JWKS fetch failed"), failedBefore + 1)
+            let refused = await verifier.verify(try await ECKey(kid: "k1").token())
+            XCTAssertEqual(refused, .failure(.unknownKeyID))
+            try await server.stop()
+        }
     }
 
     func testAJWKSURLWithoutAnHTTPClientIsASetupError() async throws {

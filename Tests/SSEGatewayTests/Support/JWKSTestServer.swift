@@ -4,15 +4,33 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
+import NIOSSL
+
+@testable import SSEGateTestSupport
 
 /// A JWKS endpoint in the test process: answers every GET with what `reply` says at that moment and counts the
 /// requests. `stop()` closes the listener (connections are then refused) and `start()` binds the same port
-/// again, for an identity provider that is down and comes back.
+/// again, for an identity provider that is down and comes back. With `tls`, it serves `https://` with the
+/// test certificates' server certificate.
 final class JWKSTestServer: Sendable {
     /// What every request gets until it is changed.
     struct Reply: Sendable {
         var status: HTTPResponseStatus
         var body: String
+        var stall: Stall = .none
+
+        /// Where a provider that hangs stops answering.
+        enum Stall: Sendable {
+            case none
+            /// Reads the request and sends nothing.
+            case beforeHead
+            /// Sends the head and part of the body, then nothing.
+            case inBody
+        }
+
+        static func stalled(_ stall: Stall) -> Reply {
+            Reply(status: .ok, body: #"{"keys": ["#, stall: stall)
+        }
 
         /// `200` with a JWKS document holding these keys (the same bytes each time).
         static func keys(_ keys: [JWK]) -> Reply {
@@ -37,8 +55,9 @@ final class JWKSTestServer: Sendable {
     private let state: NIOLockedValueBox<State>
     /// The port, fixed by the first bind.
     let port: Int
+    private let tls: NIOSSLContext?
 
-    var url: String { "http://127.0.0.1:\(self.port)/.well-known/jwks.json" }
+    var url: String { "\(self.tls == nil ? "http" : "https")://127.0.0.1:\(self.port)/.well-known/jwks.json" }
     var requests: Int { self.state.withLockedValue { $0.requests } }
     var acceptHeaders: [String] { self.state.withLockedValue { $0.acceptHeaders } }
 
@@ -47,15 +66,26 @@ final class JWKSTestServer: Sendable {
         set { self.state.withLockedValue { $0.reply = newValue } }
     }
 
-    private init(reply: Reply, port: Int) {
+    private init(reply: Reply, port: Int, tls: NIOSSLContext? = nil) {
         self.state = NIOLockedValueBox(State(reply: reply))
         self.port = port
+        self.tls = tls
     }
 
     /// A running server on an ephemeral port.
-    static func start(_ reply: Reply) async throws -> JWKSTestServer {
-        let channel = try await Self.bind(port: 0, state: nil)
-        let server = JWKSTestServer(reply: reply, port: channel.localAddress!.port!)
+    static func start(_ reply: Reply, tls certificates: TestCertificates? = nil) async throws -> JWKSTestServer {
+        let tls = try certificates.map { certificates in
+            try NIOSSLContext(
+                configuration: .makeServerConfiguration(
+                    certificateChain: try NIOSSLCertificate.fromPEMFile(certificates.serverCertificate).map {
+                        .certificate($0)
+                    },
+                    privateKey: .privateKey(try NIOSSLPrivateKey(file: certificates.serverKey, format: .pem))
+                )
+            )
+        }
+        let channel = try await Self.bind(port: 0, state: nil, tls: nil)
+        let server = JWKSTestServer(reply: reply, port: channel.localAddress!.port!, tls: tls)
         // The first channel had no state to answer from; replace it with one bound to the same port.
         try await channel.close()
         try await server.start()
@@ -64,14 +94,14 @@ final class JWKSTestServer: Sendable {
 
     /// A server whose port nothing listens on yet: `start()` brings it up.
     static func stopped(_ reply: Reply) async throws -> JWKSTestServer {
-        let channel = try await Self.bind(port: 0, state: nil)
+        let channel = try await Self.bind(port: 0, state: nil, tls: nil)
         let server = JWKSTestServer(reply: reply, port: channel.localAddress!.port!)
         try await channel.close()
         return server
     }
 
     func start() async throws {
-        let channel = try await Self.bind(port: self.port, state: self.state)
+        let channel = try await Self.bind(port: self.port, state: self.state, tls: self.tls)
         self.state.withLockedValue { $0.channel = channel }
     }
 
@@ -83,12 +113,13 @@ final class JWKSTestServer: Sendable {
         try await channel?.close()
     }
 
-    private static func bind(port: Int, state: NIOLockedValueBox<State>?) async throws -> Channel {
+    private static func bind(port: Int, state: NIOLockedValueBox<State>?, tls: NIOSSLContext?) async throws -> Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 guard let state else { return channel.close() }
                 return channel.eventLoop.makeCompletedFuture {
+                    if let tls { try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls)) }
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
                     try channel.pipeline.syncOperations.addHandler(Handler(state: state))
                 }
@@ -114,15 +145,17 @@ final class JWKSTestServer: Sendable {
                 return state.reply
             }
             let (status, body) = (reply.status, reply.body)
+            if reply.stall == .beforeHead { return }
             var headers = HTTPHeaders()
             headers.add(name: "Content-Type", value: "application/json")
-            headers.add(name: "Content-Length", value: "\(body.utf8.count)")
+            headers.add(name: "Content-Length", value: "\(body.utf8.count + (reply.stall == .inBody ? 100 : 0))")
             // One request per connection: a stopped server must refuse the next fetch, not answer it on a
             // pooled connection.
             headers.add(name: "Connection", value: "close")
             let responseHead = HTTPResponseHead(version: head.version, status: status, headers: headers)
             context.write(self.wrapOutboundOut(.head(responseHead)), promise: nil)
             context.write(self.wrapOutboundOut(.body(.byteBuffer(ByteBuffer(string: body)))), promise: nil)
+            if reply.stall == .inBody { return context.flush() }
             let channel = context.channel
             context.writeAndFlush(self.wrapOutboundOut(.end(nil))).whenComplete { _ in channel.close(promise: nil) }
         }
