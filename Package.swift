@@ -139,6 +139,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // Signs the tokens the auth tests verify, at test time.
                 .product(name: "JWTKit", package: "jwt-kit"),
+                // The client a JWKS URL is fetched with (the auth tests serve the JWKS themselves).
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
         // The load tool's own parts (scanner, chunked decoder, gzip receiver) and its runner against

@@ -1,5 +1,8 @@
+import AsyncHTTPClient
 import Foundation
 import JWTKit
+import Logging
+import NIOCore
 
 /// Verifies a bearer token against the keys of one ``JWTSettings`` and says what it grants or why it is refused.
 ///
@@ -12,18 +15,38 @@ import JWTKit
 /// - **Typed refusals.** Each failure maps to one ``TokenRefusal`` (a metric label), with the `exp`/`nbf`
 ///   leeway applied here rather than by jwt-kit's claim verifiers.
 ///
+/// Keys come from two places with different lifetimes:
+/// - **Files** (`keys:` and `jwks_file`) are read once when the verifier is built; an unusable one is a
+///   ``JWTSetupError``. They are in every key set the verifier ever uses.
+/// - **A JWKS URL** (`jwks_url`) gives a set that is replaced at run time by a ``JWKSKeySource``: fetched while
+///   the verifier is built, every `jwks_refresh` by ``runRefresh()``, and when a token names a `kid` no key has
+///   (at most once per `jwks_min_refresh`; concurrent tokens share the fetch and are verified against its
+///   result). A verification reads one immutable snapshot of that set. A failed fetch is no setup error (the
+///   provider may be down at start): it keeps the last good set, and tokens that need a key the verifier does
+///   not have are refused `unknown_kid`. A `kid` that a file key and the URL both have is the file's key (the
+///   URL's is skipped with a log line): the operator wrote the file, the URL is only trusted for new `kid`s.
+///
 /// Building reads the key files once; verifying is `async` because `JWTKeyCollection` is an actor.
 public struct TokenVerifier: Sendable {
+    /// The file keys: fixed for the verifier's life.
     private let keys: JWTKeyCollection
     /// The algorithm each configured `kid` is pinned to.
     private let pinnedByKeyID: [String: JWTSigningAlgorithm]
     /// The algorithm of the key without a `kid`, which verifies tokens that name none.
     private let pinnedDefault: JWTSigningAlgorithm?
     private let settings: JWTSettings
+    /// The keys of `jwks_url`, when set.
+    private let urlKeys: JWKSKeySource?
 
-    /// Reads every key in `settings` with `readFile` (tests pass their own) and fails on the first unusable one.
+    /// Reads every key file in `settings` with `readFile` (tests pass their own) and fails on the first unusable
+    /// one. With a `jwksURL`, `httpClient` is required (its absence is a setup error) and the first fetch is
+    /// awaited here, bounded by `jwksFetchTimeout`; its failure is logged, not thrown. The caller then runs
+    /// ``runRefresh()`` in a task for as long as the verifier is in use.
     public init(
         settings: JWTSettings,
+        httpClient: HTTPClient? = nil,
+        logger: Logger = Logger(label: "ssegate"),
+        jwksFetchTimeout: TimeAmount = .seconds(5),
         readFile: (String) throws -> String = { try String(contentsOfFile: $0, encoding: .utf8) }
     ) async throws(JWTSetupError) {
         let keys = JWTKeyCollection()
@@ -79,12 +102,33 @@ public struct TokenVerifier: Sendable {
                 throw JWTSetupError("key file '\(key.file)' (\(key.algorithm.rawValue)): \(error)")
             }
         }
-        guard pinnedDefault != nil || !pinnedByKeyID.isEmpty else { throw JWTSetupError("no keys configured") }
+        if let url = settings.jwksURL {
+            guard let httpClient else { throw JWTSetupError("jwks_url '\(url)': no HTTP client to fetch it with") }
+            let source = JWKSKeySource(
+                fetcher: JWKSFetcher(url: url, client: httpClient, timeout: jwksFetchTimeout),
+                refresh: settings.jwksRefresh,
+                minRefresh: settings.jwksMinRefresh,
+                reservedKeyIDs: Set(pinnedByKeyID.keys),
+                logger: logger
+            )
+            await source.refreshNow()
+            self.urlKeys = source
+        } else {
+            guard pinnedDefault != nil || !pinnedByKeyID.isEmpty else { throw JWTSetupError("no keys configured") }
+            self.urlKeys = nil
+        }
 
         self.keys = keys
         self.pinnedByKeyID = pinnedByKeyID
         self.pinnedDefault = pinnedDefault
         self.settings = settings
+    }
+
+    /// Refreshes the `jwks_url` keys every `jwks_refresh` until the calling task is cancelled (a reload or the
+    /// shutdown cancels it); then cancels a fetch still running, and the verifier fetches nothing any more (an
+    /// unknown `kid` is refused at once). Returns at once when there is no `jwks_url`. Run it once per verifier.
+    public func runRefresh() async {
+        await self.urlKeys?.runRefresh()
     }
 
     private static func add(_ key: JWTKeySettings, text: String, to keys: JWTKeyCollection) async throws {
@@ -100,24 +144,39 @@ public struct TokenVerifier: Sendable {
         case .failure(let refusal): return .failure(refusal)
         }
         let pinned: JWTSigningAlgorithm
+        let keys: JWTKeyCollection
         if let kid = header.kid {
-            guard let algorithm = self.pinnedByKeyID[kid] else { return .failure(.unknownKeyID) }
-            pinned = algorithm
+            if let algorithm = self.pinnedByKeyID[kid] {
+                (keys, pinned) = (self.keys, algorithm)
+            } else if let urlKeys = self.urlKeys, Self.mayComeFromURL(alg: header.alg),
+                let found = await urlKeys.key(for: kid)
+            {
+                (keys, pinned) = found
+            } else {
+                return .failure(.unknownKeyID)
+            }
         } else {
             guard let algorithm = self.pinnedDefault else { return .failure(.unknownKeyID) }
-            pinned = algorithm
+            (keys, pinned) = (self.keys, algorithm)
         }
         guard header.alg == pinned.rawValue else { return .failure(.algorithmNotAllowed) }
 
         let claims: TokenClaims
         do {
-            claims = try await self.keys.verify(token, as: TokenClaims.self)
+            claims = try await keys.verify(token, as: TokenClaims.self)
         } catch let error as JWTError where error.errorType == .signatureVerificationFailed {
             return .failure(.badSignature)
         } catch {
             return .failure(.malformed)
         }
         return self.check(claims, now: now)
+    }
+
+    /// Whether a key for `alg` can come from a JWKS URL at all (only asymmetric ones: a JWKS URL never
+    /// publishes an HMAC secret). A token naming another `alg` and an unknown `kid` cannot trigger a refetch.
+    private static func mayComeFromURL(alg: String?) -> Bool {
+        guard let alg, let algorithm = JWTSigningAlgorithm(rawValue: alg) else { return false }
+        return !algorithm.isSymmetric
     }
 
     private func check(_ claims: TokenClaims, now: Date) -> Result<VerifiedToken, TokenRefusal> {
