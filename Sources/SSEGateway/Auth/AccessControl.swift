@@ -10,6 +10,8 @@ import NIOCore
 /// key files and may fetch a JWKS. Requests look their feed's authorizer up once per stream request.
 public final class AccessControl: Sendable {
     private let authorizers = NIOLockedValueBox<[String: any FeedAuthorizer]>([:])
+    /// The JWKS refresh loops of the verifiers in force; cancelled when a reload replaces them.
+    private let refreshTasks = NIOLockedValueBox<[Task<Void, Never>]>([])
     /// The modes in force, by feed name (what `/api/feeds` shows).
     private let modes = NIOLockedValueBox<[String: AuthMode]>([:])
     let outcomes = AuthOutcomeCounters()
@@ -27,7 +29,11 @@ public final class AccessControl: Sendable {
     var httpClient: HTTPClient {
         self.httpClientBox.withLockedValue { client in
             if let client { return client }
-            let made = HTTPClient(eventLoopGroupProvider: .shared(self.group))
+            var configuration = HTTPClient.Configuration()
+            // An identity provider or auth backend that is down should cost a second, not the whole fetch
+            // timeout: AsyncHTTPClient retries a refused connect until its connect timeout.
+            configuration.timeout.connect = .seconds(1)
+            let made = HTTPClient(eventLoopGroupProvider: .shared(self.group), configuration: configuration)
             client = made
             return made
         }
@@ -51,11 +57,13 @@ public final class AccessControl: Sendable {
         var built: [String: any FeedAuthorizer] = [:]
         var modes: [String: AuthMode] = [:]
         var errors: [String] = []
+        // Feeds that inherit the same `jwt:` from `defaults:` share one verifier: one JWKS fetch, one refresh.
+        var verifiers: [JWTSettings: TokenVerifier] = [:]
         for feed in feeds {
             let auth = feed.settings.auth
             modes[feed.name] = auth.mode
             do {
-                if let authorizer = try await self.makeAuthorizer(auth) {
+                if let authorizer = try await self.makeAuthorizer(auth, verifiers: &verifiers) {
                     built[feed.name] = authorizer
                 }
             } catch {
@@ -63,17 +71,36 @@ public final class AccessControl: Sendable {
                 built[feed.name] = self.authorizer(forFeed: feed.name) ?? UnavailableAuthorizer()
             }
         }
+        let refreshes = verifiers.values.map { verifier in Task { await verifier.runRefresh() } }
+        let replaced = self.refreshTasks.withLockedValue { tasks in
+            defer { tasks = refreshes }
+            return tasks
+        }
+        for task in replaced { task.cancel() }
         self.authorizers.withLockedValue { $0 = built }
         self.modes.withLockedValue { $0 = modes }
         return errors
     }
 
-    private func makeAuthorizer(_ auth: AuthConfig) async throws -> (any FeedAuthorizer)? {
+    private func makeAuthorizer(
+        _ auth: AuthConfig,
+        verifiers: inout [JWTSettings: TokenVerifier]
+    ) async throws -> (any FeedAuthorizer)? {
         switch auth.mode {
         case .none:
             return nil
         case .jwt, .optional:
-            let verifier = try await TokenVerifier(settings: auth.jwt)
+            let verifier: TokenVerifier
+            if let shared = verifiers[auth.jwt] {
+                verifier = shared
+            } else {
+                verifier = try await TokenVerifier(
+                    settings: auth.jwt,
+                    httpClient: auth.jwt.jwksURL == nil ? nil : self.httpClient,
+                    logger: self.logger
+                )
+                verifiers[auth.jwt] = verifier
+            }
             return JWTFeedAuthorizer(
                 verifier: verifier,
                 settings: auth.jwt,
@@ -87,6 +114,10 @@ public final class AccessControl: Sendable {
 
     /// Stops the HTTP client. Called once, when the gateway stops.
     public func shutdown() async {
+        for task in self.refreshTasks.withLockedValue({ $0 }) {
+            task.cancel()
+            await task.value
+        }
         let client = self.httpClientBox.withLockedValue { client in
             defer { client = nil }
             return client

@@ -65,7 +65,8 @@ extension ConfigLoader {
         if let value = mapping.value("jwks_refresh"), let refresh = value.duration(positive: true) {
             jwt.jwksRefresh = refresh
         }
-        if let value = mapping.value("jwks_min_refresh"), let minimum = value.duration() {
+        // Zero would let every token naming an unknown kid trigger a fetch from the identity provider.
+        if let value = mapping.value("jwks_min_refresh"), let minimum = value.duration(positive: true) {
             jwt.jwksMinRefresh = minimum
         }
         if let value = mapping.value("issuer") {
