@@ -15,6 +15,9 @@ final class ConfigContext {
     let tlsCheck: TLSFileCheck
 
     private var errors: [ConfigError] = []
+    /// An `auth:` key source was already reported as broken: feeds that then lack keys are not reported
+    /// again (one error to fix, not one per feed).
+    var authKeySourceFailed = false
     /// Every mapping read, so that `finish()` can report the keys nobody asked for.
     private var mappings: [ConfigMapping] = []
 

@@ -46,13 +46,19 @@ extension ConfigLoader {
                     isValid = false
                 }
             }
-            if isValid { jwt.keys = keys }
+            if isValid {
+                jwt.keys = keys
+            } else {
+                mapping.context.authKeySourceFailed = true
+            }
         }
         if let value = mapping.value("jwks_file") {
             if value.isNull {
                 jwt.jwksFile = nil
             } else if let path = value.readableFile() {
                 jwt.jwksFile = path
+            } else {
+                mapping.context.authKeySourceFailed = true
             }
         }
         if let value = mapping.value("jwks_url") {
@@ -60,6 +66,8 @@ extension ConfigLoader {
                 jwt.jwksURL = nil
             } else if let url = self.url(value) {
                 jwt.jwksURL = url
+            } else {
+                mapping.context.authKeySourceFailed = true
             }
         }
         if let value = mapping.value("jwks_refresh"), let refresh = value.duration(positive: true) {

@@ -382,7 +382,7 @@ public enum ConfigLoader {
             }
         }
 
-        if let problem = self.authProblem(settings.auth) {
+        if let problem = self.authProblem(settings.auth), !mapping.context.authKeySourceFailed {
             // Blamed on the feed's own `auth:` when it wrote one, else on the feed (the mode came from `defaults:`).
             let blamed = mapping.value("auth")?.mark ?? item.mark
             let origin = mapping.value("auth") == nil ? " (from defaults)" : ""
