@@ -211,4 +211,34 @@ final class AuthGateTests: XCTestCase {
         XCTAssertEqual(lines.first?.metadata["counts"], "feed=/prices refused expired=20 missing=3")
         XCTAssertFalse(recorder.recorded.contains { $0.metadata.values.contains { $0.contains(expired) } })
     }
+
+    /// Over HTTP/2 each stream is checked on its own: a refused stream ends with its JSON answer while the
+    /// connection's other streams, with cookies split over several `cookie` fields, go on.
+    func testHTTP2StreamsAreCheckedOneByOne() async throws {
+        let fixture = try AuthGateFixture()
+        let harness = try await self.start(fixture)
+        let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
+        self.addTeardownBlock { await client.close() }
+        let token = try await fixture.token()
+        let allowed = try await client.request(
+            "/prices",
+            headers: [("cookie", "a=1"), ("cookie", "access_token=\(token)")]
+        )
+        let refused = try await client.request("/prices")
+        let forbidden = try await client.request("/rooms/9", headers: [("authorization", "Bearer \(token)")])
+
+        let refusal = try await refused.waitForEnd()
+        XCTAssertEqual(refusal.status, 401)
+        XCTAssertEqual(refusal.header("content-type"), ["application/json"])
+        XCTAssertEqual(refusal.body, "{\"error\":\"invalid_token\",\"reason\":\"missing\"}\n")
+        let other = try await forbidden.waitForEnd()
+        XCTAssertEqual(other.status, 403)
+
+        let head = try await allowed.waitForHeaders()
+        XCTAssertEqual(head.status, 200)
+        try await harness.waitUntilJoined(1)
+        _ = harness.origin.publish(data: "over h2")
+        let events = try await allowed.waitForEvents(1)
+        XCTAssertEqual(events.map(\.data), ["over h2"])
+    }
 }
