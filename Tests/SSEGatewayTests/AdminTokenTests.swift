@@ -26,8 +26,12 @@ final class AdminTokenTests: XCTestCase {
                 XCTAssertEqual(response.header("Content-Type"), ["application/json"], path)
                 let challenges = response.header("WWW-Authenticate")
                 XCTAssertEqual(challenges.first, "Bearer realm=\"ssegate-admin\"", path)
-                // Only the page offers Basic, so a browser asks the person for the token.
-                XCTAssertEqual(challenges.count, path == "/" || path == "/index.html" ? 2 : 1, "\(path): \(challenges)")
+                // Only what a browser opens offers Basic, so that the browser asks the person for the token.
+                let browser = ["/", "/index.html", "/api/status/stream"].contains(path)
+                XCTAssertEqual(challenges.count, browser ? 2 : 1, "\(path): \(challenges)")
+                if browser {
+                    XCTAssertEqual(challenges.last, "Basic realm=\"ssegate-admin\", charset=\"UTF-8\"", path)
+                }
             }
         }
         // Probes cannot send tokens, and their answers show nothing.
@@ -64,6 +68,25 @@ final class AdminTokenTests: XCTestCase {
         )
         _ = try await stream.waitForEvents(1)
         await stream.close()
+    }
+
+    /// The decision for browsers: the page's 401 offers Basic, the browser answers with the token as password
+    /// (here from the URL, as a person would type it into the prompt) and sends the same credentials with
+    /// the page's `EventSource`, so the status page goes live.
+    func testChromiumGetsThePageAndItsStreamWithTheTokenAsBasicPassword() async throws {
+        let harness = try await Self.harness(token: Self.token)
+        self.addTeardownBlock { await harness.stop() }
+        let browser = try await DevToolsBrowser.open(
+            url: "http://admin:\(Self.token)@127.0.0.1:\(harness.adminPort)/?interval_ms=100",
+            group: harness.clientGroup
+        )
+        defer { browser.close() }
+        try await eventually("the status page is live", timeout: .seconds(15)) {
+            let live = try await browser.evaluate(
+                "String(document.body.dataset.state === 'live' && +(document.body.dataset.samples || 0) >= 2)"
+            )
+            return live == "true"
+        }
     }
 
     func testAReloadedTokenAppliesAtOnceAndEndsStreamsOpenedWithTheOldOne() async throws {

@@ -77,11 +77,14 @@ final class AdminAccess: Sendable {
         return String(pair[pair.index(after: colon)...])
     }
 
-    /// The headers of a 401. The status page (`/`) also offers `Basic`, so that a browser asks the person
-    /// for the token; API paths offer only `Bearer`, what scripts and scrapers send.
-    static func challenge(forPage: Bool) -> [(String, String)] {
+    /// The paths a browser opens: the status page and its stream. Their 401 also offers `Basic`, so that the
+    /// browser asks the person for the token and then answers the stream's challenge with it too.
+    static let browserPaths: Set<Substring> = ["/", "/index.html", "/api/status/stream"]
+
+    /// The headers of a 401 for `path`: `Bearer`, what scripts and scrapers send, and on `browserPaths` `Basic`.
+    static func challenge(path: Substring) -> [(String, String)] {
         var headers = [("WWW-Authenticate", "Bearer realm=\"\(Self.realm)\"")]
-        if forPage {
+        if Self.browserPaths.contains(path) {
             headers.append(("WWW-Authenticate", "Basic realm=\"\(Self.realm)\", charset=\"UTF-8\""))
         }
         return headers

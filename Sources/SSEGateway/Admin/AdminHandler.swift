@@ -54,7 +54,7 @@ final class AdminHandler: ChannelInboundHandler {
                 .unauthorized,
                 "{\"error\":\"unauthorized\"}\n",
                 type: "application/json",
-                extra: AdminAccess.challenge(forPage: path == "/" || path == "/index.html"),
+                extra: AdminAccess.challenge(path: path),
                 head: head,
                 context: context
             )
