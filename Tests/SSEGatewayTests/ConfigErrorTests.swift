@@ -562,7 +562,7 @@ final class ConfigErrorTests: XCTestCase {
             "CredentialsWithWildcardOrigin",
             "defaults:\n  cors: { allow_origins: [\"https://a.example/\"] }\n",
             [
-                "test.yaml:2:27: defaults.cors.allow_origins[0]: expected '*' or an origin such as https://app.example.com (scheme://host[:port], no path), got 'https://a.example/'"
+                "test.yaml:2:27: defaults.cors.allow_origins[0]: expected '*' or an origin such as https://app.example.com or https://*.example.com (scheme://host[:port], no path), got 'https://a.example/'"
             ]
         ),
         Row(

@@ -9,13 +9,15 @@ final class AdminHandler: ChannelInboundHandler {
 
     private let metrics: GatewayMetrics
     private let rates: AdminRates
+    private let access: AdminAccess
     private var request: HTTPRequestHead?
     /// The open `/api/status/stream` of this connection, if any (it ends with the connection).
     private var stream: AdminStream?
 
-    init(metrics: GatewayMetrics, rates: AdminRates) {
+    init(metrics: GatewayMetrics, rates: AdminRates, access: AdminAccess) {
         self.metrics = metrics
         self.rates = rates
+        self.access = access
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -43,6 +45,20 @@ final class AdminHandler: ChannelInboundHandler {
     }
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
+        let (path, query) = RequestRouter.split(head.uri)
+        // Read before the check, so a token replaced between the two ends the stream rather than outliving it.
+        let generation = self.access.generation
+        // Before anything else, so that without the token not even the set of paths (404 or not) shows.
+        guard self.access.allows(path: path, headers: head.headers) else {
+            return self.send(
+                .unauthorized,
+                "{\"error\":\"unauthorized\"}\n",
+                type: "application/json",
+                extra: AdminAccess.challenge(path: path),
+                head: head,
+                context: context
+            )
+        }
         guard head.method == .GET || head.method == .HEAD else {
             return self.send(
                 .methodNotAllowed,
@@ -53,7 +69,6 @@ final class AdminHandler: ChannelInboundHandler {
                 context: context
             )
         }
-        let (path, query) = RequestRouter.split(head.uri)
         switch path {
         case "/", "/index.html":
             self.send(
@@ -68,7 +83,12 @@ final class AdminHandler: ChannelInboundHandler {
             guard head.method == .GET else {
                 return self.send(.ok, "", type: "text/event-stream; charset=utf-8", head: head, context: context)
             }
-            let stream = AdminStream(metrics: self.metrics, interval: AdminStream.interval(query: query))
+            let stream = AdminStream(
+                metrics: self.metrics,
+                interval: AdminStream.interval(query: query),
+                access: self.access,
+                admittedGeneration: generation
+            )
             self.stream = stream
             stream.start(context: context, version: head.version)
         case "/healthz":

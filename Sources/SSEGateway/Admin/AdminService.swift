@@ -16,9 +16,12 @@ public actor AdminService: Service {
     private var channel: Channel?
     private var started = false
     private let boundAddress = NIOLockedValueBox<SocketAddress?>(nil)
+    /// Shared with every admin connection, so that a reloaded token applies without a rebind.
+    private let access: AdminAccess
 
     init(config: AdminConfig?, metrics: GatewayMetrics, group: EventLoopGroup, logger: Logger) {
         self.config = config
+        self.access = AdminAccess(token: config?.token)
         self.metrics = metrics
         self.group = group
         self.logger = logger
@@ -53,11 +56,17 @@ public actor AdminService: Service {
         try? await channel?.close()
     }
 
-    /// Follows a reloaded `admin:` section: unchanged, nothing happens; moved, the old endpoint closes and
-    /// the new one binds; removed, it closes. Returns the error of a bind that failed.
+    /// Follows a reloaded `admin:` section: unchanged, nothing happens; only the token changed, the next
+    /// request (on any connection) needs the new one; moved, the old endpoint closes and the new one binds;
+    /// removed, it closes. Returns the error of a bind that failed.
     public func reload(_ new: AdminConfig?) async -> [String] {
         guard new != self.config else { return [] }
+        let old = self.config
         self.config = new
+        self.access.update(new?.token)
+        if let old, let new, old.address == new.address, self.channel != nil {
+            return []
+        }
         await self.stop()
         guard let new else { return [] }
         do {
@@ -74,6 +83,7 @@ public actor AdminService: Service {
                 address: config.address,
                 group: self.group,
                 metrics: self.metrics,
+                access: self.access,
                 logger: self.logger
             )
             self.channel = channel

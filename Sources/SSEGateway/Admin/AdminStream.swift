@@ -11,13 +11,18 @@ final class AdminStream {
 
     private let metrics: GatewayMetrics
     private let interval: TimeAmount
+    private let access: AdminAccess
+    /// The admin token's generation when this stream was admitted; a different one ends the stream.
+    private let admittedGeneration: Int
     private var sampler = StatusSampler()
     private var task: RepeatedTask?
     private(set) var stopped = false
 
-    init(metrics: GatewayMetrics, interval: TimeAmount) {
+    init(metrics: GatewayMetrics, interval: TimeAmount, access: AdminAccess, admittedGeneration: Int) {
         self.metrics = metrics
         self.interval = interval
+        self.access = access
+        self.admittedGeneration = admittedGeneration
     }
 
     /// The interval a request asked for (`interval_ms`), clamped, or the default.
@@ -58,7 +63,10 @@ final class AdminStream {
             let (stream, context) = bound.value
             guard !stream.stopped else { return loop.makeSucceededVoidFuture() }
             // The admin listener closed (shutdown, or a reload moved it): its streams end with it.
-            if let listener = context.channel.parent, !listener.isActive {
+            // So does a stream admitted under an admin token that a reload has since replaced or removed:
+            // the browser reconnects and must show the new one.
+            let listenerClosed = context.channel.parent.map { !$0.isActive } ?? false
+            if listenerClosed || stream.access.generation != stream.admittedGeneration {
                 stream.stop()
                 context.close(promise: nil)
                 return loop.makeSucceededVoidFuture()

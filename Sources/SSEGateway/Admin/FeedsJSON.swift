@@ -1,5 +1,5 @@
 /// `/api/feeds`: one object per open feed (never an upstream credential: URLs are printed without
-/// user info and configured headers are not shown). Rates come from the admin listener's sampler
+/// user info and configured headers are not shown; of access control only the mode, `auth`). Rates come from the admin listener's sampler
 /// (the last interval, about a second; null until it has two samples).
 enum FeedsJSON {
     static func render(_ snapshot: GatewayMetrics.Snapshot, rates: StatusSample = StatusSample()) -> String {
@@ -12,6 +12,8 @@ enum FeedsJSON {
                 ("name", JSONText.string(feed.definition)),
                 ("upstream_state", JSONText.string(feed.upstreamState.rawValue)),
                 ("upstream_url", JSONText.string(feed.upstreamURL)),
+                // The mode only: keys, secrets, cookie names and the forward URL stay in the config.
+                ("auth", snapshot.authModes[feed.path].map { JSONText.string($0.rawValue) } ?? "null"),
                 ("last_event_id", JSONText.string(feed.lastEventID)),
                 ("replay_events", String(feed.replayEvents)),
                 ("replay_bytes", String(feed.replayBytes)),

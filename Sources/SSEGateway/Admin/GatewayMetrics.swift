@@ -37,6 +37,8 @@ final class GatewayMetrics: Sendable {
         var connectedClients = 0
         /// Replay bounds per open feed path (`replay.max_events`, `replay.max_bytes`), for buffer fill.
         var replayLimits: [String: ReplayConfig] = [:]
+        /// Access control mode per open feed path (`auth.mode`), for `/api/feeds`.
+        var authModes: [String: AuthMode] = [:]
     }
 
     func snapshot(on loop: EventLoop) -> EventLoopFuture<Snapshot> {
@@ -44,7 +46,9 @@ final class GatewayMetrics: Sendable {
             hub.loop.submit { (hub.snapshot(), hub.clientsPerFeed(), hub.queuedBytes()) }
         }
         let (open, retired) = self.context.registry.feedsAndRetiredTotals
-        let feedFutures = open.map { feed in feed.loop.submit { (feed.status(), feed.config.settings.replay) } }
+        let feedFutures = open.map { feed in
+            feed.loop.submit { (feed.status(), feed.config.settings.replay, feed.config.settings.auth.mode) }
+        }
         let connected = self.context.clientCount
         return EventLoopFuture.whenAllSucceed(hubFutures, on: loop).and(
             EventLoopFuture.whenAllSucceed(feedFutures, on: loop)
@@ -56,7 +60,10 @@ final class GatewayMetrics: Sendable {
                 snapshot.queuedBytes += queued
             }
             snapshot.feeds = feeds.map(\.0).sorted { $0.path < $1.path } + retired
-            for (status, replay) in feeds { snapshot.replayLimits[status.path] = replay }
+            for (status, replay, auth) in feeds {
+                snapshot.replayLimits[status.path] = replay
+                snapshot.authModes[status.path] = auth
+            }
             snapshot.connectedClients = connected
             return snapshot
         }

@@ -197,23 +197,19 @@ extension ConfigLoader {
     private static func applyCORS(_ mapping: ConfigMapping, to cors: inout CORSConfig) {
         let originsValue = mapping.value("allow_origins")
         if let originsValue, let items = originsValue.list() {
-            var origins: [String] = []
+            var origins: [OriginPattern] = []
             var isValid = true
             for item in items {
-                guard let origin = item.nonEmptyString("an origin") else {
+                guard let text = item.nonEmptyString("an origin") else {
                     isValid = false
                     continue
                 }
-                // Origins are compared exactly, so a trailing slash or a path would silently never match.
-                guard origin == "*" || self.isOrigin(origin) else {
-                    item.fail(
-                        "expected '*' or an origin such as https://app.example.com (scheme://host[:port], no path), "
-                            + "got '\(origin)'"
-                    )
+                do {
+                    origins.append(try OriginPattern(parsing: text))
+                } catch {
+                    item.fail(error.message)
                     isValid = false
-                    continue
                 }
-                origins.append(origin)
             }
             if isValid {
                 cors.allowOrigins = origins
@@ -223,7 +219,7 @@ extension ConfigLoader {
         if let credentialsValue, let allow = credentialsValue.bool() {
             cors.allowCredentials = allow
         }
-        if cors.allowCredentials, cors.allowOrigins.contains("*"), let blamed = credentialsValue ?? originsValue {
+        if cors.allowCredentials, cors.allowsAnyOrigin, let blamed = credentialsValue ?? originsValue {
             blamed.fail(
                 "allow_credentials cannot be true with allow_origins '*' (browsers refuse credentials for a "
                     + "wildcard origin); list the origins instead"
@@ -242,14 +238,6 @@ extension ConfigLoader {
         default:
             return "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
-    }
-
-    private static func isOrigin(_ text: String) -> Bool {
-        for scheme in ["http://", "https://"] where text.hasPrefix(scheme) {
-            let host = text.dropFirst(scheme.count)
-            return !host.isEmpty && !host.contains(where: { $0 == "/" || $0 == "?" || $0 == "#" || $0.isWhitespace })
-        }
-        return false
     }
 
     /// A duration the way the config writes it (`250ms`, `30s`, `1m`), for messages.

@@ -240,13 +240,52 @@ public enum ConfigLoader {
             )
             return nil
         }
-        guard let mapping = value.mapping(), let addressValue = mapping.required("address"),
-            let address = addressValue.hostPort()
-        else {
+        guard let mapping = value.mapping() else {
             return nil
         }
-        bindings.append(Binding(address: address, owner: "admin", mark: addressValue.mark))
-        return AdminConfig(address: address)
+        let addressValue = mapping.required("address")
+        let address = addressValue?.hostPort()
+        var token: AdminToken?
+        var tokenIsValid = true
+        if let tokenValue = mapping.value("token_file"), !tokenValue.isNull {
+            token = self.readAdminToken(tokenValue)
+            tokenIsValid = token != nil
+        }
+        guard let address, tokenIsValid else {
+            return nil
+        }
+        bindings.append(Binding(address: address, owner: "admin", mark: addressValue?.mark))
+        return AdminConfig(address: address, token: token)
+    }
+
+    /// `admin.token_file`: read now (and on every reload, so a rotated file takes effect with SIGHUP), one
+    /// trailing line break dropped as `echo` and editors leave one. Errors point at the value.
+    private static func readAdminToken(_ value: ConfigValue) -> AdminToken? {
+        guard let path = value.readableFile() else {
+            return nil
+        }
+        let text: String
+        do {
+            text = try self.readFile(path)
+        } catch {
+            value.fail("cannot read '\(path)': \(error.message)")
+            return nil
+        }
+        var line = Substring(text)
+        while let last = line.last, last == "\n" || last == "\r" || last == "\r\n" {
+            line.removeLast()
+        }
+        guard !line.isEmpty else {
+            value.fail("the token file '\(path)' is empty")
+            return nil
+        }
+        do {
+            return try AdminToken(String(line))
+        } catch {
+            // The message never quotes the file's content: it is a secret even when it is malformed.
+            value.fail("in '\(path)': \(error.message)")
+            return nil
+        }
     }
 
     /// Two listeners on one address would fail at bind time with a less helpful message; say it here.

@@ -48,14 +48,9 @@ struct RequestRouter {
             }
             return .stream(request)
         case .OPTIONS:
-            var headers = [("Allow", Self.allowedMethods)]
-            let allowed = Self.corsHeaders(origin: origin, cors: cors)
-            if !allowed.isEmpty {
-                headers += allowed
-                headers.append(("Access-Control-Allow-Methods", Self.allowedMethods))
-                headers.append(("Access-Control-Allow-Headers", "Last-Event-ID, Cache-Control"))
-                headers.append(("Access-Control-Max-Age", "600"))
-            }
+            let headers =
+                [("Allow", Self.allowedMethods)]
+                + Self.preflightHeaders(origin: origin, settings: target.definition.settings)
             return .respond(ResponseHead(status: .noContent, headers: headers), body: "", close: false)
         default:
             let (response, body) = ResponseHead.plain(
@@ -78,23 +73,47 @@ struct RequestRouter {
         }
     }
 
-    /// `Access-Control-Allow-Origin` and friends when `origin` is allowed; empty otherwise (deny by default).
+    /// The CORS headers of every answer for a feed — streams, HEAD, and refusals (401, 403, 404 of a
+    /// template value, 503) alike, so a browser can read why it was refused — given the request's `Origin`.
+    ///
+    /// - No `allow_origins`: nothing (deny by default; the answer does not depend on the origin).
+    /// - `*`: `Access-Control-Allow-Origin: *`, whatever the `Origin`, so the answer is the same for everyone
+    ///   and caches need no `Vary`. Never with credentials: the loader refuses `*` with `allow_credentials`,
+    ///   and a config built in code that has both still gets no `Access-Control-Allow-Credentials`.
+    /// - Otherwise `Vary: Origin` always, also when the origin is refused or absent, so that a cache never
+    ///   serves one origin's answer to another; an allowed origin is echoed, with
+    ///   `Access-Control-Allow-Credentials: true` when credentials are allowed.
     static func corsHeaders(origin: String?, cors: CORSConfig) -> [(String, String)] {
-        guard let origin, !cors.allowOrigins.isEmpty else { return [] }
-        let wildcard = cors.allowOrigins.contains("*")
-        guard wildcard || cors.allowOrigins.contains(origin) else { return [] }
-        var headers: [(String, String)] = []
-        if cors.allowCredentials || !wildcard {
-            headers.append(("Access-Control-Allow-Origin", origin))
-            headers.append(("Vary", "Origin"))
-        } else {
-            headers.append(("Access-Control-Allow-Origin", "*"))
+        guard !cors.allowOrigins.isEmpty else { return [] }
+        if cors.allowsAnyOrigin {
+            return [("Access-Control-Allow-Origin", "*"), ("Access-Control-Expose-Headers", "Last-Event-ID")]
         }
+        var headers = [("Vary", "Origin")]
+        guard let origin, cors.allows(origin: origin) else { return headers }
+        headers.append(("Access-Control-Allow-Origin", origin))
         if cors.allowCredentials {
             headers.append(("Access-Control-Allow-Credentials", "true"))
         }
         headers.append(("Access-Control-Expose-Headers", "Last-Event-ID"))
         return headers
+    }
+
+    /// The CORS part of an `OPTIONS` answer: `corsHeaders`, and for an allowed origin the methods and
+    /// request headers a stream may use — `Authorization` too when the feed takes a credential (a page
+    /// that fetches the stream with a bearer token asks for it in its preflight).
+    static func preflightHeaders(origin: String?, settings: FeedSettings) -> [(String, String)] {
+        var headers = Self.corsHeaders(origin: origin, cors: settings.cors)
+        guard headers.contains(where: { $0.0 == "Access-Control-Allow-Origin" }) else { return headers }
+        headers.append(("Access-Control-Allow-Methods", Self.allowedMethods))
+        headers.append(("Access-Control-Allow-Headers", Self.allowedRequestHeaders(settings)))
+        headers.append(("Access-Control-Max-Age", "600"))
+        return headers
+    }
+
+    /// `Access-Control-Allow-Headers` of a preflight for a feed.
+    static func allowedRequestHeaders(_ settings: FeedSettings) -> String {
+        settings.auth.acceptsCredentials
+            ? "Last-Event-ID, Cache-Control, Authorization" : "Last-Event-ID, Cache-Control"
     }
 
     static func split(_ uri: String) -> (path: Substring, query: Substring) {
