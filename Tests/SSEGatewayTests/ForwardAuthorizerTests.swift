@@ -18,11 +18,11 @@ final class ForwardAuthorizerTests: XCTestCase {
     private var client: HTTPClient!
 
     override func setUp() async throws {
-        var configuration = HTTPClient.Configuration()
-        // As many pooled connections as calls may be in flight (AsyncHTTPClient's default is 8 per host).
-        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        configuration.redirectConfiguration = .disallow
-        self.client = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton, configuration: configuration)
+        // As many pooled connections as calls may be in flight with the default `max_concurrent`.
+        self.client = HTTPClient(
+            eventLoopGroup: MultiThreadedEventLoopGroup.singleton,
+            configuration: ForwardAuthorizer.clientConfiguration(connections: 64)
+        )
     }
 
     override func tearDown() async throws {
@@ -180,21 +180,42 @@ final class ForwardAuthorizerTests: XCTestCase {
     }
 
     /// Backend down: every client gets `.unavailable`, none is let in, and nothing is cached (the next client
-    /// asks again).
+    /// asks again). With ``ForwardAuthorizer/clientConfiguration(connections:connectTimeout:)`` (no retried
+    /// connects) that is at once, well before the 2 s `timeout`.
     func testBackendDownIsUnavailableNeverAllowed() async throws {
         let port = try await closedPort()
-        let authorizer = try self.authorizer("http://127.0.0.1:\(port)/check") { $0.timeout = .milliseconds(500) }
+        let authorizer = try self.authorizer("http://127.0.0.1:\(port)/check")
         let started = NIODeadline.now()
         let decisions = await self.storm(authorizer, count: 200) { Self.request(cookie: "session=\($0 % 5)") }
-        XCTAssertLessThan(NIODeadline.now() - started, .seconds(3))
+        XCTAssertLessThan(NIODeadline.now() - started, .seconds(1))
         for decision in decisions {
-            guard case .unavailable = decision else { return XCTFail("\(decision) while the backend is down") }
+            XCTAssertEqual(decision, .unavailable(reason: "forward_error"), "while the backend is down")
         }
         XCTAssertEqual(authorizer.stats.backendCalls, 5, "coalesced per cookie")
         XCTAssertEqual(authorizer.stats.cachedAnswers, 0)
         _ = await authorizer.authorize(Self.request(cookie: "session=0"), feedTemplate: self.prices)
         XCTAssertEqual(authorizer.stats.backendCalls, 6, "no answer is never cached")
         self.assertIdle(authorizer)
+    }
+
+    /// AsyncHTTPClient's default configuration retries connecting until its deadline: still no allow, only a
+    /// slower `.unavailable` at `timeout`.
+    func testBackendDownWithRetryingClientEndsAtTimeout() async throws {
+        let port = try await closedPort()
+        let retrying = HTTPClient(eventLoopGroup: MultiThreadedEventLoopGroup.singleton)
+        var config = ForwardAuthConfig()
+        config.timeout = .milliseconds(300)
+        let authorizer = ForwardAuthorizer(
+            url: try UpstreamURL(parsing: "http://127.0.0.1:\(port)/check"),
+            config: config,
+            httpClient: retrying
+        )
+        let started = NIODeadline.now()
+        let decision = await authorizer.authorize(Self.request(cookie: "session=0"), feedTemplate: self.prices)
+        XCTAssertEqual(decision, .unavailable(reason: "forward_timeout"))
+        XCTAssertLessThan(NIODeadline.now() - started, .seconds(1))
+        self.assertIdle(authorizer)
+        try await retrying.shutdown()
     }
 
     func testSlowBackendIsUnavailable() async throws {
