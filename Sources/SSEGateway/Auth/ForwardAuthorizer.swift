@@ -16,9 +16,11 @@ import NIOCore
 /// the call that other clients wait on nor loses an answer the cache could keep. A flight ends within
 /// `queueTimeout + timeout`, whatever the backend does, and wakes every waiter: nothing outlives that.
 ///
+/// It knows no feed (each call brings its template), so feeds with the same forward settings can share one
+/// authorizer, and with it one cache and one bound on calls to the backend.
+///
 /// The `HTTPClient` is the caller's (its pool is shared with other short calls); shut it down after the last
-/// `authorize` returns. It should not follow redirects; if it does, a redirected answer is refused as
-/// "no answer" anyway.
+/// `authorize` returns. ``clientConfiguration(connections:connectTimeout:)`` says how to configure it.
 public final class ForwardAuthorizer: FeedAuthorizer {
     /// What the lock guards: the cache with its flights, the call slots, and the counters.
     private struct State {
@@ -49,6 +51,7 @@ public final class ForwardAuthorizer: FeedAuthorizer {
         self.state = NIOLockedValueBox(
             State(
                 lookup: CoalescedLookup(ttl: config.ttl, maxEntries: config.maxEntries),
+                // The loader rejects 0; kept out of a programmatic config too, where it would let no call through.
                 admission: CallAdmission(maxConcurrent: max(config.maxConcurrent, 1))
             )
         )
