@@ -25,6 +25,8 @@ let package = Package(
         // Short request/response calls of access control (a JWKS URL, the forward-auth backend): pooled
         // connections, timeouts and TLS. The long-lived upstream streams keep their own NIO client.
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
+        // SHA-256 of forward-auth credentials, the cache's keys (already in the graph through jwt-kit).
+        .package(url: "https://github.com/apple/swift-crypto", "4.1.0"..<"6.0.0"),
     ],
     targets: [
         // Pure protocol: the SSE event model, the incremental parser and the serializer. No I/O.
@@ -53,6 +55,7 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // The built-in origin behind `ssegate origin` and `ssegate demo`, the tests and the bench scripts: a ticker
@@ -139,7 +142,8 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // Signs the tokens the auth tests verify, at test time.
                 .product(name: "JWTKit", package: "jwt-kit"),
-                // The client a JWKS URL is fetched with (the auth tests serve the JWKS themselves).
+                // The client a JWKS URL is fetched with (the auth tests serve the JWKS themselves)
+                // and drives `ForwardAuthorizer` against a backend in the test process.
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]
         ),
