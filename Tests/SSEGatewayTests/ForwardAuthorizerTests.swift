@@ -191,10 +191,14 @@ final class ForwardAuthorizerTests: XCTestCase {
         for decision in decisions {
             XCTAssertEqual(decision, .unavailable(reason: "forward_error"), "while the backend is down")
         }
-        XCTAssertEqual(authorizer.stats.backendCalls, 5, "coalesced per cookie")
+        // A failure is not cached, so a caller of the storm that arrives after its cookie's call failed makes
+        // another (how many depends on scheduling); concurrent ones still share a call.
+        let calls = authorizer.stats.backendCalls
+        XCTAssertGreaterThanOrEqual(calls, 5)
+        XCTAssertLessThan(calls, 200, "coalesced per cookie")
         XCTAssertEqual(authorizer.stats.cachedAnswers, 0)
         _ = await authorizer.authorize(Self.request(cookie: "session=0"), feedTemplate: self.prices)
-        XCTAssertEqual(authorizer.stats.backendCalls, 6, "no answer is never cached")
+        XCTAssertEqual(authorizer.stats.backendCalls, calls + 1, "no answer is never cached")
         self.assertIdle(authorizer)
     }
 

@@ -144,6 +144,15 @@ final class GatewayMetrics: Sendable {
                 total
             )
         }
+        for (url, stats) in self.context.access.forwardStats {
+            let labels = [("url", url)]
+            self.count("ssegate_forward_auth_calls_total", labels, stats.backendCalls)
+            self.count("ssegate_forward_auth_cache_hits_total", labels, stats.cacheHits)
+            self.count("ssegate_forward_auth_coalesced_total", labels, stats.coalesced)
+            self.count("ssegate_forward_auth_saturated_total", labels, stats.saturated)
+            self.gauge("ssegate_forward_auth_in_flight", labels).record(stats.inFlight)
+            self.gauge("ssegate_forward_auth_cached_answers", labels).record(stats.cachedAnswers)
+        }
         for reason in HTTP2FloodGuard.Reason.allCases {
             self.count(
                 "ssegate_http2_flood_closes_total",

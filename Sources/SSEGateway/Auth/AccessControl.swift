@@ -10,6 +10,9 @@ import NIOCore
 /// key files and may fetch a JWKS. Requests look their feed's authorizer up once per stream request.
 public final class AccessControl: Sendable {
     private let authorizers = NIOLockedValueBox<[String: any FeedAuthorizer]>([:])
+    /// The forward-auth backends in force, each with its own authorizer (cache, call slots) and HTTP client
+    /// (a pool sized to its `max_concurrent`). A reload that keeps a backend's settings keeps its cache.
+    private let forwardBackends = NIOLockedValueBox<[ForwardBackend]>([])
     /// The JWKS refresh loops of the verifiers in force; cancelled when a reload replaces them.
     private let refreshTasks = NIOLockedValueBox<[Task<Void, Never>]>([])
     /// The modes in force, by feed name (what `/api/feeds` shows).
@@ -59,9 +62,20 @@ public final class AccessControl: Sendable {
         var errors: [String] = []
         // Feeds that inherit the same `jwt:` from `defaults:` share one verifier: one JWKS fetch, one refresh.
         var verifiers: [JWTSettings: TokenVerifier] = [:]
+        let previousBackends = self.forwardBackends.withLockedValue { $0 }
+        var backends: [ForwardBackend] = []
         for feed in feeds {
             let auth = feed.settings.auth
             modes[feed.name] = auth.mode
+            if auth.mode == .forward, let url = auth.forward.url {
+                let backend =
+                    backends.first { $0.config == auth.forward }
+                    ?? previousBackends.first { $0.config == auth.forward }
+                    ?? ForwardBackend(url: url, config: auth.forward, group: self.group)
+                if !backends.contains(where: { $0 === backend }) { backends.append(backend) }
+                built[feed.name] = backend.authorizer
+                continue
+            }
             do {
                 if let authorizer = try await self.makeAuthorizer(auth, verifiers: &verifiers) {
                     built[feed.name] = authorizer
@@ -79,6 +93,12 @@ public final class AccessControl: Sendable {
         for task in replaced { task.cancel() }
         self.authorizers.withLockedValue { $0 = built }
         self.modes.withLockedValue { $0 = modes }
+        self.forwardBackends.withLockedValue { $0 = backends }
+        for unused in previousBackends where !backends.contains(where: { $0 === unused }) {
+            // Calls still under way on it fail (`.unavailable`: a 503, never an allow); a stream's re-check
+            // that meets it asks again at its next re-check.
+            Task { await unused.shutdown() }
+        }
         return errors
     }
 
@@ -107,7 +127,7 @@ public final class AccessControl: Sendable {
                 anonymousAllowed: auth.mode == .optional
             )
         case .forward:
-            // Wired when the forward authorizer lands; until then a forward feed refuses rather than opens.
+            // Without a URL the config was refused; kept closed rather than open should one ever get here.
             return UnavailableAuthorizer()
         }
     }
@@ -118,11 +138,17 @@ public final class AccessControl: Sendable {
             task.cancel()
             await task.value
         }
+        for backend in self.forwardBackends.withLockedValue({ $0 }) { await backend.shutdown() }
         let client = self.httpClientBox.withLockedValue { client in
             defer { client = nil }
             return client
         }
         try? await client?.shutdown()
+    }
+
+    /// Each forward-auth backend's URL (credentials and query values hidden) and counters, for `/metrics`.
+    var forwardStats: [(url: String, stats: ForwardAuthStats)] {
+        self.forwardBackends.withLockedValue { $0 }.map { ($0.url.description, $0.authorizer.stats) }
     }
 
     /// Logs one line of the refusals and failures since the last call, if there were any.
