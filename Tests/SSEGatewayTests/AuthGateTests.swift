@@ -161,6 +161,18 @@ final class AuthGateTests: XCTestCase {
         XCTAssertFalse(forwarded.contains { $0.contains(token) }, "the token is not forwarded upstream")
     }
 
+    /// A token longer than `JWTFeedAuthorizer.maxTokenBytes` is refused before anything decodes it.
+    func testAnOverlongTokenIsRefusedUndecoded() async throws {
+        let fixture = try AuthGateFixture()
+        let harness = try await self.start(fixture)
+        // Validly signed: without the bound it would be let in.
+        let long = try await fixture.token(subject: String(repeating: "u", count: JWTFeedAuthorizer.maxTokenBytes))
+        XCTAssertLessThan(long.utf8.count, 16 * 1024, "within max_header_bytes, so the gate is what refuses it")
+        let answer = try await self.refusal(harness, "/prices", headers: [("Authorization", "Bearer \(long)")])
+        XCTAssertEqual(answer.status, 401)
+        XCTAssertTrue(answer.body.contains("\"malformed\""), answer.body)
+    }
+
     func testTemplateGrantsAllowTheirValuesOnly() async throws {
         let fixture = try AuthGateFixture()
         let harness = try await self.start(fixture)
