@@ -199,20 +199,24 @@ extension ConfigLoader {
 
     /// What a feed's effective `auth` lacks to work, or nil: `jwt` and `optional` need a key source, `forward`
     /// needs a URL. Checked on each feed (a feed may get its mode from `defaults:` and its keys from its own
-    /// `auth:`, or the other way round).
-    static func authProblem(_ auth: AuthConfig) -> String? {
+    /// `auth:`, or the other way round). `sources` are the keys (under `auth.`) that would have supplied what
+    /// is missing: when one of them was written but reported bad, the problem is that error, not a second one.
+    static func authProblem(_ auth: AuthConfig) -> (message: String, sources: [String])? {
         switch auth.mode {
         case .none:
             return nil
         case .jwt, .optional:
             let jwt = auth.jwt
             if jwt.keys.isEmpty && jwt.jwksFile == nil && jwt.jwksURL == nil {
-                return "auth mode '\(auth.mode.rawValue)' needs keys: set auth.jwt.keys, auth.jwt.jwks_file or "
-                    + "auth.jwt.jwks_url"
+                return (
+                    "auth mode '\(auth.mode.rawValue)' needs keys: set auth.jwt.keys, auth.jwt.jwks_file or "
+                        + "auth.jwt.jwks_url",
+                    ["jwt.keys", "jwt.jwks_file", "jwt.jwks_url"]
+                )
             }
             return nil
         case .forward:
-            return auth.forward.url == nil ? "auth mode 'forward' needs auth.forward.url" : nil
+            return auth.forward.url == nil ? ("auth mode 'forward' needs auth.forward.url", ["forward.url"]) : nil
         }
     }
 }
