@@ -534,6 +534,74 @@ final class ConfigAuthTests: XCTestCase {
         )
     }
 
+    func testAJWKSFileIsCheckedAtLoad() throws {
+        let directory = try self.keyFolder()
+        let point = ES256PrivateKey().publicKey.parameters!
+        func write(_ name: String, _ keys: [JWK]) throws {
+            let text = String(decoding: try JSONEncoder().encode(JWKS(keys: keys)), as: UTF8.self)
+            try text.write(toFile: directory + "/keys/" + name, atomically: true, encoding: .utf8)
+        }
+        try write("no-kid.json", [JWK.ecdsa(.es256, identifier: nil, x: point.x, y: point.y, curve: .p256)])
+        try write("no-alg.json", [JWK.ecdsa(nil, identifier: "k", x: point.x, y: point.y, curve: .p256)])
+        let twice = JWK.ecdsa(.es256, identifier: "k", x: point.x, y: point.y, curve: .p256)
+        try write("twice.json", [twice, twice])
+        try "<html>not json</html>".write(toFile: directory + "/keys/html.json", atomically: true, encoding: .utf8)
+        let cases = [
+            ("no-kid.json", "a key has no 'kid'"),
+            ("no-alg.json", "key 'k' has no supported 'alg'"),
+            ("twice.json", "kid 'k' appears twice"),
+            ("html.json", "not a JWKS document"),
+        ]
+        for (name, message) in cases {
+            self.assertSingleError(
+                """
+                feeds:
+                  - path: /prices
+                    upstream: { url: http://up/prices }
+                    auth:
+                      mode: jwt
+                      jwt: { jwks_file: keys/\(name) }
+                """,
+                in: directory,
+                line: 6,
+                column: 25,
+                "feeds[0].auth.jwt.jwks_file: cannot use '\(directory)/keys/\(name)' as a JWKS file: \(message)"
+            )
+        }
+    }
+
+    func testTwoKeysWithOneKidOrWithoutAKidAreRefused() throws {
+        let directory = try self.keyFolder()
+        self.assertSingleError(
+            """
+            defaults:
+              auth:
+                jwt:
+                  keys:
+                    - { file: keys/hs256.secret, alg: HS256, kid: k1 }
+                    - { file: keys/es256.pem, alg: ES256, kid: k1 }
+            """,
+            in: directory,
+            line: 6,
+            column: 11,
+            "defaults.auth.jwt.keys[1]: kid 'k1' appears twice"
+        )
+        self.assertSingleError(
+            """
+            defaults:
+              auth:
+                jwt:
+                  keys:
+                    - { file: keys/hs256.secret, alg: HS256 }
+                    - { file: keys/es256.pem, alg: ES256 }
+            """,
+            in: directory,
+            line: 6,
+            column: 11,
+            "defaults.auth.jwt.keys[1]: only one key may be without a kid"
+        )
+    }
+
     func testABadDefaultAllowPatternIsBlamedAtTheItem() throws {
         let directory = try self.keyFolder()
         self.assertSingleError(

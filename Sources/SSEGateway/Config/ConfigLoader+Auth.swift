@@ -40,11 +40,20 @@ extension ConfigLoader {
             var keys: [JWTKeySettings] = []
             var isValid = true
             for item in items {
-                if let key = self.jwtKey(item) {
-                    keys.append(key)
-                } else {
+                guard let key = self.jwtKey(item) else {
+                    isValid = false
+                    continue
+                }
+                // As the verifier will see them: a token's `kid` must name one key, a token without one the
+                // only key without a `kid`.
+                if let keyID = key.keyID, keys.contains(where: { $0.keyID == keyID }) {
+                    item.fail("kid '\(keyID)' appears twice")
+                    isValid = false
+                } else if key.keyID == nil, keys.contains(where: { $0.keyID == nil }) {
+                    item.fail("only one key may be without a kid (a token without one could match either)")
                     isValid = false
                 }
+                keys.append(key)
             }
             if isValid { jwt.keys = keys }
         }
@@ -52,7 +61,13 @@ extension ConfigLoader {
             if value.isNull {
                 jwt.jwksFile = nil
             } else if let path = value.readableFile() {
-                jwt.jwksFile = path
+                // Read here, as key files are, so a file the gateway could not start with fails `ssegate check`.
+                do {
+                    _ = try JWKSFile.parse(try String(contentsOfFile: path, encoding: .utf8))
+                    jwt.jwksFile = path
+                } catch {
+                    value.fail("cannot use '\(path)' as a JWKS file: \(error)")
+                }
             }
         }
         if let value = mapping.value("jwks_url") {
