@@ -412,7 +412,8 @@ final class ConfigAuthTests: XCTestCase {
             in: directory,
             line: 8,
             column: 19,
-            "feeds[0].auth.jwt.keys[0].file: cannot use '\(directory)/keys/es256.pem' as a PEM public key for RS256"
+            "feeds[0].auth.jwt.keys[0].file: cannot use '\(directory)/keys/es256.pem' as a PEM public key for RS256: "
+                + "not an RSA public key in PEM form"
         )
         // A secret shorter than the hash: refused, though jwt-kit would take it in a release build.
         self.assertSingleError(
@@ -456,7 +457,21 @@ final class ConfigAuthTests: XCTestCase {
             in: directory,
             line: 4,
             column: 22,
-            "defaults.auth.jwt.keys[0].file: cannot use '\(directory)/keys/rsa.pub' as a PEM public key for ES256"
+            "defaults.auth.jwt.keys[0].file: cannot use '\(directory)/keys/rsa.pub' as a PEM public key for ES256: "
+                + "not a P-256 EC public key in PEM form"
+        )
+        // The private key where its public half belongs: said so, with the command that makes the public half.
+        self.assertSingleError(
+            """
+            defaults:
+              auth:
+                jwt:
+                  keys: [{ file: keys/rsa.key, alg: RS256, kid: r1 }]
+            """,
+            in: directory,
+            line: 4,
+            column: 22,
+            "it is a private key: give its public half (openssl pkey -in KEY -pubout)"
         )
         // The same key as RS256 and PS256 is fine.
         let config = try ConfigFixtures.parse(
