@@ -421,11 +421,16 @@ public enum ConfigLoader {
             }
         }
 
-        if let problem = self.authProblem(settings.auth), !mapping.context.authKeySourceFailed {
+        if let problem = self.authProblem(settings.auth),
+            !problem.sources.contains(where: { source in
+                mapping.context.hasErrors(under: "defaults.auth.\(source)")
+                    || mapping.context.hasErrors(under: "\(item.path).auth.\(source)")
+            })
+        {
             // Blamed on the feed's own `auth:` when it wrote one, else on the feed (the mode came from `defaults:`).
             let blamed = mapping.value("auth")?.mark ?? item.mark
             let origin = mapping.value("auth") == nil ? " (from defaults)" : ""
-            mapping.context.report("\(item.path): \(problem)\(origin)", at: blamed)
+            mapping.context.report("\(item.path): \(problem.message)\(origin)", at: blamed)
         }
 
         guard let name, let path, let upstreamURL else {
