@@ -737,4 +737,24 @@ final class ConfigAuthTests: XCTestCase {
             "defaults.auth.jwt.cookie: 'access token' is not a valid cookie name"
         )
     }
+
+    /// Which reloads send connected streams back through the gate: those that change who is admitted.
+    func testOnlyChangesToWhoIsAdmittedCountAsANewGate() throws {
+        var base = AuthConfig()
+        base.mode = .jwt
+        base.jwt.keys = [JWTKeySettings(file: "k.pem", algorithm: .es256)]
+        var timers = base
+        timers.expiry.warnBefore = .seconds(5)
+        timers.forward.ttl = .seconds(1)
+        XCTAssertTrue(timers.admitsTheSame(as: base))
+        var audience = base
+        audience.jwt.audience = "other"
+        XCTAssertFalse(audience.admitsTheSame(as: base))
+        var mode = base
+        mode.mode = .optional
+        XCTAssertFalse(mode.admitsTheSame(as: base))
+        var forward = base
+        forward.forward.url = try UpstreamURL(parsing: "http://auth.internal/check")
+        XCTAssertFalse(forward.admitsTheSame(as: base))
+    }
 }
