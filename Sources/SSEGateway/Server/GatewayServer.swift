@@ -208,7 +208,8 @@ public actor GatewayServer: Service {
                         tls: tls,
                         resets: resets,
                         context: context,
-                        limits: context.limits
+                        limits: context.limits,
+                        delivery: listener.delivery
                     )
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
