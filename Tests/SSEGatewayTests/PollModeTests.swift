@@ -115,7 +115,8 @@ final class PollModeTests: XCTestCase {
     }
 
     func testATimeoutAnswersWithOnlyRetry() async throws {
-        let harness = try await self.start()
+        // Keepalives are for streams: a waiting poll gets none in its body.
+        let harness = try await self.start { $0.settings.keepalive = .milliseconds(100) }
         try await self.publish(harness, 1...2)
         let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
         defer { connection.close() }
@@ -321,6 +322,22 @@ final class PollModeTests: XCTestCase {
                 && LiveObjects.http1Connections.value == 0
         }
         XCTAssertEqual(harness.gateway.context.pollCount(.left), 1)
+
+        // The same for an HTTP/2 stream reset while it waits, and for one that was answered.
+        let client = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
+        let answered = try await client.request("/prices?transport=poll", headers: [("last-event-id", "0")])
+        _ = try await answered.waitForEnd()
+        let waiting = try await client.request("/prices?transport=poll", headers: [("last-event-id", "1")])
+        try await harness.waitUntilJoined(1)
+        await waiting.cancel()
+        try await eventually("the HTTP/2 streams freed") {
+            try await harness.metrics().clientsPerFeed["/prices", default: 0] == 0
+                && harness.gateway.context.pollWaitingCount == 0
+                && LiveObjects.pollExchanges.value == 0 && LiveObjects.sessions.value == 0
+                && LiveObjects.http2Streams.value == 0
+        }
+        XCTAssertEqual(harness.gateway.context.pollCount(.left), 2)
+        await client.close()
     }
 
     func testADrainAnswersAWaitingPollAtOnce() async throws {
@@ -332,7 +349,7 @@ final class PollModeTests: XCTestCase {
         try await harness.waitUntilJoined(1)
         let started = NIODeadline.now()
         let hubs = harness.gateway.context.allHubs
-        for hub in hubs { _ = hub.drain(window: .seconds(5)) }
+        for hub in hubs { _ = hub.drain(window: .seconds(60)) }
         let response = try await connection.waitForResponses(1)[0]
         XCTAssertLessThan(NIODeadline.now() - started, .seconds(2), "not at a random moment of the window")
         self.assertPollHead(response)
