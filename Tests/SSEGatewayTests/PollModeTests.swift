@@ -195,6 +195,21 @@ final class PollModeTests: XCTestCase {
         XCTAssertEqual(self.events(answer.body).map(\.id), ["2"])
     }
 
+    func testAReloadChangesAListenersDeliveryForNewConnections() async throws {
+        let harness = try await self.start()
+        try await self.publish(harness, 1...2)
+        var config = harness.gateway.config
+        config.listen[0] = ListenerConfig(address: harness.gateway.config.listen[0].address, delivery: .poll)
+        let (_, errors) = await harness.gateway.reload(config)
+        XCTAssertEqual(errors, [])
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
+        defer { connection.close() }
+        try await self.sendPoll(connection, path: "/prices", lastEventID: "1")
+        let response = try await connection.waitForResponses(1)[0]
+        self.assertPollHead(response)
+        XCTAssertEqual(self.events(response.body).map(\.id), ["2"])
+    }
+
     func testOverHTTP2TheResponseEndsWithEndStream() async throws {
         let harness = try await self.start(timeout: .seconds(5))
         try await self.publish(harness, 1...3)
