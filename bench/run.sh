@@ -6,7 +6,7 @@
 #   bench/run.sh [--clients N] [--rate R] [--payload B] [--duration S]
 #                [--targets ssegate,nginx,nchan,origin] [--bench-threads T] [--ramp-timeout S]
 #                [--quiet-timeout S] [--nginx-workers W] [--ssegate PATH] [--out DIR] [--name NAME]
-#                [--probe] [--http2]
+#                [--probe] [--http2] [--auth es256|rs256]
 #
 # Defaults (a quick run, about 3 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
 # The issue's two target scenarios:
@@ -26,6 +26,11 @@
 #
 # --http2: the load client speaks HTTP/2 with prior knowledge (h2c), 100 streams per connection, and
 # nginx listens with `http2` (the targets are ssegate, nginx and nchan; the origin speaks HTTP/1.1 only).
+#
+# --auth es256|rs256: ssegate's feed demands a JWT (`auth: { mode: jwt }` with a P-256 or RSA 2048 public
+# key made at start by bench/jwt.py with openssl), and the load client sends `Authorization: Bearer
+# <token>` on every request (to every target, so the load stays the same; only ssegate checks it).
+# bench/auth.sh compares the modes side by side, with stream opens per second.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -49,6 +54,7 @@ ORIGIN_PORT=18081
 ADMIN_PORT=18090
 NGINX_WORKERS=2
 PROBE=0
+AUTH=none
 HTTP2=0
 STREAMS_PER_CONNECTION=100
 BURST_PORT=18082
@@ -71,6 +77,7 @@ while [ $# -gt 0 ]; do
         --out) OUT=$2; shift 2 ;;
         --name) NAME=$2; shift 2 ;;
         --probe) PROBE=1; shift ;;
+        --auth) AUTH=$2; shift 2 ;;
         --http2) HTTP2=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "bench/run.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
@@ -83,6 +90,8 @@ for t in ${TARGETS//,/ }; do
     case "$t" in ssegate|nginx|nchan|origin) ;; *) echo "bench/run.sh: unknown target '$t'" >&2; exit 1 ;; esac
     if [ "$HTTP2" = 1 ] && [ "$t" = origin ]; then echo "bench/run.sh: --http2: the origin speaks HTTP/1.1 only; leave 'origin' out of --targets" >&2; exit 1; fi
 done
+case "$AUTH" in none|es256|rs256) ;; *) echo "bench/run.sh: --auth must be es256 or rs256" >&2; exit 1 ;; esac
+if [ "$AUTH" != none ] && [ "$PROBE" = 1 ]; then echo "bench/run.sh: --probe's clients send no token; leave out --auth" >&2; exit 1; fi
 BENCH_PROTOCOL=()
 CONNECTIONS=$CLIENTS     # TCP connections the load client opens
 if [ "$HTTP2" = 1 ]; then
@@ -133,6 +142,12 @@ nap() {             # a sleep that lets the TERM trap run at once
     wait "$NAP_PID" || true
     NAP_PID=
 }
+
+AUTH_HEADER=()     # the load client's --header with a token, for --auth
+if [ "$AUTH" != none ]; then
+    python3 "$HERE/jwt.py" keys "$TMP/keys"
+    AUTH_HEADER=(--header "Authorization: Bearer $(python3 "$HERE/jwt.py" token --alg "${AUTH^^}" --key "$TMP/keys/$AUTH.key" --kid "bench-$AUTH" --ttl 7200)")
+fi
 
 # Whole-run bound: per target ramp + window + start/stop margins.
 n_targets=$(tr ',' '\n' <<<"$TARGETS" | grep -c .)
@@ -268,7 +283,7 @@ start_origin() {
 }
 
 start_ssegate() {
-    { bench_gateway_config "$GATE_PORT" "$ADMIN_PORT"; bench_feed bench /feed "$ORIGIN_PORT"; } >"$TMP/$1/ssegate.yaml"
+    { bench_gateway_config "$GATE_PORT" "$ADMIN_PORT"; bench_feed bench /feed "$ORIGIN_PORT"; bench_auth "$AUTH" "$TMP/keys"; } >"$TMP/$1/ssegate.yaml"
     if [ "$PROBE" = 1 ]; then
         # The probe's fast feed: 16 KB events at 100/s, so a client that does not read fills the
         # kernel's socket buffers (a few MiB on loopback) and then goes over max_queue (1 MiB) within
@@ -382,7 +397,7 @@ run_target() {
 
     local bench_bound=$((RAMP_TIMEOUT + DURATION + 30))
     timeout -k 5 "$bench_bound" "$SSEGATE" bench --url "$url" --clients "$CLIENTS" --duration "$DURATION" \
-        --expected-rate "$RATE" --threads "$BENCH_THREADS" "${BENCH_PROTOCOL[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
+        --expected-rate "$RATE" --threads "$BENCH_THREADS" "${BENCH_PROTOCOL[@]}" "${AUTH_HEADER[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
     local bench_pid=$!; STARTED+=("$bench_pid")
 
     # Ramp: wait until the server side has all N connections, or the count has not grown for 12 s
@@ -495,7 +510,7 @@ STAMP=$(date -u +%Y-%m-%d-%H%M)
 SCENARIO=${NAME:-${CLIENTS}c-${RATE}eps-${PAYLOAD}B-${DURATION}s}
 mkdir -p "$OUT"
 {
-    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')$([ "$HTTP2" = 1 ] && echo ' --http2')"
+    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')$([ "$HTTP2" = 1 ] && echo ' --http2')$([ "$AUTH" != none ] && echo " --auth $AUTH")"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
     echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"

@@ -25,3 +25,27 @@ bench_feed() {  # $1 name, $2 path, $3 origin port
     connect: always
 YAML
 }
+
+# An `auth:` block for the feed printed just before (bench/auth.sh, bench/run.sh --auth).
+bench_auth() {  # $1 none|es256|rs256|forward, $2 folder of the public keys (bench/jwt.py keys), $3 forward auth URL
+    case "$1" in
+        none) ;;
+        es256|rs256) cat <<YAML
+    auth:
+      mode: jwt
+      jwt:
+        keys:
+          - { file: $2/$1.pub, alg: ${1^^}, kid: bench-$1 }
+YAML
+        ;;
+        forward) cat <<YAML
+    auth:
+      mode: forward
+      forward:
+        url: $3
+        ttl: 5m
+YAML
+        ;;
+        *) echo "bench_auth: unknown mode '$1'" >&2; return 1 ;;
+    esac
+}

@@ -33,6 +33,7 @@ struct BenchConnector: Sendable {
         self.tls = target.isTLS ? try Self.tlsContext(options) : nil
         var fields = [("Accept", "text/event-stream"), ("Cache-Control", "no-cache")]
         if options.gzip { fields.append(("Accept-Encoding", "gzip")) }
+        fields += options.headers.map { ($0.name, $0.value) }
         let head = fields.map { "\($0.0): \($0.1)\r\n" }.joined()
         self.http1Request = ByteBuffer(
             string: "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\n\(head)\r\n"

@@ -27,6 +27,8 @@ public struct BenchOptions: Sendable {
     public var headWait: Double = 10
     /// Seconds a connection may take to connect (TCP), and then again to finish its TLS handshake.
     public var connectTimeout: Double = 10
+    /// Sent on every request, after the bench's own (`Accept`, `Cache-Control`, `Accept-Encoding`).
+    public var headers: [BenchRequestHeader] = []
 
     public init(url: String) {
         self.url = url

@@ -6,7 +6,7 @@ import struct Histogram.Histogram
 /// read the JSON field names; fields are only ever added). Connect errors, non-200, protocol errors,
 /// disconnects and stream resets count over the whole run (ramp-up, head wait, window); missing,
 /// deliveries, bytes, latency and CPU over the measured window only; `connected` is at the window's end
-/// and `noResponse` at its start.
+/// and `noResponse` at its start; the stream opens over ramp-up and head wait.
 public struct BenchReport: Sendable {
     public var url: String
     /// `http/1.1`, `h2` (over TLS) or `h2c`.
@@ -24,6 +24,8 @@ public struct BenchReport: Sendable {
     public var missing: Int
     public var window: Double
     public var connectSeconds: Double
+    /// How fast the streams opened (ramp-up and head wait, before the window).
+    public var opens: BenchOpens
     public var deliveries: Int
     public var bytes: Int
     public var latency: Histogram<UInt64>
@@ -45,6 +47,19 @@ public struct BenchReport: Sendable {
             "whole run      over ramp-up, head wait and window: \(self.connectErrors) connect errors, \(self.badStatus) non-200, \(self.protocolErrors) protocol errors, \(self.disconnects) disconnects/evictions (\(self.resets) stream resets)",
         ]
         if let reason = self.firstConnectError { lines.append("connect error  \(reason)") }
+        lines.append(
+            String(
+                format:
+                    "stream opens   %d 200 heads in %.2f s from the first connect = %.0f/s; request to head ms p50 %.2f  p99 %.2f  max %.2f; bench CPU %.2f s",
+                self.opens.opened,
+                self.opens.seconds,
+                self.opens.perSecond,
+                self.opens.ms(50),
+                self.opens.ms(99),
+                self.opens.maxMs,
+                self.opens.benchCPUSeconds
+            )
+        )
         lines.append(
             String(
                 format:
@@ -106,6 +121,13 @@ public struct BenchReport: Sendable {
             ("bench_cpu_user_s", String(format: "%.3f", self.cpuUser)),
             ("bench_cpu_system_s", String(format: "%.3f", self.cpuSystem)),
             ("bench_cpu_us_per_delivery", String(format: "%.3f", self.cpuMicrosPerDelivery)),
+            ("stream_opens", String(self.opens.opened)),
+            ("stream_opens_s", String(format: "%.3f", self.opens.seconds)),
+            ("stream_opens_per_s", String(format: "%.1f", self.opens.perSecond)),
+            ("open_ms_p50", String(format: "%.3f", self.opens.ms(50))),
+            ("open_ms_p99", String(format: "%.3f", self.opens.ms(99))),
+            ("open_ms_max", String(format: "%.3f", self.opens.maxMs)),
+            ("open_bench_cpu_s", String(format: "%.3f", self.opens.benchCPUSeconds)),
         ]
         if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }
         if let reason = self.firstConnectError { fields.append(("first_connect_error", Self.jsonString(reason))) }

@@ -42,6 +42,8 @@ public enum BenchRunner {
         progress: (@Sendable (String) -> Void)?
     ) async throws -> BenchReport {
         let started = Date()
+        let startedMicros = BenchClock.nowMicros()
+        let cpuAtStart = BenchClock.cpuSeconds()
         let ramp = try await Self.rampUp(options, connector: connector, loops: loops, connections: &connections)
         let connectSeconds = Date().timeIntervalSince(started)
 
@@ -53,6 +55,12 @@ public enum BenchRunner {
         let before = try await Self.collect(loops, reset: true)
         let windowStart = Date()
         let cpuStart = BenchClock.cpuSeconds()
+        let opens = BenchOpens(
+            opened: before.opened,
+            seconds: before.opened > 0 ? Double(before.lastOpenMicros - startedMicros) / 1e6 : 0,
+            latencyMicros: before.openMicros,
+            benchCPUSeconds: cpuStart.user + cpuStart.system - cpuAtStart.user - cpuAtStart.system
+        )
         var lastEvents = before.events
         var lastTick = windowStart
         while Date().timeIntervalSince(windowStart) < options.duration {
@@ -93,6 +101,7 @@ public enum BenchRunner {
             missing: after.missing - before.missing,
             window: window,
             connectSeconds: connectSeconds,
+            opens: opens,
             deliveries: after.events - before.events,
             bytes: after.bytes - before.bytes,
             latency: after.latencyMicros,

@@ -11,6 +11,8 @@ struct BenchStreamReceiver {
     private var phase = Phase.idle
     private var scanner = SSEEventScanner()
     private var inflater: ZlibDecompressor?
+    /// When the request went out (`BenchClock.nowMicros`), for the time to the response head.
+    private var requestSentMicros: Int64 = 0
 
     init(loop: BenchLoopTally) {
         self.loop = loop
@@ -21,6 +23,7 @@ struct BenchStreamReceiver {
     mutating func requestSent() {
         guard self.phase == .idle else { return }
         self.phase = .awaitingHead
+        self.requestSentMicros = BenchClock.nowMicros()
         self.loop.tally.awaitingHead += 1
     }
 
@@ -44,6 +47,10 @@ struct BenchStreamReceiver {
         }
         self.phase = .streaming
         self.loop.tally.connected += 1
+        let now = BenchClock.nowMicros()
+        self.loop.tally.opened += 1
+        self.loop.tally.lastOpenMicros = max(self.loop.tally.lastOpenMicros, now)
+        _ = self.loop.tally.openMicros.record(UInt64(max(0, now - self.requestSentMicros)))
         return true
     }
 

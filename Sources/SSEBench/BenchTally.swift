@@ -24,6 +24,12 @@ public struct BenchTally: Sendable {
     public var bytes = 0
     /// Events the origin's `seq` numbering says a client never got.
     public var missing = 0
+    /// Clients that got a 200 head (streams opened), over the whole run.
+    public var opened = 0
+    /// When the latest of those heads arrived (`BenchClock.nowMicros`), 0 before the first.
+    public var lastOpenMicros: Int64 = 0
+    /// Request sent to 200 head, µs, per opened stream.
+    public var openMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     /// Origin-to-client latency from each event's `"ts":`, µs.
     public var latencyMicros = Histogram<UInt64>(
         highestTrackableValue: 60_000_000,
@@ -45,6 +51,9 @@ public struct BenchTally: Sendable {
         self.events += other.events
         self.bytes += other.bytes
         self.missing += other.missing
+        self.opened += other.opened
+        self.lastOpenMicros = max(self.lastOpenMicros, other.lastOpenMicros)
+        self.openMicros.add(other.openMicros)
         self.latencyMicros.add(other.latencyMicros)
     }
 

@@ -10,7 +10,9 @@ struct BenchCommand: AsyncParsableCommand {
             "Load tool: N concurrent SSE clients against a URL; deliveries/s, bytes/s, errors, evictions and latency percentiles.",
         discussion: """
             Latency is measured from the send timestamp ("ts", µs) that `ssegate origin` puts in each event's data. \
-            http:// and https:// URLs; --http2 uses h2c with prior knowledge for http and ALPN h2 for https.
+            http:// and https:// URLs; --http2 uses h2c with prior knowledge for http and ALPN h2 for https. \
+            "stream opens" is how fast the clients got their 200 heads: from the first connect to the last head \
+            (raise --connect-concurrency to measure the server's rate of new streams, e.g. with a token in --header).
             """
     )
 
@@ -44,6 +46,14 @@ struct BenchCommand: AsyncParsableCommand {
     var cacert: String?
     @Flag(name: .long, help: "https:// without verifying the server's certificate.")
     var insecure = false
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A header sent on every request, 'Name: value' (repeatable), e.g. 'Authorization: Bearer TOKEN'.",
+            valueName: "header"
+        )
+    )
+    var header: [String] = []
     @Flag(
         name: .long,
         help: "Print one JSON line instead of the text report (progress still goes to stderr unless --quiet)."
@@ -67,6 +77,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.insecure = self.insecure
         let report: BenchReport
         do {
+            options.headers = try self.header.map { try BenchRequestHeader(parsing: $0) }
             report = try await BenchRunner.run(options, progress: self.quiet ? nil : Self.printProgress)
         } catch let error as BenchError {
             switch error.kind {
