@@ -17,7 +17,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         /// A response was written; skip the request body until `.end`, then wait for the next head.
         case discardingBody(close: Bool)
         /// The connection carries a stream from now on; anything the client sends is ignored.
-        case streaming(StreamSession)
+        case streaming(any ClientSession)
         case closed
     }
 
@@ -99,7 +99,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let clientWantsClose = !head.isKeepAlive
-        switch RequestRouter(registry: self.gateway.registry).route(head) {
+        switch RequestRouter(registry: self.gateway.registry, limits: self.gateway.limits).route(head) {
         case .respond(let response, let body, let close):
             self.respond(
                 response,
@@ -108,6 +108,24 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 headOnly: head.method == .HEAD,
                 context: context
             )
+        case .multi(var request):
+            request.clientAddress = context.channel.remoteAddress?.ipAddress
+            self.framing = request.http10 ? .raw : .chunked
+            self.clientWantsClose = clientWantsClose
+            guard
+                let session = MultiSession.admit(
+                    request,
+                    gateway: self.gateway,
+                    transport: self,
+                    loop: context.eventLoop
+                )
+            else {
+                let (response, body) = MultiSession.overCapacity(request)
+                return self.respond(response, body: body, close: true, headOnly: false, context: context)
+            }
+            self.state = .streaming(session)
+            self.removeRequestHandlers(context: context)
+            session.begin()
         case .stream(var request):
             request.clientAddress = context.channel.remoteAddress?.ipAddress
             if request.headOnly {

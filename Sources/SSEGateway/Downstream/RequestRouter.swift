@@ -6,6 +6,8 @@ import NIOHTTP1
 struct RequestRouter {
     static let allowedMethods = "GET, HEAD, OPTIONS"
     let registry: FeedRegistry
+    /// The limits in force (`multi:` among them).
+    var limits = LimitsConfig()
 
     func route(_ head: HTTPRequestHead) -> RouteDecision {
         if !Self.hasValidHost(head) {
@@ -19,6 +21,9 @@ struct RequestRouter {
                 body: "",
                 close: false
             )
+        }
+        if path == self.limits.multi.path {
+            return MultiRequest.route(head, path: path, query: query, registry: self.registry, limits: self.limits)
         }
         guard let target = self.registry.lookup(path: path) else {
             let (response, body) = ResponseHead.plain(.notFound, "not found\n")
