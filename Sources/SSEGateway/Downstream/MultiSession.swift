@@ -326,7 +326,7 @@ final class MultiSession: SubscriberSink, ClientSession {
     }
 
     private static func firstIndex(of byte: UInt8, in buffer: ByteBuffer, from start: Int, limit: Int) -> Int? {
-        let end = min(buffer.writerIndex, start &+ limit)
+        let end = limit < buffer.writerIndex - start ? start + limit : buffer.writerIndex
         guard start < end else { return nil }
         return buffer.withUnsafeReadableBytes { raw -> Int? in
             let base = buffer.readerIndex
