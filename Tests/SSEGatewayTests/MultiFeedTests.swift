@@ -185,4 +185,45 @@ final class MultiFeedTests: XCTestCase {
         try await eventually("slots released") { try await harness.metrics().connectedClients == 0 }
         await second.close()
     }
+
+    func testHTTP2AndGzipCarryTheCompositeIDs() async throws {
+        let harness = try await self.start()
+        try await self.publish(harness, "/a", 1...2, type: "price")
+        try await self.publish(harness, "/b", 1...1, type: "trade")
+        let h2 = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup)
+        let stream = try await h2.request("/multi?feed=/a&feed=/b", headers: [("last-event-id", "m1:1,")])
+        let gzipped = try await h2.request(
+            "/multi?feed=/a&feed=/b",
+            headers: [("last-event-id", "m1:1,"), ("accept-encoding", "gzip")],
+            gunzip: true
+        )
+        let http1Gzip = try await harness.client(
+            "/multi?feed=/a&feed=/b",
+            headers: [("Last-Event-ID", "m1:1,"), ("Accept-Encoding", "gzip")],
+            gunzip: true
+        )
+        for events in [
+            try await stream.waitForEvents(1), try await gzipped.waitForEvents(1),
+            try await http1Gzip.waitForEvents(1),
+        ] {
+            XCTAssertEqual(events.map(\.data), ["/a 2"])
+            XCTAssertEqual(events.map(\.id), ["m1:2,"])
+            XCTAssertEqual(events.map(\.type), ["price"])
+        }
+        let gzipHeaders = try await gzipped.waitForHeaders()
+        XCTAssertEqual(gzipHeaders.header("content-encoding"), ["gzip"])
+        try await self.waitUntilJoinedBoth(harness, 3)
+        try await self.publish(harness, "/b", 2...2, type: "trade")
+        for events in [
+            try await stream.waitForEvents(2), try await gzipped.waitForEvents(2),
+            try await http1Gzip.waitForEvents(2),
+        ] {
+            XCTAssertEqual(events.last?.data, "/b 2")
+            XCTAssertEqual(events.last?.id, "m1:2,2")
+            XCTAssertEqual(events.last?.type, "trade")
+        }
+        await h2.close()
+        await http1Gzip.close()
+        try await eventually("slots released") { try await harness.metrics().connectedClients == 0 }
+    }
 }
