@@ -15,6 +15,7 @@ final class MultiFeedTests: XCTestCase {
 
     private func start(
         configureA: @escaping (inout FeedConfig) -> Void = { _ in },
+        configureB: @escaping (inout FeedConfig) -> Void = { _ in },
         configure: @escaping (inout GatewayConfig) -> Void = { _ in }
     ) async throws -> Harness {
         let groupB = MultiThreadedEventLoopGroup(numberOfThreads: 1)
@@ -26,7 +27,7 @@ final class MultiFeedTests: XCTestCase {
         let harness = try await Harness.start(configure: configure) { origin in
             [
                 try Harness.feed("/a", upstream: "\(origin)/a", configure: configureA),
-                try Harness.feed("/b", upstream: "http://127.0.0.1:\(portB)/b"),
+                try Harness.feed("/b", upstream: "http://127.0.0.1:\(portB)/b", configure: configureB),
             ]
         }
         self.addTeardownBlock {
@@ -225,5 +226,34 @@ final class MultiFeedTests: XCTestCase {
         await h2.close()
         await http1Gzip.close()
         try await eventually("slots released") { try await harness.metrics().connectedClients == 0 }
+    }
+
+    func testEveryFeedsGateMustAdmitTheRequest() async throws {
+        let fixture = try AuthGateFixture()
+        let harness = try await self.start(configureB: { $0.settings.auth = fixture.auth(.jwt) })
+        let path = "/multi?feed=/a&feed=/b"
+        let anonymous = try await harness.client(path)
+        let refused = try await anonymous.waitForHead()
+        try await anonymous.waitForClose()
+        XCTAssertEqual(refused.status, .unauthorized)
+        XCTAssertEqual(refused.headers.first(name: "Content-Type"), "application/json")
+        XCTAssertFalse(anonymous.body.contains("retry:"), anonymous.body)
+
+        let onlyA = try await fixture.token(feeds: ["/a"])
+        let forbidden = try await harness.client(path, headers: [("Authorization", "Bearer \(onlyA)")])
+        let forbiddenHead = try await forbidden.waitForHead()
+        XCTAssertEqual(forbiddenHead.status, .forbidden)
+        try await forbidden.waitForClose()
+        try await eventually("no slot held by refusals") { try await harness.metrics().connectedClients == 0 }
+
+        let bothToken = try await fixture.token(feeds: ["/b"])
+        let allowed = try await harness.client(path, headers: [("Authorization", "Bearer \(bothToken)")])
+        let allowedHead = try await allowed.waitForHead()
+        XCTAssertEqual(allowedHead.status, .ok)
+        try await self.waitUntilJoinedBoth(harness)
+        try await self.publish(harness, "/b", 1...1)
+        let events = try await allowed.waitForEvents(1)
+        XCTAssertEqual(events.map(\.id), ["m1:,1"])
+        await allowed.close()
     }
 }
