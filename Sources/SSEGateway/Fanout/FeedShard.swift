@@ -160,7 +160,7 @@ final class FeedShard {
                 self.evicted.append((subscriber, reason))
                 continue
             }
-            if case .writable = subscriber.queue.state, subscriber.lastWriteAt <= idleBefore {
+            if case .writable = subscriber.queue.state, subscriber.lastWriteAt <= idleBefore, !subscriber.pollsOnce {
                 let buffer = keepalive(subscriber.framing)
                 _ = subscriber.offer(buffer, producedAt: now, now: now)
                 subscriber.flushIfNeeded()
