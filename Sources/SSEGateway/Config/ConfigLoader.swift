@@ -171,6 +171,25 @@ public enum ConfigLoader {
             }
             config.feeds = feeds
         }
+        if let multi = top.child("multi") {
+            self.readMulti(multi, feeds: config.feeds, into: &config.limits.multi)
+        }
+    }
+
+    /// `multi: { path, max_feeds }`; the path must be no feed's (a feed there could never be reached).
+    private static func readMulti(_ mapping: ConfigMapping, feeds: [FeedConfig], into multi: inout MultiConfig) {
+        if let value = mapping.value("path"), let path = value.nonEmptyString() {
+            if !path.hasPrefix("/") || path.contains("?") || path.contains("{") {
+                value.fail("must be a plain path starting with '/', e.g. /multi")
+            } else if let feed = feeds.first(where: { $0.path.match(Substring(path)) != nil }) {
+                value.fail("'\(path)' is the path of feed '\(feed.name)'; choose another path for multi")
+            } else {
+                multi.path = path
+            }
+        }
+        if let value = mapping.value("max_feeds"), let count = value.integer(atLeast: 1) {
+            multi.maxFeeds = count
+        }
     }
 
     private static func readListener(_ item: ConfigValue, bindings: inout [Binding]) -> ListenerConfig? {

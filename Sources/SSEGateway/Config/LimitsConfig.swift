@@ -25,6 +25,9 @@ public struct LimitsConfig: Sendable, Equatable {
     /// has the balancer's address, and one abuser would spend the allowance of all (until PROXY protocol
     /// and trusted X-Forwarded-For give the real address).
     public var maxNewFeedsPerAddressPerSecond: Int = 0
+    /// The multi-feed endpoint (top-level `multi:`); kept here because, like the limits, a reload swaps it
+    /// for every listener at once.
+    public var multi = MultiConfig()
 
     public init() {}
 }

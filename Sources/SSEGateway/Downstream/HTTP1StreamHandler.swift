@@ -17,7 +17,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         /// A response was written; skip the request body until `.end`, then wait for the next head.
         case discardingBody(close: Bool)
         /// The connection carries a stream from now on; anything the client sends is ignored.
-        case streaming(StreamSession)
+        case streaming(any ClientSession)
         /// A poll request waits for its answer (SPEC §6a); the request parsers stay, for the next request.
         /// `requestEnded`: its `.end` arrived, so the connection is idle once the answer is written.
         case polling(StreamSession, requestEnded: Bool)
@@ -117,7 +117,11 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let clientWantsClose = !head.isKeepAlive
-        switch RequestRouter(registry: self.gateway.registry, listenerDelivery: self.delivery).route(head) {
+        switch RequestRouter(
+            registry: self.gateway.registry,
+            listenerDelivery: self.delivery,
+            limits: self.gateway.limits
+        ).route(head) {
         case .respond(let response, let body, let close):
             self.respond(
                 response,
@@ -126,6 +130,24 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 headOnly: head.method == .HEAD,
                 context: context
             )
+        case .multi(var request):
+            request.clientAddress = context.channel.remoteAddress?.ipAddress
+            self.framing = request.http10 ? .raw : .chunked
+            self.clientWantsClose = clientWantsClose
+            guard
+                let session = MultiSession.admit(
+                    request,
+                    gateway: self.gateway,
+                    transport: self,
+                    loop: context.eventLoop
+                )
+            else {
+                let (response, body) = MultiSession.overCapacity(request)
+                return self.respond(response, body: body, close: true, headOnly: false, context: context)
+            }
+            self.state = .streaming(session)
+            self.removeRequestHandlers(context: context)
+            session.begin()
         case .stream(var request):
             request.clientAddress = context.channel.remoteAddress?.ipAddress
             if request.headOnly {
@@ -217,7 +239,9 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         self.headerTimer?.cancel()
         self.headerTimer = nil
         switch self.state {
-        case .streaming(let session), .polling(let session, _):
+        case .streaming(let session):
+            session.transportClosed()
+        case .polling(let session, _):
             session.transportClosed()
         case .idle, .discardingBody, .closed:
             break

@@ -15,7 +15,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// The listener's `delivery:`, when it sets one.
     private let delivery: DeliveryMode?
     private var context: ChannelHandlerContext?
-    private var session: StreamSession?
+    private var session: (any ClientSession)?
     private var answered = false
     /// The lag probe (see `heldSince`): when the probe in flight was issued; nil when none is.
     private var probeSince: NIODeadline?
@@ -51,9 +51,28 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             let (response, body) = ResponseHead.plain(.badRequest, "bad request\n")
             return self.respond(response, body: body)
         }
-        switch RequestRouter(registry: self.gateway.registry, listenerDelivery: self.delivery).route(head) {
+        switch RequestRouter(
+            registry: self.gateway.registry,
+            listenerDelivery: self.delivery,
+            limits: self.gateway.limits
+        ).route(head) {
         case .respond(let response, let body, _):
             self.respond(response, body: body, headOnly: head.method == .HEAD)
+        case .multi(var request):
+            request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
+            guard
+                let session = MultiSession.admit(
+                    request,
+                    gateway: self.gateway,
+                    transport: self,
+                    loop: context.eventLoop
+                )
+            else {
+                let (response, body) = MultiSession.overCapacity(request)
+                return self.respond(response, body: body)
+            }
+            self.session = session
+            session.begin()
         case .stream(var request):
             request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
             if request.headOnly {

@@ -8,6 +8,8 @@ struct RequestRouter {
     let registry: FeedRegistry
     /// The listener's `delivery:` (poll answers every feed request in poll mode); nil: as the feed says.
     var listenerDelivery: DeliveryMode? = nil
+    /// The limits in force (`multi:` among them).
+    var limits = LimitsConfig()
 
     func route(_ head: HTTPRequestHead) -> RouteDecision {
         if !Self.hasValidHost(head) {
@@ -21,6 +23,17 @@ struct RequestRouter {
                 body: "",
                 close: false
             )
+        }
+        if path == self.limits.multi.path {
+            if head.method == .GET && (self.listenerDelivery == .poll || Self.asksForPoll(query)) {
+                // Not built yet: a stream behind a buffering proxy would deliver nothing, so say so instead.
+                let (response, body) = ResponseHead.plain(
+                    .notImplemented,
+                    "poll mode is not available on \(path) yet: poll each feed on its own path\n"
+                )
+                return .respond(response, body: body, close: false)
+            }
+            return MultiRequest.route(head, path: path, query: query, registry: self.registry, limits: self.limits)
         }
         guard let target = self.registry.lookup(path: path) else {
             let (response, body) = ResponseHead.plain(.notFound, "not found\n")

@@ -1,0 +1,9 @@
+/// What a connection handler tells the session it carries: a one-feed `StreamSession` or a `MultiSession`.
+protocol ClientSession: AnyObject {
+    /// The transport's writability changed (channel watermarks, or HTTP/2 flow control).
+    func writabilityChanged()
+    /// The connection or stream is gone.
+    func transportClosed()
+}
+
+extension StreamSession: ClientSession {}
