@@ -29,10 +29,17 @@ final class BrowserHarness: @unchecked Sendable {
 
     /// Serves the page on 127.0.0.1 and opens it in headless Chromium.
     func start() async throws {
-        let chromium = try ExternalTool.chromium.require()
+        let port = try await self.serve()
+        try self.open("http://127.0.0.1:\(port)/")
+    }
+
+    /// Serves the page (at `/`, reports POSTed anywhere) on 127.0.0.1 and returns the port, for a test
+    /// that puts a proxy in front of it and opens the page there. Skips the test where Chromium is missing.
+    func serve() async throws -> Int {
+        _ = try ExternalTool.chromium.require()
         let page = self.page
         let reports = self.reports
-        self.channel = try await ServerBootstrap(group: self.group)
+        let channel = try await ServerBootstrap(group: self.group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.configureHTTPServerPipeline()
@@ -40,11 +47,18 @@ final class BrowserHarness: @unchecked Sendable {
                 }
             }
             .bind(host: "127.0.0.1", port: 0).get()
+        self.channel = channel
+        return channel.localAddress!.port!
+    }
+
+    /// Opens `url` in headless Chromium.
+    func open(_ url: String) throws {
+        let chromium = try ExternalTool.chromium.require()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chromium)
         process.arguments = [
             "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-            "--user-data-dir=\(self.profile.path)", "http://127.0.0.1:\(self.channel!.localAddress!.port!)/",
+            "--user-data-dir=\(self.profile.path)", url,
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
