@@ -56,6 +56,8 @@ final class RawConnection: @unchecked Sendable {
     }
 
     var text: String { self.collector.received.withLockedValue { String(decoding: $0.bytes, as: UTF8.self) } }
+    /// Everything received, as sent (a gzip body is not text).
+    var bytes: [UInt8] { self.collector.received.withLockedValue { $0.bytes } }
     var isClosed: Bool { self.collector.received.withLockedValue { $0.closed } }
 
     func send(_ text: String) async throws {

@@ -30,23 +30,6 @@ final class AuthJWKSURLTests: XCTestCase {
 
     // MARK: helpers
 
-    /// An ES256 signing key with its `kid`, and its public half as a JWK.
-    private struct ECKey {
-        var kid: String
-        var key = ES256PrivateKey()
-
-        var jwk: JWK {
-            let point = self.key.publicKey.parameters!
-            return .ecdsa(.es256, identifier: JWKIdentifier(string: self.kid), x: point.x, y: point.y, curve: .p256)
-        }
-
-        func token(feeds: [String] = ["/prices"]) async throws -> String {
-            let signer = JWTKeyCollection()
-            await signer.add(ecdsa: self.key, kid: JWKIdentifier(string: self.kid))
-            return try await signer.sign(AuthJWKSURLTests.claims(feeds), kid: JWKIdentifier(string: self.kid))
-        }
-    }
-
     fileprivate static func claims(_ feeds: [String]) -> TokenClaims {
         TokenClaims(expiration: Date().timeIntervalSince1970 + 300, subject: "user-1", stringLists: ["feeds": feeds])
     }
@@ -111,7 +94,7 @@ final class AuthJWKSURLTests: XCTestCase {
             modulus: modulus.base64URLEncoded,
             exponent: exponent.base64URLEncoded
         )
-        let ec = ECKey(kid: "e1")
+        let ec = JWKSTestKey(kid: "e1")
         let server = try await JWKSTestServer.start(.keys([ec.jwk, rsaJWK]))
         let verifier = try await self.verifier(server)
         XCTAssertEqual(server.requests, 1, "fetched while the verifier was built")
@@ -132,15 +115,15 @@ final class AuthJWKSURLTests: XCTestCase {
         let result = await verifier.verify(try await swapped.sign(Self.claims(["/prices"]), kid: "r1"))
         XCTAssertEqual(result, .failure(.algorithmNotAllowed))
         // An unknown `kid` right after the start-up fetch is refused without another fetch.
-        let stranger = await verifier.verify(try await ECKey(kid: "nobody").token())
+        let stranger = await verifier.verify(try await JWKSTestKey(kid: "nobody").token())
         XCTAssertEqual(stranger, .failure(.unknownKeyID))
         XCTAssertEqual(server.requests, 1)
         XCTAssertEqual(self.lines("JWKS fetch failed"), 0)
     }
 
     func testANewKidIsPickedUpByTheUnknownKidRefetchAndConcurrentTokensShareOneFetch() async throws {
-        let old = ECKey(kid: "2026-01")
-        let new = ECKey(kid: "2026-02")
+        let old = JWKSTestKey(kid: "2026-01")
+        let new = JWKSTestKey(kid: "2026-02")
         let server = try await JWKSTestServer.start(.keys([old.jwk]))
         let verifier = try await self.verifier(server, minRefresh: .seconds(1))
         let newToken = try await new.token()
@@ -163,10 +146,10 @@ final class AuthJWKSURLTests: XCTestCase {
     }
 
     func testUnknownKidRefetchesAreRateLimited() async throws {
-        let known = ECKey(kid: "known")
+        let known = JWKSTestKey(kid: "known")
         let server = try await JWKSTestServer.start(.keys([known.jwk]))
         let verifier = try await self.verifier(server, minRefresh: .seconds(1))
-        let strangers = try await (0..<5).asyncMap { _ in try await ECKey(kid: UUID().uuidString).token() }
+        let strangers = try await (0..<5).asyncMap { _ in try await JWKSTestKey(kid: UUID().uuidString).token() }
         try await Task.sleep(nanoseconds: 1_050_000_000)
         let started = NIODeadline.now()
         for round in 0..<3 {
@@ -191,8 +174,8 @@ final class AuthJWKSURLTests: XCTestCase {
     }
 
     func testThePeriodicRefreshRotatesKeysAndStopsWhenCancelled() async throws {
-        let old = ECKey(kid: "old")
-        let new = ECKey(kid: "new")
+        let old = JWKSTestKey(kid: "old")
+        let new = JWKSTestKey(kid: "new")
         let server = try await JWKSTestServer.start(.keys([old.jwk]))
         // A long `jwks_min_refresh`: only the periodic refresh can bring the new key.
         let verifier = try await self.verifier(server, refresh: .milliseconds(200), minRefresh: .seconds(3600))
@@ -212,13 +195,13 @@ final class AuthJWKSURLTests: XCTestCase {
         let afterStop = server.requests
         try await Task.sleep(nanoseconds: 500_000_000)
         XCTAssertEqual(server.requests, afterStop, "nothing fetches after runRefresh() ended")
-        let stopped = await verifier.verify(try await ECKey(kid: "later").token())
+        let stopped = await verifier.verify(try await JWKSTestKey(kid: "later").token())
         XCTAssertEqual(stopped, .failure(.unknownKeyID))
         XCTAssertEqual(server.requests, afterStop)
     }
 
     func testAFailingProviderKeepsTheLastGoodSetAndIsLoggedOncePerOutage() async throws {
-        let key = ECKey(kid: "k1")
+        let key = JWKSTestKey(kid: "k1")
         let server = try await JWKSTestServer.start(.keys([key.jwk]))
         let verifier = try await self.verifier(server, refresh: .milliseconds(100), minRefresh: .milliseconds(50))
         _ = self.runRefresh(verifier)
@@ -239,7 +222,7 @@ final class AuthJWKSURLTests: XCTestCase {
         try await Task.sleep(nanoseconds: 400_000_000)
         await self.assertAccepted(verifier, token)
         // Tokens with unknown kids during the outage add no log lines either.
-        for _ in 0..<10 { _ = await verifier.verify(try await ECKey(kid: UUID().uuidString).token()) }
+        for _ in 0..<10 { _ = await verifier.verify(try await JWKSTestKey(kid: UUID().uuidString).token()) }
         XCTAssertEqual(self.lines("JWKS fetch failed"), 1, "\(self.logs.recorded.map(\.message))")
         XCTAssertEqual(self.lines("JWKS key skipped"), 0, "a document without usable keys is a failure")
 
@@ -254,7 +237,7 @@ final class AuthJWKSURLTests: XCTestCase {
     }
 
     func testAProviderDownAtStartUpRefusesUnknownKidUntilAFetchSucceeds() async throws {
-        let key = ECKey(kid: "k1")
+        let key = JWKSTestKey(kid: "k1")
         let server = try await JWKSTestServer.stopped(.keys([key.jwk]))
         let verifier = try await self.verifier(server, refresh: .milliseconds(200), minRefresh: .seconds(3600))
         XCTAssertEqual(self.lines("JWKS fetch failed"), 1, "the start-up failure is logged, not thrown")
@@ -272,9 +255,9 @@ final class AuthJWKSURLTests: XCTestCase {
     }
 
     func testAKidInAFileAndTheURLIsTheFilesKey() async throws {
-        let fileKey = ECKey(kid: "shared")
-        let urlKey = ECKey(kid: "shared")
-        let server = try await JWKSTestServer.start(.keys([urlKey.jwk, ECKey(kid: "url-only").jwk]))
+        let fileKey = JWKSTestKey(kid: "shared")
+        let urlKey = JWKSTestKey(kid: "shared")
+        let server = try await JWKSTestServer.start(.keys([urlKey.jwk, JWKSTestKey(kid: "url-only").jwk]))
         let verifier = try await self.verifier(
             server,
             keys: [JWTKeySettings(file: "shared.pem", algorithm: .es256, keyID: "shared")],
@@ -290,7 +273,7 @@ final class AuthJWKSURLTests: XCTestCase {
 
     func testAnHTTPSURLIsFetchedOverVerifiedTLS() async throws {
         let certificates = try TestCertificates.shared()
-        let key = ECKey(kid: "k1")
+        let key = JWKSTestKey(kid: "k1")
         let server = try await JWKSTestServer.start(.keys([key.jwk]), tls: certificates)
         XCTAssertTrue(server.url.hasPrefix("https://"))
         var configuration = HTTPClient.Configuration()
@@ -323,7 +306,7 @@ final class AuthJWKSURLTests: XCTestCase {
             XCTAssertLessThan(waited, .seconds(2), "\(stall): the start-up fetch gave up after the fetch timeout")
             XCTAssertEqual(server.requests, 1)
             XCTAssertEqual(self.lines("JWKS fetch failed"), failedBefore + 1)
-            let refused = await verifier.verify(try await ECKey(kid: "k1").token())
+            let refused = await verifier.verify(try await JWKSTestKey(kid: "k1").token())
             XCTAssertEqual(refused, .failure(.unknownKeyID))
             try await server.stop()
         }

@@ -120,4 +120,55 @@ final class BrowserEventSourceTests: XCTestCase {
         }
         XCTAssertFalse(browser.received.contains { $0.contains("\"kind\":\"error\"") })
     }
+
+    /// Poll mode with no change on the page but the URL: Chromium's own EventSource reconnects after each
+    /// finite response with `Last-Event-ID` and fires every event of a 5 events/s feed, in order, without
+    /// a gap or a duplicate.
+    func testChromiumInPollModeFiresEveryEventInOrder() async throws {
+        var options = OriginServer.Options()
+        options.rate = 5
+        let harness = try await Harness.start(origin: options) { origin in
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                    $0.settings.cors.allowOrigins = ["*"]
+                    $0.settings.poll.timeout = .seconds(2)
+                }
+            ]
+        }
+        self.addTeardownBlock { await harness.stop() }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let page = """
+            <!doctype html><meta charset="utf-8"><title>ssegate</title><script>
+            const got = [];
+            let responses = 0;
+            const post = (kind, value) => fetch('/report', {method: 'POST', body: JSON.stringify({kind, value})});
+            const es = new EventSource('http://127.0.0.1:\(harness.port)/prices?transport=poll');
+            es.onopen = () => { if (responses++ === 0) post('open', 0); };
+            es.onmessage = (e) => got.push(e.lastEventId);
+            setTimeout(() => { es.close(); post('events', {ids: got, responses}); }, 5000);
+            </script>
+            """
+        let browser = BrowserHarness(page: page, group: harness.clientGroup)
+        try await browser.start()
+        self.addTeardownBlock { await browser.stop() }
+        try await eventually("the browser reported its events", timeout: .seconds(40)) {
+            browser.received.contains { $0.contains("\"kind\":\"events\"") }
+        }
+        let report = try XCTUnwrap(browser.received.first { $0.contains("\"kind\":\"events\"") })
+        struct Report: Decodable {
+            struct Value: Decodable {
+                var ids: [String]
+                var responses: Int
+            }
+            var value: Value
+        }
+        let value = try JSONDecoder().decode(Report.self, from: Data(report.utf8)).value
+        let ids = value.ids.compactMap { Int($0) }
+        XCTAssertEqual(ids.count, value.ids.count, "every event carries its numeric id")
+        XCTAssertGreaterThanOrEqual(ids.count, 15, "about 5 s of a 5 events/s feed: \(ids)")
+        if let first = ids.first {
+            XCTAssertEqual(ids, Array(first..<(first + ids.count)), "in order, no gap, no duplicate")
+        }
+        XCTAssertGreaterThanOrEqual(value.responses, 5, "finite responses, each followed by a reconnect")
+    }
 }

@@ -47,6 +47,42 @@ final class BufferingProxyTests: XCTestCase {
             "stream mode fired an event within \(quiet) s through a buffering proxy: \(events.prefix(3))"
         )
     }
+
+    func testPollModeThroughABufferingProxyFiresEveryEventInOrderWithoutAGap() async throws {
+        let window = Self.window(default: 8)
+        let run = try await ProxiedPage.start(query: "?transport=poll", test: self)
+        _ = try await run.waitUntilOpened()
+        // The first poll (no resume id) has answered by now: the browser resumes from the id it carried,
+        // at most the gateway's last id now, and must fire every event after it.
+        let lastAtStart = try await run.lastPublished()
+        try await Task.sleep(nanoseconds: UInt64(window * 1e9))
+        let lastAtEnd = try await run.lastPublished()
+        let reports = try await waitUntil(timeout: .seconds(5), interval: .milliseconds(50)) {
+            run.reports
+        } until: {
+            ($0.events.last?.seq ?? 0) >= lastAtEnd
+        }.value
+        let seqs = reports.events.map(\.seq)
+        let latencies = reports.events.map(\.latency).sorted()
+        let median = latencies.isEmpty ? 0 : latencies[latencies.count / 2]
+        let p99 = latencies.isEmpty ? 0 : latencies[min(latencies.count - 1, Int(Double(latencies.count) * 0.99))]
+        print(
+            "poll mode through buffering nginx: \(seqs.count) events in \(Int(window)) s (seq \(seqs.first ?? 0)-"
+                + "\(seqs.last ?? 0)), \(reports.opens) polls; origin to onmessage: median "
+                + String(format: "%.0f ms, p99 %.0f ms, max %.0f ms", median, p99, latencies.last ?? 0)
+        )
+        XCTAssertGreaterThanOrEqual(seqs.count, Int(BufferingProxyTests.rate * window * 0.8), run.proxyLogs)
+        XCTAssertLessThanOrEqual(seqs.first ?? .max, lastAtStart + 1, "the first events were missed")
+        XCTAssertGreaterThanOrEqual(seqs.last ?? 0, lastAtEnd, "the last events never came")
+        XCTAssertEqual(
+            seqs,
+            Array((seqs.first ?? 0)..<((seqs.first ?? 0) + seqs.count)),
+            "a gap, a duplicate or disorder"
+        )
+        XCTAssertGreaterThan(reports.opens, 2, "poll responses are finite: the browser reconnects after each")
+        // A generous bound for a busy machine: buffered until a 4k buffer fills would take many seconds.
+        XCTAssertLessThan(median, 2000, "poll mode delivers within a poll round trip, not when a buffer fills")
+    }
 }
 
 /// A test page served through the buffering nginx (same origin as the feed) that opens
@@ -122,13 +158,14 @@ final class ProxiedPage: @unchecked Sendable {
         try await eventually("upstream connected") { harness.origin.openConnections == 1 }
         let browser = BrowserHarness(page: Self.page(query: query), group: harness.clientGroup)
         test.addTeardownBlock { await browser.stop() }
-        let pagePort = try await browser.serve()
+        let pageOrigin = try await browser.serve()
+        let pagePort = try XCTUnwrap(URL(string: pageOrigin)?.port)
         let nginx = try await BufferingNginx.start(
             routes: [.init(prefix: "/prices", port: harness.port), .init(prefix: "/", port: pagePort)],
             group: harness.clientGroup
         )
         test.addTeardownBlock { nginx.stop() }
-        try browser.open("http://127.0.0.1:\(nginx.port)/")
+        try browser.open(url: "http://127.0.0.1:\(nginx.port)/")
         return ProxiedPage(harness: harness, browser: browser, nginx: nginx)
     }
 

@@ -217,7 +217,8 @@ final class ForwardAuthorizerTests: XCTestCase {
         let started = NIODeadline.now()
         let decision = await authorizer.authorize(Self.request(cookie: "session=0"), feedTemplate: self.prices)
         XCTAssertEqual(decision, .unavailable(reason: "forward_timeout"))
-        XCTAssertLessThan(NIODeadline.now() - started, .seconds(1))
+        // Bounded by the 300 ms `timeout`, not AsyncHTTPClient's 10 s connect timeout (slack for a loaded machine).
+        XCTAssertLessThan(NIODeadline.now() - started, .seconds(2))
         self.assertIdle(authorizer)
         try await retrying.shutdown()
     }

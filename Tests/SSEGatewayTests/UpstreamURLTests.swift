@@ -31,6 +31,25 @@ final class UpstreamURLTests: XCTestCase {
         XCTAssertEqual(filled.description, "http://up/stream?api_key=***&room=***", "a filled-in value is a value")
     }
 
+    func testAPlaceholderInTheHostIsRefused() {
+        // Only the target is filled in per feed: the host would reach DNS with its braces.
+        for written in ["http://{region}.internal/stream", "https://up-{region}:8443/s", "http://u:p@{host}/s"] {
+            XCTAssertThrowsError(try UpstreamURL(parsing: written), written) { error in
+                XCTAssertTrue("\(error)".contains("not in its host"), "\(error)")
+            }
+        }
+        ConfigFixtures.assertSingleError(
+            """
+            feeds:
+              - path: /rooms/{room}
+                upstream: { url: "http://{room}.chat.internal/events" }
+            """,
+            line: 3,
+            column: 22,
+            "feeds[0].upstream.url: a placeholder can only be in the URL's path or query, not in its host"
+        )
+    }
+
     func testBasicCredentialsArePercentDecoded() throws {
         let url = try UpstreamURL(parsing: "http://bob:Pa55w0rd%40x@up/stream")
         XCTAssertEqual(url.basicAuthorization, "Basic " + Data("bob:Pa55w0rd@x".utf8).base64EncodedString())

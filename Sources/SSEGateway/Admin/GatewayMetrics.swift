@@ -153,6 +153,10 @@ final class GatewayMetrics: Sendable {
             self.gauge("ssegate_forward_auth_in_flight", labels).record(stats.inFlight)
             self.gauge("ssegate_forward_auth_cached_answers", labels).record(stats.cachedAnswers)
         }
+        self.gauge("ssegate_poll_waiting", []).record(self.context.pollWaitingCount)
+        for result in PollResult.allCases {
+            self.count("ssegate_poll_responses_total", [("result", result.rawValue)], self.context.pollCount(result))
+        }
         for reason in HTTP2FloodGuard.Reason.allCases {
             self.count(
                 "ssegate_http2_flood_closes_total",

@@ -29,15 +29,38 @@ enum JWTKeyMaterial {
             }
             return .hmac(HMACKey(from: secret), self.digest(key.algorithm))
         case .rs256, .rs384, .rs512:
-            return .rsa(try Insecure.RSA.PublicKey(pem: text), self.digest(key.algorithm))
+            return .rsa(
+                try self.publicKey("an RSA", text) { try Insecure.RSA.PublicKey(pem: $0) },
+                self.digest(key.algorithm)
+            )
         case .ps256, .ps384, .ps512:
-            return .pss(try Insecure.RSA.PublicKey(pem: text), self.digest(key.algorithm))
+            return .pss(
+                try self.publicKey("an RSA", text) { try Insecure.RSA.PublicKey(pem: $0) },
+                self.digest(key.algorithm)
+            )
         case .es256:
-            return .es256(try ES256PublicKey(pem: text))
+            return .es256(try self.publicKey("a P-256 EC", text) { try ES256PublicKey(pem: $0) })
         case .es384:
-            return .es384(try ES384PublicKey(pem: text))
+            return .es384(try self.publicKey("a P-384 EC", text) { try ES384PublicKey(pem: $0) })
         case .edDSA:
-            return .edDSA(try EdDSA.PublicKey(pem: text))
+            return .edDSA(try self.publicKey("an Ed25519", text) { try EdDSA.PublicKey(pem: $0) })
+        }
+    }
+
+    /// Parses a public key of `kind`; a failure says what was expected (the crypto library's own error is a
+    /// number), and that a private key is not what the gateway needs.
+    private static func publicKey<Key>(
+        _ kind: String,
+        _ text: String,
+        _ parse: (String) throws -> Key
+    ) throws(JWTSetupError) -> Key {
+        do {
+            return try parse(text)
+        } catch {
+            if text.contains("PRIVATE KEY-----") {
+                throw JWTSetupError("it is a private key: give its public half (openssl pkey -in KEY -pubout)")
+            }
+            throw JWTSetupError("not \(kind) public key in PEM form (\(error))")
         }
     }
 

@@ -54,27 +54,18 @@ public struct TokenVerifier: Sendable {
         var pinnedDefault: JWTSigningAlgorithm?
 
         if let jwksFile = settings.jwksFile {
-            let jwks: JWKS
+            let fileKeys: [JWKSFile.Key]
             do {
-                jwks = try JSONDecoder().decode(JWKS.self, from: Data(try readFile(jwksFile).utf8))
+                fileKeys = try JWKSFile.parse(try readFile(jwksFile))
             } catch {
                 throw JWTSetupError("JWKS file '\(jwksFile)': \(error)")
             }
-            for jwk in jwks.keys {
-                guard let keyID = jwk.keyIdentifier?.string else {
-                    throw JWTSetupError("JWKS file '\(jwksFile)': a key has no 'kid'")
-                }
-                // A key without `alg` would let the token's header choose the algorithm.
-                guard let name = jwk.algorithm?.rawValue, let algorithm = JWTSigningAlgorithm(rawValue: name) else {
-                    throw JWTSetupError("JWKS file '\(jwksFile)': key '\(keyID)' has no supported 'alg'")
-                }
-                guard pinnedByKeyID.updateValue(algorithm, forKey: keyID) == nil else {
-                    throw JWTSetupError("JWKS file '\(jwksFile)': kid '\(keyID)' appears twice")
-                }
+            for key in fileKeys {
+                pinnedByKeyID[key.keyID] = key.algorithm
                 do {
-                    try await keys.add(jwk: jwk, isDefault: false)
+                    try await keys.add(jwk: key.jwk, isDefault: false)
                 } catch {
-                    throw JWTSetupError("JWKS file '\(jwksFile)': key '\(keyID)': \(error)")
+                    throw JWTSetupError("JWKS file '\(jwksFile)': key '\(key.keyID)': \(error)")
                 }
             }
         }

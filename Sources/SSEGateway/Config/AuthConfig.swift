@@ -12,6 +12,14 @@ public struct AuthConfig: Sendable, Equatable {
 
     /// True when a request to the feed may need a credential (CORS preflight then allows `Authorization`).
     public var acceptsCredentials: Bool { self.mode != .none }
+
+    /// True when both let in exactly the same requests: same mode, keys and claims, same auth backend. Timers
+    /// (`expiry`, forward `ttl`, `timeout`, `recheck`, bounds) do not change who is admitted, so a reload that
+    /// only tunes them does not send connected clients back through the gate.
+    public func admitsTheSame(as other: AuthConfig) -> Bool {
+        self.mode == other.mode && self.jwt == other.jwt && self.forward.url == other.forward.url
+            && self.forward.grantHeader == other.forward.grantHeader
+    }
 }
 
 /// What happens when the credential a stream was admitted with runs out (`auth.expiry`).

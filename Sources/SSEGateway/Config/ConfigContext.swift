@@ -15,9 +15,8 @@ final class ConfigContext {
     let tlsCheck: TLSFileCheck
 
     private var errors: [ConfigError] = []
-    /// An `auth:` key source was already reported as broken: feeds that then lack keys are not reported
-    /// again (one error to fix, not one per feed).
-    var authKeySourceFailed = false
+    /// The key path of each value or mapping an error was reported at, for ``hasErrors(under:)``.
+    private var failedPaths: [String] = []
     /// Every mapping read, so that `finish()` can report the keys nobody asked for.
     private var mappings: [ConfigMapping] = []
 
@@ -30,10 +29,24 @@ final class ConfigContext {
 
     /// Records a problem at a node's position. Nodes from `Yams.compose` always carry a mark;
     /// the 1:1 fallback only keeps an error from being lost if one ever does not.
-    func report(_ message: String, at mark: Mark?) {
+    /// `path` is the key path of the value at fault, when there is one (``ConfigValue/fail(_:)`` passes it).
+    func report(_ message: String, at mark: Mark?, path: String? = nil) {
+        if let path {
+            self.failedPaths.append(path)
+        }
         self.errors.append(
             ConfigError(file: self.file, line: mark?.line ?? 1, column: mark?.column ?? 1, message: message)
         )
+    }
+
+    /// True when an error was reported at `prefix` or inside it (`defaults.auth.jwt.keys` covers
+    /// `defaults.auth.jwt.keys[0].file`): a check that would only repeat that error in other words is skipped.
+    func hasErrors(under prefix: String) -> Bool {
+        self.failedPaths.contains { path in
+            guard path.hasPrefix(prefix) else { return false }
+            let rest = path.dropFirst(prefix.count)
+            return rest.isEmpty || rest.hasPrefix(".") || rest.hasPrefix("[")
+        }
     }
 
     func register(_ mapping: ConfigMapping) {

@@ -40,25 +40,34 @@ extension ConfigLoader {
             var keys: [JWTKeySettings] = []
             var isValid = true
             for item in items {
-                if let key = self.jwtKey(item) {
-                    keys.append(key)
-                } else {
+                guard let key = self.jwtKey(item) else {
+                    isValid = false
+                    continue
+                }
+                // As the verifier will see them: a token's `kid` must name one key, a token without one the
+                // only key without a `kid`.
+                if let keyID = key.keyID, keys.contains(where: { $0.keyID == keyID }) {
+                    item.fail("kid '\(keyID)' appears twice")
+                    isValid = false
+                } else if key.keyID == nil, keys.contains(where: { $0.keyID == nil }) {
+                    item.fail("only one key may be without a kid (a token without one could match either)")
                     isValid = false
                 }
+                keys.append(key)
             }
-            if isValid {
-                jwt.keys = keys
-            } else {
-                mapping.context.authKeySourceFailed = true
-            }
+            if isValid { jwt.keys = keys }
         }
         if let value = mapping.value("jwks_file") {
             if value.isNull {
                 jwt.jwksFile = nil
             } else if let path = value.readableFile() {
-                jwt.jwksFile = path
-            } else {
-                mapping.context.authKeySourceFailed = true
+                // Read here, as key files are, so a file the gateway could not start with fails `ssegate check`.
+                do {
+                    _ = try JWKSFile.parse(try String(contentsOfFile: path, encoding: .utf8))
+                    jwt.jwksFile = path
+                } catch {
+                    value.fail("cannot use '\(path)' as a JWKS file: \(error)")
+                }
             }
         }
         if let value = mapping.value("jwks_url") {
@@ -66,8 +75,6 @@ extension ConfigLoader {
                 jwt.jwksURL = nil
             } else if let url = self.url(value) {
                 jwt.jwksURL = url
-            } else {
-                mapping.context.authKeySourceFailed = true
             }
         }
         if let value = mapping.value("jwks_refresh"), let refresh = value.duration(positive: true) {
@@ -207,20 +214,24 @@ extension ConfigLoader {
 
     /// What a feed's effective `auth` lacks to work, or nil: `jwt` and `optional` need a key source, `forward`
     /// needs a URL. Checked on each feed (a feed may get its mode from `defaults:` and its keys from its own
-    /// `auth:`, or the other way round).
-    static func authProblem(_ auth: AuthConfig) -> String? {
+    /// `auth:`, or the other way round). `sources` are the keys (under `auth.`) that would have supplied what
+    /// is missing: when one of them was written but reported bad, the problem is that error, not a second one.
+    static func authProblem(_ auth: AuthConfig) -> (message: String, sources: [String])? {
         switch auth.mode {
         case .none:
             return nil
         case .jwt, .optional:
             let jwt = auth.jwt
             if jwt.keys.isEmpty && jwt.jwksFile == nil && jwt.jwksURL == nil {
-                return "auth mode '\(auth.mode.rawValue)' needs keys: set auth.jwt.keys, auth.jwt.jwks_file or "
-                    + "auth.jwt.jwks_url"
+                return (
+                    "auth mode '\(auth.mode.rawValue)' needs keys: set auth.jwt.keys, auth.jwt.jwks_file or "
+                        + "auth.jwt.jwks_url",
+                    ["jwt.keys", "jwt.jwks_file", "jwt.jwks_url"]
+                )
             }
             return nil
         case .forward:
-            return auth.forward.url == nil ? "auth mode 'forward' needs auth.forward.url" : nil
+            return auth.forward.url == nil ? ("auth mode 'forward' needs auth.forward.url", ["forward.url"]) : nil
         }
     }
 }

@@ -37,6 +37,29 @@ extension ConfigLoader {
         if let auth = mapping.value("auth") {
             self.applyAuth(auth, to: &settings.auth)
         }
+        if let value = mapping.value("delivery"), let word = value.choice(["stream", "poll"]) {
+            settings.delivery = DeliveryMode(rawValue: word) ?? .stream
+        }
+        if let poll = mapping.child("poll") {
+            self.applyPoll(poll, to: &settings.poll)
+        }
+    }
+
+    /// `poll:` timers; `max_waiting` is read by the top level from `defaults.poll` (it is gateway-wide).
+    private static func applyPoll(_ mapping: ConfigMapping, to poll: inout PollSettings) {
+        if let value = mapping.value("retry"), let retry = value.duration() {
+            poll.retry = retry
+        }
+        // Zero would answer every poll at once: a busy loop of empty responses.
+        if let value = mapping.value("timeout"), let timeout = value.duration(positive: true) {
+            poll.timeout = timeout
+        }
+        if let value = mapping.value("gather"), let gather = value.duration() {
+            poll.gather = gather
+        }
+        if mapping.path != "defaults.poll" {
+            mapping.hint("max_waiting", "'max_waiting' is gateway-wide: set it in defaults.poll")
+        }
     }
 
     private static func applyReplay(_ mapping: ConfigMapping, to replay: inout ReplayConfig) {

@@ -108,7 +108,9 @@ public enum ConfigLoader {
 
     private static func readTopLevel(_ top: ConfigMapping, into config: inout GatewayConfig) {
         // Feed settings written at the top level are a common slip; point to where they belong.
-        for key in ["retry", "keepalive", "padding", "compression", "replay", "client", "upstream", "cors"] {
+        for key in [
+            "retry", "keepalive", "padding", "compression", "replay", "client", "upstream", "cors", "delivery", "poll",
+        ] {
             top.hint(key, "'\(key)' belongs under 'defaults:' or a feed")
         }
         if let value = top.value("log_level"), let level = value.choice(self.logLevels) {
@@ -150,6 +152,9 @@ public enum ConfigLoader {
                 mapping.hint(key, "'\(key)' can only be set on a feed")
             }
             mapping.child("upstream")?.hint("url", "'url' can only be set in a feed's upstream")
+            if let value = mapping.child("poll")?.value("max_waiting"), let count = value.integer(atLeast: 1) {
+                config.limits.maxPollWaiting = count
+            }
             self.applySettings(mapping, to: &defaults)
         }
 
@@ -217,10 +222,19 @@ public enum ConfigLoader {
                 tlsIsValid = false
             }
         }
-        guard let address, tlsIsValid else {
+        var delivery: DeliveryMode?
+        var deliveryIsValid = true
+        if let value = mapping.value("delivery") {
+            if let word = value.choice(["stream", "poll"]) {
+                delivery = DeliveryMode(rawValue: word)
+            } else {
+                deliveryIsValid = false
+            }
+        }
+        guard let address, tlsIsValid, deliveryIsValid else {
             return nil
         }
-        return ListenerConfig(address: address, tls: tls)
+        return ListenerConfig(address: address, tls: tls, delivery: delivery)
     }
 
     /// `admin:` absent keeps the default 127.0.0.1:9090; `null` or `false` turns the admin listener off.
@@ -421,11 +435,16 @@ public enum ConfigLoader {
             }
         }
 
-        if let problem = self.authProblem(settings.auth), !mapping.context.authKeySourceFailed {
+        if let problem = self.authProblem(settings.auth),
+            !problem.sources.contains(where: { source in
+                mapping.context.hasErrors(under: "defaults.auth.\(source)")
+                    || mapping.context.hasErrors(under: "\(item.path).auth.\(source)")
+            })
+        {
             // Blamed on the feed's own `auth:` when it wrote one, else on the feed (the mode came from `defaults:`).
             let blamed = mapping.value("auth")?.mark ?? item.mark
             let origin = mapping.value("auth") == nil ? " (from defaults)" : ""
-            mapping.context.report("\(item.path): \(problem)\(origin)", at: blamed)
+            mapping.context.report("\(item.path): \(problem.message)\(origin)", at: blamed)
         }
 
         guard let name, let path, let upstreamURL else {

@@ -75,7 +75,11 @@ final class ConfigMapping {
     /// The value of a required key; reports `missing required key` at this mapping when absent.
     func required(_ key: String) -> ConfigValue? {
         guard let value = self.value(key) else {
-            self.context.report("\(self.displayName): missing required key '\(key)'", at: self.mark)
+            self.context.report(
+                "\(self.displayName): missing required key '\(key)'",
+                at: self.mark,
+                path: self.path(of: key)
+            )
             return nil
         }
         return value

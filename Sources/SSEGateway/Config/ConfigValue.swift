@@ -35,7 +35,7 @@ struct ConfigValue {
 
     /// Reports `PATH: message` at this value.
     func fail(_ message: String) {
-        self.context.report("\(self.path): \(message)", at: self.mark)
+        self.context.report("\(self.path): \(message)", at: self.mark, path: self.path)
     }
 
     /// How a node is described after "got": `a list`, `a mapping`, `no value`, `'15'`.

@@ -15,6 +15,9 @@ public struct FeedSettings: Sendable, Equatable {
     public var upstream = UpstreamSettings()
     public var cors = CORSConfig()
     public var auth = AuthConfig()
+    /// `delivery:` stream (default) or poll; `?transport=poll` asks for poll on any feed.
+    public var delivery: DeliveryMode = .stream
+    public var poll = PollSettings()
 
     public init() {}
 }

@@ -4,6 +4,9 @@ import NIOCore
 public struct LimitsConfig: Sendable, Equatable {
     /// Over it a new client gets `503` with `Retry-After`.
     public var maxClients: Int = 100_000
+    /// Poll requests open at once (`defaults.poll.max_waiting`), gateway-wide and apart from `maxClients`;
+    /// over it a poll gets `503` with a jittered `Retry-After`.
+    public var maxPollWaiting: Int = 100_000
     /// A client that has not sent a whole request head within this time is disconnected.
     public var headerTimeout: TimeAmount = .seconds(10)
     /// A request head larger than this gets `431` and the connection closes.

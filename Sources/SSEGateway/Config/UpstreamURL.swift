@@ -52,6 +52,10 @@ public struct UpstreamURL: Sendable, Hashable, CustomStringConvertible {
             host = authority
         }
         guard !host.isEmpty else { throw PathTemplateError(message: "URL has no host") }
+        // `filled(with:)` only fills the target: a `{name}` in the host would be sent to DNS as written.
+        guard !host.contains("{") && !host.contains("}") else {
+            throw PathTemplateError(message: "a placeholder can only be in the URL's path or query, not in its host")
+        }
         self.scheme = scheme
         self.host = String(host)
         if let portText {

@@ -16,6 +16,14 @@ final class GatewayContext: Sendable {
     var limits: LimitsConfig { self.limitsBox.withLockedValue { $0 } }
     let logger: Logger
     private let connectedClients = Atomic<Int>(0)
+    /// Poll requests admitted and not answered yet (`limits.maxPollWaiting`).
+    private let waitingPolls = Atomic<Int>(0)
+    /// Poll requests by how they ended (`PollResult`).
+    private let pollEvents = Atomic<Int>(0)
+    private let pollIDs = Atomic<Int>(0)
+    private let pollEmpty = Atomic<Int>(0)
+    private let pollOverCapacity = Atomic<Int>(0)
+    private let pollLeft = Atomic<Int>(0)
     private let isDraining = Atomic<Bool>(false)
     /// HTTP/2 connections `HTTP2FloodGuard` closed, by reason (for `/metrics`).
     let http2NoProgressCloses = Atomic<Int>(0)
@@ -66,6 +74,49 @@ final class GatewayContext: Sendable {
     }
 
     var clientCount: Int { self.connectedClients.load(ordering: .relaxed) }
+
+    /// Takes a poll slot (not a client slot); false over `limits.maxPollWaiting` or while draining.
+    func admitPoll() -> Bool {
+        guard !self.isDraining.load(ordering: .relaxed) else { return false }
+        let (_, after) = self.waitingPolls.add(1, ordering: .relaxed)
+        if after > self.limits.maxPollWaiting {
+            self.waitingPolls.subtract(1, ordering: .relaxed)
+            return false
+        }
+        return true
+    }
+
+    func releasePoll() {
+        self.waitingPolls.subtract(1, ordering: .relaxed)
+    }
+
+    var pollWaitingCount: Int { self.waitingPolls.load(ordering: .relaxed) }
+
+    /// An admitted poll was answered or its client left: its slot is free.
+    func pollEnded(_ result: PollResult) {
+        self.releasePoll()
+        self.countPoll(result)
+    }
+
+    func countPoll(_ result: PollResult) {
+        switch result {
+        case .events: self.pollEvents.add(1, ordering: .relaxed)
+        case .id: self.pollIDs.add(1, ordering: .relaxed)
+        case .empty: self.pollEmpty.add(1, ordering: .relaxed)
+        case .overCapacity: self.pollOverCapacity.add(1, ordering: .relaxed)
+        case .left: self.pollLeft.add(1, ordering: .relaxed)
+        }
+    }
+
+    func pollCount(_ result: PollResult) -> Int {
+        switch result {
+        case .events: return self.pollEvents.load(ordering: .relaxed)
+        case .id: return self.pollIDs.load(ordering: .relaxed)
+        case .empty: return self.pollEmpty.load(ordering: .relaxed)
+        case .overCapacity: return self.pollOverCapacity.load(ordering: .relaxed)
+        case .left: return self.pollLeft.load(ordering: .relaxed)
+        }
+    }
 
     func countFloodClose(_ reason: HTTP2FloodGuard.Reason) {
         switch reason {

@@ -18,11 +18,16 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         case discardingBody(close: Bool)
         /// The connection carries a stream from now on; anything the client sends is ignored.
         case streaming(StreamSession)
+        /// A poll request waits for its answer (SPEC §6a); the request parsers stay, for the next request.
+        /// `requestEnded`: its `.end` arrived, so the connection is idle once the answer is written.
+        case polling(StreamSession, requestEnded: Bool)
         case closed
     }
 
     private let gateway: GatewayContext
     private let limiter: HeadSizeLimiter?
+    /// The listener's `delivery:`, when it sets one.
+    private let delivery: DeliveryMode?
     /// Handlers between the channel and this one that only serve request parsing (limiter, decoder).
     private let requestHandlers: [RemovableChannelHandler]
     private var state = State.idle
@@ -32,8 +37,14 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     /// The client sent `Connection: close` (or spoke HTTP/1.0): the stream's head says `close`.
     private var clientWantsClose = false
 
-    init(gateway: GatewayContext, limiter: HeadSizeLimiter?, requestHandlers: [RemovableChannelHandler] = []) {
+    init(
+        gateway: GatewayContext,
+        limiter: HeadSizeLimiter?,
+        requestHandlers: [RemovableChannelHandler] = [],
+        delivery: DeliveryMode? = nil
+    ) {
         self.gateway = gateway
+        self.delivery = delivery
         self.limiter = limiter
         self.requestHandlers = requestHandlers
         LiveObjects.http1Connections.increment()
@@ -92,14 +103,21 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.limiter?.expectHead()
                 self.armHeaderTimer(context: context)
             }
-        case (.discardingBody, _), (.streaming, _), (.closed, _):
+        case (.polling(let session, _), .end):
+            self.state = .polling(session, requestEnded: true)
+        case (.polling(let session, _), .head):
+            // A pipelined request behind a waiting poll: EventSource never sends one; not supported.
+            self.state = .closed
+            session.transportClosed()
+            context.close(promise: nil)
+        case (.discardingBody, _), (.streaming, _), (.polling, _), (.closed, _):
             break
         }
     }
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let clientWantsClose = !head.isKeepAlive
-        switch RequestRouter(registry: self.gateway.registry).route(head) {
+        switch RequestRouter(registry: self.gateway.registry, listenerDelivery: self.delivery).route(head) {
         case .respond(let response, let body, let close):
             self.respond(
                 response,
@@ -134,8 +152,12 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.respond(response, body: body, close: true, headOnly: false, context: context)
                 return
             }
-            self.state = .streaming(session)
-            self.removeRequestHandlers(context: context)
+            if request.poll != nil {
+                self.state = .polling(session, requestEnded: false)
+            } else {
+                self.state = .streaming(session)
+                self.removeRequestHandlers(context: context)
+            }
             session.begin()
         }
     }
@@ -184,6 +206,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // A poll collects in memory: writability does not concern it.
         if case .streaming(let session) = self.state {
             session.writabilityChanged()
         }
@@ -193,8 +216,11 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     func channelInactive(context: ChannelHandlerContext) {
         self.headerTimer?.cancel()
         self.headerTimer = nil
-        if case .streaming(let session) = self.state {
+        switch self.state {
+        case .streaming(let session), .polling(let session, _):
             session.transportClosed()
+        case .idle, .discardingBody, .closed:
+            break
         }
         self.state = .closed
         context.fireChannelInactive()
@@ -212,6 +238,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.state = .closed
                 return
             }
+        case .polling:
+            break
         case .streaming:
             // Bytes the client sent after its stream request, parsed before the decoder had left the
             // pipeline (same segment, or before its removal completed): ignored like any later bytes.
@@ -273,7 +301,40 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     func respond(_ head: ResponseHead, body: String) {
         guard let context = self.context else { return }
+        if case .polling(_, let requestEnded) = self.state {
+            // A refused poll (401, 403, 503): its request parsers are still here, the connection may go on.
+            self.respond(head, body: body, close: self.clientWantsClose, headOnly: false, context: context)
+            return self.pollAnswered(requestEnded: requestEnded, context: context)
+        }
         self.respond(head, body: body, close: true, headOnly: false, context: context)
         self.state = .closed
+    }
+
+    func respondComplete(_ head: ResponseHead, body: ByteBuffer) {
+        guard let context = self.context, case .polling(_, let requestEnded) = self.state else { return }
+        var head = head
+        head.headers.append(("Content-Length", String(body.readableBytes)))
+        let close = self.clientWantsClose
+        // RFC 9112 §9.6: a client that sent `close` gets `close` back.
+        head.headers.append(("Connection", close ? "close" : "keep-alive"))
+        var buffer = context.channel.allocator.buffer(capacity: 256 + body.readableBytes)
+        head.encodeHTTP1(into: &buffer)
+        buffer.writeImmutableBuffer(body)
+        self.state = .discardingBody(close: close)
+        let written = context.writeAndFlush(self.wrapOutboundOut(buffer))
+        if close {
+            let bound = context.loopBound
+            written.whenComplete { _ in bound.value.close(promise: nil) }
+        }
+        self.pollAnswered(requestEnded: requestEnded, context: context)
+    }
+
+    /// A poll's answer is written (`respond` set `discardingBody`): when its request already ended, the
+    /// connection waits for the next head at once, under the header timer.
+    private func pollAnswered(requestEnded: Bool, context: ChannelHandlerContext) {
+        self.armHeaderTimer(context: context)
+        guard requestEnded, case .discardingBody(close: false) = self.state else { return }
+        self.state = .idle
+        self.limiter?.expectHead()
     }
 }

@@ -12,6 +12,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     typealias OutboundOut = HTTP2Frame.FramePayload
 
     private let gateway: GatewayContext
+    /// The listener's `delivery:`, when it sets one.
+    private let delivery: DeliveryMode?
     private var context: ChannelHandlerContext?
     private var session: StreamSession?
     private var answered = false
@@ -22,8 +24,9 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// DATA was written since the last probe was issued, so a confirmed probe does not cover it.
     private var unprobedWrites = false
 
-    init(gateway: GatewayContext) {
+    init(gateway: GatewayContext, delivery: DeliveryMode? = nil) {
         self.gateway = gateway
+        self.delivery = delivery
         LiveObjects.http2Streams.increment()
     }
 
@@ -48,7 +51,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             let (response, body) = ResponseHead.plain(.badRequest, "bad request\n")
             return self.respond(response, body: body)
         }
-        switch RequestRouter(registry: self.gateway.registry).route(head) {
+        switch RequestRouter(registry: self.gateway.registry, listenerDelivery: self.delivery).route(head) {
         case .respond(let response, let body, _):
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .stream(var request):
@@ -201,6 +204,19 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
 
     func respond(_ head: ResponseHead, body: String) {
         self.respond(head, body: body, headOnly: false)
+    }
+
+    /// HEADERS with `content-length`, then the body as one DATA frame with END_STREAM.
+    func respondComplete(_ head: ResponseHead, body: ByteBuffer) {
+        guard let context = self.context else { return }
+        var head = head
+        head.headers.append(("Content-Length", String(body.readableBytes)))
+        let empty = body.readableBytes == 0
+        context.write(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head), endStream: empty))), promise: nil)
+        if !empty {
+            context.write(self.wrapOutboundOut(.data(.init(data: .byteBuffer(body), endStream: true))), promise: nil)
+        }
+        context.flush()
     }
 
     /// `headOnly` (HEAD): the GET's headers, Content-Length included (RFC 9110 §9.3.2), and no DATA.

@@ -15,6 +15,8 @@ enum LiveObjects {
     static let http2Streams = LiveCounter()
     /// `StreamSession`: one per admitted SSE request, on either protocol.
     static let sessions = LiveCounter()
+    /// `PollExchange`: one per poll request past its join.
+    static let pollExchanges = LiveCounter()
 
     /// All counts, in a fixed order, for a comparison with a baseline.
     static var snapshot: Snapshot {
@@ -22,7 +24,8 @@ enum LiveObjects {
             http1Connections: Self.http1Connections.value,
             http2Connections: Self.http2Connections.value,
             http2Streams: Self.http2Streams.value,
-            sessions: Self.sessions.value
+            sessions: Self.sessions.value,
+            pollExchanges: Self.pollExchanges.value
         )
     }
 
@@ -31,10 +34,11 @@ enum LiveObjects {
         var http2Connections: Int
         var http2Streams: Int
         var sessions: Int
+        var pollExchanges: Int
 
         var description: String {
             "http1 connections \(self.http1Connections), http2 connections \(self.http2Connections), "
-                + "http2 streams \(self.http2Streams), sessions \(self.sessions)"
+                + "http2 streams \(self.http2Streams), sessions \(self.sessions), poll exchanges \(self.pollExchanges)"
         }
     }
 }

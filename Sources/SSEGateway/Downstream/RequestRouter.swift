@@ -6,6 +6,8 @@ import NIOHTTP1
 struct RequestRouter {
     static let allowedMethods = "GET, HEAD, OPTIONS"
     let registry: FeedRegistry
+    /// The listener's `delivery:` (poll answers every feed request in poll mode); nil: as the feed says.
+    var listenerDelivery: DeliveryMode? = nil
 
     func route(_ head: HTTPRequestHead) -> RouteDecision {
         if !Self.hasValidHost(head) {
@@ -43,6 +45,10 @@ struct RequestRouter {
                 http10: http10,
                 gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"])
             )
+            let settings = target.definition.settings
+            if settings.delivery == .poll || self.listenerDelivery == .poll || Self.asksForPoll(query) {
+                request.poll = settings.poll
+            }
             if target.definition.settings.auth.mode != .none {
                 request.authRequest = AuthRequest(headers: head.headers, path: String(path), query: String(query))
             }
@@ -120,6 +126,12 @@ struct RequestRouter {
         let target = Substring(uri)
         guard let mark = target.firstIndex(of: "?") else { return (target, "") }
         return (target[..<mark], target[target.index(after: mark)...])
+    }
+
+    /// `transport=poll` among the query parameters (SPEC §6a).
+    static func asksForPoll(_ query: Substring) -> Bool {
+        guard !query.isEmpty else { return false }
+        return query.split(separator: "&").contains { $0 == "transport=poll" }
     }
 
     /// The resume id from the query parameters polyfills and other hubs use.

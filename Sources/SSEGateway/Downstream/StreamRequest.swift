@@ -16,4 +16,6 @@ struct StreamRequest {
     var clientAddress: String? = nil
     /// What the feed's authorizer looks at; nil when the feed lets everyone in (`auth: none`).
     var authRequest: AuthRequest? = nil
+    /// Poll mode (`?transport=poll`, or `delivery: poll` on the feed or listener): one finite response.
+    var poll: PollSettings? = nil
 }

@@ -14,6 +14,8 @@ final class StreamSession: SubscriberSink {
         /// Asked the feed for the replay; the stream starts when it answers.
         case joining(StreamRequest, attempts: Int)
         case streaming(Subscriber, FeedShard)
+        /// A poll request past its join: the exchange answers it (and holds its poll slot).
+        case polling(PollExchange)
         case closed
     }
 
@@ -21,7 +23,12 @@ final class StreamSession: SubscriberSink {
     private let transport: StreamTransport
     private let loop: EventLoop
     private var state: State
-    private var holdsClientSlot = true
+    /// What admission took: a `max_clients` slot (a stream), a `poll.max_waiting` slot (a poll), or nothing.
+    private var slot: Slot
+
+    private enum Slot {
+        case client, poll, none
+    }
     /// What the authorizer allowed, while it may still end the stream (an `exp`, a re-check).
     private var grant: AuthGrant?
     /// The timers of `grant`: the `auth-expiring` warning, the end at `exp`, the next re-check.
@@ -36,12 +43,20 @@ final class StreamSession: SubscriberSink {
         transport: StreamTransport,
         loop: EventLoop
     ) -> StreamSession? {
+        if request.poll != nil {
+            // A poll compresses its whole body once (`PollExchange`), not as a stream.
+            guard gateway.admitPoll() else {
+                gateway.countPoll(.overCapacity)
+                return nil
+            }
+            return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .poll)
+        }
         guard gateway.admitClient() else { return nil }
         var transport = transport
         if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
             transport = gzip
         }
-        return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop)
+        return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .client)
     }
 
     /// Checks access (when the feed has `auth:`), then joins the feed; the head, prelude and replay follow
@@ -95,8 +110,15 @@ final class StreamSession: SubscriberSink {
         self.join(request, attempts: 0)
     }
 
-    private init(request: StreamRequest, gateway: GatewayContext, transport: StreamTransport, loop: EventLoop) {
+    private init(
+        request: StreamRequest,
+        gateway: GatewayContext,
+        transport: StreamTransport,
+        loop: EventLoop,
+        slot: Slot
+    ) {
         self.gateway = gateway
+        self.slot = slot
         self.transport = transport
         self.loop = loop
         self.state = .joining(request, attempts: 0)
@@ -109,7 +131,15 @@ final class StreamSession: SubscriberSink {
 
     /// The 503 a client over `max_clients` gets.
     static func overCapacity(_ request: StreamRequest) -> (ResponseHead, String) {
-        Self.unavailable(request, "too many clients\n")
+        if request.poll != nil {
+            return ResponseHead.plain(
+                .serviceUnavailable,
+                "too many poll requests\n",
+                headers: [("Retry-After", RequestRouter.jitteredRetryAfter(request.target.definition.settings.retry))]
+                    + request.corsHeaders
+            )
+        }
+        return Self.unavailable(request, "too many clients\n")
     }
 
     private static func unavailable(_ request: StreamRequest, _ reason: String) -> (ResponseHead, String) {
@@ -193,6 +223,16 @@ final class StreamSession: SubscriberSink {
         if lookup.resume == .gap, let replayFrom {
             head.headers.append(("Last-Event-ID", replayFrom))
         }
+        if let poll = request.poll {
+            return self.startPoll(
+                poll,
+                request: request,
+                head: head,
+                lookup: lookup,
+                replayFrom: replayFrom,
+                shard: shard
+            )
+        }
         self.transport.writeHead(head)
         self.transport.writePayload(
             StreamPrelude.make(
@@ -229,6 +269,43 @@ final class StreamSession: SubscriberSink {
         if let grant = self.grant {
             self.armAuthTimers(grant, request: request)
         }
+    }
+
+    /// Hands a poll request to its `PollExchange`, with its poll slot: the prelude carries `poll.retry`.
+    private func startPoll(
+        _ poll: PollSettings,
+        request: StreamRequest,
+        head: ResponseHead,
+        lookup: ReplayBuffer.Lookup,
+        replayFrom: String?,
+        shard: FeedShard
+    ) {
+        var settings = request.target.definition.settings
+        settings.retry = poll.retry
+        settings.padding = false
+        let exchange = PollExchange(
+            gateway: self.gateway,
+            transport: self.transport,
+            loop: self.loop,
+            poll: poll,
+            gzip: request.gzip
+        )
+        self.state = .polling(exchange)
+        self.slot = .none
+        exchange.start(
+            head: head,
+            prelude: StreamPrelude.make(
+                settings: settings,
+                lookup: lookup,
+                resumeID: request.resumeID,
+                replayFrom: replayFrom,
+                allocator: ByteBufferAllocator()
+            ),
+            lookup: lookup,
+            resumeID: request.resumeID,
+            settings: settings,
+            shard: shard
+        )
     }
 
     // MARK: Credential expiry and re-checks
@@ -337,18 +414,27 @@ final class StreamSession: SubscriberSink {
     /// The connection or stream is gone.
     func transportClosed() {
         self.cancelAuthTimers()
-        if case .streaming(let subscriber, let shard) = self.state {
+        switch self.state {
+        case .streaming(let subscriber, let shard):
             shard.remove(subscriber)
+        case .polling(let exchange):
+            exchange.clientLeft()
+        case .authorizing, .joining:
+            if case .poll = self.slot { self.gateway.countPoll(.left) }
+        case .closed:
+            break
         }
         self.state = .closed
         self.releaseClientSlot()
     }
 
     private func releaseClientSlot() {
-        if self.holdsClientSlot {
-            self.holdsClientSlot = false
-            self.gateway.releaseClient()
+        switch self.slot {
+        case .client: self.gateway.releaseClient()
+        case .poll: self.gateway.releasePoll()
+        case .none: break
         }
+        self.slot = .none
     }
 
     // MARK: SubscriberSink

@@ -14,4 +14,14 @@ protocol StreamTransport: SubscriberOutput {
     func finish()
     /// A complete non-stream response instead of the stream (the feed went away while joining).
     func respond(_ head: ResponseHead, body: String)
+    /// A whole poll response (SPEC §6a): the head with `Content-Length`, the body, and the end of the
+    /// exchange; an HTTP/1.1 keep-alive connection then waits for its next request.
+    func respondComplete(_ head: ResponseHead, body: ByteBuffer)
+}
+
+extension StreamTransport {
+    /// Transports that never carry a poll (a compressor: a poll compresses its whole body itself).
+    func respondComplete(_ head: ResponseHead, body: ByteBuffer) {
+        self.respond(head, body: String(buffer: body))
+    }
 }

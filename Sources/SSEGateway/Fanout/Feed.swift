@@ -35,6 +35,8 @@ public final class Feed: @unchecked Sendable {
     var sharedDefinition: SharedDefinition { self.shared.withLockedValue { $0 } }
 
     private var replay: ReplayBuffer
+    /// The id of the newest event delivered that carries one, even when the ring no longer holds it.
+    private var lastDeliveredID: String?
     private var shards: [ObjectIdentifier: ShardLink] = [:]
     private var upstream: UpstreamClient
     private var lifecycle: FeedLifecycle
@@ -341,6 +343,8 @@ public final class Feed: @unchecked Sendable {
     }
 
     private func answer(_ lookup: ReplayBuffer.Lookup, _ reply: (JoinAnswer) -> Void) {
+        var lookup = lookup
+        lookup.lastID = self.lastDeliveredID
         switch lookup.resume {
         case .live: break
         case .resumed: self.replaysServed += 1
@@ -683,6 +687,7 @@ extension Feed: UpstreamDelegate {
             )
             self.replay.append(encoded, now: now)
             batch.append(encoded)
+            if let id = encoded.id, !id.isEmpty { self.lastDeliveredID = id }
         }
         self.eventsIn += batch.count
         // Hand the batch to the other loops first, then write to this loop's clients: the loops then

@@ -160,7 +160,7 @@ final class FeedShard {
                 self.evicted.append((subscriber, reason))
                 continue
             }
-            if case .writable = subscriber.queue.state, subscriber.lastWriteAt <= idleBefore {
+            if case .writable = subscriber.queue.state, subscriber.lastWriteAt <= idleBefore, !subscriber.pollsOnce {
                 let buffer = keepalive(subscriber.framing)
                 _ = subscriber.offer(buffer, producedAt: now, now: now)
                 subscriber.flushIfNeeded()
@@ -172,15 +172,21 @@ final class FeedShard {
     }
 
     /// A reload changed the feed's settings: keepalive and the timer pace apply at once; clients already
-    /// connected keep the queue bounds they joined with.
+    /// connected keep the queue bounds they joined with. A changed `auth:` that demands something ends every
+    /// stream with `retry:`: each was admitted by the old gate (perhaps anonymously, or with a key the reload
+    /// revoked), so each comes back through the new one and resumes from its `Last-Event-ID`.
     func update(settings: FeedSettings) {
+        let gateChanged = !settings.auth.admitsTheSame(as: self.settings.auth) && settings.auth.mode != .none
         self.settings = settings
         self.tickInterval = LoopHub.tickInterval(keepalive: settings.keepalive, maxLag: settings.client.maxLag)
         self.nextTick = .now()
+        if gateChanged {
+            self.endAll(retry: settings.retry)
+        }
     }
 
-    /// The feed was removed: each client gets `retry:` (so it comes back after that long, to whatever
-    /// the path is then) and its stream ends cleanly.
+    /// The feed was removed (or its gate changed): each client gets `retry:` (so it comes back after that
+    /// long, to whatever the path is then) and its stream ends cleanly.
     func endAll(retry: TimeAmount) {
         var bytes = ByteBuffer()
         SSESerializer.writeRetry(milliseconds: retry.nanoseconds / 1_000_000, into: &bytes)

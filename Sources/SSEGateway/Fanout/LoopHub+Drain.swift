@@ -19,6 +19,12 @@ extension LoopHub {
         for shard in self.shardsForDrain {
             let retry = shard.settings.retry
             for subscriber in shard.subscribers {
+                if subscriber.pollsOnce {
+                    // A poll answers now with what it has; its client asks again (this replica refuses).
+                    shard.remove(subscriber)
+                    subscriber.sink?.close()
+                    continue
+                }
                 var bytes = ByteBuffer()
                 SSESerializer.writeRetry(
                     milliseconds: DrainPlan<DrainingClient>.jitteredRetry(retry).nanoseconds / 1_000_000,

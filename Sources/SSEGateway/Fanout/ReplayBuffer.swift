@@ -20,6 +20,9 @@ public struct ReplayBuffer {
         public var events: [EncodedEvent]
         /// Sequence of the last event the client is considered to have (replay included).
         public var lastSequence: Int64
+        /// The id of the newest event the feed delivered that carries one (set by the feed, whose ring may
+        /// hold nothing): a poll without a resume id is sent it, to resume from there.
+        public var lastID: String? = nil
     }
 
     public private(set) var maxEvents: Int

@@ -18,6 +18,9 @@ public final class Subscriber {
     var tracksEventIDs = false
     /// The id of the last event with one handed to this client (or the id it resumed from).
     var lastEventID: String?
+    /// A poll response (SPEC §6a): it collects until its owner answers, so it gets no keepalives, and a
+    /// drain ends it at once (its owner answers with what it has) instead of at a random moment.
+    var pollsOnce = false
     /// The last time bytes were handed to the channel, for keepalives.
     var lastWriteAt: NIODeadline
     /// Position in the shard's array, for O(1) removal; -1 once removed.

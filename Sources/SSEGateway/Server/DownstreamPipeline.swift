@@ -12,7 +12,8 @@ enum DownstreamPipeline {
         tls: ListenerTLS?,
         resets: ListenerResetBudget,
         context: GatewayContext,
-        limits: LimitsConfig
+        limits: LimitsConfig,
+        delivery: DeliveryMode? = nil
     ) throws {
         let sync = channel.pipeline.syncOperations
         if let tls {
@@ -24,13 +25,19 @@ enum DownstreamPipeline {
                 h2ChannelConfigurator: { channel in
                     deadline.cancel()
                     return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP2(channel: channel, resets: resets, context: context, limits: limits)
+                        try Self.configureHTTP2(
+                            channel: channel,
+                            resets: resets,
+                            context: context,
+                            limits: limits,
+                            delivery: delivery
+                        )
                     }
                 },
                 http1ChannelConfigurator: { channel in
                     deadline.cancel()
                     return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP1(channel: channel, context: context, limits: limits)
+                        try Self.configureHTTP1(channel: channel, context: context, limits: limits, delivery: delivery)
                     }
                 }
             )
@@ -38,21 +45,41 @@ enum DownstreamPipeline {
             try sync.addHandler(
                 ProtocolDetector(
                     timeout: limits.headerTimeout,
-                    http1: { try Self.configureHTTP1(channel: $0, context: context, limits: limits) },
-                    http2: { try Self.configureHTTP2(channel: $0, resets: resets, context: context, limits: limits) }
+                    http1: {
+                        try Self.configureHTTP1(channel: $0, context: context, limits: limits, delivery: delivery)
+                    },
+                    http2: {
+                        try Self.configureHTTP2(
+                            channel: $0,
+                            resets: resets,
+                            context: context,
+                            limits: limits,
+                            delivery: delivery
+                        )
+                    }
                 )
             )
         }
     }
 
-    static func configureHTTP1(channel: Channel, context: GatewayContext, limits: LimitsConfig) throws {
+    static func configureHTTP1(
+        channel: Channel,
+        context: GatewayContext,
+        limits: LimitsConfig,
+        delivery: DeliveryMode? = nil
+    ) throws {
         let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
         let sync = channel.pipeline.syncOperations
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         try sync.addHandler(limiter)
         try sync.addHandler(decoder)
         try sync.addHandler(
-            HTTP1StreamHandler(gateway: context, limiter: limiter, requestHandlers: [limiter, decoder])
+            HTTP1StreamHandler(
+                gateway: context,
+                limiter: limiter,
+                requestHandlers: [limiter, decoder],
+                delivery: delivery
+            )
         )
     }
 
@@ -63,7 +90,8 @@ enum DownstreamPipeline {
         channel: Channel,
         resets: ListenerResetBudget,
         context: GatewayContext,
-        limits: LimitsConfig
+        limits: LimitsConfig,
+        delivery: DeliveryMode? = nil
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -94,7 +122,9 @@ enum DownstreamPipeline {
             streamDelegate: guardHandler.streamDelegate(on: channel.eventLoop)
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
-                try streamChannel.pipeline.syncOperations.addHandler(HTTP2StreamHandler(gateway: context))
+                try streamChannel.pipeline.syncOperations.addHandler(
+                    HTTP2StreamHandler(gateway: context, delivery: delivery)
+                )
             }
         }
         try sync.addHandler(guardHandler)

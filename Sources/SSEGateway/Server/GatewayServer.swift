@@ -39,6 +39,8 @@ public actor GatewayServer: Service {
         var config: ListenerConfig
         var channel: Channel
         var tls: ListenerTLS?
+        /// `config.delivery` as the listener's connections read it (updated by a reload).
+        var delivery: ListenerDelivery
     }
 
     /// What readers outside the actor may see without awaiting it: the config in force and the bound
@@ -188,6 +190,7 @@ public actor GatewayServer: Service {
         let context = self.context
         let tls = try listener.tls.map { try ListenerTLS(config: $0) }
         let resets = ListenerResetBudget()
+        let delivery = ListenerDelivery(listener.delivery)
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -208,7 +211,8 @@ public actor GatewayServer: Service {
                         tls: tls,
                         resets: resets,
                         context: context,
-                        limits: context.limits
+                        limits: context.limits,
+                        delivery: delivery.mode
                     )
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -217,7 +221,7 @@ public actor GatewayServer: Service {
             }
             .bind(host: listener.address.host, port: listener.address.port)
             .get()
-        return BoundListener(config: listener, channel: channel, tls: tls)
+        return BoundListener(config: listener, channel: channel, tls: tls, delivery: delivery)
     }
 
     // MARK: Reload
@@ -267,6 +271,7 @@ public actor GatewayServer: Service {
                     }
                 }
                 self.listeners[index].config = wanted
+                listener.delivery.mode = wanted.delivery
                 index += 1
             } else {
                 self.listeners.remove(at: index)

@@ -118,7 +118,13 @@ private func glibcMallocTrim(_ pad: Int) -> Int32
 /// Waits (up to 3 s, without failing) until no handler or session is alive: a previous test's gateway
 /// may still be closing its connections, which would move the counts a leak test compares.
 func waitUntilNoLiveObjects() async throws {
-    let idle = LiveObjects.Snapshot(http1Connections: 0, http2Connections: 0, http2Streams: 0, sessions: 0)
+    let idle = LiveObjects.Snapshot(
+        http1Connections: 0,
+        http2Connections: 0,
+        http2Streams: 0,
+        sessions: 0,
+        pollExchanges: 0
+    )
     try await waitUntil(timeout: .seconds(3), interval: .milliseconds(10)) { LiveObjects.snapshot == idle }
 }
 

@@ -1,0 +1,177 @@
+import CompressNIO
+import NIOCore
+import SSE
+
+/// One poll response after its join (SPEC §6a): collects the prelude, the replay or the live batches in
+/// memory, then answers with one finite response carrying `Content-Length`. While it waits it is a
+/// `Subscriber` of the feed's shard like a stream (the shared buffers, no second fan-out), with itself as
+/// the output that collects and the sink that the fan-out ends. `PollResponse` decides when to answer.
+/// All calls happen on `loop`.
+final class PollExchange: SubscriberSink, SubscriberOutput {
+    private let gateway: GatewayContext
+    private let transport: StreamTransport
+    private let loop: EventLoop
+    private let gzip: Bool
+    private var machine: PollResponse
+    private var head = ResponseHead.eventStream()
+    private var body = ByteBuffer()
+    /// Bytes written since the last flush: a flush after writes is a batch.
+    private var unflushed = false
+    private var result = PollResult.empty
+    private var subscriber: Subscriber?
+    private var shard: FeedShard?
+    private var timer: Scheduled<Void>?
+
+    init(gateway: GatewayContext, transport: StreamTransport, loop: EventLoop, poll: PollSettings, gzip: Bool) {
+        self.gateway = gateway
+        self.transport = transport
+        self.loop = loop
+        self.gzip = gzip
+        self.machine = PollResponse(timeout: poll.timeout, gather: poll.gather)
+        LiveObjects.pollExchanges.increment()
+    }
+
+    deinit {
+        LiveObjects.pollExchanges.decrement()
+    }
+
+    /// The feed answered the join: answers at once with replayed events or the feed's last id, else joins
+    /// the shard and waits.
+    func start(
+        head: ResponseHead,
+        prelude: ByteBuffer,
+        lookup: ReplayBuffer.Lookup,
+        resumeID: String?,
+        settings: FeedSettings,
+        shard: FeedShard
+    ) {
+        self.head = head
+        self.body = prelude
+        for event in lookup.events {
+            self.body.writeImmutableBuffer(event.payload)
+        }
+        var hasContent = !lookup.events.isEmpty
+        if hasContent {
+            self.result = .events
+        } else if (resumeID ?? "").isEmpty, let lastID = lookup.lastID {
+            // An id-only block: the browser's `lastEventId` moves to the feed's last id without an event.
+            SSESerializer.write(ServerSentEvent(id: lastID, type: nil, data: nil), into: &self.body)
+            self.result = .id
+            hasContent = true
+        }
+        switch self.machine.joined(hasContent: hasContent) {
+        case .answer:
+            shard.detachIfUnused()
+            self.answer()
+        case .armTimeout(let timeout):
+            let now = NIODeadline.now()
+            let subscriber = Subscriber(
+                sink: self,
+                transport: self,
+                limits: settings.client,
+                lastSequence: lookup.lastSequence,
+                resumeID: resumeID,
+                now: now
+            )
+            subscriber.pollsOnce = true
+            self.subscriber = subscriber
+            self.shard = shard
+            shard.add(subscriber)
+            self.arm(timeout) { $0.machine.timeoutFired() }
+        default:
+            preconditionFailure("a join answers or waits")
+        }
+    }
+
+    /// The connection or stream is gone: leave the shard and free everything.
+    func clientLeft() {
+        if self.machine.clientLeft() == .release {
+            self.result = .left
+            self.release()
+            self.gateway.pollEnded(.left)
+        }
+    }
+
+    private func arm(_ delay: TimeAmount, _ input: @escaping (PollExchange) -> PollResponse.Action) {
+        self.timer?.cancel()
+        // Weak: a client that leaves frees its exchange at once; the timer then does nothing.
+        self.timer = self.loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self else { return }
+            self.run(input(self))
+        }
+    }
+
+    private func run(_ action: PollResponse.Action) {
+        switch action {
+        case .answer:
+            self.answer()
+        case .armGather(let gather):
+            self.result = .events
+            self.arm(gather) { $0.machine.gatherFired() }
+        case .release:
+            self.release()
+        case .armTimeout, .none:
+            break
+        }
+    }
+
+    private func release() {
+        self.timer?.cancel()
+        self.timer = nil
+        if let subscriber = self.subscriber, let shard = self.shard {
+            shard.remove(subscriber)
+        }
+        self.subscriber = nil
+        self.shard = nil
+    }
+
+    private func answer() {
+        self.release()
+        var head = self.head
+        var body = self.body
+        self.body = ByteBuffer()
+        if self.gzip, let compressed = try? body.compress(with: .gzip) {
+            // The whole body at once: one deflate stream per response, no sync flushes.
+            head.headers.append(("Content-Encoding", "gzip"))
+            body = compressed
+        }
+        self.gateway.pollEnded(self.result)
+        self.transport.respondComplete(head, body: body)
+    }
+
+    // MARK: SubscriberOutput
+
+    var framing: StreamFraming { .raw }
+    /// Memory takes everything: the body is bounded by the replay ring and one gather window.
+    var isWritable: Bool { true }
+    func heldSince() -> NIODeadline? { nil }
+
+    func writeShared(_ bytes: ByteBuffer) {
+        self.body.writeImmutableBuffer(bytes)
+        self.unflushed = true
+    }
+
+    func writePayload(_ bytes: ByteBuffer) {
+        self.writeShared(bytes)
+    }
+
+    func flush() {
+        guard self.unflushed else { return }
+        self.unflushed = false
+        self.run(self.machine.batchArrived())
+    }
+
+    // MARK: SubscriberSink
+
+    func evict(_ reason: EvictionReason) {
+        // The shard already let go of the subscriber.
+        self.subscriber = nil
+        self.run(self.machine.ended())
+    }
+
+    func close() {
+        // Drain, shutdown, or the feed went away: the shard already let go; answer with what there is.
+        self.subscriber = nil
+        self.run(self.machine.ended())
+    }
+}
