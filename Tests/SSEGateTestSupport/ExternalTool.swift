@@ -1,7 +1,7 @@
 import Foundation
 import XCTest
 
-/// A program from the user's machine that some tests drive: headless Chromium, HAProxy, curl, openssl.
+/// A program from the user's machine that some tests drive: headless Chromium, HAProxy, nginx, curl, openssl.
 ///
 /// `swift test` must pass on a machine with only the Swift toolchain, so a test whose program is missing
 /// is skipped with one line naming the Debian package. `.ci/run` installs every program and sets
@@ -10,13 +10,14 @@ import XCTest
 enum ExternalTool: String {
     case chromium
     case haproxy
+    case nginx
     case curl
     case openssl
 
     /// The Debian package that installs it.
     var package: String { self.rawValue }
 
-    /// Where to look besides `PATH` (HAProxy lives in /usr/sbin; Chromium has several names).
+    /// Where to look besides `PATH` (HAProxy and nginx live in /usr/sbin; Chromium has several names).
     private var names: [String] {
         switch self {
         case .chromium: return ["chromium", "chromium-browser", "google-chrome"]

@@ -65,13 +65,18 @@ final class BrowserHarness: @unchecked Sendable {
 
     /// Opens the served page in headless Chromium; `query` (`?a=1`) is the page's `location.search`.
     func open(query: String = "") throws {
-        let chromium = try ExternalTool.chromium.require()
         guard let port = self.channel?.localAddress?.port else { preconditionFailure("open() before serve()") }
+        try self.open(url: "http://127.0.0.1:\(port)/\(query)")
+    }
+
+    /// Opens `url` in headless Chromium (the served page through a proxy in front of it).
+    func open(url: String) throws {
+        let chromium = try ExternalTool.chromium.require()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chromium)
         process.arguments = [
             "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-            "--user-data-dir=\(self.profile.path)", "http://127.0.0.1:\(port)/\(query)",
+            "--user-data-dir=\(self.profile.path)", url,
         ]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
