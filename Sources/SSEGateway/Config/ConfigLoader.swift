@@ -108,7 +108,9 @@ public enum ConfigLoader {
 
     private static func readTopLevel(_ top: ConfigMapping, into config: inout GatewayConfig) {
         // Feed settings written at the top level are a common slip; point to where they belong.
-        for key in ["retry", "keepalive", "padding", "compression", "replay", "client", "upstream", "cors"] {
+        for key in [
+            "retry", "retry_jitter", "keepalive", "padding", "compression", "replay", "client", "upstream", "cors",
+        ] {
             top.hint(key, "'\(key)' belongs under 'defaults:' or a feed")
         }
         if let value = top.value("log_level"), let level = value.choice(self.logLevels) {

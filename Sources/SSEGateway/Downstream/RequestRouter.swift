@@ -28,6 +28,17 @@ struct RequestRouter {
         let origin = head.headers.first(name: "Origin")
         switch head.method {
         case .GET, .HEAD:
+            let eventFilter: EventFilter?
+            do {
+                eventFilter = try EventFilter(query: query)
+            } catch {
+                let (response, body) = ResponseHead.plain(
+                    .badRequest,
+                    "bad request: \(error.message)\n",
+                    headers: Self.corsHeaders(origin: origin, cors: cors)
+                )
+                return .respond(response, body: body, close: false)
+            }
             let resumeID = head.headers.first(name: "Last-Event-ID") ?? Self.queryResumeID(query)
             let http10 = head.version.major == 1 && head.version.minor == 0
             let compression = target.definition.settings.compression
@@ -43,6 +54,7 @@ struct RequestRouter {
                 http10: http10,
                 gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"])
             )
+            request.eventFilter = eventFilter
             if target.definition.settings.auth.mode != .none {
                 request.authRequest = AuthRequest(headers: head.headers, path: String(path), query: String(query))
             }

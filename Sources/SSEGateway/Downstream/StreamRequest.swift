@@ -16,4 +16,6 @@ struct StreamRequest {
     var clientAddress: String? = nil
     /// What the feed's authorizer looks at; nil when the feed lets everyone in (`auth: none`).
     var authRequest: AuthRequest? = nil
+    /// The event types asked for with `?event=`; nil: every event.
+    var eventFilter: EventFilter? = nil
 }

@@ -168,7 +168,7 @@ final class StreamSession: SubscriberSink {
             shard.detachIfUnused()
             return
         }
-        let lookup: ReplayBuffer.Lookup
+        var lookup: ReplayBuffer.Lookup
         switch answer {
         case .joined(let answered):
             lookup = answered
@@ -186,6 +186,7 @@ final class StreamSession: SubscriberSink {
                 ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: request.corsHeaders)
             )
         }
+        if let filter = request.eventFilter { lookup = filter.apply(to: lookup) }
         let settings = request.target.definition.settings
         var head = ResponseHead.eventStream()
         head.headers += request.corsHeaders
@@ -211,6 +212,7 @@ final class StreamSession: SubscriberSink {
             limits: settings.client,
             lastSequence: lookup.lastSequence,
             resumeID: request.resumeID,
+            filter: request.eventFilter,
             now: now
         )
         if self.grant != nil {

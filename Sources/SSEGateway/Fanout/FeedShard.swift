@@ -106,8 +106,11 @@ final class FeedShard {
         var bytes = 0
         for subscriber in self.subscribers {
             let framing = subscriber.framing
+            let filter = subscriber.filter
             for event in batch where event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
+                // A filtered client skips the shared buffer (no copy); an unfiltered one pays one branch.
+                if let filter, !filter.admits(event) { continue }
                 if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
                 let buffer = framing.bytes(of: event)
                 if let reason = subscriber.offer(buffer, producedAt: event.receivedAt, now: now) {
