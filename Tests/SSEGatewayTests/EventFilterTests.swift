@@ -145,6 +145,35 @@ final class EventFilterTests: XCTestCase {
         XCTAssertEqual(String(filtered.text.dropFirst(before.count)), ": ka\n\n", "keepalives are not filtered")
     }
 
+    /// An idle filtered client that skipped events gets an id-only block naming the newest of them in place
+    /// of a keepalive (once), so its browser resumes after the run it skipped: no replay of it, and no gap
+    /// once the run has outgrown the ring.
+    func testAnIdleFilteredClientIsToldTheNewestIDItSkipped() throws {
+        let gateway = try self.gateway { $0.settings.replay.maxEvents = 4 }
+        let (_, filtered) = try self.join(gateway, "/prices?event=price")
+        let (_, everything) = try self.join(gateway, "/prices")
+        gateway.publish("/prices", (1...12).map { ServerSentEvent(id: "\($0)", type: "trade", data: "t") })
+        let shard = try XCTUnwrap(gateway.hub.shardsForDrain.first)
+        let keepalive = { (_: StreamFraming) in ByteBuffer(string: ": ka\n\n") }
+        var before = (filtered.text, everything.text)
+        shard.tick(now: .now() + .seconds(3600), keepalive: keepalive)
+        XCTAssertEqual(String(filtered.text.dropFirst(before.0.count)), "id: 12\n\n")
+        XCTAssertEqual(String(everything.text.dropFirst(before.1.count)), ": ka\n\n", "an unfiltered client has the id")
+        before = (filtered.text, everything.text)
+        shard.tick(now: .now() + .seconds(7200), keepalive: keepalive)
+        XCTAssertEqual(String(filtered.text.dropFirst(before.0.count)), ": ka\n\n", "once per id, not per keepalive")
+
+        // Its browser's Last-Event-ID is now 12: a resume replays nothing and reports no gap.
+        let (_, resumed) = try self.join(gateway, "/prices?event=price", headers: [("Last-Event-ID", "12")])
+        XCTAssertFalse(resumed.text.contains("gap"), resumed.text)
+        gateway.publish("/prices", [ServerSentEvent(id: "13", type: "price", data: "p")])
+        XCTAssertEqual(Self.events(resumed).map(\.id), ["13"])
+        // A delivered event with an id is its position: no mark after it.
+        before = (filtered.text, everything.text)
+        shard.tick(now: .now() + .seconds(10800), keepalive: keepalive)
+        XCTAssertEqual(String(filtered.text.dropFirst(before.0.count)), ": ka\n\n")
+    }
+
     /// A resume replays only the client's types after its id, then live ones: no gap, no duplicate.
     func testAResumeReplaysOnlyTheClientsTypesAfterItsID() throws {
         let gateway = try self.gateway()

@@ -7,7 +7,9 @@
 /// What a filtered client always gets, whatever its types: id-only blocks (an `id:` without data: the
 /// browser fires nothing for them, but they move its resume position past the events it skipped, so a
 /// reconnect after a long run of other types does not replay that run) and the gateway's own notices
-/// (keepalives, gap signals, `auth-expiring`, `auth-expired`), which are not events of the feed.
+/// (keepalives, gap signals, `auth-expiring`, `auth-expired`), which are not events of the feed. An idle
+/// filtered client that skipped events gets, in place of a keepalive comment, an id-only block of its own
+/// naming the newest of them (`FeedShard.positionMark`): once per keepalive at most, never per event.
 struct EventFilter: Sendable, Equatable {
     /// The type names asked for, each once, in the order asked; an untyped event is `message`. A list,
     /// not a set: a client asks for a few types, and comparing a few short strings is cheaper than hashing.

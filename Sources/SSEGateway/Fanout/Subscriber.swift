@@ -16,6 +16,9 @@ public final class Subscriber {
     /// The event types this client asked for (`?event=`); nil: every event. A skipped event still moves
     /// `lastSequence`, so the client is past it as if it had been sent.
     let filter: EventFilter?
+    /// For a filtered client: the sequence of the newest event whose id its browser has, from an event it
+    /// was sent or a position mark (`FeedShard.positionMark`).
+    var markedSequence: Int64 = 0
     /// Whether `lastEventID` is kept up to date: only for streams whose credential can run out (the id is
     /// then the `auth-expired` notice's resume point); other clients pay nothing for it.
     var tracksEventIDs = false
