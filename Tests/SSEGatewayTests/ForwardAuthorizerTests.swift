@@ -216,7 +216,11 @@ final class ForwardAuthorizerTests: XCTestCase {
         )
         let started = NIODeadline.now()
         let decision = await authorizer.authorize(Self.request(cookie: "session=0"), feedTemplate: self.prices)
-        XCTAssertEqual(decision, .unavailable(reason: "forward_timeout"))
+        // Usually the timeout ends the retried connects; AsyncHTTPClient may also give up first. Never an allow.
+        XCTAssertTrue(
+            [.unavailable(reason: "forward_timeout"), .unavailable(reason: "forward_error")].contains(decision),
+            "\(decision)"
+        )
         // Bounded by the 300 ms `timeout`, not AsyncHTTPClient's 10 s connect timeout (slack for a loaded machine).
         XCTAssertLessThan(NIODeadline.now() - started, .seconds(2))
         self.assertIdle(authorizer)

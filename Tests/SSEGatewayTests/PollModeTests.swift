@@ -114,6 +114,30 @@ final class PollModeTests: XCTestCase {
         XCTAssertEqual(harness.gateway.context.pollCount(.events), 1)
     }
 
+    /// `?event=` applies to polls too: the replay at once, and a waiting poll is answered only by its types.
+    func testAFilteredPollGetsOnlyItsTypes() async throws {
+        let harness = try await self.start(timeout: .seconds(5), gather: .milliseconds(100))
+        harness.origin.publish(data: "p1", type: "price")
+        harness.origin.publish(data: "t2", type: "trade")
+        try await eventually("gateway received 2") { try await harness.metrics().feeds.first?.lastEventID == "2" }
+        let connection = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
+        defer { connection.close() }
+        try await self.sendPoll(connection, path: "/prices?transport=poll&event=trade", lastEventID: "0")
+        let first = try await connection.waitForResponses(1)[0]
+        XCTAssertEqual(self.events(first.body).map(\.data), ["t2"])
+
+        try await self.sendPoll(connection, path: "/prices?transport=poll&event=trade", lastEventID: "2")
+        try await harness.waitUntilJoined(1)
+        harness.origin.publish(data: "p3", type: "price")
+        try await Task.sleep(for: .milliseconds(300))
+        let answered = try await connection.waitForResponses(1).count
+        XCTAssertEqual(answered, 1, "a price does not answer a trade poll")
+        harness.origin.publish(data: "t4", type: "trade")
+        let second = try await connection.waitForResponses(2)[1]
+        self.assertPollHead(second)
+        XCTAssertEqual(self.events(second.body).map(\.data), ["t4"])
+    }
+
     func testATimeoutAnswersWithOnlyRetry() async throws {
         // Keepalives are for streams: a waiting poll gets none in its body.
         let harness = try await self.start { $0.settings.keepalive = .milliseconds(100) }

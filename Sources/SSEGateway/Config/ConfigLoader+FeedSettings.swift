@@ -12,6 +12,9 @@ extension ConfigLoader {
         if let value = mapping.value("retry"), let retry = value.duration() {
             settings.retry = retry
         }
+        if let value = mapping.value("retry_jitter"), let jitter = value.percentage() {
+            settings.retryJitter = jitter
+        }
         // Zero would mean a comment line on every tick of the timer.
         if let value = mapping.value("keepalive"), let keepalive = value.duration(positive: true) {
             settings.keepalive = keepalive

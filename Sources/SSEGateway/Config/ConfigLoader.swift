@@ -109,7 +109,8 @@ public enum ConfigLoader {
     private static func readTopLevel(_ top: ConfigMapping, into config: inout GatewayConfig) {
         // Feed settings written at the top level are a common slip; point to where they belong.
         for key in [
-            "retry", "keepalive", "padding", "compression", "replay", "client", "upstream", "cors", "delivery", "poll",
+            "retry", "retry_jitter", "keepalive", "padding", "compression", "replay", "client", "upstream", "cors",
+            "delivery", "poll",
         ] {
             top.hint(key, "'\(key)' belongs under 'defaults:' or a feed")
         }

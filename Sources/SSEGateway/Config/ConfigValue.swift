@@ -143,6 +143,19 @@ struct ConfigValue {
         }
     }
 
+    /// A percentage from 0% to 100%, as a fraction (`50%` is 0.5).
+    func percentage() -> Double? {
+        guard let text = self.text(expected: ConfigValueParser.percentageForm) else {
+            return nil
+        }
+        do {
+            return try ConfigValueParser.percentage(text)
+        } catch {
+            self.fail(error.message)
+            return nil
+        }
+    }
+
     /// A size in bytes of at least `minimum`.
     func size(atLeast minimum: Int) -> Int? {
         guard let text = self.text(expected: ConfigValueParser.sizeForm) else {

@@ -57,6 +57,31 @@ enum ConfigValueParser {
         return .nanoseconds(total)
     }
 
+    // MARK: - Percentages
+
+    /// Shown when a percentage is rejected.
+    static let percentageForm = "a percentage such as 50% (a number from 0 to 100 followed by %)"
+
+    /// Parses `50%`, `12.5%` or `0%` into a fraction (0.5, 0.125, 0). The `%` is required: a bare `50`
+    /// could be read as 50 % or as 50 times.
+    static func percentage(_ text: String) throws(ConfigValueError) -> Double {
+        guard text.hasSuffix("%") else {
+            throw ConfigValueError(message: "expected \(self.percentageForm), got '\(text)'")
+        }
+        let number = text.dropLast()
+        let parts = number.split(separator: ".", maxSplits: 1, omittingEmptySubsequences: false)
+        guard let whole = parts.first, !whole.isEmpty, whole.allSatisfy(self.isASCIIDigit),
+            parts.count == 1 || (!parts[1].isEmpty && parts[1].allSatisfy(self.isASCIIDigit)),
+            let value = Double(number)
+        else {
+            throw ConfigValueError(message: "expected \(self.percentageForm), got '\(text)'")
+        }
+        guard value <= 100 else {
+            throw ConfigValueError(message: "must be at most 100%, got '\(text)'")
+        }
+        return value / 100
+    }
+
     // MARK: - Sizes and counts
 
     /// Parses plain bytes (`16384`) or a whole number with a unit: `KiB`/`MiB`/`GiB` (1024-based)

@@ -4,6 +4,9 @@ import NIOCore
 public struct FeedSettings: Sendable, Equatable {
     /// Sent as `retry:` at the start of each stream.
     public var retry: TimeAmount = .seconds(3)
+    /// The largest share of `retry` added at random to the `retry:` of each stream start (0.5: up to
+    /// 50 % more), so the clients of a replica that went away do not all come back in the same moment.
+    public var retryJitter: Double = 0.5
     /// A client that has had no bytes for this long gets a comment line.
     public var keepalive: TimeAmount = .seconds(15)
     /// When true a 2 KiB comment is sent first, for old polyfills and buffering proxies.

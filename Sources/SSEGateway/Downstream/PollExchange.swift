@@ -41,6 +41,7 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
         head: ResponseHead,
         prelude: ByteBuffer,
         lookup: ReplayBuffer.Lookup,
+        filter: EventFilter?,
         resumeID: String?,
         settings: FeedSettings,
         shard: FeedShard
@@ -71,6 +72,7 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
                 limits: settings.client,
                 lastSequence: lookup.lastSequence,
                 resumeID: resumeID,
+                filter: filter,
                 now: now
             )
             subscriber.pollsOnce = true

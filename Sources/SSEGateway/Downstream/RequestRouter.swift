@@ -43,6 +43,17 @@ struct RequestRouter {
         let origin = head.headers.first(name: "Origin")
         switch head.method {
         case .GET, .HEAD:
+            let eventFilter: EventFilter?
+            do {
+                eventFilter = try EventFilter(query: query)
+            } catch {
+                let (response, body) = ResponseHead.plain(
+                    .badRequest,
+                    "bad request: \(error.message)\n",
+                    headers: Self.corsHeaders(origin: origin, cors: cors)
+                )
+                return .respond(response, body: body, close: false)
+            }
             let resumeID = head.headers.first(name: "Last-Event-ID") ?? Self.queryResumeID(query)
             let http10 = head.version.major == 1 && head.version.minor == 0
             let compression = target.definition.settings.compression
@@ -62,6 +73,7 @@ struct RequestRouter {
             if settings.delivery == .poll || self.listenerDelivery == .poll || Self.asksForPoll(query) {
                 request.poll = settings.poll
             }
+            request.eventFilter = eventFilter
             if target.definition.settings.auth.mode != .none {
                 request.authRequest = AuthRequest(headers: head.headers, path: String(path), query: String(query))
             }

@@ -13,7 +13,7 @@ enum StreamPrelude {
         allocator: ByteBufferAllocator
     ) -> ByteBuffer {
         var buffer = allocator.buffer(capacity: settings.padding ? 2200 : 64)
-        SSESerializer.writeRetry(milliseconds: settings.retry.nanoseconds / 1_000_000, into: &buffer)
+        SSESerializer.writeRetry(milliseconds: Self.startRetryMilliseconds(settings), into: &buffer)
         if settings.padding {
             // Old polyfills (IE/XHR streaming) and some proxies only hand data on after the first 2 KiB.
             SSESerializer.writeComment(String(repeating: " ", count: 2048), into: &buffer)
@@ -34,6 +34,16 @@ enum StreamPrelude {
         }
         buffer.writeStaticString("\n")
         return buffer
+    }
+
+    /// The `retry:` of a stream start: `retry` plus a random share of it up to `retry_jitter`, so the
+    /// clients of a replica that crashed (whose streams all started with this line) come back spread out.
+    /// A drain spreads its own `retry:` (`LoopHub.drain`); 0 % sends exactly `retry`.
+    static func startRetryMilliseconds(_ settings: FeedSettings) -> Int64 {
+        let retry = settings.retry.nanoseconds / 1_000_000
+        let spread = Int64(Double(retry) * settings.retryJitter)
+        guard spread > 0 else { return retry }
+        return retry + Int64.random(in: 0...spread)
     }
 
     /// What clients that resumed from `lastEventID` get when the upstream, asked to resume after it,

@@ -18,4 +18,6 @@ struct StreamRequest {
     var authRequest: AuthRequest? = nil
     /// Poll mode (`?transport=poll`, or `delivery: poll` on the feed or listener): one finite response.
     var poll: PollSettings? = nil
+    /// The event types asked for with `?event=`; nil: every event.
+    var eventFilter: EventFilter? = nil
 }

@@ -198,7 +198,7 @@ final class StreamSession: SubscriberSink {
             shard.detachIfUnused()
             return
         }
-        let lookup: ReplayBuffer.Lookup
+        var lookup: ReplayBuffer.Lookup
         switch answer {
         case .joined(let answered):
             lookup = answered
@@ -216,6 +216,7 @@ final class StreamSession: SubscriberSink {
                 ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: request.corsHeaders)
             )
         }
+        if let filter = request.eventFilter { lookup = filter.apply(to: lookup) }
         let settings = request.target.definition.settings
         var head = ResponseHead.eventStream()
         head.headers += request.corsHeaders
@@ -251,6 +252,7 @@ final class StreamSession: SubscriberSink {
             limits: settings.client,
             lastSequence: lookup.lastSequence,
             resumeID: request.resumeID,
+            filter: request.eventFilter,
             now: now
         )
         if self.grant != nil {
@@ -302,6 +304,7 @@ final class StreamSession: SubscriberSink {
                 allocator: ByteBufferAllocator()
             ),
             lookup: lookup,
+            filter: request.eventFilter,
             resumeID: request.resumeID,
             settings: settings,
             shard: shard

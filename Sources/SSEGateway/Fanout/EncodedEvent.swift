@@ -11,6 +11,11 @@ public struct EncodedEvent: Sendable {
     /// The event's `id` field (nil when it had none): all replay needs. The rest of the event lives only
     /// in the encoded bytes, so the ring holds one copy of each event.
     public let id: String?
+    /// The event's `event:` type; nil for `message` (untyped, or an empty `event:` field). Kept beside the
+    /// bytes so that a filtered client (`EventFilter`) skips an event without parsing it.
+    public let eventType: String?
+    /// False for an id-only block (an `id:` without data), which every filtered client still gets.
+    public let hasData: Bool
     /// When the gateway received it from upstream: the clock for `max_age` and `max_lag`.
     public let receivedAt: NIODeadline
     public let chunk: ByteBuffer
@@ -19,6 +24,8 @@ public struct EncodedEvent: Sendable {
     public init(sequence: Int64, event: ServerSentEvent, receivedAt: NIODeadline, allocator: ByteBufferAllocator) {
         self.sequence = sequence
         self.id = event.id
+        self.eventType = event.type?.isEmpty == false ? event.type : nil
+        self.hasData = event.data != nil
         self.receivedAt = receivedAt
         let length = SSESerializer.encodedLength(of: event)
         let hex = String(length, radix: 16)
@@ -32,9 +39,19 @@ public struct EncodedEvent: Sendable {
         self.chunk = buffer
     }
 
-    private init(sequence: Int64, id: String?, receivedAt: NIODeadline, chunk: ByteBuffer, payload: ByteBuffer) {
+    private init(
+        sequence: Int64,
+        id: String?,
+        eventType: String?,
+        hasData: Bool,
+        receivedAt: NIODeadline,
+        chunk: ByteBuffer,
+        payload: ByteBuffer
+    ) {
         self.sequence = sequence
         self.id = id
+        self.eventType = eventType
+        self.hasData = hasData
         self.receivedAt = receivedAt
         self.chunk = chunk
         self.payload = payload
@@ -51,6 +68,8 @@ public struct EncodedEvent: Sendable {
         return EncodedEvent(
             sequence: self.sequence,
             id: self.id,
+            eventType: self.eventType,
+            hasData: self.hasData,
             receivedAt: self.receivedAt,
             chunk: chunk,
             payload: payload

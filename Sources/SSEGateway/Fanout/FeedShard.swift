@@ -20,6 +20,9 @@ final class FeedShard {
     /// Batches and join answers sent from the feed's loop and not handled yet (see `ShardInbox`).
     private let inbox = ShardInbox()
     private var nextTick = NIODeadline.uptimeNanoseconds(0)
+    /// The newest event with a non-empty id that this shard delivered, for the position marks of filtered
+    /// clients (`positionMark`).
+    private var newestID: (sequence: Int64, id: String)?
 
     init(feed: Feed, hub: LoopHub, counters: DeliveryCounters) {
         self.feed = feed
@@ -106,8 +109,15 @@ final class FeedShard {
         var bytes = 0
         for subscriber in self.subscribers {
             let framing = subscriber.framing
+            let filter = subscriber.filter
             for event in batch where event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
+                // A filtered client skips the shared buffer (no copy); an unfiltered one pays one branch.
+                if let filter {
+                    guard filter.admits(event) else { continue }
+                    // Its browser now resumes from here: no position mark needed for it (`positionMark`).
+                    if event.id != nil { subscriber.markedSequence = event.sequence }
+                }
                 if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
                 let buffer = framing.bytes(of: event)
                 if let reason = subscriber.offer(buffer, producedAt: event.receivedAt, now: now) {
@@ -121,6 +131,9 @@ final class FeedShard {
         }
         self.counters.stats.deliveries += deliveries
         self.counters.stats.bytesOut += bytes
+        if let newest = batch.last(where: { $0.id?.isEmpty == false }), let id = newest.id {
+            self.newestID = (newest.sequence, id)
+        }
         self.closeEvicted()
     }
 
@@ -161,7 +174,7 @@ final class FeedShard {
                 continue
             }
             if case .writable = subscriber.queue.state, subscriber.lastWriteAt <= idleBefore, !subscriber.pollsOnce {
-                let buffer = keepalive(subscriber.framing)
+                let buffer = self.positionMark(for: subscriber) ?? keepalive(subscriber.framing)
                 _ = subscriber.offer(buffer, producedAt: now, now: now)
                 subscriber.flushIfNeeded()
                 self.counters.stats.keepalives += 1
@@ -169,6 +182,22 @@ final class FeedShard {
             }
         }
         self.closeEvicted()
+    }
+
+    /// For an idle filtered client, in place of the keepalive comment: an id-only block naming the newest
+    /// event it is past (skipped ones included), once per such event. The browser fires nothing for it but
+    /// resumes from there, so a reconnect after a long run of other types neither replays that run nor,
+    /// when the run outgrew the replay ring, reports a gap among types it never asked for. Nil for an
+    /// unfiltered client (its last event carries the newest id) or when there is nothing new to mark.
+    private func positionMark(for subscriber: Subscriber) -> ByteBuffer? {
+        guard subscriber.filter != nil, let newest = self.newestID,
+            subscriber.lastSequence >= newest.sequence, subscriber.markedSequence < newest.sequence
+        else { return nil }
+        subscriber.markedSequence = newest.sequence
+        if subscriber.tracksEventIDs { subscriber.lastEventID = newest.id }
+        var block = ByteBuffer()
+        SSESerializer.write(ServerSentEvent(id: newest.id, data: nil), into: &block)
+        return subscriber.framing.frame(block, allocator: ByteBufferAllocator())
     }
 
     /// A reload changed the feed's settings: keepalive and the timer pace apply at once; clients already

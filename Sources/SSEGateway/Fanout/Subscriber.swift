@@ -13,6 +13,12 @@ public final class Subscriber {
     var lastSequence: Int64
     /// The id the client resumed from (nil: it asked for none), for a gap found after it joined.
     let resumeID: String?
+    /// The event types this client asked for (`?event=`); nil: every event. A skipped event still moves
+    /// `lastSequence`, so the client is past it as if it had been sent.
+    let filter: EventFilter?
+    /// For a filtered client: the sequence of the newest event whose id its browser has, from an event it
+    /// was sent or a position mark (`FeedShard.positionMark`).
+    var markedSequence: Int64 = 0
     /// Whether `lastEventID` is kept up to date: only for streams whose credential can run out (the id is
     /// then the `auth-expired` notice's resume point); other clients pay nothing for it.
     var tracksEventIDs = false
@@ -36,10 +42,12 @@ public final class Subscriber {
         limits: ClientLimitsConfig,
         lastSequence: Int64,
         resumeID: String? = nil,
+        filter: EventFilter? = nil,
         now: NIODeadline
     ) {
         self.sink = sink
         self.resumeID = resumeID
+        self.filter = filter
         self.transport = transport
         self.framing = transport.framing
         self.queue = SubscriberQueue(maxQueue: limits.maxQueue, maxLag: limits.maxLag)

@@ -71,6 +71,8 @@ final class Harness: @unchecked Sendable {
         settings.upstream.backoffMax = .milliseconds(200)
         settings.upstream.connectTimeout = .seconds(2)
         settings.keepalive = .seconds(30)
+        // Exact `retry:` values in assertions; the jitter's own tests set it.
+        settings.retryJitter = 0
         var feed = FeedConfig(
             name: path,
             path: try PathTemplate(parsing: path),
