@@ -102,9 +102,8 @@ final class MultiSession: SubscriberSink, ClientSession {
         self.state = .authorizing(pending: gated.count)
         for (index, auth, authorizer) in gated {
             let template = self.members[index].request.target.definition.path
-            let promise = self.loop.makePromise(of: AuthDecision.self)
-            promise.completeWithTask { await authorizer.authorize(auth, feedTemplate: template) }
-            promise.futureResult.assumeIsolated().whenSuccess { [weak self] decision in
+            let decided = authorizer.decision(for: auth, feedTemplate: template, on: self.loop)
+            decided.assumeIsolated().whenSuccess { [weak self] decision in
                 self?.authorized(decision, member: index)
             }
         }

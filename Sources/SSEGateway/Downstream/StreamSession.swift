@@ -84,10 +84,9 @@ final class StreamSession: SubscriberSink {
         template: PathTemplate,
         then: @escaping (StreamSession, AuthDecision) -> Void
     ) {
-        let promise = self.loop.makePromise(of: AuthDecision.self)
-        promise.completeWithTask { await authorizer.authorize(authRequest, feedTemplate: template) }
+        let decided = authorizer.decision(for: authRequest, feedTemplate: template, on: self.loop)
         // Weak: a client that leaves while its credential is checked frees its session at once.
-        promise.futureResult.assumeIsolated().whenSuccess { [weak self] decision in
+        decided.assumeIsolated().whenSuccess { [weak self] decision in
             guard let self else { return }
             then(self, decision)
         }
