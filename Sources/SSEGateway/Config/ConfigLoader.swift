@@ -142,6 +142,12 @@ public enum ConfigLoader {
         if let value = top.value("shutdown_timeout"), let timeout = value.duration() {
             config.shutdownTimeout = timeout
         }
+        if let value = top.value("reload_on_change"), let flag = value.bool() {
+            config.reloadOnChange = flag
+        }
+        if let value = top.value("reload_check_interval"), let interval = value.duration(positive: true) {
+            config.reloadCheckInterval = interval
+        }
         if let limits = top.child("limits") {
             self.applyLimits(limits, to: &config.limits)
         }
@@ -531,7 +537,7 @@ public enum ConfigLoader {
 
     /// Reads the whole file as UTF-8. POSIX calls rather than `Data(contentsOf:)` so the error names the
     /// cause as the system does ("No such file or directory", "Permission denied").
-    private static func readFile(_ path: String) throws(ConfigValueError) -> String {
+    static func readFile(_ path: String) throws(ConfigValueError) -> String {
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
             throw ConfigValueError(message: String(cString: strerror(errno)))
