@@ -25,6 +25,15 @@ public struct LimitsConfig: Sendable, Equatable {
     /// has the balancer's address, and one abuser would spend the allowance of all (until PROXY protocol
     /// and trusted X-Forwarded-For give the real address).
     public var maxNewFeedsPerAddressPerSecond: Int = 0
+    /// Streams (not polls) one client address may hold at once, counted as `max_clients` counts them (a
+    /// multi-feed stream holds one per feed); over it a new stream gets `503` with a jittered `Retry-After`.
+    /// 0 (the default): no limit. Off by default for the reason above: the address is only the client's
+    /// with `proxy_protocol` or `trusted_proxies` in front of a load balancer, and many users behind one NAT
+    /// share an address anyway, so the right value depends on who the clients are.
+    public var maxClientsPerAddress: Int = 0
+    /// Top-level `trusted_proxies`; kept here because a reload swaps it, like the limits, for every
+    /// listener at once, and the request handlers read it with them.
+    public var trustedProxies = TrustedProxies()
     /// The multi-feed endpoint (top-level `multi:`); kept here because, like the limits, a reload swaps it
     /// for every listener at once.
     public var multi = MultiConfig()
