@@ -71,29 +71,66 @@ final class ClientAddressTests: XCTestCase {
         v2.close()
     }
 
-    func testAConnectionWithoutAValidHeaderIsClosed() async throws {
+    /// Connections without a valid header, or too slow to send one, are closed before any HTTP, while 50
+    /// clients stream through the same listener behind their own PROXY headers and lose nothing.
+    func testAConnectionWithoutAValidHeaderIsClosedWhileNormalClientsLoseNothing() async throws {
         let harness = try await self.start()
         self.addTeardownBlock { await harness.stop() }
         let port = self.proxyPort(harness)
+        var normal: [RawConnection] = []
+        for index in 0..<50 {
+            let client = try await RawConnection.connect(port: port, group: harness.clientGroup)
+            try await client.send(
+                "PROXY TCP4 198.51.100.\(index + 1) 127.0.0.1 40000 \(port)\r\nGET /prices HTTP/1.1\r\nHost: gw\r\n\r\n"
+            )
+            normal.append(client)
+        }
+        try await harness.waitUntilJoined(50)
 
-        let direct = try await RawConnection.connect(port: port, group: harness.clientGroup)
-        try await direct.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
-        try await direct.wait("closed", timeout: .seconds(2)) { _, closed in closed }
-        XCTAssertEqual(direct.text, "", "nothing is answered")
-
-        let silent = try await RawConnection.connect(port: port, group: harness.clientGroup)
-        try await silent.send("PROXY TCP4 198.51.100.20 ")
-        try await silent.wait("closed after the header timeout", timeout: .seconds(3)) { _, closed in closed }
+        var attackers: [RawConnection] = []
+        let invalid: [[UInt8]] = [
+            Array("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n".utf8),
+            Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8),
+            [0x16, 0x03, 0x01, 0x00, 0xA5, 0x01],
+            Array("PROXY TCP4 198.51.100.1 127.0.0.1 99999 1\r\n".utf8),
+            Array("PROXY TCP4 198.51.100.1 127.0.0.1 1 2\n".utf8),
+            [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A, 0x21, 0x11, 0xFF, 0xF0],
+        ]
+        for bytes in invalid {
+            let attacker = try await RawConnection.connect(port: port, group: harness.clientGroup)
+            try await attacker.send(bytes: bytes)
+            attackers.append(attacker)
+        }
+        for attacker in attackers {
+            try await attacker.wait("closed", timeout: .seconds(2)) { _, closed in closed }
+            XCTAssertEqual(attacker.text, "", "nothing is answered")
+        }
+        let slow = try await RawConnection.connect(port: port, group: harness.clientGroup)
+        try await slow.send("PROXY TCP4 198.51.100.20 ")
+        try await slow.wait("closed after the header timeout", timeout: .seconds(3)) { _, closed in closed }
 
         let metrics = try await self.metrics(harness)
-        XCTAssertTrue(metrics.contains("ssegate_proxy_protocol_rejected_total{reason=\"invalid\"} 1"), metrics)
+        XCTAssertTrue(metrics.contains("ssegate_proxy_protocol_rejected_total{reason=\"invalid\"} 6"), metrics)
         XCTAssertTrue(metrics.contains("ssegate_proxy_protocol_rejected_total{reason=\"timeout\"} 1"), metrics)
 
-        // The plain listener is not affected, and a PROXY header there is no request.
+        for index in 1...20 { _ = harness.origin.publish(data: "event \(index)") }
+        let expected = (1...20).map { "data: event \($0)\n" }.joined(separator: "")
+        for (index, client) in normal.enumerated() {
+            let text = try await client.wait("every event at normal client \(index)") { text, _ in
+                text.contains("data: event 20\n")
+            }
+            let received = text.split(separator: "\n").filter { $0.hasPrefix("data: event ") }.map { "\($0)\n" }
+            XCTAssertEqual(received.joined(separator: ""), expected, "normal client \(index)")
+            XCTAssertTrue(text.hasPrefix("HTTP/1.1 200 OK\r\n"))
+        }
+        XCTAssertEqual(harness.gateway.context.streams(of: "198.51.100.50"), 1)
+
+        // The plain listener is not affected.
         let plain = try await harness.client("/prices")
         let plainStatus = try await plain.waitForHead().status
         XCTAssertEqual(plainStatus, .ok)
         await plain.close()
+        for client in normal { client.close() }
     }
 
     // MARK: trusted_proxies
