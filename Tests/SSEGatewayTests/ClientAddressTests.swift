@@ -263,4 +263,45 @@ final class ClientAddressTests: XCTestCase {
         for client in normal + attacker + [again] { await client.close() }
         for spoofer in spoofers { spoofer.close() }
     }
+
+    /// A multi-feed stream takes one slot of its address per feed, as it takes `max_clients` slots, and
+    /// gives them all back when it ends.
+    func testAMultiFeedStreamTakesOneSlotPerFeed() async throws {
+        let harness = try await Harness.start(
+            configure: { config in
+                config.limits.trustedProxies = TrustedProxies(["127.0.0.1/32"])!
+                config.limits.maxClientsPerAddress = 3
+            },
+            feeds: { origin in
+                [try Harness.feed("/a", upstream: "\(origin)/a"), try Harness.feed("/b", upstream: "\(origin)/b")]
+            }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        let context = harness.gateway.context
+        let from = [("X-Forwarded-For", "198.51.100.9")]
+
+        let multi = try await harness.client("/multi?feed=/a&feed=/b", headers: from)
+        let multiStatus = try await multi.waitForHead().status
+        XCTAssertEqual(multiStatus, .ok)
+        XCTAssertEqual(context.streams(of: "198.51.100.9"), 2)
+
+        let second = try await harness.client("/multi?feed=/a&feed=/b", headers: from)
+        let secondHead = try await second.waitForHead()
+        XCTAssertEqual(secondHead.status, .serviceUnavailable)
+        XCTAssertNotNil(secondHead.headers.first(name: "Retry-After"))
+        try await second.waitForClose()
+        XCTAssertTrue(second.body.contains("too many streams from this address"), second.body)
+        XCTAssertEqual(context.streams(of: "198.51.100.9"), 2, "a refused multi takes nothing")
+        XCTAssertEqual(context.clientCount, 2, "nor max_clients slots")
+
+        let single = try await harness.client("/a", headers: from)
+        let singleStatus = try await single.waitForHead().status
+        XCTAssertEqual(singleStatus, .ok)
+        XCTAssertEqual(context.streams(of: "198.51.100.9"), 3)
+
+        await multi.close()
+        try await eventually("the multi stream's slots are back") { context.streams(of: "198.51.100.9") == 1 }
+        await single.close()
+        try await eventually("every slot is back") { context.streams(of: "198.51.100.9") == 0 }
+    }
 }

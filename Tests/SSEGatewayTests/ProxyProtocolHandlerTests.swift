@@ -1,5 +1,7 @@
 import NIOCore
 import NIOEmbedded
+import NIOHPACK
+import NIOHTTP2
 import XCTest
 
 @testable import SSEGateway
@@ -81,6 +83,46 @@ final class ProxyProtocolHandlerTests: XCTestCase {
         for byte in bytes { try self.write([byte], to: channel) }
         XCTAssertTrue(try self.output(channel).hasPrefix("HTTP/1.1 200 OK\r\n"))
         XCTAssertEqual(self.gateway.context.streams(of: "2001:db8::20"), 1)
+    }
+
+    /// h2c after the header: every stream of the connection has the header's source.
+    func testAnH2CConnectionAfterTheHeaderHasItsStreamsAtTheHeadersSource() throws {
+        try self.write(Array(Self.v1.utf8), to: self.server)
+        let client = EmbeddedChannel(loop: self.gateway.loop)
+        let multiplexer = try client.pipeline.syncOperations.configureHTTP2Pipeline(
+            mode: .client,
+            connectionConfiguration: .init(),
+            streamConfiguration: .init()
+        ) { $0.eventLoop.makeSucceededVoidFuture() }
+        try client.connect(to: SocketAddress(ipAddress: "10.0.0.1", port: 8000)).wait()
+        for _ in 0..<2 {
+            let stream = multiplexer.createStreamChannel { $0.eventLoop.makeSucceededVoidFuture() }
+            self.gateway.loop.run()
+            let request = HPACKHeaders([
+                (":method", "GET"), (":scheme", "http"), (":path", "/prices"), (":authority", "gw"),
+            ])
+            try stream.wait().writeAndFlush(HTTP2Frame.FramePayload.headers(.init(headers: request, endStream: true)))
+                .whenFailure { XCTFail("request not sent: \($0)") }
+        }
+        var rounds = 0
+        var moved = true
+        while moved, rounds < 100 {
+            moved = false
+            rounds += 1
+            while let bytes = try client.readOutbound(as: ByteBuffer.self) {
+                try self.server.writeInbound(bytes)
+                moved = true
+            }
+            while let bytes = try self.server.readOutbound(as: ByteBuffer.self) {
+                try client.writeInbound(bytes)
+                moved = true
+            }
+            self.gateway.loop.run()
+        }
+        XCTAssertNoThrow(try self.server.pipeline.syncOperations.handler(type: HTTP2ConnectionGuard.self))
+        XCTAssertEqual(self.gateway.context.streams(of: "198.51.100.20"), 2)
+        XCTAssertEqual(self.gateway.context.streams(of: "10.0.0.1"), 0)
+        _ = try? client.finish()
     }
 
     func testALocalHeaderKeepsThePeersAddress() throws {
