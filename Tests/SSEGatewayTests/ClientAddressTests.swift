@@ -1,4 +1,7 @@
+import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
+import NIOSSL
 import XCTest
 
 @testable import SSEGateTestSupport
@@ -131,6 +134,35 @@ final class ClientAddressTests: XCTestCase {
         XCTAssertEqual(plainStatus, .ok)
         await plain.close()
         for client in normal { client.close() }
+    }
+
+    /// A reload that turns `proxy_protocol` on keeps the listener's socket and its open streams; new
+    /// connections must then send the header.
+    func testAReloadTurnsProxyProtocolOnForNewConnections() async throws {
+        let harness = try await self.start()
+        self.addTeardownBlock { await harness.stop() }
+        let open = try await harness.client("/prices")
+        try await harness.waitUntilJoined(1)
+
+        var config = harness.gateway.config
+        config.listen[0].proxyProtocol = true
+        let (_, errors) = await harness.gateway.reload(config)
+        XCTAssertEqual(errors, [])
+        XCTAssertEqual(harness.gateway.listenerAddresses[0].port, harness.port, "the same socket")
+
+        let direct = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
+        try await direct.send("GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
+        try await direct.wait("closed", timeout: .seconds(2)) { _, closed in closed }
+        XCTAssertEqual(direct.text, "")
+        let proxied = try await RawConnection.connect(port: harness.port, group: harness.clientGroup)
+        try await proxied.send("PROXY TCP4 198.51.100.60 127.0.0.1 1 2\r\nGET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")
+        try await proxied.wait("the stream's head") { text, _ in text.contains("retry: 2000") }
+
+        _ = harness.origin.publish(data: "after the reload")
+        let events = try await open.waitForEvents(1)
+        XCTAssertEqual(events.last?.data, "after the reload", "the stream open before the reload goes on")
+        await open.close()
+        proxied.close()
     }
 
     // MARK: trusted_proxies
@@ -303,5 +335,59 @@ final class ClientAddressTests: XCTestCase {
         try await eventually("the multi stream's slots are back") { context.streams(of: "198.51.100.9") == 1 }
         await single.close()
         try await eventually("every slot is back") { context.streams(of: "198.51.100.9") == 0 }
+    }
+
+    /// On a TLS listener the PROXY header comes before the TLS handshake (as HAProxy sends it in front of a
+    /// TLS backend): the handshake and the stream work, and the stream is at the header's source.
+    func testAPROXYHeaderBeforeTLS() async throws {
+        let certificates = try TestCertificates.make(keyType: .ecdsa)
+        let harness = try await self.start { config in
+            var listener = TLSTestConfig.listener(certificates)
+            listener.proxyProtocol = true
+            config.listen.append(listener)
+        }
+        self.addTeardownBlock { await harness.stop() }
+        let port = harness.gateway.listenerAddresses[2].port!
+        let context = try NIOSSLContext(configuration: try TLSTestConfig.client(trusting: certificates))
+        let received = NIOLockedValueBox("")
+        let channel = try await ClientBootstrap(group: harness.clientGroup)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let sync = channel.pipeline.syncOperations
+                    try sync.addHandler(HeaderFirst(header: "PROXY TCP6 2001:db8::44 ::1 40000 \(port)\r\n"))
+                    try sync.addHandler(NIOSSLClientHandler(context: context, serverHostname: "localhost"))
+                    try sync.addHandler(Collect(received: received))
+                }
+            }
+            .connect(host: "127.0.0.1", port: port).get()
+        // Held by the TLS handler until its handshake is done.
+        try await channel.writeAndFlush(ByteBuffer(string: "GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n")).get()
+        try await eventually("the stream's head over TLS") { received.withLockedValue { $0.contains("retry: 2000") } }
+        XCTAssertTrue(received.withLockedValue { $0.hasPrefix("HTTP/1.1 200 OK\r\n") })
+        XCTAssertEqual(harness.gateway.context.streams(of: "2001:db8::44"), 1)
+        try? await channel.close()
+    }
+}
+
+/// Writes `header` to the socket as the connection opens, before the handlers behind it (the TLS
+/// handler's ClientHello) write anything.
+private final class HeaderFirst: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let header: String
+    init(header: String) { self.header = header }
+    func channelActive(context: ChannelHandlerContext) {
+        context.writeAndFlush(NIOAny(ByteBuffer(string: self.header)), promise: nil)
+        context.fireChannelActive()
+    }
+}
+
+/// Keeps the decrypted bytes as text.
+private final class Collect: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    let received: NIOLockedValueBox<String>
+    init(received: NIOLockedValueBox<String>) { self.received = received }
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let text = String(buffer: self.unwrapInboundIn(data))
+        self.received.withLockedValue { $0 += text }
     }
 }
