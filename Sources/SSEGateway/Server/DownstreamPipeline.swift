@@ -20,10 +20,11 @@ enum DownstreamPipeline {
         proxyProtocol: Bool = false
     ) throws {
         let sync = channel.pipeline.syncOperations
-        let peer = ConnectionPeer(channel: channel)
-        if proxyProtocol {
+        // Only a PROXY header can change a connection's address; elsewhere the handlers ask the channel.
+        let peer = proxyProtocol ? ConnectionPeer(channel: channel) : nil
+        if let proxyPeer = peer {
             try sync.addHandler(
-                ProxyProtocolHandler(timeout: limits.headerTimeout, maxLength: limits.maxHeaderBytes, peer: peer) {
+                ProxyProtocolHandler(timeout: limits.headerTimeout, maxLength: limits.maxHeaderBytes, peer: proxyPeer) {
                     reason,
                     detail in
                     context.proxyRejections.record(
