@@ -36,14 +36,18 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     private(set) var framing: StreamFraming = .chunked
     /// The client sent `Connection: close` (or spoke HTTP/1.0): the stream's head says `close`.
     private var clientWantsClose = false
+    /// The connection's address (the PROXY source on a `proxy_protocol` listener); nil: the channel's peer.
+    private let peer: ConnectionPeer?
 
     init(
         gateway: GatewayContext,
         limiter: HeadSizeLimiter?,
         requestHandlers: [RemovableChannelHandler] = [],
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        peer: ConnectionPeer? = nil
     ) {
         self.gateway = gateway
+        self.peer = peer
         self.delivery = delivery
         self.limiter = limiter
         self.requestHandlers = requestHandlers
@@ -117,10 +121,16 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let clientWantsClose = !head.isKeepAlive
+        let limits = self.gateway.limits
+        // The real client: the connection's address, or what trusted proxies' forwarding headers say.
+        let clientAddress = limits.trustedProxies.clientAddress(
+            connection: self.peer?.address ?? context.channel.remoteAddress?.ipAddress,
+            headers: head.headers
+        )
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
-            limits: self.gateway.limits
+            limits: limits
         ).route(head) {
         case .respond(let response, let body, let close):
             self.respond(
@@ -131,25 +141,21 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 context: context
             )
         case .multi(var request):
-            request.clientAddress = context.channel.remoteAddress?.ipAddress
+            request.clientAddress = clientAddress
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            guard
-                let session = MultiSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = MultiSession.overCapacity(request)
+            let session: MultiSession
+            switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body):
                 return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
             self.state = .streaming(session)
             self.removeRequestHandlers(context: context)
             session.begin()
         case .stream(var request):
-            request.clientAddress = context.channel.remoteAddress?.ipAddress
+            request.clientAddress = clientAddress
             if request.headOnly {
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
@@ -162,17 +168,12 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             }
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            guard
-                let session = StreamSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = StreamSession.overCapacity(request)
-                self.respond(response, body: body, close: true, headOnly: false, context: context)
-                return
+            let session: StreamSession
+            switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body):
+                return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
             if request.poll != nil {
                 self.state = .polling(session, requestEnded: false)

@@ -24,8 +24,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// DATA was written since the last probe was issued, so a confirmed probe does not cover it.
     private var unprobedWrites = false
 
-    init(gateway: GatewayContext, delivery: DeliveryMode? = nil) {
+    /// The connection's address (the PROXY source on a `proxy_protocol` listener); nil: the parent channel's peer.
+    private let peer: ConnectionPeer?
+
+    init(gateway: GatewayContext, delivery: DeliveryMode? = nil, peer: ConnectionPeer? = nil) {
         self.gateway = gateway
+        self.peer = peer
         self.delivery = delivery
         LiveObjects.http2Streams.increment()
     }
@@ -51,30 +55,32 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             let (response, body) = ResponseHead.plain(.badRequest, "bad request\n")
             return self.respond(response, body: body)
         }
+        let limits = self.gateway.limits
+        // The real client: the connection's address, or what trusted proxies' forwarding headers say.
+        let clientAddress = limits.trustedProxies.clientAddress(
+            connection: self.peer?.address ?? (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
+            headers: head.headers
+        )
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
-            limits: self.gateway.limits
+            limits: limits
         ).route(head) {
         case .respond(let response, let body, _):
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .multi(var request):
-            request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
-            guard
-                let session = MultiSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = MultiSession.overCapacity(request)
+            request.clientAddress = clientAddress
+            let session: MultiSession
+            switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body):
                 return self.respond(response, body: body)
             }
             self.session = session
             session.begin()
         case .stream(var request):
-            request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
+            request.clientAddress = clientAddress
             if request.headOnly {
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
@@ -84,15 +90,11 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
                 return
             }
-            guard
-                let session = StreamSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = StreamSession.overCapacity(request)
+            let session: StreamSession
+            switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body):
                 return self.respond(response, body: body)
             }
             self.session = session

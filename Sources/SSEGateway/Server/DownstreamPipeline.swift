@@ -4,18 +4,38 @@ import NIOHTTP2
 import NIOSSL
 
 /// Builds the per-connection pipelines of a downstream listener: TLS with ALPN (h2, http/1.1) when the
-/// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port.
+/// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port; on a `proxy_protocol`
+/// listener, the PROXY header is read before either.
 enum DownstreamPipeline {
     /// `resets`: the listener's budget of premature HTTP/2 stream resets, shared by its connections.
+    /// `proxyProtocol`: every connection starts with a PROXY protocol header (v1 or v2), whose source
+    /// becomes the connection's address.
     static func configure(
         channel: Channel,
         tls: ListenerTLS?,
         resets: ListenerResetBudget,
         context: GatewayContext,
         limits: LimitsConfig,
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        proxyProtocol: Bool = false
     ) throws {
         let sync = channel.pipeline.syncOperations
+        // Only a PROXY header can change a connection's address; elsewhere the handlers ask the channel.
+        let peer = proxyProtocol ? ConnectionPeer(channel: channel) : nil
+        if let proxyPeer = peer {
+            try sync.addHandler(
+                ProxyProtocolHandler(timeout: limits.headerTimeout, maxLength: limits.maxHeaderBytes, peer: proxyPeer) {
+                    reason,
+                    detail in
+                    context.proxyRejections.record(
+                        reason,
+                        detail: detail,
+                        peer: channel.remoteAddress?.ipAddress,
+                        logger: context.logger
+                    )
+                }
+            )
+        }
         if let tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
             // The handshake and ALPN must finish within the header timeout too.
@@ -30,14 +50,21 @@ enum DownstreamPipeline {
                             resets: resets,
                             context: context,
                             limits: limits,
-                            delivery: delivery
+                            delivery: delivery,
+                            peer: peer
                         )
                     }
                 },
                 http1ChannelConfigurator: { channel in
                     deadline.cancel()
                     return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP1(channel: channel, context: context, limits: limits, delivery: delivery)
+                        try Self.configureHTTP1(
+                            channel: channel,
+                            context: context,
+                            limits: limits,
+                            delivery: delivery,
+                            peer: peer
+                        )
                     }
                 }
             )
@@ -46,7 +73,13 @@ enum DownstreamPipeline {
                 ProtocolDetector(
                     timeout: limits.headerTimeout,
                     http1: {
-                        try Self.configureHTTP1(channel: $0, context: context, limits: limits, delivery: delivery)
+                        try Self.configureHTTP1(
+                            channel: $0,
+                            context: context,
+                            limits: limits,
+                            delivery: delivery,
+                            peer: peer
+                        )
                     },
                     http2: {
                         try Self.configureHTTP2(
@@ -54,7 +87,8 @@ enum DownstreamPipeline {
                             resets: resets,
                             context: context,
                             limits: limits,
-                            delivery: delivery
+                            delivery: delivery,
+                            peer: peer
                         )
                     }
                 )
@@ -66,7 +100,8 @@ enum DownstreamPipeline {
         channel: Channel,
         context: GatewayContext,
         limits: LimitsConfig,
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        peer: ConnectionPeer? = nil
     ) throws {
         let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
         let sync = channel.pipeline.syncOperations
@@ -78,7 +113,8 @@ enum DownstreamPipeline {
                 gateway: context,
                 limiter: limiter,
                 requestHandlers: [limiter, decoder],
-                delivery: delivery
+                delivery: delivery,
+                peer: peer
             )
         )
     }
@@ -91,7 +127,8 @@ enum DownstreamPipeline {
         resets: ListenerResetBudget,
         context: GatewayContext,
         limits: LimitsConfig,
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        peer: ConnectionPeer? = nil
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -123,7 +160,7 @@ enum DownstreamPipeline {
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(
-                    HTTP2StreamHandler(gateway: context, delivery: delivery)
+                    HTTP2StreamHandler(gateway: context, delivery: delivery, peer: peer)
                 )
             }
         }
