@@ -10,6 +10,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var shutdownTimeout: TimeAmount = .seconds(10)
     public var limits = LimitsConfig()
     public var logLevel: String = "info"
+    /// `access_log:`; nil: off.
+    public var accessLog: AccessLogDestination? = nil
     public var feeds: [FeedConfig] = []
 
     public init() {}

@@ -36,14 +36,18 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     private(set) var framing: StreamFraming = .chunked
     /// The client sent `Connection: close` (or spoke HTTP/1.0): the stream's head says `close`.
     private var clientWantsClose = false
+    /// The connection is TLS (for the access log).
+    private let tls: Bool
 
     init(
         gateway: GatewayContext,
         limiter: HeadSizeLimiter?,
         requestHandlers: [RemovableChannelHandler] = [],
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        tls: Bool = false
     ) {
         self.gateway = gateway
+        self.tls = tls
         self.delivery = delivery
         self.limiter = limiter
         self.requestHandlers = requestHandlers
@@ -117,12 +121,16 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let clientWantsClose = !head.isKeepAlive
+        let log = AccessLogRequest.make(head, tls: self.tls, log: self.gateway.accessLog)
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
             limits: self.gateway.limits
         ).route(head) {
         case .respond(let response, let body, let close):
+            if let log {
+                self.logAnswer(log, response, bodyBytes: head.method == .HEAD ? 0 : body.utf8.count, context: context)
+            }
             self.respond(
                 response,
                 body: body,
@@ -132,6 +140,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             )
         case .multi(var request):
             request.clientAddress = context.channel.remoteAddress?.ipAddress
+            request.log = log
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
             guard
@@ -143,6 +152,14 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
             else {
                 let (response, body) = MultiSession.overCapacity(request)
+                if let record = request.accessLogRecord(
+                    status: Int(response.status.code),
+                    end: .refused,
+                    reason: "max_clients",
+                    bytes: body.utf8.count
+                ) {
+                    self.gateway.accessLog.write(record)
+                }
                 return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
             self.state = .streaming(session)
@@ -150,7 +167,11 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             session.begin()
         case .stream(var request):
             request.clientAddress = context.channel.remoteAddress?.ipAddress
+            request.log = log
             if request.headOnly {
+                if let record = request.accessLogRecord(status: 200, end: .answered) {
+                    self.gateway.accessLog.write(record)
+                }
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
                 response.headers.append(("Connection", clientWantsClose ? "close" : "keep-alive"))
@@ -171,6 +192,14 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
             else {
                 let (response, body) = StreamSession.overCapacity(request)
+                if let record = request.accessLogRecord(
+                    status: Int(response.status.code),
+                    end: .refused,
+                    reason: request.poll != nil ? "max_poll_waiting" : "max_clients",
+                    bytes: body.utf8.count
+                ) {
+                    self.gateway.accessLog.write(record)
+                }
                 self.respond(response, body: body, close: true, headOnly: false, context: context)
                 return
             }
@@ -182,6 +211,25 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             }
             session.begin()
         }
+    }
+
+    /// The access log line of an answer the router gave itself (404, 405, 400, OPTIONS, ...).
+    private func logAnswer(
+        _ log: AccessLogRequest,
+        _ response: ResponseHead,
+        bodyBytes: Int,
+        context: ChannelHandlerContext
+    ) {
+        let status = Int(response.status.code)
+        var record = log.record(
+            client: context.channel.remoteAddress?.ipAddress,
+            kind: .request,
+            status: status,
+            end: .forAnswer(status: status),
+            reason: status < 400 ? nil : AccessLogRecord.routerReason(status: status)
+        )
+        record.bytes = bodyBytes
+        self.gateway.accessLog.write(record)
     }
 
     /// The connection carries one stream from now on: nothing more is parsed, so the request-side
@@ -258,6 +306,16 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                     parserError == .headerOverflow
                     ? .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large") : .badRequest
                 let (response, body) = ResponseHead.plain(status, "bad request\n")
+                if self.gateway.accessLog.isEnabled {
+                    var record = AccessLogRecord.unparsed(
+                        status: Int(status.code),
+                        client: context.channel.remoteAddress?.ipAddress,
+                        httpVersion: "HTTP/1.1",
+                        tls: self.tls
+                    )
+                    record.bytes = body.utf8.count
+                    self.gateway.accessLog.write(record)
+                }
                 self.respond(response, body: body, close: true, headOnly: false, context: context)
                 self.state = .closed
                 return
@@ -277,6 +335,9 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     // MARK: StreamTransport
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// Body bytes of the stream, chunk framing included (one integer add per write; read by the access log
+    /// at the stream's end).
+    private(set) var bytesWritten = 0
     /// The socket takes what a connection writes until the kernel's buffer is full, and then the channel
     /// turns unwritable: the queue's own lag check covers it.
     func heldSince() -> NIODeadline? { nil }
@@ -295,15 +356,15 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func writeShared(_ bytes: ByteBuffer) {
+        self.bytesWritten += bytes.readableBytes
         self.context?.write(self.wrapOutboundOut(bytes), promise: nil)
     }
 
     func writePayload(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
-        context.write(
-            self.wrapOutboundOut(self.framing.frame(bytes, allocator: context.channel.allocator)),
-            promise: nil
-        )
+        let framed = self.framing.frame(bytes, allocator: context.channel.allocator)
+        self.bytesWritten += framed.readableBytes
+        context.write(self.wrapOutboundOut(framed), promise: nil)
     }
 
     func flush() {

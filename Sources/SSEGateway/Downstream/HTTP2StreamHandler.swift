@@ -24,8 +24,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// DATA was written since the last probe was issued, so a confirmed probe does not cover it.
     private var unprobedWrites = false
 
-    init(gateway: GatewayContext, delivery: DeliveryMode? = nil) {
+    /// The connection is TLS (h2) or not (h2c), for the access log.
+    private let tls: Bool
+
+    init(gateway: GatewayContext, delivery: DeliveryMode? = nil, tls: Bool = false) {
         self.gateway = gateway
+        self.tls = tls
         self.delivery = delivery
         LiveObjects.http2Streams.increment()
     }
@@ -49,17 +53,41 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         self.answered = true
         guard let head = Self.requestHead(frame.headers) else {
             let (response, body) = ResponseHead.plain(.badRequest, "bad request\n")
+            if self.gateway.accessLog.isEnabled {
+                self.gateway.accessLog.write(
+                    AccessLogRecord.unparsed(
+                        status: 400,
+                        client: (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
+                        httpVersion: "HTTP/2",
+                        tls: self.tls
+                    )
+                )
+            }
             return self.respond(response, body: body)
         }
+        let log = AccessLogRequest.make(head, tls: self.tls, log: self.gateway.accessLog)
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
             limits: self.gateway.limits
         ).route(head) {
         case .respond(let response, let body, _):
+            if let log {
+                let status = Int(response.status.code)
+                var record = log.record(
+                    client: (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
+                    kind: .request,
+                    status: status,
+                    end: .forAnswer(status: status),
+                    reason: status < 400 ? nil : AccessLogRecord.routerReason(status: status)
+                )
+                record.bytes = head.method == .HEAD ? 0 : body.utf8.count
+                self.gateway.accessLog.write(record)
+            }
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .multi(var request):
             request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
+            request.log = log
             guard
                 let session = MultiSession.admit(
                     request,
@@ -69,13 +97,25 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
             else {
                 let (response, body) = MultiSession.overCapacity(request)
+                if let record = request.accessLogRecord(
+                    status: Int(response.status.code),
+                    end: .refused,
+                    reason: "max_clients",
+                    bytes: body.utf8.count
+                ) {
+                    self.gateway.accessLog.write(record)
+                }
                 return self.respond(response, body: body)
             }
             self.session = session
             session.begin()
         case .stream(var request):
             request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
+            request.log = log
             if request.headOnly {
+                if let record = request.accessLogRecord(status: 200, end: .answered) {
+                    self.gateway.accessLog.write(record)
+                }
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
                 context.writeAndFlush(
@@ -93,6 +133,14 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
             else {
                 let (response, body) = StreamSession.overCapacity(request)
+                if let record = request.accessLogRecord(
+                    status: Int(response.status.code),
+                    end: .refused,
+                    reason: request.poll != nil ? "max_poll_waiting" : "max_clients",
+                    bytes: body.utf8.count
+                ) {
+                    self.gateway.accessLog.write(record)
+                }
                 return self.respond(response, body: body)
             }
             self.session = session
@@ -151,6 +199,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
 
     let framing = StreamFraming.raw
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// DATA bytes of the stream (one integer add per write; read by the access log at the stream's end).
+    private(set) var bytesWritten = 0
 
     func writeHead(_ head: ResponseHead) {
         self.context?.write(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head)))), promise: nil)
@@ -160,6 +210,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// watermark), so a stream turns unwritable only when the client's flow-control windows are full.
     func writeShared(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
+        self.bytesWritten += bytes.readableBytes
         let frame = self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes))))
         guard self.probeArmedAt != nil, self.probeSince == nil else {
             self.unprobedWrites = true

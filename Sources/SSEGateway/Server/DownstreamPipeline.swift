@@ -30,14 +30,21 @@ enum DownstreamPipeline {
                             resets: resets,
                             context: context,
                             limits: limits,
-                            delivery: delivery
+                            delivery: delivery,
+                            tls: true
                         )
                     }
                 },
                 http1ChannelConfigurator: { channel in
                     deadline.cancel()
                     return channel.eventLoop.makeCompletedFuture {
-                        try Self.configureHTTP1(channel: channel, context: context, limits: limits, delivery: delivery)
+                        try Self.configureHTTP1(
+                            channel: channel,
+                            context: context,
+                            limits: limits,
+                            delivery: delivery,
+                            tls: true
+                        )
                     }
                 }
             )
@@ -66,7 +73,8 @@ enum DownstreamPipeline {
         channel: Channel,
         context: GatewayContext,
         limits: LimitsConfig,
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        tls: Bool = false
     ) throws {
         let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
         let sync = channel.pipeline.syncOperations
@@ -78,7 +86,8 @@ enum DownstreamPipeline {
                 gateway: context,
                 limiter: limiter,
                 requestHandlers: [limiter, decoder],
-                delivery: delivery
+                delivery: delivery,
+                tls: tls
             )
         )
     }
@@ -91,7 +100,8 @@ enum DownstreamPipeline {
         resets: ListenerResetBudget,
         context: GatewayContext,
         limits: LimitsConfig,
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        tls: Bool = false
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -123,7 +133,7 @@ enum DownstreamPipeline {
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(
-                    HTTP2StreamHandler(gateway: context, delivery: delivery)
+                    HTTP2StreamHandler(gateway: context, delivery: delivery, tls: tls)
                 )
             }
         }
