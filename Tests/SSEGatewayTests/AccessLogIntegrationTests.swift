@@ -13,7 +13,8 @@ final class AccessLogIntegrationTests: XCTestCase {
 
     private func start(
         configure: @escaping (inout GatewayConfig) -> Void = { _ in },
-        feed configureFeed: @escaping (inout FeedConfig) -> Void = { _ in }
+        feed configureFeed: @escaping (inout FeedConfig) -> Void = { _ in },
+        more: @escaping (String) throws -> [FeedConfig] = { _ in [] }
     ) async throws -> Harness {
         self.logFile = try TestScratch.directory("access-log").appendingPathComponent("access.log").path
         let logFile = self.logFile
@@ -26,11 +27,11 @@ final class AccessLogIntegrationTests: XCTestCase {
                 [
                     try Harness.feed("/prices", upstream: "\(origin)/prices", configure: configureFeed),
                     try Harness.feed("/news", upstream: "\(origin)/news"),
-                ]
+                ] + (try more(origin))
             }
         )
         self.addTeardownBlock { await harness.stop() }
-        try await eventually("upstreams connected") { harness.origin.openConnections == 2 }
+        try await eventually("upstreams connected") { harness.origin.openConnections >= 2 }
         return harness
     }
 
@@ -224,5 +225,74 @@ final class AccessLogIntegrationTests: XCTestCase {
         let head = try await self.line("after the reopen") { $0["method"] as? String == "HEAD" }
         XCTAssertEqual(head["end"] as? String, "answered")
         XCTAssertEqual(try self.lines(rotated).count, 1, "the rotated file keeps only what came before")
+    }
+
+    func testAnHTTP2StreamAndAnOversizedHead() async throws {
+        let harness = try await self.start()
+        let h2 = try await H2TestClient.connect(port: harness.port, group: harness.clientGroup, tls: nil)
+        let stream = try await h2.request("/prices")
+        _ = try await stream.waitForHeaders()
+        try await harness.waitUntilJoined(1)
+        await h2.close()
+        let entry = try await self.line("h2c stream") { $0["protocol"] as? String == "HTTP/2" }
+        XCTAssertEqual(entry["tls"] as? Bool, false, "h2c")
+        XCTAssertEqual(entry["end"] as? String, "client_closed")
+        XCTAssertEqual(entry["kind"] as? String, "stream")
+
+        let huge = String(repeating: "h", count: 64 * 1024)
+        _ = try await rawExchange(
+            port: harness.port,
+            "GET /prices HTTP/1.1\r\nHost: a\r\nX-Big: \(huge)\r\n\r\n",
+            group: harness.clientGroup
+        )
+        let refused = try await self.line("431") { $0["status"] as? Int == 431 }
+        XCTAssertEqual(refused["reason"] as? String, "header_too_large")
+        XCTAssertEqual(refused["end"] as? String, "refused")
+        XCTAssertTrue(refused["method"] is NSNull)
+        XCTAssertTrue(refused["path"] is NSNull)
+    }
+
+    func testExpiryReloadRemovalAndAnUpstream404EndWithTheirReasons() async throws {
+        let fixture = try AuthGateFixture()
+        let harness = try await self.start(more: { origin in
+            [
+                try Harness.feed("/secure", upstream: "\(origin)/secure") {
+                    $0.settings.auth = fixture.auth(.jwt, warnBefore: .zero)
+                },
+                try Harness.feed("/rooms/{room}", upstream: "\(origin)/rooms/{room}", connect: .onDemand),
+            ]
+        })
+        harness.origin.behaviourForPath = { $0.hasPrefix("/rooms/ghost") ? .status(404) : nil }
+        let token = try await fixture.token(feeds: ["/secure"], expiresIn: 1)
+        let secure = try await harness.client("/secure", headers: [("Authorization", "Bearer \(token)")])
+        let news = try await harness.client("/news")
+        _ = try await secure.waitForHead()
+        _ = try await news.waitForHead()
+        try await harness.waitUntilJoined(1, path: "/news")
+
+        // A reload without /news ends its stream.
+        var config = harness.gateway.config
+        config.feeds.removeAll { $0.name == "/news" }
+        _ = await harness.gateway.reload(config)
+        let removed = try await self.line("feed removed") { $0["end"] as? String == "feed_removed" }
+        XCTAssertEqual(removed["feed"] as? String, "/news")
+
+        let expired = try await self.line("expired") { $0["end"] as? String == "auth_expired" }
+        XCTAssertEqual(expired["feed"] as? String, "/secure")
+        XCTAssertEqual(expired["status"] as? Int, 200)
+
+        let ghost = try await rawExchange(
+            port: harness.port,
+            "GET /rooms/ghost-1 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            group: harness.clientGroup
+        )
+        XCTAssertTrue(ghost.response.hasPrefix("HTTP/1.1 404"), ghost.response)
+        let refused = try await self.line("upstream 404") { $0["end"] as? String == "upstream_refused" }
+        XCTAssertEqual(refused["status"] as? Int, 404)
+        XCTAssertEqual(refused["reason"] as? String, "upstream_404")
+        XCTAssertEqual(refused["feed"] as? String, "/rooms/{room}")
+        XCTAssertEqual(refused["instance"] as? String, "/rooms/ghost-1")
+        await secure.close()
+        await news.close()
     }
 }

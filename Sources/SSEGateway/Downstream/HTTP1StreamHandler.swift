@@ -322,10 +322,11 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             }
         case .polling:
             break
-        case .streaming:
+        case .streaming(let session):
             // Bytes the client sent after its stream request, parsed before the decoder had left the
             // pipeline (same segment, or before its removal completed): ignored like any later bytes.
             if error is HTTPParserError || error is ByteToMessageDecoderError { return }
+            if !AccessLogRecord.isPeerClose(error) { session.transportFailed(error) }
         case .closed:
             break
         }

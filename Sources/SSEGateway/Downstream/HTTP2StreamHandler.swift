@@ -160,6 +160,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !AccessLogRecord.isPeerClose(error) { self.session?.transportFailed(error) }
         context.close(promise: nil)
     }
 

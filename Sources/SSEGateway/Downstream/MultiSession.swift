@@ -426,6 +426,23 @@ final class MultiSession: SubscriberSink, ClientSession {
         }
     }
 
+    func transportFailed(_ error: any Error) {
+        switch self.state {
+        case .streaming:
+            self.logEnd(
+                .error,
+                status: 200,
+                reason: AccessLogRecord.errorReason(error),
+                events: self.eventsSent,
+                bytes: self.transport.bytesWritten
+            )
+        case .authorizing, .joining:
+            self.logEnd(.error, status: 499, reason: AccessLogRecord.errorReason(error), events: 0, bytes: 0)
+        case .closed:
+            break
+        }
+    }
+
     func transportClosed() {
         switch self.state {
         case .streaming:

@@ -490,6 +490,17 @@ final class StreamSession: SubscriberSink {
         self.releaseClientSlot()
     }
 
+    func transportFailed(_ error: any Error) {
+        switch self.state {
+        case .streaming(let subscriber, _):
+            self.logEnd(.error, status: 200, reason: AccessLogRecord.errorReason(error), events: subscriber.eventsSent)
+        case .authorizing, .joining:
+            self.logEnd(.error, status: 499, reason: AccessLogRecord.errorReason(error), bytes: 0)
+        case .polling, .closed:
+            break  // a waiting poll logs its client's leaving; a closed stream has its line
+        }
+    }
+
     private func releaseClientSlot() {
         switch self.slot {
         case .client: self.gateway.releaseClient()

@@ -76,7 +76,7 @@ enum DownstreamPipeline {
         delivery: DeliveryMode? = nil,
         tls: Bool = false
     ) throws {
-        let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
+        let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes, accessLog: context.accessLog, tls: tls)
         let sync = channel.pipeline.syncOperations
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         try sync.addHandler(limiter)
