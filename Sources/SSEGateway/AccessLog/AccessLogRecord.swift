@@ -141,8 +141,10 @@ public struct AccessLogRecord: Sendable, Equatable {
     static func redactedTarget(_ target: String) -> String {
         QueryRedaction.redacting(target) { pair, name, value in
             guard value != nil else { return String(pair) }
-            let decoded = RequestRouter.percentDecode(name).lowercased()
-            guard Self.credentialParameters.contains(decoded) else { return String(pair) }
+            // Compared as `CredentialExtractor` reads names: an encoded name cannot carry a token past this.
+            let bytes = PercentDecoding.bytes(name, plusAsSpace: true)
+            let decoded = bytes.map { String(decoding: $0, as: UTF8.self) } ?? String(name)
+            guard Self.credentialParameters.contains(decoded.lowercased()) else { return String(pair) }
             return name + "=REDACTED"
         }
     }
