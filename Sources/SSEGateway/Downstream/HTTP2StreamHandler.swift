@@ -97,7 +97,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
             else {
                 let (response, body) = MultiSession.overCapacity(request)
-                if let record = request.accessLogRecord(
+                if let record = request.accessLogSubject?.record(
                     status: Int(response.status.code),
                     end: .refused,
                     reason: "max_clients",
@@ -113,7 +113,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
             request.log = log
             if request.headOnly {
-                if let record = request.accessLogRecord(status: 200, end: .answered) {
+                if let record = request.accessLogSubject?.record(status: 200, end: .answered) {
                     self.gateway.accessLog.write(record)
                 }
                 var response = ResponseHead.eventStream()
@@ -133,7 +133,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
             else {
                 let (response, body) = StreamSession.overCapacity(request)
-                if let record = request.accessLogRecord(
+                if let record = request.accessLogSubject?.record(
                     status: Int(response.status.code),
                     end: .refused,
                     reason: request.poll != nil ? "max_poll_waiting" : "max_clients",

@@ -44,8 +44,8 @@ final class MultiSession: SubscriberSink, ClientSession {
     /// The earliest `exp` among the grants: the stream ends then (each gate is asked again on reconnect).
     private var expiresAt: Date?
     private var expiryTimer: Scheduled<Void>?
-    /// The access log line is still to be written (false from the start when the log is off).
-    private var logPending: Bool
+    /// What the access log line is about, until it is written; nil when the log is off.
+    private var logged: AccessLogSubject?
 
     /// Takes one `max_clients` slot per feed, or none and returns nil when they are not all free (503).
     static func admit(
@@ -88,7 +88,7 @@ final class MultiSession: SubscriberSink, ClientSession {
             return Member(request: member, resumeID: (id?.isEmpty ?? true) ? nil : id)
         }
         self.state = .authorizing(pending: 0)
-        self.logPending = request.log != nil
+        self.logged = request.accessLogSubject
     }
 
     /// Asks every feed's gate (a refusal by any refuses the request), then joins every feed.
@@ -386,19 +386,12 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     /// Writes the access log line of this request (once; nothing when the log is off).
     private func logEnd(_ end: AccessLogEnd, status: Int, reason: String? = nil, events: Int, bytes: Int) {
-        guard self.logPending else { return }
-        self.logPending = false
+        guard let subject = self.logged else { return }
+        self.logged = nil
         let gap = self.members.contains { $0.lookup?.resume == .gap }
-        if let record = self.request.accessLogRecord(
-            status: status,
-            end: end,
-            reason: reason,
-            gap: gap,
-            events: events,
-            bytes: bytes
-        ) {
-            self.gateway.accessLog.write(record)
-        }
+        self.gateway.accessLog.write(
+            subject.record(status: status, end: end, reason: reason, gap: gap, events: events, bytes: bytes)
+        )
     }
 
     private func detachAll() {

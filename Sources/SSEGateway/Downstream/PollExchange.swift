@@ -21,8 +21,8 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
     private var subscriber: Subscriber?
     private var shard: FeedShard?
     private var timer: Scheduled<Void>?
-    /// The request as the access log records it (handed over by its session); nil when the log is off.
-    var logged: StreamRequest?
+    /// What the access log line is about (handed over by its session); nil when the log is off.
+    var logged: AccessLogSubject?
     /// The client resumed from an id older than the replay buffer.
     var gap = false
     /// Events collected for the answer: the replay, then what the subscriber was handed.
@@ -145,17 +145,11 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
     }
 
     private func logEnd(_ end: AccessLogEnd, status: Int, bytes: Int) {
-        guard let request = self.logged else { return }
+        guard let subject = self.logged else { return }
         self.logged = nil
-        if let record = request.accessLogRecord(
-            status: status,
-            end: end,
-            gap: self.gap,
-            events: self.events,
-            bytes: bytes
-        ) {
-            self.gateway.accessLog.write(record)
-        }
+        self.gateway.accessLog.write(
+            subject.record(status: status, end: end, gap: self.gap, events: self.events, bytes: bytes)
+        )
     }
 
     private func answer() {

@@ -1,48 +1,28 @@
 extension StreamRequest {
-    /// This request's access log line, ending now; nil when the log is off.
-    func accessLogRecord(
-        status: Int,
-        end: AccessLogEnd,
-        reason: String? = nil,
-        gap: Bool = false,
-        events: Int = 0,
-        bytes: Int = 0
-    ) -> AccessLogRecord? {
+    /// What this request's access log line is about; nil when the log is off.
+    var accessLogSubject: AccessLogSubject? {
         guard let log = self.log else { return nil }
-        var record = log.record(
+        return AccessLogSubject(
+            request: log,
             client: self.clientAddress,
             kind: self.poll != nil ? .poll : .stream,
-            status: status,
-            end: end,
-            reason: reason
+            feed: self.target.definition.path.description,
+            instance: self.target.key,
+            resumeID: self.resumeID
         )
-        record.feed = self.target.definition.path.description
-        record.instance = self.target.key
-        record.resumeID = self.resumeID
-        record.gap = gap
-        record.events = events
-        record.bytes = bytes
-        return record
     }
 }
 
 extension MultiRequest {
-    /// This request's access log line, ending now; nil when the log is off.
-    func accessLogRecord(
-        status: Int,
-        end: AccessLogEnd,
-        reason: String? = nil,
-        gap: Bool = false,
-        events: Int = 0,
-        bytes: Int = 0
-    ) -> AccessLogRecord? {
+    /// What this request's access log line is about; nil when the log is off.
+    var accessLogSubject: AccessLogSubject? {
         guard let log = self.log else { return nil }
-        var record = log.record(client: self.clientAddress, kind: .multi, status: status, end: end, reason: reason)
-        record.feeds = self.members.map(\.target.key)
-        record.resumeID = self.resume?.encoded
-        record.gap = gap
-        record.events = events
-        record.bytes = bytes
-        return record
+        return AccessLogSubject(
+            request: log,
+            client: self.clientAddress,
+            kind: .multi,
+            feeds: self.members.map(\.target.key),
+            resumeID: self.resume?.encoded
+        )
     }
 }

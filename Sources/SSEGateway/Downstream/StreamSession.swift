@@ -33,9 +33,9 @@ final class StreamSession: SubscriberSink {
     private var grant: AuthGrant?
     /// The timers of `grant`: the `auth-expiring` warning, the end at `exp`, the next re-check.
     private var authTimers: [Scheduled<Void>] = []
-    /// The request as the access log records it, until its line is written (a poll hands it to its
-    /// exchange); nil when the log is off, and then nothing is collected.
-    private var logged: StreamRequest?
+    /// What the access log line is about, until it is written (a poll hands it to its exchange); nil when
+    /// the log is off, and then nothing is collected.
+    private var logged: AccessLogSubject?
     /// The client resumed from an id older than the replay buffer (for the access log).
     private var gap = false
 
@@ -129,7 +129,7 @@ final class StreamSession: SubscriberSink {
         self.transport = transport
         self.loop = loop
         self.state = .joining(request, attempts: 0)
-        if request.log != nil { self.logged = request }
+        self.logged = request.accessLogSubject
         LiveObjects.sessions.increment()
     }
 
@@ -219,18 +219,18 @@ final class StreamSession: SubscriberSink {
         events: Int = 0,
         bytes: Int? = nil
     ) {
-        guard let request = self.logged else { return }
+        guard let subject = self.logged else { return }
         self.logged = nil
-        if let record = request.accessLogRecord(
-            status: status,
-            end: end,
-            reason: reason,
-            gap: self.gap,
-            events: events,
-            bytes: bytes ?? self.transport.bytesWritten
-        ) {
-            self.gateway.accessLog.write(record)
-        }
+        self.gateway.accessLog.write(
+            subject.record(
+                status: status,
+                end: end,
+                reason: reason,
+                gap: self.gap,
+                events: events,
+                bytes: bytes ?? self.transport.bytesWritten
+            )
+        )
     }
 
     private func joined(shard: FeedShard, answer: JoinAnswer) {
