@@ -75,7 +75,7 @@ final class AccessLog: @unchecked Sendable {
         self.signal.unlock()
         guard let destination else {
             self.enabled.store(false, ordering: .relaxed)
-            self.request(.close, destination: nil)
+            if current != nil { self.request(.close, destination: nil) }
             return
         }
         if destination == current {
