@@ -81,11 +81,12 @@ class ChaosOrigin:
         if time.monotonic() < self.down_until:
             writer.close()  # restarting: refused
             return
-        last = 0
+        # Without Last-Event-ID a stream starts live, as backends do; with one it resumes right after it.
+        last = len(self.events)
         for line in head.decode("latin-1").split("\r\n"):
             if line.lower().startswith("last-event-id:"):
                 value = line.split(":", 1)[1].strip()
-                last = int(value) if value.isdigit() else 0
+                last = min(int(value), len(self.events)) if value.isdigit() else last
         self.counts["connections"] += 1
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
@@ -314,7 +315,7 @@ shutdown_timeout: 3s
 defaults:
   retry: 500ms
   keepalive: {self.keepalive}s
-  replay: {{ max_events: 100000, max_bytes: 64MiB, max_age: 30m }}
+  replay: {{ max_events: 3000, max_bytes: 16MiB, max_age: 10m }}   # 150 s at 20 events/s: then RSS is steady
   client: {{ max_queue: 64KiB, max_lag: 5s }}
   upstream:
     connect_timeout: 1s

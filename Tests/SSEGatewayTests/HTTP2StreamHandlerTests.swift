@@ -83,7 +83,7 @@ final class HTTP2StreamHandlerTests: XCTestCase {
     func testTheEndOfAFeedEndsTheStream() throws {
         try self.request("/prices")
         _ = try self.outbound()
-        self.gateway.hub.shard(for: self.gateway.feed(at: "/prices")).endAll(retry: .seconds(3))
+        self.gateway.hub.shard(for: self.gateway.feed(at: "/prices")).endAll(retry: .seconds(3), reason: .feedRemoved)
         let frames = try self.outbound()
         XCTAssertEqual(self.data(frames.first)?.0, "retry: 3000\n\n")
         XCTAssertEqual(self.data(frames.last)?.endStream, true)

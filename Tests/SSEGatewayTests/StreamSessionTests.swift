@@ -171,7 +171,7 @@ final class StreamSessionTests: XCTestCase {
         let gateway = try self.gateway()
         let clients = try (0..<3).map { _ in try self.join(gateway) }
         let shard = gateway.hub.shard(for: gateway.feed(at: "/prices"))
-        shard.endAll(retry: .milliseconds(2500))
+        shard.endAll(retry: .milliseconds(2500), reason: .feedRemoved)
         for (_, transport) in clients {
             XCTAssertTrue(transport.text.hasSuffix("retry: 2500\n\n"), transport.text)
             XCTAssertTrue(transport.finished)

@@ -154,6 +154,7 @@ final class GatewayMetrics: Sendable {
             self.gauge("ssegate_forward_auth_cached_answers", labels).record(stats.cachedAnswers)
         }
         self.gauge("ssegate_poll_waiting", []).record(self.context.pollWaitingCount)
+        self.count("ssegate_access_log_dropped_total", [], self.context.accessLog.droppedLines)
         for result in PollResult.allCases {
             self.count("ssegate_poll_responses_total", [("result", result.rawValue)], self.context.pollCount(result))
         }

@@ -117,6 +117,9 @@ public enum ConfigLoader {
         if let value = top.value("log_level"), let level = value.choice(self.logLevels) {
             config.logLevel = level
         }
+        if let value = top.value("access_log") {
+            config.accessLog = self.readAccessLog(value)
+        }
 
         var bindings: [Binding] = []
         if let value = top.value("listen"), !value.isNull, let items = value.list() {
@@ -222,6 +225,7 @@ public enum ConfigLoader {
         guard let mapping = item.mapping() else {
             return nil
         }
+        mapping.hint("access_log", "'access_log' is set once, at the top level: one log for every listener")
         let addressValue = mapping.required("address")
         let address = addressValue?.hostPort()
         if let address {

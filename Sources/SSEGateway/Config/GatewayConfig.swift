@@ -15,6 +15,8 @@ public struct GatewayConfig: Sendable, Equatable {
     public var reloadOnChange = false
     /// `reload_check_interval`: how often `reload_on_change` reads the file.
     public var reloadCheckInterval: TimeAmount = .seconds(5)
+    /// `access_log:`; nil: off.
+    public var accessLog: AccessLogDestination? = nil
     public var feeds: [FeedConfig] = []
 
     public init() {}

@@ -39,4 +39,14 @@ enum AccessRefusal {
         }
         return (ResponseHead(status: status, headers: headers + extraHeaders), body)
     }
+
+    /// How the access log records a refusal: `auth_refused` with the refusal's label (a ``TokenRefusal``
+    /// raw value, `forbidden`, `forward_401`), or `auth_unavailable` with the backend's.
+    static func logged(_ decision: AuthDecision) -> (end: AccessLogEnd, reason: String) {
+        switch decision {
+        case .refused(let refusal): return (.authRefused, refusal.reason)
+        case .unavailable(let reason): return (.authUnavailable, reason)
+        case .allowed: preconditionFailure("an allowed request is not refused")
+        }
+    }
 }

@@ -4,6 +4,9 @@ protocol ClientSession: AnyObject {
     func writabilityChanged()
     /// The connection or stream is gone.
     func transportClosed()
+    /// The connection or stream failed (an I/O or TLS error, not the client's close); `transportClosed`
+    /// follows. For the access log's `error`.
+    func transportFailed(_ error: any Error)
 }
 
 extension StreamSession: ClientSession {}

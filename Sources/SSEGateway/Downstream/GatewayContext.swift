@@ -15,6 +15,8 @@ final class GatewayContext: Sendable {
     /// Read once per connection or request (never per event); a reload may change it.
     var limits: LimitsConfig { self.limitsBox.withLockedValue { $0 } }
     let logger: Logger
+    /// The access log (`access_log:`), off unless configured; sessions ask it once per request.
+    let accessLog: AccessLog
     private let connectedClients = Atomic<Int>(0)
     /// Poll requests admitted and not answered yet (`limits.maxPollWaiting`).
     private let waitingPolls = Atomic<Int>(0)
@@ -41,6 +43,7 @@ final class GatewayContext: Sendable {
         self.hubs = Dictionary(uniqueKeysWithValues: hubs.map { (ObjectIdentifier($0.loop), $0) })
         self.limitsBox = NIOLockedValueBox(limits)
         self.logger = logger
+        self.accessLog = AccessLog(logger: logger)
     }
 
     /// The hub of the loop a handler runs on.

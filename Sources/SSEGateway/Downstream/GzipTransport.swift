@@ -45,6 +45,7 @@ final class GzipTransport: StreamTransport {
 
     var framing: StreamFraming { .raw }
     var isWritable: Bool { self.inner.isWritable }
+    var bytesWritten: Int { self.inner.bytesWritten }
     func heldSince() -> NIODeadline? { self.inner.heldSince() }
 
     func writeHead(_ head: ResponseHead) {

@@ -38,16 +38,20 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     private var clientWantsClose = false
     /// The connection's address (the PROXY source on a `proxy_protocol` listener); nil: the channel's peer.
     private let peer: ConnectionPeer?
+    /// The connection is TLS (for the access log).
+    private let tls: Bool
 
     init(
         gateway: GatewayContext,
         limiter: HeadSizeLimiter?,
         requestHandlers: [RemovableChannelHandler] = [],
         delivery: DeliveryMode? = nil,
-        peer: ConnectionPeer? = nil
+        peer: ConnectionPeer? = nil,
+        tls: Bool = false
     ) {
         self.gateway = gateway
         self.peer = peer
+        self.tls = tls
         self.delivery = delivery
         self.limiter = limiter
         self.requestHandlers = requestHandlers
@@ -127,12 +131,19 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             connection: self.peer?.address ?? context.channel.remoteAddress?.ipAddress,
             headers: head.headers
         )
+        let log = AccessLogRequest.make(head, tls: self.tls, log: self.gateway.accessLog)
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
             limits: limits
         ).route(head) {
         case .respond(let response, let body, let close):
+            self.gateway.accessLog.writeAnswer(
+                log,
+                response,
+                client: clientAddress,
+                bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
+            )
             self.respond(
                 response,
                 body: body,
@@ -142,13 +153,15 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             )
         case .multi(var request):
             request.clientAddress = clientAddress
+            request.log = log
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
             let session: MultiSession
             switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
             case .admitted(let admitted):
                 session = admitted
-            case .refused(let response, let body):
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
             self.state = .streaming(session)
@@ -156,7 +169,11 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             session.begin()
         case .stream(var request):
             request.clientAddress = clientAddress
+            request.log = log
             if request.headOnly {
+                if let record = request.accessLogSubject?.record(status: 200, end: .answered) {
+                    self.gateway.accessLog.write(record)
+                }
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
                 response.headers.append(("Connection", clientWantsClose ? "close" : "keep-alive"))
@@ -172,7 +189,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
             case .admitted(let admitted):
                 session = admitted
-            case .refused(let response, let body):
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
             if request.poll != nil {
@@ -185,6 +203,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         }
     }
 
+    /// The access log line of an answer the router gave itself (404, 405, 400, OPTIONS, ...).
     /// The connection carries one stream from now on: nothing more is parsed, so the request-side
     /// handlers leave and the stream's writes reach the channel in one step.
     private func removeRequestHandlers(context: ChannelHandlerContext) {
@@ -259,16 +278,27 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                     parserError == .headerOverflow
                     ? .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large") : .badRequest
                 let (response, body) = ResponseHead.plain(status, "bad request\n")
+                if self.gateway.accessLog.isEnabled {
+                    var record = AccessLogRecord.unparsed(
+                        status: Int(status.code),
+                        client: self.peer?.address ?? context.channel.remoteAddress?.ipAddress,
+                        httpVersion: "HTTP/1.1",
+                        tls: self.tls
+                    )
+                    record.bytes = body.utf8.count
+                    self.gateway.accessLog.write(record)
+                }
                 self.respond(response, body: body, close: true, headOnly: false, context: context)
                 self.state = .closed
                 return
             }
         case .polling:
             break
-        case .streaming:
+        case .streaming(let session):
             // Bytes the client sent after its stream request, parsed before the decoder had left the
             // pipeline (same segment, or before its removal completed): ignored like any later bytes.
             if error is HTTPParserError || error is ByteToMessageDecoderError { return }
+            if !AccessLogRecord.isPeerClose(error) { session.transportFailed(error) }
         case .closed:
             break
         }
@@ -278,6 +308,9 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     // MARK: StreamTransport
 
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// Body bytes of the stream, chunk framing included (one integer add per write; read by the access log
+    /// at the stream's end).
+    private(set) var bytesWritten = 0
     /// The socket takes what a connection writes until the kernel's buffer is full, and then the channel
     /// turns unwritable: the queue's own lag check covers it.
     func heldSince() -> NIODeadline? { nil }
@@ -296,15 +329,15 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func writeShared(_ bytes: ByteBuffer) {
+        self.bytesWritten += bytes.readableBytes
         self.context?.write(self.wrapOutboundOut(bytes), promise: nil)
     }
 
     func writePayload(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
-        context.write(
-            self.wrapOutboundOut(self.framing.frame(bytes, allocator: context.channel.allocator)),
-            promise: nil
-        )
+        let framed = self.framing.frame(bytes, allocator: context.channel.allocator)
+        self.bytesWritten += framed.readableBytes
+        context.write(self.wrapOutboundOut(framed), promise: nil)
     }
 
     func flush() {

@@ -26,10 +26,13 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
 
     /// The connection's address (the PROXY source on a `proxy_protocol` listener); nil: the parent channel's peer.
     private let peer: ConnectionPeer?
+    /// The connection is TLS (h2) or not (h2c), for the access log.
+    private let tls: Bool
 
-    init(gateway: GatewayContext, delivery: DeliveryMode? = nil, peer: ConnectionPeer? = nil) {
+    init(gateway: GatewayContext, delivery: DeliveryMode? = nil, peer: ConnectionPeer? = nil, tls: Bool = false) {
         self.gateway = gateway
         self.peer = peer
+        self.tls = tls
         self.delivery = delivery
         LiveObjects.http2Streams.increment()
     }
@@ -53,6 +56,16 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         self.answered = true
         guard let head = Self.requestHead(frame.headers) else {
             let (response, body) = ResponseHead.plain(.badRequest, "bad request\n")
+            if self.gateway.accessLog.isEnabled {
+                self.gateway.accessLog.write(
+                    AccessLogRecord.unparsed(
+                        status: 400,
+                        client: self.peer?.address ?? (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
+                        httpVersion: "HTTP/2",
+                        tls: self.tls
+                    )
+                )
+            }
             return self.respond(response, body: body)
         }
         let limits = self.gateway.limits
@@ -61,27 +74,40 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             connection: self.peer?.address ?? (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
             headers: head.headers
         )
+        let log = AccessLogRequest.make(head, tls: self.tls, log: self.gateway.accessLog)
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
             limits: limits
         ).route(head) {
         case .respond(let response, let body, _):
+            self.gateway.accessLog.writeAnswer(
+                log,
+                response,
+                client: clientAddress,
+                bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
+            )
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .multi(var request):
             request.clientAddress = clientAddress
+            request.log = log
             let session: MultiSession
             switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
             case .admitted(let admitted):
                 session = admitted
-            case .refused(let response, let body):
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body)
             }
             self.session = session
             session.begin()
         case .stream(var request):
             request.clientAddress = clientAddress
+            request.log = log
             if request.headOnly {
+                if let record = request.accessLogSubject?.record(status: 200, end: .answered) {
+                    self.gateway.accessLog.write(record)
+                }
                 var response = ResponseHead.eventStream()
                 response.headers += request.corsHeaders
                 context.writeAndFlush(
@@ -94,7 +120,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
             case .admitted(let admitted):
                 session = admitted
-            case .refused(let response, let body):
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body)
             }
             self.session = session
@@ -114,6 +141,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
+        if !AccessLogRecord.isPeerClose(error) { self.session?.transportFailed(error) }
         context.close(promise: nil)
     }
 
@@ -153,6 +181,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
 
     let framing = StreamFraming.raw
     var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    /// DATA bytes of the stream (one integer add per write; read by the access log at the stream's end).
+    private(set) var bytesWritten = 0
 
     func writeHead(_ head: ResponseHead) {
         self.context?.write(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head)))), promise: nil)
@@ -162,6 +192,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// watermark), so a stream turns unwritable only when the client's flow-control windows are full.
     func writeShared(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
+        self.bytesWritten += bytes.readableBytes
         let frame = self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes))))
         guard self.probeArmedAt != nil, self.probeSince == nil else {
             self.unprobedWrites = true

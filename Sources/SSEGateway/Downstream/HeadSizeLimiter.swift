@@ -19,8 +19,14 @@ final class HeadSizeLimiter: ChannelInboundHandler, RemovableChannelHandler {
     /// Set at the first byte that is not CR or LF: empty lines before a request line are not a head's end.
     private var sawContent = false
 
-    init(limit: Int) {
+    /// Where the 431 is logged (nil: not logged), and whether the connection is TLS, for its line.
+    private let accessLog: AccessLog?
+    private let tls: Bool
+
+    init(limit: Int, accessLog: AccessLog? = nil, tls: Bool = false) {
         self.limit = limit
+        self.accessLog = accessLog
+        self.tls = tls
     }
 
     func headReceived() {
@@ -47,6 +53,16 @@ final class HeadSizeLimiter: ChannelInboundHandler, RemovableChannelHandler {
             self.counted += headBytes.count
             if self.counted > self.limit {
                 self.tripped = true
+                if let log = self.accessLog, log.isEnabled {
+                    log.write(
+                        AccessLogRecord.unparsed(
+                            status: 431,
+                            client: context.channel.remoteAddress?.ipAddress,
+                            httpVersion: "HTTP/1.1",
+                            tls: self.tls
+                        )
+                    )
+                }
                 var response = context.channel.allocator.buffer(capacity: 128)
                 ResponseHead(
                     status: .init(statusCode: 431, reasonPhrase: "Request Header Fields Too Large"),

@@ -24,6 +24,8 @@ struct MultiRequest {
     /// The longest composite id this stream may send (`CompositeID.maxLength`).
     var maxIDLength: Int
     var clientAddress: String? = nil
+    /// What the access log keeps of the request; nil when the log is off.
+    var log: AccessLogRequest? = nil
 
     /// Routes a multi request: 400 without a `feed=`, with one twice, over `multi.max_feeds`, or with a
     /// resume id over the length bound; 404 naming a feed that does not exist.

@@ -44,12 +44,15 @@ final class MultiSession: SubscriberSink, ClientSession {
     /// The earliest `exp` among the grants: the stream ends then (each gate is asked again on reconnect).
     private var expiresAt: Date?
     private var expiryTimer: Scheduled<Void>?
+    /// What the access log line is about, until it is written; nil when the log is off.
+    private var logged: AccessLogSubject?
 
     /// What `admission` decided.
     enum Admission {
         case admitted(MultiSession)
         /// The 503 to answer (`max_clients`, `max_clients_per_address`).
-        case refused(ResponseHead, String)
+        /// The reason is the limit's name, for the access log.
+        case refused(ResponseHead, String, reason: String)
     }
 
     /// Takes one `max_clients` slot and one slot of the client's address per feed, or none and says which
@@ -65,7 +68,7 @@ final class MultiSession: SubscriberSink, ClientSession {
         guard taken == request.members.count else {
             for _ in 0..<taken { gateway.releaseClient() }
             let (head, body) = Self.overCapacity(request)
-            return .refused(head, body)
+            return .refused(head, body, reason: "max_clients")
         }
         guard gateway.admitAddress(request.clientAddress, count: taken) else {
             for _ in 0..<taken { gateway.releaseClient() }
@@ -75,7 +78,7 @@ final class MultiSession: SubscriberSink, ClientSession {
                 "too many streams from this address\n",
                 headers: [("Retry-After", RequestRouter.jitteredRetryAfter(retry))] + request.corsHeaders
             )
-            return .refused(head, body)
+            return .refused(head, body, reason: "max_clients_per_address")
         }
         var transport = transport
         if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
@@ -105,6 +108,7 @@ final class MultiSession: SubscriberSink, ClientSession {
             return Member(request: member, resumeID: (id?.isEmpty ?? true) ? nil : id)
         }
         self.state = .authorizing(pending: 0)
+        self.logged = request.accessLogSubject
     }
 
     /// Asks every feed's gate (a refusal by any refuses the request), then joins every feed.
@@ -133,12 +137,15 @@ final class MultiSession: SubscriberSink, ClientSession {
         let definition = self.members[index].request.target.definition
         self.gateway.access.outcomes.record(feed: definition.name, decision: decision)
         guard case .allowed(let grant) = decision else {
+            let (end, reason) = AccessRefusal.logged(decision)
             return self.refuse(
                 AccessRefusal.response(
                     for: decision,
                     retryAfter: RequestRouter.jitteredRetryAfter(definition.settings.retry),
                     extraHeaders: self.request.corsHeaders
-                )
+                ),
+                end: end,
+                reason: reason
             )
         }
         if let expiresAt = grant.expiresAt, definition.settings.auth.expiry.enforce {
@@ -169,8 +176,24 @@ final class MultiSession: SubscriberSink, ClientSession {
         ) {
         case .feed(let acquired):
             feed = acquired
-        case .tooManyFeeds, .tooManyNewFeeds, .unavailable:
-            return self.refuse(self.unavailable("feed \(target.key) unavailable\n", target: target))
+        case .tooManyFeeds:
+            return self.refuse(
+                self.unavailable("feed \(target.key) unavailable\n", target: target),
+                end: .refused,
+                reason: "max_feeds"
+            )
+        case .tooManyNewFeeds(let perAddress):
+            return self.refuse(
+                self.unavailable("feed \(target.key) unavailable\n", target: target),
+                end: .refused,
+                reason: perAddress ? "new_feeds_per_address" : "new_feeds_per_second"
+            )
+        case .unavailable:
+            return self.refuse(
+                self.unavailable("feed \(target.key) unavailable\n", target: target),
+                end: .refused,
+                reason: "feed_unavailable"
+            )
         }
         self.gateway.hub(for: self.loop).subscribe(feed: feed, resumeID: self.members[index].resumeID) {
             [weak self] shard, answer in
@@ -195,7 +218,11 @@ final class MultiSession: SubscriberSink, ClientSession {
         case .closed:
             shard.detachIfUnused()
             guard self.members[index].attempts < 3 else {
-                return self.refuse(self.unavailable("feed \(target.key) unavailable\n", target: target))
+                return self.refuse(
+                    self.unavailable("feed \(target.key) unavailable\n", target: target),
+                    end: .refused,
+                    reason: "feed_unavailable"
+                )
             }
             self.members[index].attempts += 1
             return self.join(index)
@@ -203,7 +230,9 @@ final class MultiSession: SubscriberSink, ClientSession {
             shard.detachIfUnused()
             let text = status == 410 ? "gone: feed \(target.key)\n" : "not found: feed \(target.key)\n"
             return self.refuse(
-                ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: self.request.corsHeaders)
+                ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: self.request.corsHeaders),
+                end: .upstreamRefused,
+                reason: "upstream_\(status)"
             )
         case .joined(let lookup):
             let settings = target.definition.settings
@@ -222,6 +251,7 @@ final class MultiSession: SubscriberSink, ClientSession {
             // Not started: the replay and what the feed delivers before the head is written wait in the queue.
             subscriber.queue.writabilityChanged(isWritable: false, now: now)
             shard.add(subscriber)
+            subscriber.eventsSent = lookup.events.count
             for event in lookup.events {
                 _ = subscriber.offer(lane.framing.bytes(of: event), producedAt: now, now: now, replay: true)
             }
@@ -248,7 +278,11 @@ final class MultiSession: SubscriberSink, ClientSession {
         let length = after.encoded.utf8.count
         if length > self.request.maxIDLength {
             let text = MultiRequest.overLength(length, bound: self.request.maxIDLength, feeds: self.members.count)
-            return self.refuse(ResponseHead.plain(.badRequest, text, headers: self.request.corsHeaders))
+            return self.refuse(
+                ResponseHead.plain(.badRequest, text, headers: self.request.corsHeaders),
+                end: .refused,
+                reason: "resume_id_too_long"
+            )
         }
         self.state = .streaming
         var head = ResponseHead.eventStream()
@@ -264,7 +298,9 @@ final class MultiSession: SubscriberSink, ClientSession {
         if let expiresAt = self.expiresAt {
             // The stream ends when the first credential runs out; the browser comes back through every gate.
             let left = TimeAmount.nanoseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1e9))
-            self.expiryTimer = self.loop.assumeIsolated().scheduleTask(in: left) { [weak self] in self?.close() }
+            self.expiryTimer = self.loop.assumeIsolated().scheduleTask(in: left) { [weak self] in
+                self?.end(.authExpired)
+            }
         }
     }
 
@@ -355,11 +391,27 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     // MARK: Ending
 
-    private func refuse(_ response: (ResponseHead, String)) {
+    private func refuse(_ response: (ResponseHead, String), end: AccessLogEnd, reason: String?) {
         self.detachAll()
         self.state = .closed
         self.releaseSlots()
+        self.logEnd(end, status: Int(response.0.status.code), reason: reason, events: 0, bytes: response.1.utf8.count)
         self.transport.respond(response.0, body: response.1)
+    }
+
+    /// Events handed to the client over all feeds (replays included); read before `detachAll`.
+    private var eventsSent: Int {
+        self.members.reduce(0) { $0 + ($1.subscriber?.eventsSent ?? 0) }
+    }
+
+    /// Writes the access log line of this request (once; nothing when the log is off).
+    private func logEnd(_ end: AccessLogEnd, status: Int, reason: String? = nil, events: Int, bytes: Int) {
+        guard let subject = self.logged else { return }
+        self.logged = nil
+        let gap = self.members.contains { $0.lookup?.resume == .gap }
+        self.gateway.accessLog.write(
+            subject.record(status: status, end: end, reason: reason, gap: gap, events: events, bytes: bytes)
+        )
     }
 
     private func detachAll() {
@@ -388,7 +440,33 @@ final class MultiSession: SubscriberSink, ClientSession {
         }
     }
 
+    func transportFailed(_ error: any Error) {
+        switch self.state {
+        case .streaming:
+            self.logEnd(
+                .error,
+                status: 200,
+                reason: AccessLogRecord.errorReason(error),
+                events: self.eventsSent,
+                bytes: self.transport.bytesWritten
+            )
+        case .authorizing, .joining:
+            self.logEnd(.error, status: 499, reason: AccessLogRecord.errorReason(error), events: 0, bytes: 0)
+        case .closed:
+            break
+        }
+    }
+
     func transportClosed() {
+        switch self.state {
+        case .streaming:
+            self.logEnd(.clientClosed, status: 200, events: self.eventsSent, bytes: self.transport.bytesWritten)
+        case .authorizing, .joining:
+            // Gone before any answer: 499, as nginx logs a client that closed its request.
+            self.logEnd(.clientClosed, status: 499, events: 0, bytes: 0)
+        case .closed:
+            break
+        }
         self.detachAll()
         self.state = .closed
         self.releaseSlots()
@@ -399,22 +477,33 @@ final class MultiSession: SubscriberSink, ClientSession {
     /// One feed's subscriber went over its bound: the connection is one transport, so it ends.
     func evict(_ reason: EvictionReason) {
         guard case .streaming = self.state else { return }
+        self.logEnd(AccessLogEnd(reason), status: 200, events: self.eventsSent, bytes: self.transport.bytesWritten)
         self.detachAll()
         self.state = .closed
         self.transport.abort()
     }
 
     /// A feed went away or the gateway drains: the connection ends cleanly; the browser comes back.
-    func close() {
+    func close(_ reason: CloseReason) {
+        self.end(AccessLogEnd(reason))
+    }
+
+    /// Ends the stream cleanly (`close`, or the first credential's `exp`), or refuses a stream not started.
+    private func end(_ end: AccessLogEnd) {
         switch self.state {
         case .closed:
             return
         case .streaming:
+            self.logEnd(end, status: 200, events: self.eventsSent, bytes: self.transport.bytesWritten)
             self.detachAll()
             self.state = .closed
             self.transport.finish()
         case .authorizing, .joining:
-            self.refuse(ResponseHead.plain(.serviceUnavailable, "closing\n", headers: [("Retry-After", "1")]))
+            self.refuse(
+                ResponseHead.plain(.serviceUnavailable, "closing\n", headers: [("Retry-After", "1")]),
+                end: end,
+                reason: nil
+            )
         }
     }
 }

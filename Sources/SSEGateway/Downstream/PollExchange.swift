@@ -21,6 +21,14 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
     private var subscriber: Subscriber?
     private var shard: FeedShard?
     private var timer: Scheduled<Void>?
+    /// What the access log line is about (handed over by its session); nil when the log is off.
+    var logged: AccessLogSubject?
+    /// The client resumed from an id older than the replay buffer.
+    var gap = false
+    /// Events collected for the answer: the replay, then what the subscriber was handed.
+    private var events = 0
+    /// Why the fan-out ended the wait early (drain, eviction, feed removed); nil: it answered on its own.
+    private var endedBy: AccessLogEnd?
 
     init(gateway: GatewayContext, transport: StreamTransport, loop: EventLoop, poll: PollSettings, gzip: Bool) {
         self.gateway = gateway
@@ -48,6 +56,7 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
     ) {
         self.head = head
         self.body = prelude
+        self.events = lookup.events.count
         for event in lookup.events {
             self.body.writeImmutableBuffer(event.payload)
         }
@@ -91,6 +100,8 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
             self.result = .left
             self.release()
             self.gateway.pollEnded(.left)
+            // Gone before its answer: 499, as nginx logs a client that closed its request.
+            self.logEnd(.clientClosed, status: 499, bytes: 0)
         }
     }
 
@@ -123,8 +134,22 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
         if let subscriber = self.subscriber, let shard = self.shard {
             shard.remove(subscriber)
         }
-        self.subscriber = nil
+        self.dropSubscriber()
         self.shard = nil
+    }
+
+    /// Forgets the subscriber, keeping the count of the events it was handed.
+    private func dropSubscriber() {
+        self.events += self.subscriber?.eventsSent ?? 0
+        self.subscriber = nil
+    }
+
+    private func logEnd(_ end: AccessLogEnd, status: Int, bytes: Int) {
+        guard let subject = self.logged else { return }
+        self.logged = nil
+        self.gateway.accessLog.write(
+            subject.record(status: status, end: end, gap: self.gap, events: self.events, bytes: bytes)
+        )
     }
 
     private func answer() {
@@ -138,6 +163,7 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
             body = compressed
         }
         self.gateway.pollEnded(self.result)
+        self.logEnd(self.endedBy ?? .answered, status: 200, bytes: body.readableBytes)
         self.transport.respondComplete(head, body: body)
     }
 
@@ -167,13 +193,15 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
 
     func evict(_ reason: EvictionReason) {
         // The shard already let go of the subscriber.
-        self.subscriber = nil
+        self.dropSubscriber()
+        self.endedBy = AccessLogEnd(reason)
         self.run(self.machine.ended())
     }
 
-    func close() {
+    func close(_ reason: CloseReason) {
         // Drain, shutdown, or the feed went away: the shard already let go; answer with what there is.
-        self.subscriber = nil
+        self.dropSubscriber()
+        self.endedBy = AccessLogEnd(reason)
         self.run(self.machine.ended())
     }
 }

@@ -20,4 +20,6 @@ struct StreamRequest {
     var poll: PollSettings? = nil
     /// The event types asked for with `?event=`; nil: every event.
     var eventFilter: EventFilter? = nil
+    /// What the access log keeps of the request; nil when the log is off.
+    var log: AccessLogRequest? = nil
 }

@@ -35,12 +35,18 @@ final class StreamSession: SubscriberSink {
     private var grant: AuthGrant?
     /// The timers of `grant`: the `auth-expiring` warning, the end at `exp`, the next re-check.
     private var authTimers: [Scheduled<Void>] = []
+    /// What the access log line is about, until it is written (a poll hands it to its exchange); nil when
+    /// the log is off, and then nothing is collected.
+    private var logged: AccessLogSubject?
+    /// The client resumed from an id older than the replay buffer (for the access log).
+    private var gap = false
 
     /// What `admission` decided.
     enum Admission {
         case admitted(StreamSession)
         /// The 503 to answer (`max_clients`, `max_clients_per_address`, `poll.max_waiting`).
-        case refused(ResponseHead, String)
+        /// The reason is the limit's name, for the access log.
+        case refused(ResponseHead, String, reason: String)
     }
 
     /// Takes a client slot and a slot of the client's address for a stream (a poll slot for a poll), or
@@ -58,7 +64,7 @@ final class StreamSession: SubscriberSink {
             guard gateway.admitPoll() else {
                 gateway.countPoll(.overCapacity)
                 let (head, body) = Self.overCapacity(request)
-                return .refused(head, body)
+                return .refused(head, body, reason: "max_poll_waiting")
             }
             return .admitted(
                 StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .poll)
@@ -66,12 +72,12 @@ final class StreamSession: SubscriberSink {
         }
         guard gateway.admitClient() else {
             let (head, body) = Self.overCapacity(request)
-            return .refused(head, body)
+            return .refused(head, body, reason: "max_clients")
         }
         guard gateway.admitAddress(request.clientAddress, count: 1) else {
             gateway.releaseClient()
             let (head, body) = Self.overAddressLimit(request)
-            return .refused(head, body)
+            return .refused(head, body, reason: "max_clients_per_address")
         }
         var transport = transport
         if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
@@ -143,12 +149,15 @@ final class StreamSession: SubscriberSink {
         self.gateway.access.outcomes.record(feed: request.target.definition.name, decision: decision)
         guard case .allowed(let grant) = decision else {
             let settings = request.target.definition.settings
+            let (end, reason) = AccessRefusal.logged(decision)
             return self.refuse(
                 AccessRefusal.response(
                     for: decision,
                     retryAfter: RequestRouter.jitteredRetryAfter(settings.retry),
                     extraHeaders: request.corsHeaders
-                )
+                ),
+                end: end,
+                reason: reason
             )
         }
         if !grant.anonymous { self.grant = grant }
@@ -168,6 +177,7 @@ final class StreamSession: SubscriberSink {
         self.transport = transport
         self.loop = loop
         self.state = .joining(request, attempts: 0)
+        self.logged = request.accessLogSubject
         LiveObjects.sessions.increment()
     }
 
@@ -207,7 +217,11 @@ final class StreamSession: SubscriberSink {
         case .feed(let acquired):
             feed = acquired
         case .tooManyFeeds:
-            return self.refuse(Self.unavailable(request, "too many feeds open for \(request.target.definition.path)\n"))
+            return self.refuse(
+                Self.unavailable(request, "too many feeds open for \(request.target.definition.path)\n"),
+                end: .refused,
+                reason: "max_feeds"
+            )
         case .tooManyNewFeeds(let perAddress):
             let reason = perAddress ? "too many new feeds from this address\n" : "too many new feeds\n"
             return self.refuse(
@@ -217,10 +231,16 @@ final class StreamSession: SubscriberSink {
                     headers: [
                         ("Retry-After", RequestRouter.jitteredRetryAfter(request.target.definition.settings.retry))
                     ]
-                )
+                ),
+                end: .refused,
+                reason: perAddress ? "new_feeds_per_address" : "new_feeds_per_second"
             )
         case .unavailable:
-            return self.refuse(Self.unavailable(request, "feed unavailable\n"))
+            return self.refuse(
+                Self.unavailable(request, "feed unavailable\n"),
+                end: .refused,
+                reason: "feed_unavailable"
+            )
         }
         // Weak: a client that leaves while its join is under way (e.g. a stream reset right after its
         // HEADERS, or a resume parked for up to a second) frees its session, transport and channel at
@@ -232,10 +252,33 @@ final class StreamSession: SubscriberSink {
         }
     }
 
-    private func refuse(_ response: (ResponseHead, String)) {
+    private func refuse(_ response: (ResponseHead, String), end: AccessLogEnd, reason: String) {
         self.state = .closed
         self.releaseClientSlot()
+        self.logEnd(end, status: Int(response.0.status.code), reason: reason, bytes: response.1.utf8.count)
         self.transport.respond(response.0, body: response.1)
+    }
+
+    /// Writes the access log line of this request (once; nothing when the log is off).
+    private func logEnd(
+        _ end: AccessLogEnd,
+        status: Int,
+        reason: String? = nil,
+        events: Int = 0,
+        bytes: Int? = nil
+    ) {
+        guard let subject = self.logged else { return }
+        self.logged = nil
+        self.gateway.accessLog.write(
+            subject.record(
+                status: status,
+                end: end,
+                reason: reason,
+                gap: self.gap,
+                events: events,
+                bytes: bytes ?? self.transport.bytesWritten
+            )
+        )
     }
 
     private func joined(shard: FeedShard, answer: JoinAnswer) {
@@ -251,7 +294,13 @@ final class StreamSession: SubscriberSink {
         case .closed:
             // The feed closed meanwhile (an on-demand template that lingered out): acquire it again.
             shard.detachIfUnused()
-            guard attempts < 3 else { return self.refuse(Self.unavailable(request, "feed unavailable\n")) }
+            guard attempts < 3 else {
+                return self.refuse(
+                    Self.unavailable(request, "feed unavailable\n"),
+                    end: .refused,
+                    reason: "feed_unavailable"
+                )
+            }
             self.join(request, attempts: attempts + 1)
             return
         case .upstreamRefused(let status):
@@ -259,7 +308,9 @@ final class StreamSession: SubscriberSink {
             shard.detachIfUnused()
             let text = status == 410 ? "gone\n" : "not found\n"
             return self.refuse(
-                ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: request.corsHeaders)
+                ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: request.corsHeaders),
+                end: .upstreamRefused,
+                reason: "upstream_\(status)"
             )
         }
         if let filter = request.eventFilter { lookup = filter.apply(to: lookup) }
@@ -270,6 +321,7 @@ final class StreamSession: SubscriberSink {
         if lookup.resume == .gap, let replayFrom {
             head.headers.append(("Last-Event-ID", replayFrom))
         }
+        self.gap = lookup.resume == .gap
         if let poll = request.poll {
             return self.startPoll(
                 poll,
@@ -309,6 +361,7 @@ final class StreamSession: SubscriberSink {
         shard.add(subscriber)
         subscriber.queue.writabilityChanged(isWritable: self.transport.isWritable, now: now)
         let framing = self.transport.framing
+        subscriber.eventsSent = lookup.events.count
         for event in lookup.events {
             if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
             _ = subscriber.offer(framing.bytes(of: event), producedAt: now, now: now, replay: true)
@@ -338,6 +391,10 @@ final class StreamSession: SubscriberSink {
             poll: poll,
             gzip: request.gzip
         )
+        // The exchange answers, so it writes the access log line.
+        exchange.logged = self.logged
+        exchange.gap = self.gap
+        self.logged = nil
         self.state = .polling(exchange)
         self.slot = .none
         exchange.start(
@@ -374,7 +431,7 @@ final class StreamSession: SubscriberSink {
             )
             self.authTimers.append(
                 loop.scheduleTask(in: left) { [weak self] in
-                    self?.credentialExpired()
+                    self?.credentialExpired(.authExpired)
                 }
             )
         }
@@ -412,7 +469,7 @@ final class StreamSession: SubscriberSink {
             switch decision {
             case .refused:
                 session.gateway.access.outcomes.record(feed: request.target.definition.name, decision: decision)
-                session.credentialExpired()
+                session.credentialExpired(.authRevoked)
             case .allowed, .unavailable:
                 if let recheck = session.grant?.recheckAfter {
                     session.authTimers.append(
@@ -429,11 +486,12 @@ final class StreamSession: SubscriberSink {
     /// sent, so a new connection with a fresh credential resumes from there. A client that has not read
     /// what it was sent (bytes still queued) is closed without the notice: its browser resumes from the
     /// last id it did get.
-    private func credentialExpired() {
+    private func credentialExpired(_ end: AccessLogEnd) {
         guard case .streaming(let subscriber, let shard) = self.state else { return }
         self.cancelAuthTimers()
         shard.remove(subscriber)
         self.state = .closed
+        defer { self.logEnd(end, status: 200, events: subscriber.eventsSent) }
         if subscriber.queue.pendingCount == 0 && self.transport.isWritable {
             self.transport.writePayload(AuthNotice.expired(lastEventID: subscriber.lastEventID))
             self.transport.finish()
@@ -466,15 +524,29 @@ final class StreamSession: SubscriberSink {
         switch self.state {
         case .streaming(let subscriber, let shard):
             shard.remove(subscriber)
+            self.logEnd(.clientClosed, status: 200, events: subscriber.eventsSent)
         case .polling(let exchange):
             exchange.clientLeft()
         case .authorizing, .joining:
             if case .poll = self.slot { self.gateway.countPoll(.left) }
+            // Gone before any answer: 499, as nginx logs a client that closed its request.
+            self.logEnd(.clientClosed, status: 499, bytes: 0)
         case .closed:
             break
         }
         self.state = .closed
         self.releaseClientSlot()
+    }
+
+    func transportFailed(_ error: any Error) {
+        switch self.state {
+        case .streaming(let subscriber, _):
+            self.logEnd(.error, status: 200, reason: AccessLogRecord.errorReason(error), events: subscriber.eventsSent)
+        case .authorizing, .joining:
+            self.logEnd(.error, status: 499, reason: AccessLogRecord.errorReason(error), bytes: 0)
+        case .polling, .closed:
+            break  // a waiting poll logs its client's leaving; a closed stream has its line
+        }
     }
 
     private func releaseClientSlot() {
@@ -492,12 +564,18 @@ final class StreamSession: SubscriberSink {
 
     func evict(_ reason: EvictionReason) {
         self.cancelAuthTimers()
+        if case .streaming(let subscriber, _) = self.state {
+            self.logEnd(AccessLogEnd(reason), status: 200, events: subscriber.eventsSent)
+        }
         self.state = .closed  // the shard has already let go of the subscriber; nothing more is written
         self.transport.abort()
     }
 
-    func close() {
+    func close(_ reason: CloseReason) {
         self.cancelAuthTimers()
+        if case .streaming(let subscriber, _) = self.state {
+            self.logEnd(AccessLogEnd(reason), status: 200, events: subscriber.eventsSent)
+        }
         self.state = .closed
         self.transport.finish()
     }

@@ -17,6 +17,8 @@ protocol StreamTransport: SubscriberOutput {
     /// A whole poll response (SPEC §6a): the head with `Content-Length`, the body, and the end of the
     /// exchange; an HTTP/1.1 keep-alive connection then waits for its next request.
     func respondComplete(_ head: ResponseHead, body: ByteBuffer)
+    /// Body bytes handed to the connection for this stream so far (after compression), for the access log.
+    var bytesWritten: Int { get }
 }
 
 extension StreamTransport {

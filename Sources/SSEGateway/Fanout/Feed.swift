@@ -247,7 +247,7 @@ public final class Feed: @unchecked Sendable {
     func remove() {
         self.loop.preconditionInEventLoop()
         for link in self.shards.values {
-            link.execute { $0.endAll(retry: $0.settings.retry) }
+            link.execute { $0.endAll(retry: $0.settings.retry, reason: .feedRemoved) }
         }
         self.shards.removeAll()
         self.close()

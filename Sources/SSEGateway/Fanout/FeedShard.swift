@@ -126,6 +126,7 @@ final class FeedShard {
                 }
                 deliveries += 1
                 bytes += buffer.readableBytes
+                subscriber.eventsSent += 1
             }
             subscriber.flushIfNeeded()
         }
@@ -210,19 +211,19 @@ final class FeedShard {
         self.tickInterval = LoopHub.tickInterval(keepalive: settings.keepalive, maxLag: settings.client.maxLag)
         self.nextTick = .now()
         if gateChanged {
-            self.endAll(retry: settings.retry)
+            self.endAll(retry: settings.retry, reason: .authChanged)
         }
     }
 
     /// The feed was removed (or its gate changed): each client gets `retry:` (so it comes back after that
     /// long, to whatever the path is then) and its stream ends cleanly.
-    func endAll(retry: TimeAmount) {
+    func endAll(retry: TimeAmount, reason: CloseReason) {
         var bytes = ByteBuffer()
         SSESerializer.writeRetry(milliseconds: retry.nanoseconds / 1_000_000, into: &bytes)
         bytes.writeStaticString("\n")
         self.closeAll { subscriber in
             subscriber.transport.writePayload(bytes)
-            subscriber.sink?.close()
+            subscriber.sink?.close(reason)
         }
     }
 

@@ -22,7 +22,7 @@ extension LoopHub {
                 if subscriber.pollsOnce {
                     // A poll answers now with what it has; its client asks again (this replica refuses).
                     shard.remove(subscriber)
-                    subscriber.sink?.close()
+                    subscriber.sink?.close(.drained)
                     continue
                 }
                 var bytes = ByteBuffer()
@@ -65,7 +65,7 @@ extension LoopHub {
         for client in clients {
             // A subscriber already gone is skipped by the shard.
             client.shard.remove(client.subscriber)
-            client.subscriber.sink?.close()
+            client.subscriber.sink?.close(.drained)
         }
     }
 }

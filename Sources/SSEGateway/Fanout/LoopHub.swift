@@ -43,7 +43,7 @@ public final class LoopHub: @unchecked Sendable {
     /// Closes every client stream on this loop (call on `loop`).
     func closeAllClients() {
         for shard in Array(self.shards.values) {
-            shard.closeAll { $0.sink?.close() }
+            shard.closeAll { $0.sink?.close(.shutdown) }
         }
     }
 

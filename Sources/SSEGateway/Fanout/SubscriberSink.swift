@@ -5,6 +5,6 @@ import NIOCore
 public protocol SubscriberSink: AnyObject {
     /// End the stream because the gateway evicted the client.
     func evict(_ reason: EvictionReason)
-    /// End the stream because the gateway or the feed is going away.
-    func close()
+    /// End the stream because the gateway or the feed is going away (`reason` says which).
+    func close(_ reason: CloseReason)
 }

@@ -68,6 +68,7 @@ public actor ConfigReloader: Service {
 
     public func reload() async {
         guard let file = self.file else {
+            self.server.reopenAccessLog()
             let errors = await self.server.reloadCertificates()
             for error in errors {
                 self.logger.error(
@@ -84,6 +85,8 @@ public actor ConfigReloader: Service {
         do {
             config = try ConfigLoader.load(file: file)
         } catch {
+            // logrotate's SIGHUP still reopens the access log when the new file is rejected.
+            self.server.reopenAccessLog()
             self.server.recordReload(applied: false)
             self.logger.error(
                 "reload rejected, the running config stays in force",

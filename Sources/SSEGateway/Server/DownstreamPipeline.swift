@@ -51,7 +51,8 @@ enum DownstreamPipeline {
                             context: context,
                             limits: limits,
                             delivery: delivery,
-                            peer: peer
+                            peer: peer,
+                            tls: true
                         )
                     }
                 },
@@ -63,7 +64,8 @@ enum DownstreamPipeline {
                             context: context,
                             limits: limits,
                             delivery: delivery,
-                            peer: peer
+                            peer: peer,
+                            tls: true
                         )
                     }
                 }
@@ -101,9 +103,10 @@ enum DownstreamPipeline {
         context: GatewayContext,
         limits: LimitsConfig,
         delivery: DeliveryMode? = nil,
-        peer: ConnectionPeer? = nil
+        peer: ConnectionPeer? = nil,
+        tls: Bool = false
     ) throws {
-        let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes)
+        let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes, accessLog: context.accessLog, tls: tls)
         let sync = channel.pipeline.syncOperations
         let decoder = ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes))
         try sync.addHandler(limiter)
@@ -114,7 +117,8 @@ enum DownstreamPipeline {
                 limiter: limiter,
                 requestHandlers: [limiter, decoder],
                 delivery: delivery,
-                peer: peer
+                peer: peer,
+                tls: tls
             )
         )
     }
@@ -128,7 +132,8 @@ enum DownstreamPipeline {
         context: GatewayContext,
         limits: LimitsConfig,
         delivery: DeliveryMode? = nil,
-        peer: ConnectionPeer? = nil
+        peer: ConnectionPeer? = nil,
+        tls: Bool = false
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
         connection.initialSettings = [
@@ -160,7 +165,7 @@ enum DownstreamPipeline {
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(
-                    HTTP2StreamHandler(gateway: context, delivery: delivery, peer: peer)
+                    HTTP2StreamHandler(gateway: context, delivery: delivery, peer: peer, tls: tls)
                 )
             }
         }

@@ -131,6 +131,12 @@ public actor GatewayServer: Service {
             throw AccessControlError(messages: authErrors)
         }
         do {
+            try self.context.accessLog.apply(config.accessLog)
+        } catch {
+            try? await self.shutdown()
+            throw error
+        }
+        do {
             for listener in config.listen {
                 do {
                     self.listeners.append(try await self.bindListener(listener))
@@ -260,6 +266,12 @@ public actor GatewayServer: Service {
             return (FeedRegistry.ReloadSummary(), ["\(ReloadRefusal.notRunning(self.state.description))"])
         }
         var errors = await self.context.access.install(new.feeds)
+        do {
+            // The same destination is reopened: a SIGHUP after logrotate moved the file starts a new one.
+            try self.context.accessLog.apply(new.accessLog)
+        } catch {
+            errors.append("\(error) (the access log in force stays)")
+        }
         self.context.setLimits(new.limits)
         let summary = self.context.registry.apply(new.feeds)
         let tick = LoopHub.tickInterval(for: new.feeds)
@@ -314,6 +326,11 @@ public actor GatewayServer: Service {
         } else {
             self.metrics.reloadsRejected.add(1, ordering: .relaxed)
         }
+    }
+
+    /// Reopens the access log file (SIGHUP without a config file: after logrotate moved it).
+    public nonisolated func reopenAccessLog() {
+        self.context.accessLog.reopen()
     }
 
     /// Re-reads every listener's certificate and key (SIGHUP). Connections already open keep theirs;
@@ -417,6 +434,8 @@ public actor GatewayServer: Service {
                 hub.stopTimer()
             }.get()
         }
+        // After the clients' last lines; what a connection still logs as it closes later is dropped.
+        await self.context.accessLog.stop()
         if self.ownsGroup {
             try await self.group.shutdownGracefully()
         }

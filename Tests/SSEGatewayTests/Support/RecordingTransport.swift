@@ -24,6 +24,7 @@ final class RecordingTransport: StreamTransport {
     var text: String { String(buffer: self.written) }
 
     func heldSince() -> NIODeadline? { self.held }
+    var bytesWritten: Int { self.written.readableBytes }
     func writeHead(_ head: ResponseHead) { self.heads.append(head) }
     func writeShared(_ bytes: ByteBuffer) { self.write(bytes) }
     /// Bare bytes framed as the transport's `framing` says (a connection frames its prelude itself).
