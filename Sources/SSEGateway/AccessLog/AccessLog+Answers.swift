@@ -18,6 +18,8 @@ extension AccessLog {
     /// A stream, poll or multi-feed stream refused at admission by the limit named `reason` (a 503).
     func writeRefusal(_ subject: AccessLogSubject?, _ response: ResponseHead, body: String, reason: String) {
         guard let subject else { return }
-        self.write(subject.record(status: Int(response.status.code), end: .refused, reason: reason, bytes: body.utf8.count))
+        self.write(
+            subject.record(status: Int(response.status.code), end: .refused, reason: reason, bytes: body.utf8.count)
+        )
     }
 }

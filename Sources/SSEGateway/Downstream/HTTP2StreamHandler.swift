@@ -60,7 +60,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.gateway.accessLog.write(
                     AccessLogRecord.unparsed(
                         status: 400,
-                        client: self.peer?.address ?? (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
+                        client: self.peer?.address
+                            ?? (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
                         httpVersion: "HTTP/2",
                         tls: self.tls
                     )
