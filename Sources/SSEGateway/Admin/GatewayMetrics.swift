@@ -157,6 +157,9 @@ final class GatewayMetrics: Sendable {
         for result in PollResult.allCases {
             self.count("ssegate_poll_responses_total", [("result", result.rawValue)], self.context.pollCount(result))
         }
+        self.gauge("ssegate_socket_send_buffer_bytes", []).record(
+            self.context.socketSendBufferBytes.load(ordering: .relaxed)
+        )
         for reason in HTTP2FloodGuard.Reason.allCases {
             self.count(
                 "ssegate_http2_flood_closes_total",

@@ -156,6 +156,14 @@ public enum ConfigLoader {
             if let value = mapping.child("poll")?.value("max_waiting"), let count = value.integer(atLeast: 1) {
                 config.limits.maxPollWaiting = count
             }
+            if let value = mapping.child("client")?.value("socket_send_buffer"), let bytes = value.size(atLeast: 0) {
+                // Below Linux's minimum (SOCK_MIN_SNDBUF, ~4.5 KiB) the kernel raises it anyway.
+                if bytes != 0 && bytes < 4096 {
+                    value.fail("must be 0 (the kernel's autotuning) or at least 4KiB")
+                } else {
+                    config.limits.socketSendBuffer = bytes
+                }
+            }
             self.applySettings(mapping, to: &defaults)
         }
 

@@ -11,6 +11,12 @@ public struct LimitsConfig: Sendable, Equatable {
     public var headerTimeout: TimeAmount = .seconds(10)
     /// A request head larger than this gets `431` and the connection closes.
     public var maxHeaderBytes: Int = 16 * 1024
+    /// `SO_SNDBUF` of every accepted connection (`defaults.client.socket_send_buffer`); 0 leaves the send
+    /// buffer to the kernel's autotuning, which on Linux grows it up to `net.ipv4.tcp_wmem`'s maximum (4 MiB)
+    /// for a client that does not read. Linux doubles the value for its bookkeeping (the buffer holds at most
+    /// `2 × socket_send_buffer` bytes of socket memory, capped by `net.core.wmem_max`), so a client that stops
+    /// reading holds at most `max_queue` + NIO's write buffer (64 KiB) + `2 × socket_send_buffer`.
+    public var socketSendBuffer: Int = 64 * 1024
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: SSE subscriptions one connection may hold.
     public var maxStreamsPerConnection: Int = 128
     /// HTTP/2 streams that clients may reset right after opening them (within a second or two), per

@@ -28,6 +28,9 @@ final class GatewayContext: Sendable {
     /// HTTP/2 connections `HTTP2FloodGuard` closed, by reason (for `/metrics`).
     let http2NoProgressCloses = Atomic<Int>(0)
     let http2PrematureResetCloses = Atomic<Int>(0)
+    /// `SO_SNDBUF` as the kernel reports it on the last accepted connection (twice `socket_send_buffer` on
+    /// Linux); 0 until a connection is accepted with the option set.
+    let socketSendBufferBytes = Atomic<Int>(0)
 
     init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry

@@ -206,6 +206,7 @@ public actor GatewayServer: Service {
             )
             .childChannelInitializer { channel in
                 do {
+                    try Self.applySocketSendBuffer(channel: channel, context: context)
                     try DownstreamPipeline.configure(
                         channel: channel,
                         tls: tls,
@@ -222,6 +223,17 @@ public actor GatewayServer: Service {
             .bind(host: listener.address.host, port: listener.address.port)
             .get()
         return BoundListener(config: listener, channel: channel, tls: tls, delivery: delivery)
+    }
+
+    /// `SO_SNDBUF` from the limits in force (a reload applies to the next connections): without it Linux
+    /// autotunes the send buffer of a client that does not read up to `tcp_wmem`'s maximum (4 MiB), memory
+    /// that `max_queue` does not see. The kernel's value (twice the one set) is kept for `/metrics`.
+    private static func applySocketSendBuffer(channel: Channel, context: GatewayContext) throws {
+        let bytes = context.limits.socketSendBuffer
+        guard bytes > 0, let options = channel.syncOptions else { return }
+        try options.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: bytes))
+        let kernel = try options.getOption(.socketOption(.so_sndbuf))
+        context.socketSendBufferBytes.store(Int(kernel), ordering: .relaxed)
     }
 
     // MARK: Reload
