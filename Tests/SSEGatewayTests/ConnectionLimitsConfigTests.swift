@@ -8,6 +8,8 @@ final class ConnectionLimitsConfigTests: XCTestCase {
     func testDefaults() throws {
         let config = try ConfigFixtures.parse("feeds:\n  - path: /a\n    upstream: { url: http://up/a }\n")
         XCTAssertEqual(config.limits.socketSendBuffer, 64 * 1024)
+        XCTAssertEqual(config.limits.newConnectionsPerSecond, 0)
+        XCTAssertEqual(config.limits.tlsHandshakesPerSecond, 0)
     }
 
     func testValues() throws {
@@ -21,11 +23,28 @@ final class ConnectionLimitsConfigTests: XCTestCase {
             """
         )
         XCTAssertEqual(config.limits.socketSendBuffer, 32 * 1024)
+        let limits = try ConfigFixtures.parse(
+            "limits: { new_connections_per_second: 2000, tls_handshakes_per_second: 500 }\n"
+        ).limits
+        XCTAssertEqual(limits.newConnectionsPerSecond, 2000)
+        XCTAssertEqual(limits.tlsHandshakesPerSecond, 500)
         let autotuned = try ConfigFixtures.parse("defaults:\n  client: { socket_send_buffer: 0 }\n")
         XCTAssertEqual(autotuned.limits.socketSendBuffer, 0)
     }
 
     func testErrors() {
+        ConfigFixtures.assertSingleError(
+            "limits:\n  new_connections_per_second: -1\n",
+            line: 2,
+            column: 31,
+            "limits.new_connections_per_second: must be at least 0, got -1"
+        )
+        ConfigFixtures.assertSingleError(
+            "limits:\n  tls_handshakes_per_second: many\n",
+            line: 2,
+            column: 30,
+            "limits.tls_handshakes_per_second: expected a whole number"
+        )
         ConfigFixtures.assertSingleError(
             "defaults:\n  client: { socket_send_buffer: 1000 }\n",
             line: 2,

@@ -160,6 +160,13 @@ final class GatewayMetrics: Sendable {
         self.gauge("ssegate_socket_send_buffer_bytes", []).record(
             self.context.socketSendBufferBytes.load(ordering: .relaxed)
         )
+        for refusal in ListenerAdmission.Refusal.allCases {
+            self.count(
+                "ssegate_connections_refused_total",
+                [("reason", refusal.rawValue)],
+                self.context.connectionsRefused(refusal)
+            )
+        }
         for reason in HTTP2FloodGuard.Reason.allCases {
             self.count(
                 "ssegate_http2_flood_closes_total",

@@ -361,6 +361,12 @@ public enum ConfigLoader {
         if let value = mapping.value("premature_resets_per_second"), let count = value.integer(atLeast: 1) {
             limits.prematureResetsPerSecond = count
         }
+        if let value = mapping.value("new_connections_per_second"), let count = value.integer(atLeast: 0) {
+            limits.newConnectionsPerSecond = count
+        }
+        if let value = mapping.value("tls_handshakes_per_second"), let count = value.integer(atLeast: 0) {
+            limits.tlsHandshakesPerSecond = count
+        }
         if let value = mapping.value("max_new_feeds_per_second"), let count = value.integer(atLeast: 0) {
             limits.maxNewFeedsPerSecond = count
         }

@@ -23,6 +23,14 @@ public struct LimitsConfig: Sendable, Equatable {
     /// second, summed over all connections of one listener (the rapid reset attack spreads them over
     /// many connections). Over it the connection that reset one gets GOAWAY and is closed.
     public var prematureResetsPerSecond: Int = 1000
+    /// Connections one listener accepts per second (a token bucket: a second's worth may come at once); over
+    /// it a cleartext connection gets a canned `503` with a jittered `Retry-After` and is closed, a TLS
+    /// connection is closed before its handshake (a `503` would cost the handshake it is meant to spare).
+    /// 0 (the default): no limit.
+    public var newConnectionsPerSecond: Int = 0
+    /// TLS handshakes one TLS listener starts per second; over it the connection is closed before the
+    /// handshake. 0 (the default): no limit.
+    public var tlsHandshakesPerSecond: Int = 0
     /// Template instances (`/rooms/{room}` values) the gateway opens per second, over all templates;
     /// over it a request for a new value gets `503` with a jittered `Retry-After`. 0: no limit.
     public var maxNewFeedsPerSecond: Int = 100

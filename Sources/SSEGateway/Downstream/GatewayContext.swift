@@ -31,6 +31,9 @@ final class GatewayContext: Sendable {
     /// `SO_SNDBUF` as the kernel reports it on the last accepted connection (twice `socket_send_buffer` on
     /// Linux); 0 until a connection is accepted with the option set.
     let socketSendBufferBytes = Atomic<Int>(0)
+    /// New connections turned away by a listener's rate limits (`ListenerAdmission`).
+    private let connectionRateRefusals = Atomic<Int>(0)
+    private let tlsHandshakeRateRefusals = Atomic<Int>(0)
 
     init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
@@ -118,6 +121,20 @@ final class GatewayContext: Sendable {
         case .empty: return self.pollEmpty.load(ordering: .relaxed)
         case .overCapacity: return self.pollOverCapacity.load(ordering: .relaxed)
         case .left: return self.pollLeft.load(ordering: .relaxed)
+        }
+    }
+
+    func countConnectionRefused(_ refusal: ListenerAdmission.Refusal) {
+        switch refusal {
+        case .connectionRate: self.connectionRateRefusals.add(1, ordering: .relaxed)
+        case .tlsHandshakeRate: self.tlsHandshakeRateRefusals.add(1, ordering: .relaxed)
+        }
+    }
+
+    func connectionsRefused(_ refusal: ListenerAdmission.Refusal) -> Int {
+        switch refusal {
+        case .connectionRate: return self.connectionRateRefusals.load(ordering: .relaxed)
+        case .tlsHandshakeRate: return self.tlsHandshakeRateRefusals.load(ordering: .relaxed)
         }
     }
 

@@ -190,6 +190,7 @@ public actor GatewayServer: Service {
         let context = self.context
         let tls = try listener.tls.map { try ListenerTLS(config: $0) }
         let resets = ListenerResetBudget()
+        let admission = ListenerAdmission()
         let delivery = ListenerDelivery(listener.delivery)
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
@@ -207,6 +208,15 @@ public actor GatewayServer: Service {
             .childChannelInitializer { channel in
                 do {
                     try Self.applySocketSendBuffer(channel: channel, context: context)
+                    if let refusal = admission.admit(tls: tls != nil, limits: context.limits) {
+                        context.countConnectionRefused(refusal)
+                        if tls != nil {
+                            channel.close(promise: nil)
+                        } else {
+                            try channel.pipeline.syncOperations.addHandler(ConnectionRefusalResponder())
+                        }
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
                     try DownstreamPipeline.configure(
                         channel: channel,
                         tls: tls,

@@ -1,0 +1,163 @@
+import Foundation
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOSSL
+import SSE
+import XCTest
+
+@testable import SSEGateTestSupport
+@testable import SSEGateway
+
+/// Issue 14, item 3: connection-level limits attacked on a running gateway while 50 clients stream. Each
+/// test connects the readers first, then sets the limit (as a reload would), attacks, and checks that
+/// every reader received every event published during the attack, in order.
+final class ConnectionLimitTests: XCTestCase {
+    private func start(tls certificates: TestCertificates? = nil) async throws -> Harness {
+        try await Harness.start(
+            configure: { config in
+                if let certificates { config.listen.append(TLSTestConfig.listener(certificates)) }
+            },
+            feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        )
+    }
+
+    private func readers(_ harness: Harness, count: Int = 50) async throws -> [TestSSEClient] {
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        var readers: [TestSSEClient] = []
+        for _ in 0..<count { readers.append(try await harness.client("/prices", recordBody: false)) }
+        for reader in readers { _ = try await reader.waitForHead() }
+        try await harness.waitUntilJoined(count)
+        return readers
+    }
+
+    private func setLimits(_ harness: Harness, _ change: (inout LimitsConfig) -> Void) {
+        var limits = harness.gateway.context.limits
+        change(&limits)
+        harness.gateway.context.setLimits(limits)
+    }
+
+    /// Publishes one event every 20 ms while `attack` runs, then checks that every reader got them all.
+    private func publishing(
+        to readers: [TestSSEClient],
+        _ harness: Harness,
+        during attack: () async throws -> Void
+    ) async throws {
+        let published = ManagedCounter()
+        let publisher = Task {
+            while !Task.isCancelled {
+                published.increment()
+                harness.origin.publish(data: "tick \(published.value)")
+                try? await Task.sleep(nanoseconds: 20_000_000)
+            }
+        }
+        try await attack()
+        publisher.cancel()
+        _ = await publisher.result
+        let total = published.value
+        for reader in readers {
+            let events = try await reader.waitForEvents(total, timeout: .seconds(10))
+            XCTAssertEqual(events.map(\.data), (1...total).map { "tick \($0)" }, "every event, in order")
+            XCTAssertFalse(reader.isClosed)
+        }
+    }
+
+    private func metrics(_ harness: Harness) async throws -> String {
+        try await harness.gateway.metrics.render(on: harness.group.next()).get()
+    }
+
+    // MARK: New connections per second
+
+    func testConnectionsOverTheListenerRateGet503WithAJitteredRetryAfter() async throws {
+        let harness = try await self.start()
+        self.addTeardownBlock { await harness.stop() }
+        let readers = try await self.readers(harness)
+        self.setLimits(harness) { $0.newConnectionsPerSecond = 20 }
+        let port = harness.port
+        let group = harness.clientGroup
+        let responses = NIOLockedValueBox<[String]>([])
+        let started = NIODeadline.now()
+        try await self.publishing(to: readers, harness) {
+            try await churn(200, concurrency: 50) { _ in
+                let (response, _) = try await oneShotConnection(
+                    port: port,
+                    group: group,
+                    request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"
+                )
+                responses.withLockedValue { $0.append(response) }
+            }
+        }
+        let took = NIODeadline.now() - started
+        let all = responses.withLockedValue { $0 }
+        let refused = all.filter { $0.hasPrefix("HTTP/1.1 503 ") }
+        let admitted = all.filter { $0.hasPrefix("HTTP/1.1 404 ") }
+        XCTAssertEqual(refused.count + admitted.count, 200, "every connection got an answer")
+        // A second's worth at once, then 20 per second of the attack.
+        let allowance = 20 + Int(took.nanoseconds / 50_000_000) + 1
+        XCTAssertGreaterThanOrEqual(admitted.count, 20)
+        XCTAssertLessThanOrEqual(admitted.count, allowance, "took \(took)")
+        for response in refused {
+            let retryAfter = RawConnection.parseResponses(response).first?.header("Retry-After").first
+            XCTAssertTrue(["1", "2"].contains(retryAfter), response)
+            XCTAssertTrue(response.contains("Connection: close"), response)
+        }
+        let metrics = try await self.metrics(harness)
+        XCTAssertTrue(
+            metrics.contains("ssegate_connections_refused_total{reason=\"connection_rate\"} \(refused.count)"),
+            metrics
+        )
+        // Once the bucket refills, a new client streams.
+        try await Task.sleep(nanoseconds: 1_100_000_000)
+        let late = try await harness.client("/prices")
+        let head = try await late.waitForHead()
+        XCTAssertEqual(head.status, .ok)
+        for client in readers + [late] { await client.close() }
+    }
+
+    // MARK: TLS handshakes per second
+
+    func testTLSHandshakesOverTheListenerRateAreClosedBeforeTheHandshake() async throws {
+        let certificates = try TestCertificates.make(keyType: .ecdsa)
+        let harness = try await self.start(tls: certificates)
+        self.addTeardownBlock { await harness.stop() }
+        let readers = try await self.readers(harness)
+        let tlsPort = harness.gateway.listenerAddresses[1].port!
+        let tls = try TLSTestConfig.client(trusting: certificates)
+        // A TLS reader from before the limit keeps streaming.
+        let tlsReader = try await TestSSEClient.connect(
+            port: tlsPort,
+            path: "/prices",
+            group: harness.clientGroup,
+            tls: tls
+        )
+        _ = try await tlsReader.waitForHead()
+        self.setLimits(harness) { $0.tlsHandshakesPerSecond = 5 }
+        let group = harness.clientGroup
+        let completed = ManagedCounter()
+        let failed = ManagedCounter()
+        let started = NIODeadline.now()
+        try await self.publishing(to: readers + [tlsReader], harness) {
+            try await churn(40, concurrency: 40) { _ in
+                do {
+                    _ = try await tlsHandshake(port: tlsPort, group: group, tls: tls)
+                    completed.increment()
+                } catch {
+                    failed.increment()
+                }
+            }
+        }
+        let took = NIODeadline.now() - started
+        XCTAssertEqual(completed.value + failed.value, 40)
+        XCTAssertGreaterThanOrEqual(completed.value, 5)
+        XCTAssertLessThanOrEqual(completed.value, 5 + Int(took.nanoseconds / 200_000_000) + 1, "took \(took)")
+        let metrics = try await self.metrics(harness)
+        XCTAssertTrue(
+            metrics.contains("ssegate_connections_refused_total{reason=\"tls_handshake_rate\"} \(failed.value)"),
+            metrics
+        )
+        // The cleartext listener is not limited by the TLS listener's handshakes.
+        let cleartext = try await harness.client("/prices")
+        let cleartextHead = try await cleartext.waitForHead()
+        XCTAssertEqual(cleartextHead.status, .ok)
+        for client in readers + [tlsReader, cleartext] { await client.close() }
+    }
+}
