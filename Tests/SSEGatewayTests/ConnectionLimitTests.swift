@@ -161,3 +161,45 @@ final class ConnectionLimitTests: XCTestCase {
         for client in readers + [tlsReader, cleartext] { await client.close() }
     }
 }
+
+extension ConnectionLimitTests {
+    // MARK: TLS handshake timeout
+
+    func testAStalledTLSHandshakeIsClosedAtTheHandshakeTimeout() async throws {
+        let certificates = try TestCertificates.make(keyType: .ecdsa)
+        let harness = try await Harness.start(
+            configure: { config in
+                config.listen.append(TLSTestConfig.listener(certificates))
+                config.limits.tlsHandshakeTimeout = .milliseconds(300)
+                config.limits.headerTimeout = .seconds(10)
+            },
+            feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices")] }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        let readers = try await self.readers(harness)
+        let tlsPort = harness.gateway.listenerAddresses[1].port!
+        let group = harness.clientGroup
+        let closed = ManagedCounter()
+        try await self.publishing(to: readers, harness) {
+            // 100 connections that never finish a handshake: half send nothing, half a TLS record header.
+            try await churn(100, concurrency: 100) { index in
+                let bytes = index % 2 == 0 ? "" : "\u{16}\u{03}\u{01}\u{00}"
+                let started = NIODeadline.now()
+                let result = try await rawExchange(port: tlsPort, bytes, group: group, timeout: .seconds(4))
+                if result.closedByServer, NIODeadline.now() - started < .seconds(4) { closed.increment() }
+            }
+        }
+        XCTAssertEqual(closed.value, 100, "every stalled handshake is closed at 300 ms, not the 10 s header timeout")
+        let metrics = try await self.metrics(harness)
+        XCTAssertTrue(metrics.contains("ssegate_tls_handshake_timeouts_total 100"), metrics)
+        // A finished handshake is then held to the header timeout, not the handshake timeout.
+        let idle = try await tlsHandshakeThenIdle(
+            port: tlsPort,
+            group: group,
+            tls: try TLSTestConfig.client(trusting: certificates, alpn: ["http/1.1"]),
+            timeout: .seconds(1)
+        )
+        XCTAssertNil(idle.closedAfter, "closed \(String(describing: idle.closedAfter)) after its handshake")
+        for reader in readers { await reader.close() }
+    }
+}

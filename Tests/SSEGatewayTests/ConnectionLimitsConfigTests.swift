@@ -10,6 +10,7 @@ final class ConnectionLimitsConfigTests: XCTestCase {
         XCTAssertEqual(config.limits.socketSendBuffer, 64 * 1024)
         XCTAssertEqual(config.limits.newConnectionsPerSecond, 0)
         XCTAssertEqual(config.limits.tlsHandshakesPerSecond, 0)
+        XCTAssertNil(config.limits.tlsHandshakeTimeout, "the header timeout")
     }
 
     func testValues() throws {
@@ -24,15 +25,22 @@ final class ConnectionLimitsConfigTests: XCTestCase {
         )
         XCTAssertEqual(config.limits.socketSendBuffer, 32 * 1024)
         let limits = try ConfigFixtures.parse(
-            "limits: { new_connections_per_second: 2000, tls_handshakes_per_second: 500 }\n"
+            "limits: { new_connections_per_second: 2000, tls_handshakes_per_second: 500, tls_handshake_timeout: 3s }\n"
         ).limits
         XCTAssertEqual(limits.newConnectionsPerSecond, 2000)
         XCTAssertEqual(limits.tlsHandshakesPerSecond, 500)
+        XCTAssertEqual(limits.tlsHandshakeTimeout, .seconds(3))
         let autotuned = try ConfigFixtures.parse("defaults:\n  client: { socket_send_buffer: 0 }\n")
         XCTAssertEqual(autotuned.limits.socketSendBuffer, 0)
     }
 
     func testErrors() {
+        ConfigFixtures.assertSingleError(
+            "limits:\n  tls_handshake_timeout: 0s\n",
+            line: 2,
+            column: 26,
+            "limits.tls_handshake_timeout: must be greater than 0, got '0s'"
+        )
         ConfigFixtures.assertSingleError(
             "limits:\n  new_connections_per_second: -1\n",
             line: 2,

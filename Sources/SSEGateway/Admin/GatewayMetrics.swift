@@ -160,6 +160,7 @@ final class GatewayMetrics: Sendable {
         self.gauge("ssegate_socket_send_buffer_bytes", []).record(
             self.context.socketSendBufferBytes.load(ordering: .relaxed)
         )
+        self.count("ssegate_tls_handshake_timeouts_total", [], self.context.tlsHandshakeTimeoutCount)
         for refusal in ListenerAdmission.Refusal.allCases {
             self.count(
                 "ssegate_connections_refused_total",

@@ -351,6 +351,9 @@ public enum ConfigLoader {
         if let value = mapping.value("header_timeout"), let timeout = value.duration(positive: true) {
             limits.headerTimeout = timeout
         }
+        if let value = mapping.value("tls_handshake_timeout"), let timeout = value.duration(positive: true) {
+            limits.tlsHandshakeTimeout = timeout
+        }
         // A request line plus a Host header can pass 1 KiB; anything smaller rejects real browsers.
         if let value = mapping.value("max_header_bytes"), let bytes = value.size(atLeast: 1024) {
             limits.maxHeaderBytes = bytes

@@ -9,6 +9,10 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxPollWaiting: Int = 100_000
     /// A client that has not sent a whole request head within this time is disconnected.
     public var headerTimeout: TimeAmount = .seconds(10)
+    /// A TLS connection whose handshake (and ALPN) has not finished within this time is closed; the header
+    /// timeout starts after it. A browser needs one or two round trips. nil (the default): `headerTimeout`,
+    /// as before the key existed.
+    public var tlsHandshakeTimeout: TimeAmount?
     /// A request head larger than this gets `431` and the connection closes.
     public var maxHeaderBytes: Int = 16 * 1024
     /// `SO_SNDBUF` of every accepted connection (`defaults.client.socket_send_buffer`); 0 leaves the send

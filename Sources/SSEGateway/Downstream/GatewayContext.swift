@@ -34,6 +34,8 @@ final class GatewayContext: Sendable {
     /// New connections turned away by a listener's rate limits (`ListenerAdmission`).
     private let connectionRateRefusals = Atomic<Int>(0)
     private let tlsHandshakeRateRefusals = Atomic<Int>(0)
+    /// TLS connections closed because their handshake did not finish within `limits.tls_handshake_timeout`.
+    private let tlsHandshakeTimeouts = Atomic<Int>(0)
 
     init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
@@ -123,6 +125,12 @@ final class GatewayContext: Sendable {
         case .left: return self.pollLeft.load(ordering: .relaxed)
         }
     }
+
+    func countTLSHandshakeTimeout() {
+        self.tlsHandshakeTimeouts.add(1, ordering: .relaxed)
+    }
+
+    var tlsHandshakeTimeoutCount: Int { self.tlsHandshakeTimeouts.load(ordering: .relaxed) }
 
     func countConnectionRefused(_ refusal: ListenerAdmission.Refusal) {
         switch refusal {

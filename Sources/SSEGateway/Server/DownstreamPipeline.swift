@@ -18,8 +18,11 @@ enum DownstreamPipeline {
         let sync = channel.pipeline.syncOperations
         if let tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
-            // The handshake and ALPN must finish within the header timeout too.
-            let deadline = channel.eventLoop.scheduleTask(in: limits.headerTimeout) { channel.close(promise: nil) }
+            // The handshake and ALPN must finish within `tls_handshake_timeout`; the header timeout starts after it.
+            let deadline = channel.eventLoop.scheduleTask(in: limits.tlsHandshakeTimeout ?? limits.headerTimeout) {
+                context.countTLSHandshakeTimeout()
+                channel.close(promise: nil)
+            }
             channel.closeFuture.whenComplete { _ in deadline.cancel() }
             _ = channel.configureHTTP2SecureUpgrade(
                 h2ChannelConfigurator: { channel in
