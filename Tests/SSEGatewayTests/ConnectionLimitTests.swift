@@ -203,3 +203,51 @@ extension ConnectionLimitTests {
         for reader in readers { await reader.close() }
     }
 }
+
+extension ConnectionLimitTests {
+    // MARK: Header count
+
+    func testMoreHeaderFieldsThanMaxHeaderCountGet431OverHTTP1AndHTTP2() async throws {
+        let harness = try await self.start()
+        self.addTeardownBlock { await harness.stop() }
+        let readers = try await self.readers(harness)
+        let port = harness.port
+        let group = harness.clientGroup
+        // Small fields: 150 of them are 2 KB, far under max_header_bytes; only their number is refused.
+        let fields = (0..<150).map { ("x-f\($0)", "v") }
+        let http1Request =
+            "GET /prices HTTP/1.1\r\nHost: a\r\n" + fields.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n"
+        let http1Refused = ManagedCounter()
+        let h2 = try await H2TestClient.connect(port: port, group: group)
+        var h2Statuses: [Int?] = []
+        try await self.publishing(to: readers, harness) {
+            try await churn(100, concurrency: 20) { _ in
+                let (response, closedByServer) = try await oneShotConnection(
+                    port: port,
+                    group: group,
+                    request: http1Request
+                )
+                if response.hasPrefix("HTTP/1.1 431 "), closedByServer { http1Refused.increment() }
+            }
+            for _ in 0..<20 {
+                let stream = try await h2.request("/prices", headers: fields)
+                h2Statuses.append(try await stream.waitForHeaders().status)
+            }
+        }
+        XCTAssertEqual(http1Refused.value, 100, "431 and a close")
+        XCTAssertEqual(h2Statuses, Array(repeating: 431, count: 20))
+        XCTAssertFalse(h2.isClosed, "a refused HTTP/2 stream leaves its connection alone")
+        // Exactly max_header_count fields (Host, Connection and 98 more) are accepted.
+        let (response, _) = try await oneShotConnection(
+            port: port,
+            group: group,
+            request: "GET /nope HTTP/1.1\r\nHost: a\r\nConnection: close\r\n"
+                + (0..<98).map { "x-f\($0): v\r\n" }.joined() + "\r\n"
+        )
+        XCTAssertTrue(response.hasPrefix("HTTP/1.1 404 "), response)
+        let metrics = try await self.metrics(harness)
+        XCTAssertTrue(metrics.contains("ssegate_header_count_refusals_total 120"), metrics)
+        await h2.close()
+        for reader in readers { await reader.close() }
+    }
+}

@@ -11,6 +11,7 @@ final class ConnectionLimitsConfigTests: XCTestCase {
         XCTAssertEqual(config.limits.newConnectionsPerSecond, 0)
         XCTAssertEqual(config.limits.tlsHandshakesPerSecond, 0)
         XCTAssertNil(config.limits.tlsHandshakeTimeout, "the header timeout")
+        XCTAssertEqual(config.limits.maxHeaderCount, 100)
     }
 
     func testValues() throws {
@@ -25,16 +26,23 @@ final class ConnectionLimitsConfigTests: XCTestCase {
         )
         XCTAssertEqual(config.limits.socketSendBuffer, 32 * 1024)
         let limits = try ConfigFixtures.parse(
-            "limits: { new_connections_per_second: 2000, tls_handshakes_per_second: 500, tls_handshake_timeout: 3s }\n"
+            "limits: { new_connections_per_second: 2000, tls_handshakes_per_second: 500, tls_handshake_timeout: 3s, max_header_count: 50 }\n"
         ).limits
         XCTAssertEqual(limits.newConnectionsPerSecond, 2000)
         XCTAssertEqual(limits.tlsHandshakesPerSecond, 500)
         XCTAssertEqual(limits.tlsHandshakeTimeout, .seconds(3))
+        XCTAssertEqual(limits.maxHeaderCount, 50)
         let autotuned = try ConfigFixtures.parse("defaults:\n  client: { socket_send_buffer: 0 }\n")
         XCTAssertEqual(autotuned.limits.socketSendBuffer, 0)
     }
 
     func testErrors() {
+        ConfigFixtures.assertSingleError(
+            "limits:\n  max_header_count: 10\n",
+            line: 2,
+            column: 21,
+            "limits.max_header_count: must be at least 20, got 10"
+        )
         ConfigFixtures.assertSingleError(
             "limits:\n  tls_handshake_timeout: 0s\n",
             line: 2,

@@ -161,6 +161,7 @@ final class GatewayMetrics: Sendable {
             self.context.socketSendBufferBytes.load(ordering: .relaxed)
         )
         self.count("ssegate_tls_handshake_timeouts_total", [], self.context.tlsHandshakeTimeoutCount)
+        self.count("ssegate_header_count_refusals_total", [], self.context.tooManyHeaderFieldsCount)
         for refusal in ListenerAdmission.Refusal.allCases {
             self.count(
                 "ssegate_connections_refused_total",

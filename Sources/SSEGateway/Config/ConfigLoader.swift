@@ -358,6 +358,10 @@ public enum ConfigLoader {
         if let value = mapping.value("max_header_bytes"), let bytes = value.size(atLeast: 1024) {
             limits.maxHeaderBytes = bytes
         }
+        // Fewer than a browser sends (Host, Accept, Cookie, User-Agent, sec-* …) would refuse real clients.
+        if let value = mapping.value("max_header_count"), let count = value.integer(atLeast: 20) {
+            limits.maxHeaderCount = count
+        }
         if let value = mapping.value("max_streams_per_connection"), let count = value.integer(atLeast: 1) {
             limits.maxStreamsPerConnection = count
         }

@@ -21,6 +21,9 @@ public struct LimitsConfig: Sendable, Equatable {
     /// `2 × socket_send_buffer` bytes of socket memory, capped by `net.core.wmem_max`), so a client that stops
     /// reading holds at most `max_queue` + NIO's write buffer (64 KiB) + `2 × socket_send_buffer`.
     public var socketSendBuffer: Int = 64 * 1024
+    /// A request with more header fields than this gets `431` (HTTP/1: and the connection closes). Apache's
+    /// `LimitRequestFields` and HAProxy's `tune.http.maxhdr` are about 100; browsers send 10 to 30.
+    public var maxHeaderCount: Int = 100
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: SSE subscriptions one connection may hold.
     public var maxStreamsPerConnection: Int = 128
     /// HTTP/2 streams that clients may reset right after opening them (within a second or two), per

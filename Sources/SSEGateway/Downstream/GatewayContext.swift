@@ -36,6 +36,8 @@ final class GatewayContext: Sendable {
     private let tlsHandshakeRateRefusals = Atomic<Int>(0)
     /// TLS connections closed because their handshake did not finish within `limits.tls_handshake_timeout`.
     private let tlsHandshakeTimeouts = Atomic<Int>(0)
+    /// Requests answered `431` for more than `limits.max_header_count` header fields.
+    private let tooManyHeaderFields = Atomic<Int>(0)
 
     init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
@@ -125,6 +127,12 @@ final class GatewayContext: Sendable {
         case .left: return self.pollLeft.load(ordering: .relaxed)
         }
     }
+
+    func countTooManyHeaderFields() {
+        self.tooManyHeaderFields.add(1, ordering: .relaxed)
+    }
+
+    var tooManyHeaderFieldsCount: Int { self.tooManyHeaderFields.load(ordering: .relaxed) }
 
     func countTLSHandshakeTimeout() {
         self.tlsHandshakeTimeouts.add(1, ordering: .relaxed)

@@ -123,6 +123,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             limits: self.gateway.limits
         ).route(head) {
         case .respond(let response, let body, let close):
+            if response.status == RequestRouter.requestHeaderFieldsTooLarge { self.gateway.countTooManyHeaderFields() }
             self.respond(
                 response,
                 body: body,

@@ -57,6 +57,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             limits: self.gateway.limits
         ).route(head) {
         case .respond(let response, let body, _):
+            if response.status == RequestRouter.requestHeaderFieldsTooLarge { self.gateway.countTooManyHeaderFields() }
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .multi(var request):
             request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
