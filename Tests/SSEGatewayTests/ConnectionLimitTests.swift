@@ -251,3 +251,69 @@ extension ConnectionLimitTests {
         for reader in readers { await reader.close() }
     }
 }
+
+extension ConnectionLimitTests {
+    // MARK: Idle connections
+
+    func testIdleConnectionsAreClosedAtTheIdleTimeoutAndKeepAlivePollsGoOn() async throws {
+        let harness = try await Harness.start(
+            configure: { config in
+                config.limits.idleConnectionTimeout = .milliseconds(800)
+                config.limits.headerTimeout = .seconds(10)
+            },
+            feeds: { origin in
+                [
+                    try Harness.feed("/prices", upstream: "\(origin)/prices") {
+                        $0.settings.poll.gather = .milliseconds(10)
+                    }
+                ]
+            }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        let readers = try await self.readers(harness)
+        let port = harness.port
+        let group = harness.clientGroup
+        let http1Closed = ManagedCounter()
+        let h2Closed = ManagedCounter()
+        var polls = 0
+        var pollerClosed = true
+        try await self.publishing(to: readers, harness) {
+            // A poll client on one keep-alive connection, coming back 250 ms after each answer.
+            let poller = try await RawConnection.connect(port: port, group: group)
+            for round in 1...5 {
+                try await poller.send("GET /prices?transport=poll HTTP/1.1\r\nHost: gw\r\n\r\n")
+                polls = try await poller.waitForResponses(round).filter { $0.status == 200 }.count
+                try await Task.sleep(nanoseconds: 250_000_000)
+            }
+            pollerClosed = poller.isClosed
+            await poller.closeAndWait()
+            // 50 keep-alive connections left idle after a 404, and 10 HTTP/2 connections after their stream.
+            try await churn(50, concurrency: 50) { _ in
+                let connection = try await RawConnection.connect(port: port, group: group)
+                try await connection.send("GET /nope HTTP/1.1\r\nHost: a\r\n\r\n")
+                _ = try await connection.waitForResponses(1)
+                let answered = NIODeadline.now()
+                if try await waitUntil(timeout: .seconds(4), { connection.isClosed }),
+                    NIODeadline.now() - answered >= .milliseconds(600)
+                {
+                    http1Closed.increment()
+                }
+                await connection.closeAndWait()
+            }
+            try await churn(10, concurrency: 10) { _ in
+                let h2 = try await H2TestClient.connect(port: port, group: group)
+                let stream = try await h2.request("/nope")
+                _ = try await stream.waitForHeaders()
+                if try await waitUntil(timeout: .seconds(4), { h2.isClosed }) { h2Closed.increment() }
+                await h2.close()
+            }
+        }
+        XCTAssertEqual(polls, 5, "every poll on the keep-alive connection was answered")
+        XCTAssertFalse(pollerClosed, "a poll client coming back after retry keeps its connection")
+        XCTAssertEqual(http1Closed.value, 50, "idle keep-alive connections closed at 800 ms, not at the header timeout")
+        XCTAssertEqual(h2Closed.value, 10, "HTTP/2 connections without a stream closed at 800 ms")
+        let metrics = try await self.metrics(harness)
+        XCTAssertTrue(metrics.contains("ssegate_idle_connection_closes_total 60"), metrics)
+        for reader in readers { await reader.close() }
+    }
+}

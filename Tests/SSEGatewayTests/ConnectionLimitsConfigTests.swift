@@ -12,6 +12,7 @@ final class ConnectionLimitsConfigTests: XCTestCase {
         XCTAssertEqual(config.limits.tlsHandshakesPerSecond, 0)
         XCTAssertNil(config.limits.tlsHandshakeTimeout, "the header timeout")
         XCTAssertEqual(config.limits.maxHeaderCount, 100)
+        XCTAssertNil(config.limits.idleConnectionTimeout, "the header timeout")
     }
 
     func testValues() throws {
@@ -26,12 +27,13 @@ final class ConnectionLimitsConfigTests: XCTestCase {
         )
         XCTAssertEqual(config.limits.socketSendBuffer, 32 * 1024)
         let limits = try ConfigFixtures.parse(
-            "limits: { new_connections_per_second: 2000, tls_handshakes_per_second: 500, tls_handshake_timeout: 3s, max_header_count: 50 }\n"
+            "limits: { new_connections_per_second: 2000, tls_handshakes_per_second: 500, tls_handshake_timeout: 3s, max_header_count: 50, idle_connection_timeout: 75s }\n"
         ).limits
         XCTAssertEqual(limits.newConnectionsPerSecond, 2000)
         XCTAssertEqual(limits.tlsHandshakesPerSecond, 500)
         XCTAssertEqual(limits.tlsHandshakeTimeout, .seconds(3))
         XCTAssertEqual(limits.maxHeaderCount, 50)
+        XCTAssertEqual(limits.idleConnectionTimeout, .seconds(75))
         let autotuned = try ConfigFixtures.parse("defaults:\n  client: { socket_send_buffer: 0 }\n")
         XCTAssertEqual(autotuned.limits.socketSendBuffer, 0)
     }

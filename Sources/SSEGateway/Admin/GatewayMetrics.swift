@@ -162,6 +162,14 @@ final class GatewayMetrics: Sendable {
         )
         self.count("ssegate_tls_handshake_timeouts_total", [], self.context.tlsHandshakeTimeoutCount)
         self.count("ssegate_header_count_refusals_total", [], self.context.tooManyHeaderFieldsCount)
+        self.count("ssegate_idle_connection_closes_total", [], self.context.idleConnectionCloseCount)
+        for reason in HTTP2ConnectionError.allCases {
+            self.count(
+                "ssegate_http2_connection_errors_total",
+                [("reason", reason.rawValue)],
+                self.context.http2ConnectionErrors(reason)
+            )
+        }
         for refusal in ListenerAdmission.Refusal.allCases {
             self.count(
                 "ssegate_connections_refused_total",

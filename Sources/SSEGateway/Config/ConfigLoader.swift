@@ -351,6 +351,9 @@ public enum ConfigLoader {
         if let value = mapping.value("header_timeout"), let timeout = value.duration(positive: true) {
             limits.headerTimeout = timeout
         }
+        if let value = mapping.value("idle_connection_timeout"), let timeout = value.duration(positive: true) {
+            limits.idleConnectionTimeout = timeout
+        }
         if let value = mapping.value("tls_handshake_timeout"), let timeout = value.duration(positive: true) {
             limits.tlsHandshakeTimeout = timeout
         }

@@ -13,6 +13,11 @@ public struct LimitsConfig: Sendable, Equatable {
     /// timeout starts after it. A browser needs one or two round trips. nil (the default): `headerTimeout`,
     /// as before the key existed.
     public var tlsHandshakeTimeout: TimeAmount?
+    /// A connection that answered its requests (a 404, a finished poll on keep-alive) or whose HTTP/2
+    /// streams have all ended is closed after this long without a new request or stream (HTTP/2: GOAWAY
+    /// first). nil (the default): `headerTimeout`, as before the key existed. Poll clients come back after
+    /// their `retry:` (250 ms by default), well within it.
+    public var idleConnectionTimeout: TimeAmount?
     /// A request head larger than this gets `431` and the connection closes.
     public var maxHeaderBytes: Int = 16 * 1024
     /// `SO_SNDBUF` of every accepted connection (`defaults.client.socket_send_buffer`); 0 leaves the send

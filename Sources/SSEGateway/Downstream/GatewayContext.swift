@@ -38,6 +38,10 @@ final class GatewayContext: Sendable {
     private let tlsHandshakeTimeouts = Atomic<Int>(0)
     /// Requests answered `431` for more than `limits.max_header_count` header fields.
     private let tooManyHeaderFields = Atomic<Int>(0)
+    /// Connections closed after `limits.idle_connection_timeout` without a request or stream.
+    private let idleConnectionCloses = Atomic<Int>(0)
+    /// HTTP/2 connections SwiftNIO's handler ended (GOAWAY), by reason; rare, so a lock.
+    private let http2ConnectionErrors = NIOLockedValueBox([HTTP2ConnectionError: Int]())
 
     init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
@@ -127,6 +131,20 @@ final class GatewayContext: Sendable {
         case .left: return self.pollLeft.load(ordering: .relaxed)
         }
     }
+
+    func countHTTP2ConnectionError(_ reason: HTTP2ConnectionError) {
+        self.http2ConnectionErrors.withLockedValue { $0[reason, default: 0] += 1 }
+    }
+
+    func http2ConnectionErrors(_ reason: HTTP2ConnectionError) -> Int {
+        self.http2ConnectionErrors.withLockedValue { $0[reason, default: 0] }
+    }
+
+    func countIdleConnectionClose() {
+        self.idleConnectionCloses.add(1, ordering: .relaxed)
+    }
+
+    var idleConnectionCloseCount: Int { self.idleConnectionCloses.load(ordering: .relaxed) }
 
     func countTooManyHeaderFields() {
         self.tooManyHeaderFields.add(1, ordering: .relaxed)
