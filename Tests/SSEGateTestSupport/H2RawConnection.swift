@@ -16,7 +16,7 @@ final class H2RawConnection: PolledState, @unchecked Sendable {
 
         static let data: UInt8 = 0x0, headers: UInt8 = 0x1, rstStream: UInt8 = 0x3, settings: UInt8 = 0x4,
             ping: UInt8 = 0x6, goAway: UInt8 = 0x7,
-            windowUpdate: UInt8 = 0x8
+            windowUpdate: UInt8 = 0x8, continuation: UInt8 = 0x9
 
         /// The last stream id of a GOAWAY frame.
         var lastStreamID: UInt32? {
@@ -99,6 +99,26 @@ final class H2RawConnection: PolledState, @unchecked Sendable {
             payload: ByteBuffer(bytes: [1, 2, 3, 4, 5, 6, 7, 8]),
             into: &frame
         )
+        self.channel.write(frame, promise: nil)
+    }
+
+    /// `count` copies of one frame in one write (not flushed): SETTINGS, PING or CONTINUATION floods.
+    func sendFrames(type: UInt8, flags: UInt8 = 0, streamID: UInt32 = 0, payload: ByteBuffer = ByteBuffer(), count: Int)
+    {
+        var frames = ByteBuffer()
+        frames.reserveCapacity((9 + payload.readableBytes) * count)
+        for _ in 0..<count {
+            Self.writeFrame(type: type, flags: flags, streamID: streamID, payload: payload, into: &frames)
+        }
+        self.channel.write(frames, promise: nil)
+    }
+
+    /// HEADERS with END_STREAM but without END_HEADERS (not flushed): CONTINUATION frames must end the block.
+    func sendHeadersWithoutEnd(streamID: UInt32, _ headers: [(String, String)]) {
+        var block = ByteBuffer()
+        try! self.encoder.encode(headers: HPACKHeaders(headers), to: &block)
+        var frame = ByteBuffer()
+        Self.writeFrame(type: Frame.headers, flags: 0x1, streamID: streamID, payload: block, into: &frame)
         self.channel.write(frame, promise: nil)
     }
 

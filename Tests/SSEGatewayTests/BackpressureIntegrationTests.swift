@@ -103,6 +103,34 @@ final class BackpressureIntegrationTests: XCTestCase {
         for reader in readers { await reader.close() }
     }
 
+    func testABurstWithinMaxQueueAndTheSendBufferDoesNotEvictReadingClients() async throws {
+        // The default socket_send_buffer (64 KiB, 128 KiB in the kernel; the harness turns it off): a 384 KiB
+        // burst in one upstream write fits max_queue (256 KiB) + NIO's 64 KiB + the kernel's 128 KiB.
+        let harness = try await Harness.start(
+            configure: { $0.limits.socketSendBuffer = LimitsConfig().socketSendBuffer },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.client.maxQueue = 256 * 1024 }]
+            }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let readers = [try await harness.client("/prices"), try await harness.client("/prices")]
+        for reader in readers { _ = try await reader.waitForHead() }
+        try await eventually("joined") { try await harness.metrics().connectedClients == 2 }
+        var burst = ByteBuffer()
+        let payload = String(repeating: "b", count: 8 * 1024)
+        for index in 1...48 { burst.writeString("id: \(index)\ndata: \(payload)\n\n") }
+        harness.origin.broadcast(burst)
+        for reader in readers {
+            let events = try await reader.waitForEvents(48)
+            XCTAssertEqual(events.map(\.id), (1...48).map { String($0) })
+        }
+        let stats = try await harness.metrics()
+        XCTAssertEqual(stats.delivery["/prices"]?.evictionsMaxQueue, 0)
+        XCTAssertEqual(stats.connectedClients, 2)
+        for reader in readers { await reader.close() }
+    }
+
     func testKeepaliveCommentsWhileTheUpstreamIsIdle() async throws {
         let harness = try await Harness.start { origin in
             [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.keepalive = .milliseconds(100) }]

@@ -166,6 +166,26 @@ final class GatewayMetrics: Sendable {
             )
         }
         self.count("ssegate_clients_per_address_refused_total", [], self.context.overAddressLimitCount)
+        self.gauge("ssegate_socket_send_buffer_bytes", []).record(
+            self.context.socketSendBufferBytes.load(ordering: .relaxed)
+        )
+        self.count("ssegate_tls_handshake_timeouts_total", [], self.context.tlsHandshakeTimeoutCount)
+        self.count("ssegate_header_count_refusals_total", [], self.context.tooManyHeaderFieldsCount)
+        self.count("ssegate_idle_connection_closes_total", [], self.context.idleConnectionCloseCount)
+        for reason in HTTP2ConnectionError.allCases {
+            self.count(
+                "ssegate_http2_connection_errors_total",
+                [("reason", reason.rawValue)],
+                self.context.http2ConnectionErrors(reason)
+            )
+        }
+        for refusal in ListenerAdmission.Refusal.allCases {
+            self.count(
+                "ssegate_connections_refused_total",
+                [("reason", refusal.rawValue)],
+                self.context.connectionsRefused(refusal)
+            )
+        }
         for reason in HTTP2FloodGuard.Reason.allCases {
             self.count(
                 "ssegate_http2_flood_closes_total",

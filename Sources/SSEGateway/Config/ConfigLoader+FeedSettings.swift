@@ -89,6 +89,12 @@ extension ConfigLoader {
         if let value = mapping.value("max_lag"), let lag = value.duration(positive: true) {
             client.maxLag = lag
         }
+        if mapping.path != "defaults.client" {
+            mapping.hint(
+                "socket_send_buffer",
+                "'socket_send_buffer' is set when a connection is accepted, before its feed is known: set it in defaults.client"
+            )
+        }
     }
 
     private static func applyUpstream(_ mapping: ConfigMapping, to upstream: inout UpstreamSettings) {

@@ -165,6 +165,14 @@ public enum ConfigLoader {
             if let value = mapping.child("poll")?.value("max_waiting"), let count = value.integer(atLeast: 1) {
                 config.limits.maxPollWaiting = count
             }
+            if let value = mapping.child("client")?.value("socket_send_buffer"), let bytes = value.size(atLeast: 0) {
+                // Below Linux's minimum (SOCK_MIN_SNDBUF, ~4.5 KiB) the kernel raises it anyway.
+                if bytes != 0 && bytes < 4096 {
+                    value.fail("must be 0 (the kernel's autotuning) or at least 4KiB")
+                } else {
+                    config.limits.socketSendBuffer = bytes
+                }
+            }
             self.applySettings(mapping, to: &defaults)
         }
 
@@ -381,15 +389,31 @@ public enum ConfigLoader {
         if let value = mapping.value("header_timeout"), let timeout = value.duration(positive: true) {
             limits.headerTimeout = timeout
         }
+        if let value = mapping.value("idle_connection_timeout"), let timeout = value.duration(positive: true) {
+            limits.idleConnectionTimeout = timeout
+        }
+        if let value = mapping.value("tls_handshake_timeout"), let timeout = value.duration(positive: true) {
+            limits.tlsHandshakeTimeout = timeout
+        }
         // A request line plus a Host header can pass 1 KiB; anything smaller rejects real browsers.
         if let value = mapping.value("max_header_bytes"), let bytes = value.size(atLeast: 1024) {
             limits.maxHeaderBytes = bytes
+        }
+        // Fewer than a browser sends (Host, Accept, Cookie, User-Agent, sec-* …) would refuse real clients.
+        if let value = mapping.value("max_header_count"), let count = value.integer(atLeast: 20) {
+            limits.maxHeaderCount = count
         }
         if let value = mapping.value("max_streams_per_connection"), let count = value.integer(atLeast: 1) {
             limits.maxStreamsPerConnection = count
         }
         if let value = mapping.value("premature_resets_per_second"), let count = value.integer(atLeast: 1) {
             limits.prematureResetsPerSecond = count
+        }
+        if let value = mapping.value("new_connections_per_second"), let count = value.integer(atLeast: 0) {
+            limits.newConnectionsPerSecond = count
+        }
+        if let value = mapping.value("tls_handshakes_per_second"), let count = value.integer(atLeast: 0) {
+            limits.tlsHandshakesPerSecond = count
         }
         if let value = mapping.value("max_new_feeds_per_second"), let count = value.integer(atLeast: 0) {
             limits.maxNewFeedsPerSecond = count

@@ -9,14 +9,40 @@ public struct LimitsConfig: Sendable, Equatable {
     public var maxPollWaiting: Int = 100_000
     /// A client that has not sent a whole request head within this time is disconnected.
     public var headerTimeout: TimeAmount = .seconds(10)
+    /// A TLS connection whose handshake (and ALPN) has not finished within this time is closed; the header
+    /// timeout starts after it. A browser needs one or two round trips. nil (the default): `headerTimeout`,
+    /// as before the key existed.
+    public var tlsHandshakeTimeout: TimeAmount?
+    /// A connection that answered its requests (a 404, a finished poll on keep-alive) or whose HTTP/2
+    /// streams have all ended is closed after this long without a new request or stream (HTTP/2: GOAWAY
+    /// first). nil (the default): `headerTimeout`, as before the key existed. Poll clients come back after
+    /// their `retry:` (250 ms by default), well within it.
+    public var idleConnectionTimeout: TimeAmount?
     /// A request head larger than this gets `431` and the connection closes.
     public var maxHeaderBytes: Int = 16 * 1024
+    /// `SO_SNDBUF` of every accepted connection (`defaults.client.socket_send_buffer`); 0 leaves the send
+    /// buffer to the kernel's autotuning, which on Linux grows it up to `net.ipv4.tcp_wmem`'s maximum (4 MiB)
+    /// for a client that does not read. Linux doubles the value for its bookkeeping (the buffer holds at most
+    /// `2 × socket_send_buffer` bytes of socket memory, capped by `net.core.wmem_max`), so a client that stops
+    /// reading holds at most `max_queue` + NIO's write buffer (64 KiB) + `2 × socket_send_buffer`.
+    public var socketSendBuffer: Int = 64 * 1024
+    /// A request with more header fields than this gets `431` (HTTP/1: and the connection closes). Apache's
+    /// `LimitRequestFields` and HAProxy's `tune.http.maxhdr` are about 100; browsers send 10 to 30.
+    public var maxHeaderCount: Int = 100
     /// HTTP/2 `SETTINGS_MAX_CONCURRENT_STREAMS`: SSE subscriptions one connection may hold.
     public var maxStreamsPerConnection: Int = 128
     /// HTTP/2 streams that clients may reset right after opening them (within a second or two), per
     /// second, summed over all connections of one listener (the rapid reset attack spreads them over
     /// many connections). Over it the connection that reset one gets GOAWAY and is closed.
     public var prematureResetsPerSecond: Int = 1000
+    /// Connections one listener accepts per second (a token bucket: a second's worth may come at once); over
+    /// it a cleartext connection gets a canned `503` with a jittered `Retry-After` and is closed, a TLS
+    /// connection is closed before its handshake (a `503` would cost the handshake it is meant to spare).
+    /// 0 (the default): no limit.
+    public var newConnectionsPerSecond: Int = 0
+    /// TLS handshakes one TLS listener starts per second; over it the connection is closed before the
+    /// handshake. 0 (the default): no limit.
+    public var tlsHandshakesPerSecond: Int = 0
     /// Template instances (`/rooms/{room}` values) the gateway opens per second, over all templates;
     /// over it a request for a new value gets `503` with a jittered `Retry-After`. 0: no limit.
     public var maxNewFeedsPerSecond: Int = 100

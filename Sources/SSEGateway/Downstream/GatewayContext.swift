@@ -36,6 +36,20 @@ final class GatewayContext: Sendable {
     let http2PrematureResetCloses = Atomic<Int>(0)
     /// Connections `proxy_protocol` listeners closed for a missing or invalid header.
     let proxyRejections = ProxyProtocolRejections()
+    /// `SO_SNDBUF` as the kernel reports it on the last accepted connection (twice `socket_send_buffer` on
+    /// Linux); 0 until a connection is accepted with the option set.
+    let socketSendBufferBytes = Atomic<Int>(0)
+    /// New connections turned away by a listener's rate limits (`ListenerAdmission`).
+    private let connectionRateRefusals = Atomic<Int>(0)
+    private let tlsHandshakeRateRefusals = Atomic<Int>(0)
+    /// TLS connections closed because their handshake did not finish within `limits.tls_handshake_timeout`.
+    private let tlsHandshakeTimeouts = Atomic<Int>(0)
+    /// Requests answered `431` for more than `limits.max_header_count` header fields.
+    private let tooManyHeaderFields = Atomic<Int>(0)
+    /// Connections closed after `limits.idle_connection_timeout` without a request or stream.
+    private let idleConnectionCloses = Atomic<Int>(0)
+    /// HTTP/2 connections SwiftNIO's handler ended (GOAWAY), by reason; rare, so a lock.
+    private let http2ConnectionErrors = NIOLockedValueBox([HTTP2ConnectionError: Int]())
 
     init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
@@ -146,6 +160,46 @@ final class GatewayContext: Sendable {
         case .empty: return self.pollEmpty.load(ordering: .relaxed)
         case .overCapacity: return self.pollOverCapacity.load(ordering: .relaxed)
         case .left: return self.pollLeft.load(ordering: .relaxed)
+        }
+    }
+
+    func countHTTP2ConnectionError(_ reason: HTTP2ConnectionError) {
+        self.http2ConnectionErrors.withLockedValue { $0[reason, default: 0] += 1 }
+    }
+
+    func http2ConnectionErrors(_ reason: HTTP2ConnectionError) -> Int {
+        self.http2ConnectionErrors.withLockedValue { $0[reason, default: 0] }
+    }
+
+    func countIdleConnectionClose() {
+        self.idleConnectionCloses.add(1, ordering: .relaxed)
+    }
+
+    var idleConnectionCloseCount: Int { self.idleConnectionCloses.load(ordering: .relaxed) }
+
+    func countTooManyHeaderFields() {
+        self.tooManyHeaderFields.add(1, ordering: .relaxed)
+    }
+
+    var tooManyHeaderFieldsCount: Int { self.tooManyHeaderFields.load(ordering: .relaxed) }
+
+    func countTLSHandshakeTimeout() {
+        self.tlsHandshakeTimeouts.add(1, ordering: .relaxed)
+    }
+
+    var tlsHandshakeTimeoutCount: Int { self.tlsHandshakeTimeouts.load(ordering: .relaxed) }
+
+    func countConnectionRefused(_ refusal: ListenerAdmission.Refusal) {
+        switch refusal {
+        case .connectionRate: self.connectionRateRefusals.add(1, ordering: .relaxed)
+        case .tlsHandshakeRate: self.tlsHandshakeRateRefusals.add(1, ordering: .relaxed)
+        }
+    }
+
+    func connectionsRefused(_ refusal: ListenerAdmission.Refusal) -> Int {
+        switch refusal {
+        case .connectionRate: return self.connectionRateRefusals.load(ordering: .relaxed)
+        case .tlsHandshakeRate: return self.tlsHandshakeRateRefusals.load(ordering: .relaxed)
         }
     }
 

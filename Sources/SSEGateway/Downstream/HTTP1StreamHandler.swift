@@ -80,10 +80,17 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         context.fireChannelActive()
     }
 
-    private func armHeaderTimer(context: ChannelHandlerContext) {
+    /// `idle`: the connection answered a request and waits for the next one (keep-alive), which
+    /// `limits.idle_connection_timeout` bounds; otherwise a request head (or body) is under way or awaited
+    /// first, which `limits.header_timeout` bounds.
+    private func armHeaderTimer(context: ChannelHandlerContext, idle: Bool = false) {
         self.headerTimer?.cancel()
         let channel = context.channel
-        self.headerTimer = context.eventLoop.scheduleTask(in: self.gateway.limits.headerTimeout) {
+        let limits = self.gateway.limits
+        let gateway = self.gateway
+        let timeout = idle ? limits.idleConnectionTimeout ?? limits.headerTimeout : limits.headerTimeout
+        self.headerTimer = context.eventLoop.scheduleTask(in: timeout) {
+            if idle { gateway.countIdleConnectionClose() }
             channel.close(promise: nil)
         }
     }
@@ -109,7 +116,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             } else {
                 self.state = .idle
                 self.limiter?.expectHead()
-                self.armHeaderTimer(context: context)
+                self.armHeaderTimer(context: context, idle: true)
             }
         case (.polling(let session, _), .end):
             self.state = .polling(session, requestEnded: true)
@@ -144,6 +151,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 client: clientAddress,
                 bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
             )
+            if response.status == RequestRouter.requestHeaderFieldsTooLarge { self.gateway.countTooManyHeaderFields() }
             self.respond(
                 response,
                 body: body,
@@ -394,5 +402,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         guard requestEnded, case .discardingBody(close: false) = self.state else { return }
         self.state = .idle
         self.limiter?.expectHead()
+        // Answered and the request is over: the poll client comes back after `retry:` on this connection.
+        self.armHeaderTimer(context: context, idle: true)
     }
 }

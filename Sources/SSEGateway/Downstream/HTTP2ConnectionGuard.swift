@@ -3,8 +3,8 @@ import NIOHTTP2
 
 /// The connection-level end of an HTTP/2 pipeline, after `NIOHTTP2Handler`:
 ///
-/// - Idle timeout: a connection that has had no open stream for `timeout` (from its start, or since its
-///   last stream ended) gets GOAWAY and is closed. This is HTTP/2's side of `limits.header_timeout`
+/// - Idle timeout: a connection that has had no open stream for `timeout` from its start, or for
+///   `idleTimeout` since its last stream ended, gets GOAWAY and is closed. This is HTTP/2's side of `limits.header_timeout`
 ///   (HTTP/1 closes a connection that sends no request head in time, also between keep-alive requests);
 ///   without it a client could finish the TLS handshake or send the h2c preface and then hold the
 ///   connection forever without a request.
@@ -32,13 +32,32 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
     }
 
     private let timeout: TimeAmount
+    /// After the connection's last stream ended (`limits.idle_connection_timeout`).
+    private let idleTimeout: TimeAmount
+    /// Called when a connection that had streams is closed for idleness (for `/metrics`).
+    private let onIdleClose: @Sendable () -> Void
+    /// Called once when the HTTP/2 handler ends the connection for a protocol error or a tripped defence.
+    private let onConnectionError: @Sendable (HTTP2ConnectionError) -> Void
+    private var connectionErrorSeen = false
+    /// A connection error was seen: close at the end of the read pass.
+    private var closeAfterRead = false
     private var context: ChannelHandlerContext?
     /// The open streams and the idle timer's state (`HTTP2ConnectionGuard+StateMachine.swift`).
     private var machine = StateMachine()
     private var timer: Scheduled<Void>?
 
-    init(timeout: TimeAmount) {
+    /// `timeout` bounds a connection that has not opened a stream yet, `idleTimeout` (default: `timeout`)
+    /// one whose streams have all ended.
+    init(
+        timeout: TimeAmount,
+        idleTimeout: TimeAmount? = nil,
+        onIdleClose: @escaping @Sendable () -> Void = {},
+        onConnectionError: @escaping @Sendable (HTTP2ConnectionError) -> Void = { _ in }
+    ) {
         self.timeout = timeout
+        self.idleTimeout = idleTimeout ?? timeout
+        self.onIdleClose = onIdleClose
+        self.onConnectionError = onConnectionError
         LiveObjects.http2Connections.increment()
     }
 
@@ -73,9 +92,25 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         if error is NIOHTTP2Errors.StreamError { return }
-        // The GOAWAY is already written; flush it and end the connection.
+        if !self.connectionErrorSeen {
+            self.connectionErrorSeen = true
+            self.onConnectionError(HTTP2ConnectionError(error))
+        }
+        // The GOAWAY is already written; flush it and end the connection once this read pass is over:
+        // SwiftNIO's multiplexer clears its list of streams that read in the pass only in
+        // `channelReadComplete`, and a connection closed before that kept the list, its streams, the
+        // multiplexer and this guard alive (`HTTP2FrameFloodTests` found one of its floods' connections left). An
+        // error outside a read (a write) is closed by the task, which runs after the current pass.
         context.flush()
-        context.close(promise: nil)
+        guard !self.closeAfterRead else { return }
+        self.closeAfterRead = true
+        let channel = context.channel
+        context.eventLoop.execute { channel.close(promise: nil) }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+        if self.closeAfterRead { context.close(promise: nil) }
     }
 
     private func streamCreated(_ id: HTTP2StreamID) {
@@ -97,6 +132,7 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
         case .sendGoAwayAndClose(let lastStreamID):
             self.timer = nil
             guard let channel = self.context?.channel else { return }
+            if lastStreamID != .rootStream { self.onIdleClose() }
             // GOAWAY (NO_ERROR) first, so that the client knows which streams were seen, then close.
             let goAway = HTTP2Frame(
                 streamID: .rootStream,
@@ -112,7 +148,8 @@ final class HTTP2ConnectionGuard: ChannelInboundHandler {
         // would hold the closed channel until it fires.
         guard let context = self.context, context.channel.isActive else { return }
         let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
-        self.timer = context.eventLoop.scheduleTask(in: self.timeout) {
+        let timeout = self.machine.lastStreamID == .rootStream ? self.timeout : self.idleTimeout
+        self.timer = context.eventLoop.scheduleTask(in: timeout) {
             handler.value.run(handler.value.machine.timerFired())
         }
     }

@@ -88,6 +88,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 client: clientAddress,
                 bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
             )
+            if response.status == RequestRouter.requestHeaderFieldsTooLarge { self.gateway.countTooManyHeaderFields() }
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .multi(var request):
             request.clientAddress = clientAddress

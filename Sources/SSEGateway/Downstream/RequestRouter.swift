@@ -11,7 +11,21 @@ struct RequestRouter {
     /// The limits in force (`multi:` among them).
     var limits = LimitsConfig()
 
+    static let requestHeaderFieldsTooLarge = HTTPResponseStatus(
+        statusCode: 431,
+        reasonPhrase: "Request Header Fields Too Large"
+    )
+
+    /// `431` (and a close over HTTP/1) when the head has more than `limits.max_header_count` fields: the
+    /// only `431` the router gives, so the handlers count it as a header-count refusal.
     func route(_ head: HTTPRequestHead) -> RouteDecision {
+        if head.headers.count > self.limits.maxHeaderCount {
+            let (response, body) = ResponseHead.plain(
+                Self.requestHeaderFieldsTooLarge,
+                "request header fields too large: more than \(self.limits.maxHeaderCount) fields\n"
+            )
+            return .respond(response, body: body, close: true)
+        }
         if !Self.hasValidHost(head) {
             let (response, body) = ResponseHead.plain(.badRequest, "bad request: exactly one Host header is required\n")
             return .respond(response, body: body, close: true)

@@ -38,8 +38,11 @@ enum DownstreamPipeline {
         }
         if let tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
-            // The handshake and ALPN must finish within the header timeout too.
-            let deadline = channel.eventLoop.scheduleTask(in: limits.headerTimeout) { channel.close(promise: nil) }
+            // The handshake and ALPN must finish within `tls_handshake_timeout`; the header timeout starts after it.
+            let deadline = channel.eventLoop.scheduleTask(in: limits.tlsHandshakeTimeout ?? limits.headerTimeout) {
+                context.countTLSHandshakeTimeout()
+                channel.close(promise: nil)
+            }
             channel.closeFuture.whenComplete { _ in deadline.cancel() }
             _ = channel.configureHTTP2SecureUpgrade(
                 h2ChannelConfigurator: { channel in
@@ -143,12 +146,31 @@ enum DownstreamPipeline {
         ]
         connection.headerBlockValidation = .enabled
         connection.contentLengthValidation = .enabled
+        // SwiftNIO's flood defences, written out (these are its 1.46 defaults) so that a change of default
+        // cannot loosen them unseen; each trips GOAWAY and a close, counted by `HTTP2ConnectionGuard`.
+        // PING, SETTINGS and PRIORITY floods: 200 per 30 s.
+        connection.controlFrameRateLimit.maximumCount = 200
+        connection.controlFrameRateLimit.windowLength = .seconds(30)
+        // CONTINUATION floods (CVE-2024-27316 class): 5 in a row; the block is also capped at
+        // SETTINGS_MAX_HEADER_LIST_SIZE (max_header_bytes) as it accumulates.
+        connection.maximumSequentialContinuationFrames = 5
+        // PING/SETTINGS ACKs queued for a peer that does not read them.
+        connection.maximumBufferedControlFrames = 10_000
+        connection.maximumSequentialEmptyDataFrames = 1
         var stream = NIOHTTP2Handler.StreamConfiguration()
         stream.outboundBufferSizeHighWatermark = 64 * 1024
         stream.outboundBufferSizeLowWatermark = 16 * 1024
+        // RST_STREAM floods on one connection: 200 per 30 s (`premature_resets_per_second` covers many).
+        stream.streamResetFrameRateLimit.maximumCount = 200
+        stream.streamResetFrameRateLimit.windowLength = .seconds(30)
         // Closes a connection without a stream (none yet, or none left) after the header timeout, and a
         // connection on which the HTTP/2 handler hit a connection error (it sent GOAWAY).
-        let guardHandler = HTTP2ConnectionGuard(timeout: limits.headerTimeout)
+        let guardHandler = HTTP2ConnectionGuard(
+            timeout: limits.headerTimeout,
+            idleTimeout: limits.idleConnectionTimeout,
+            onIdleClose: { context.countIdleConnectionClose() },
+            onConnectionError: { context.countHTTP2ConnectionError($0) }
+        )
         let sync = channel.pipeline.syncOperations
         try sync.addHandler(
             HTTP2FloodGuard(listener: resets, prematureResetsPerSecond: limits.prematureResetsPerSecond) { reason in

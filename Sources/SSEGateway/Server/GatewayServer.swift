@@ -198,6 +198,7 @@ public actor GatewayServer: Service {
         let context = self.context
         let tls = try listener.tls.map { try ListenerTLS(config: $0) }
         let resets = ListenerResetBudget()
+        let admission = ListenerAdmission()
         let delivery = ListenerDelivery(listener.delivery)
         let proxyProtocol = ListenerProxyProtocol(listener.proxyProtocol)
         let channel = try await ServerBootstrap(group: self.group)
@@ -215,6 +216,16 @@ public actor GatewayServer: Service {
             )
             .childChannelInitializer { channel in
                 do {
+                    try Self.applySocketSendBuffer(channel: channel, context: context)
+                    if let refusal = admission.admit(tls: tls != nil, limits: context.limits) {
+                        context.countConnectionRefused(refusal)
+                        if tls != nil {
+                            channel.close(promise: nil)
+                        } else {
+                            try channel.pipeline.syncOperations.addHandler(ConnectionRefusalResponder())
+                        }
+                        return channel.eventLoop.makeSucceededVoidFuture()
+                    }
                     try DownstreamPipeline.configure(
                         channel: channel,
                         tls: tls,
@@ -238,6 +249,17 @@ public actor GatewayServer: Service {
             delivery: delivery,
             proxyProtocol: proxyProtocol
         )
+    }
+
+    /// `SO_SNDBUF` from the limits in force (a reload applies to the next connections): without it Linux
+    /// autotunes the send buffer of a client that does not read up to `tcp_wmem`'s maximum (4 MiB), memory
+    /// that `max_queue` does not see. The kernel's value (twice the one set) is kept for `/metrics`.
+    private static func applySocketSendBuffer(channel: Channel, context: GatewayContext) throws {
+        let bytes = context.limits.socketSendBuffer
+        guard bytes > 0, let options = channel.syncOptions else { return }
+        try options.setOption(.socketOption(.so_sndbuf), value: SocketOptionValue(clamping: bytes))
+        let kernel = try options.getOption(.socketOption(.so_sndbuf))
+        context.socketSendBufferBytes.store(Int(kernel), ordering: .relaxed)
     }
 
     // MARK: Reload

@@ -34,6 +34,10 @@ final class Harness: @unchecked Sendable {
         config.listen = [ListenerConfig(address: HostPort(host: "127.0.0.1", port: 0))]
         config.admin = AdminConfig(address: HostPort(host: "127.0.0.1", port: 0))
         config.feeds = try feeds("http://127.0.0.1:\(origin.port)")
+        // The kernel's autotuned send buffers, as before `socket_send_buffer`: the suite's readers share two
+        // threads while the gateway pushes megabytes per second at them on loopback, with tight max_queue
+        // and max_lag bounds; a bounded buffer makes them fall behind. Tests of the bound set it.
+        config.limits.socketSendBuffer = 0
         configure(&config)
         var logger = Logger(label: "test")
         logger.logLevel = .critical
