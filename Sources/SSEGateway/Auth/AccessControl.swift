@@ -18,13 +18,14 @@ public final class AccessControl: Sendable {
     /// The modes in force, by feed name (what `/api/feeds` shows).
     private let modes = NIOLockedValueBox<[String: AuthMode]>([:])
     let outcomes = AuthOutcomeCounters()
-    private let group: EventLoopGroup
-    /// Made on first use: most configs never need one.
+    /// Made on first use: most configs never need one. On AsyncHTTPClient's singleton event loops, not the
+    /// gateway's: a call or fetch still running when the gateway's loops shut down (a task that outlived a
+    /// test, or a process exiting mid-call) would otherwise make a promise on a dead loop, which SwiftNIO
+    /// treats as a fatal leak.
     private let httpClientBox = NIOLockedValueBox<HTTPClient?>(nil)
     private let logger: Logger
 
-    public init(group: EventLoopGroup, logger: Logger) {
-        self.group = group
+    public init(logger: Logger) {
         self.logger = logger
     }
 
@@ -36,7 +37,7 @@ public final class AccessControl: Sendable {
             // An identity provider or auth backend that is down should cost a second, not the whole fetch
             // timeout: AsyncHTTPClient retries a refused connect until its connect timeout.
             configuration.timeout.connect = .seconds(1)
-            let made = HTTPClient(eventLoopGroupProvider: .shared(self.group), configuration: configuration)
+            let made = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
             client = made
             return made
         }
@@ -71,7 +72,7 @@ public final class AccessControl: Sendable {
                 let backend =
                     backends.first { $0.config == auth.forward }
                     ?? previousBackends.first { $0.config == auth.forward }
-                    ?? ForwardBackend(url: url, config: auth.forward, group: self.group)
+                    ?? ForwardBackend(url: url, config: auth.forward)
                 if !backends.contains(where: { $0 === backend }) { backends.append(backend) }
                 built[feed.name] = backend.authorizer
                 continue

@@ -81,7 +81,7 @@ public actor GatewayServer: Service {
         let registry = FeedRegistry(feeds: config.feeds, group: group, idPrefix: idPrefix, logger: logger)
         self.context = GatewayContext(
             registry: registry,
-            access: AccessControl(group: group, logger: logger),
+            access: AccessControl(logger: logger),
             hubs: hubs,
             limits: config.limits,
             logger: logger

@@ -23,7 +23,7 @@ final class EmbeddedGateway {
         let registry = FeedRegistry(feeds: feeds, group: loop, idPrefix: "t-", logger: logger)
         self.context = GatewayContext(
             registry: registry,
-            access: AccessControl(group: self.hub.loop, logger: logger),
+            access: AccessControl(logger: logger),
             hubs: [self.hub],
             limits: limits,
             logger: logger
