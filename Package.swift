@@ -34,11 +34,18 @@ let package = Package(
             name: "SSE",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // Pure protocol: the PROXY protocol v1/v2 header a load balancer puts before a client's bytes. No I/O,
+        // so the fuzz targets can link it alone.
+        .target(
+            name: "ProxyProtocol",
+            dependencies: [.product(name: "NIOCore", package: "swift-nio")]
+        ),
         // The gateway: config, feeds, replay, per-loop hubs, upstream client, downstream pipeline, admin.
         .target(
             name: "SSEGateway",
             dependencies: [
                 "SSE",
+                "ProxyProtocol",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -103,6 +110,10 @@ let package = Package(
             name: "SSETests",
             dependencies: ["SSE", .product(name: "NIOCore", package: "swift-nio")]
         ),
+        .testTarget(
+            name: "ProxyProtocolTests",
+            dependencies: ["ProxyProtocol", .product(name: "NIOCore", package: "swift-nio")]
+        ),
         // What several test targets share: the polling helper, the HTTP/1.1 (and TLS) and HTTP/2 test
         // clients, raw connections, test certificates. Knows no gateway internals.
         .testTarget(
@@ -125,6 +136,7 @@ let package = Package(
             dependencies: [
                 "SSE",
                 "SSEGateway",
+                "ProxyProtocol",
                 "SSEOrigin",
                 "SSEGateTestSupport",
                 // The bench run against a live in-process gateway (BenchTests).

@@ -13,6 +13,7 @@
 #   CLUSTER_HOST=127.0.0.1  ORIGIN_PORT=8081  LB_PORT=8080  STATS_PORT=8404
 #   REPLICA_PORTS="8091 8092"  ADMIN_PORTS="9091 9092"   (one replica per port; add ports for more)
 #   RATE=5 (origin events/s)  PAYLOAD=0  RETRY=1s  SHUTDOWN_TIMEOUT=5s  CHECK_INTER=500ms  CONNECT_TIMEOUT=1s
+#   MAX_CLIENTS_PER_ADDRESS=0 (each replica's limits.max_clients_per_address; 0: no limit)
 #   SSEGATE_BIN (skip the build and use this binary)  HAPROXY_BIN (default: haproxy on PATH, else /usr/sbin)
 set -euo pipefail
 
@@ -31,6 +32,7 @@ retry=${RETRY:-1s}
 shutdown_timeout=${SHUTDOWN_TIMEOUT:-5s}
 check_inter=${CHECK_INTER:-500ms}
 connect_timeout=${CONNECT_TIMEOUT:-1s}
+max_clients_per_address=${MAX_CLIENTS_PER_ADDRESS:-0}
 
 say() { echo "cluster: $*"; }
 die() {
@@ -139,9 +141,12 @@ write_configs() {
 log_level: info
 listen:
   - address: $host:${replica_ports[i - 1]}
+    proxy_protocol: true             # HAProxy sends PROXY v2 (send-proxy-v2): the client's own address
 admin:
   address: $host:${admin_ports[i - 1]}           # HAProxy health-checks /readyz here
 shutdown_timeout: $shutdown_timeout
+limits:
+  max_clients_per_address: $max_clients_per_address
 defaults:
   retry: $retry
   keepalive: 15s
@@ -202,7 +207,10 @@ backend replicas
     # /readyz answers 503 the moment a replica starts draining; one answer is enough to take it out.
     option httpchk GET /readyz
     http-check expect status 200
-    default-server check inter $check_inter fall 1 rise 2
+    # send-proxy-v2: each connection to a replica starts with a PROXY v2 header naming the client, so the
+    # replicas see (and limit, and log) real client addresses. The health checks go to the admin port
+    # (the 'port' of each server line), which takes no PROXY header, and HAProxy sends none with them.
+    default-server check inter $check_inter fall 1 rise 2 send-proxy-v2
     # Which replica served the stream (curl -i shows it; the failover test counts it).
     http-response set-header X-Replica %[srv_name]
 EOF
@@ -248,7 +256,7 @@ print_urls() {
   echo "  load balancer   http://$host:$lb_port/prices          (HAProxy; X-Replica names the replica)"
   echo "  HAProxy stats   http://$host:$stats_port/"
   for ((i = 1; i <= replicas; i++)); do
-    echo "  replica$i        http://$host:${replica_ports[i - 1]}/prices   admin http://$host:${admin_ports[i - 1]}/"
+    echo "  replica$i        $host:${replica_ports[i - 1]} (PROXY protocol: through HAProxy only)   admin http://$host:${admin_ports[i - 1]}/"
   done
   echo "  origin          http://$host:$origin_port/prices"
   echo "  pids and logs   $rel/"

@@ -92,6 +92,42 @@ final class ClusterFailoverTests: XCTestCase {
         XCTAssertGreaterThan(drainRetries.count, 3, "drain retry values are jittered: \(drainRetries.sorted())")
     }
 
+    /// HAProxy sends PROXY v2 (`send-proxy-v2`) and the replica's listener reads it (`proxy_protocol: true`):
+    /// the replica counts streams per real client address, not per HAProxy's. With one replica and
+    /// `max_clients_per_address: 1`, a second stream from 127.0.0.2 is refused while one from 127.0.0.3 is
+    /// served; through a balancer that hid the clients, all three would share 127.0.0.1 and the third would
+    /// be refused too.
+    func testTheReplicaSeesEachClientsOwnAddressThroughHAProxy() async throws {
+        _ = try ExternalTool.haproxy.require()
+        let cluster = try await ClusterProcess.start(
+            group: self.group,
+            replicas: 1,
+            rate: Self.rate,
+            retry: "200ms",
+            shutdownTimeout: "2s",
+            maxClientsPerAddress: 1
+        )
+        self.cluster = cluster
+        let port = cluster.ports.balancer
+        let request = "GET /prices HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
+        var connections: [RawConnection] = []
+        defer { for connection in connections { connection.close() } }
+        for from in ["127.0.0.2", "127.0.0.2", "127.0.0.3"] {
+            let connection = try await RawConnection.connect(port: port, group: self.group, from: from)
+            connections.append(connection)
+            try await connection.send(request)
+            try await connection.wait("a response head for \(from)") { text, _ in text.contains("\r\n\r\n") }
+        }
+        let statuses = connections.map { String($0.text.prefix(12)) }
+        XCTAssertEqual(
+            statuses,
+            ["HTTP/1.1 200", "HTTP/1.1 503", "HTTP/1.1 200"],
+            "\(connections.map { $0.text.prefix(300) })\n\(cluster.logs())"
+        )
+        XCTAssertTrue(connections[1].text.contains("too many streams from this address"), connections[1].text)
+        try await connections[2].wait("events for 127.0.0.3") { text, _ in text.contains("data:") }
+    }
+
     /// The docker-compose files cannot run here (no Docker engine), but their configs can be checked: the
     /// replicas' ssegate config, HAProxy's (service names need not resolve: `init-addr ... none`), and
     /// every file docker-compose.yml mounts exists.

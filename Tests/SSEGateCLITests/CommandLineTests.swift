@@ -292,12 +292,7 @@ final class CommandLineTests: XCTestCase {
         )
         let running = try self.launch(["serve", "--config", file, "--log-level", "info"])
         let readyz = { () async -> String? in
-            try? await rawExchange(
-                port: adminPort,
-                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                group: group,
-                timeout: .seconds(1)
-            ).response
+            await Self.ask("GET /readyz", port: adminPort, group: group)?.response
         }
         try await eventually("serve is ready", timeout: .seconds(10)) {
             await readyz()?.hasPrefix("HTTP/1.1 200") ?? false
@@ -357,12 +352,7 @@ final class CommandLineTests: XCTestCase {
         )
         let running = try self.launch(["serve", "--config", file])
         try await eventually("serve is ready", timeout: .seconds(10)) {
-            let answer = try? await rawExchange(
-                port: adminPort,
-                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                group: group,
-                timeout: .seconds(1)
-            )
+            let answer = await Self.ask("GET /readyz", port: adminPort, group: group)
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
         _ = try self.write(
@@ -371,12 +361,7 @@ final class CommandLineTests: XCTestCase {
         )
         kill(running.process.processIdentifier, SIGHUP)
         try await eventually("reload applied", timeout: .seconds(10)) {
-            let metrics = try? await rawExchange(
-                port: adminPort,
-                "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                group: group,
-                timeout: .seconds(1)
-            )
+            let metrics = await Self.ask("GET /metrics", port: adminPort, group: group)
             return metrics?.response.contains("ssegate_config_reloads_total{result=\"applied\"} 1") ?? false
         }
         var clients: [TestSSEClient] = []
@@ -429,12 +414,7 @@ final class CommandLineTests: XCTestCase {
             """
         let running = try self.launch(["serve", "--config", try self.write("drain.yaml", config)])
         try await eventually("serve is ready", timeout: .seconds(10)) {
-            let answer = try? await rawExchange(
-                port: adminPort,
-                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                group: group,
-                timeout: .seconds(1)
-            )
+            let answer = await Self.ask("GET /readyz", port: adminPort, group: group)
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
         var tls = TLSConfiguration.makeClientConfiguration()
@@ -619,12 +599,7 @@ final class CommandLineTests: XCTestCase {
         let file = try self.write("reload.yaml", Self.config(listenPort: listenPort, adminPort: adminPort))
         let running = try self.launch(["serve", "--config", file])
         try await eventually("serving") {
-            let answer = try? await rawExchange(
-                port: adminPort,
-                "GET /readyz HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                group: group,
-                timeout: .seconds(1)
-            )
+            let answer = await Self.ask("GET /readyz", port: adminPort, group: group)
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
         let stream = try await RawConnection.connect(port: listenPort, group: group)
@@ -638,12 +613,7 @@ final class CommandLineTests: XCTestCase {
         )
         kill(running.process.processIdentifier, SIGHUP)
         try await eventually("rejection counted") {
-            let metrics = try? await rawExchange(
-                port: adminPort,
-                "GET /metrics HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                group: group,
-                timeout: .seconds(1)
-            )
+            let metrics = await Self.ask("GET /metrics", port: adminPort, group: group)
             return metrics?.response.contains("ssegate_config_reloads_total{result=\"rejected\"} 1") ?? false
         }
         try await eventually("the rejection is logged with file, line and column") {
@@ -663,12 +633,7 @@ final class CommandLineTests: XCTestCase {
         _ = try self.write("reload.yaml", added)
         kill(running.process.processIdentifier, SIGHUP)
         try await eventually("new feed served") {
-            let answer = try? await rawExchange(
-                port: listenPort,
-                "HEAD /news HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
-                group: group,
-                timeout: .seconds(1)
-            )
+            let answer = await Self.ask("HEAD /news", port: listenPort, group: group)
             return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
         }
         let metrics = try await rawExchange(
@@ -680,6 +645,66 @@ final class CommandLineTests: XCTestCase {
         XCTAssertTrue(metrics.response.contains("ssegate_config_reloads_total{result=\"applied\"} 1"), metrics.response)
         try await stream.wait("the open stream lives on", timeout: .seconds(1)) { _, closed in !closed }
         stream.close()
+    }
+
+    /// `reload_on_change: true` with the file mounted as Kubernetes mounts a ConfigMap: the path is a symlink
+    /// through `..data`, and an update swaps `..data` to a new folder. No SIGHUP is sent: a bad file is
+    /// rejected once (not at every poll) and the old config keeps serving; a good one is applied.
+    func testReloadOnChangeFollowsAConfigMapStyleSymlinkSwap() async throws {
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        self.addTeardownBlock { try? await group.shutdownGracefully() }
+        let listenPort = try await Self.freePort(group: group)
+        let adminPort = try await Self.freePort(group: group)
+        let watched = "reload_on_change: true\nreload_check_interval: 100ms\n"
+        let mount = self.directory.appendingPathComponent("configmap")
+        let files = FileManager.default
+        try files.createDirectory(at: mount, withIntermediateDirectories: true)
+        // Like the kubelet: each version in its own folder, `..data` points at the current one.
+        func publish(_ version: String, _ text: String) throws {
+            let folder = mount.appendingPathComponent("..\(version)")
+            try files.createDirectory(at: folder, withIntermediateDirectories: true)
+            try text.write(to: folder.appendingPathComponent("ssegate.yaml"), atomically: true, encoding: .utf8)
+            let temporary = mount.appendingPathComponent("..data_tmp").path
+            XCTAssertEqual(symlink("..\(version)", temporary), 0)
+            XCTAssertEqual(rename(temporary, mount.appendingPathComponent("..data").path), 0)
+        }
+        try publish("v1", Self.config(listenPort: listenPort, adminPort: adminPort, extra: watched))
+        let file = mount.appendingPathComponent("ssegate.yaml").path
+        XCTAssertEqual(symlink("..data/ssegate.yaml", file), 0)
+        let running = try self.launch(["serve", "--config", file])
+        func metrics() async -> String {
+            await Self.ask("GET /metrics", port: adminPort, group: group)?.response ?? ""
+        }
+        try await eventually("serving") { await metrics().contains("ssegate_config_reloads_total") }
+
+        try publish(
+            "v2",
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: watched + "limits: { max_clientz: 5 }\n")
+        )
+        try await eventually("the bad file is rejected without a SIGHUP") {
+            await metrics().contains("ssegate_config_reloads_total{result=\"rejected\"} 1")
+        }
+        // Ten more polls of the same bad text: still one rejection.
+        try await Task.sleep(nanoseconds: 1_000_000_000)
+        let afterPolls = await metrics()
+        XCTAssertTrue(afterPolls.contains("ssegate_config_reloads_total{result=\"rejected\"} 1"), afterPolls)
+        XCTAssertTrue(running.stderr.contains("unknown key 'max_clientz'"), running.stderr)
+
+        let added =
+            Self.config(listenPort: listenPort, adminPort: adminPort, extra: watched) + """
+                  - path: /news
+                    upstream:
+                      url: http://127.0.0.1:1/news
+
+                """
+        try publish("v3", added)
+        try await eventually("the new feed is served") {
+            let answer = await Self.ask("HEAD /news", port: listenPort, group: group)
+            return answer?.response.hasPrefix("HTTP/1.1 200") ?? false
+        }
+        let applied = await metrics()
+        XCTAssertTrue(applied.contains("ssegate_config_reloads_total{result=\"applied\"} 1"), applied)
+        XCTAssertTrue(running.process.isRunning)
     }
 
     private func install(_ certificates: TestCertificates, certificate: String, key: String) throws {
@@ -724,6 +749,20 @@ final class CommandLineTests: XCTestCase {
         }
         XCTAssertFalse(process.isRunning, "serve still running 8 s after SIGTERM", file: file, line: line)
         return Date().timeIntervalSince(signalled)
+    }
+
+    /// One request (`"GET /readyz"`) on its own connection, answered within a second; nil when it failed.
+    static func ask(
+        _ requestLine: String,
+        port: Int,
+        group: EventLoopGroup
+    ) async -> (response: String, closedByServer: Bool)? {
+        try? await rawExchange(
+            port: port,
+            "\(requestLine) HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
+            group: group,
+            timeout: .seconds(1)
+        )
     }
 
     static func config(listenPort: Int, adminPort: Int, extra: String = "") -> String {

@@ -1,10 +1,11 @@
 import Foundation
 import XCTest
 
-/// A program from the user's machine that some tests drive: headless Chromium, HAProxy, nginx, curl, openssl.
+/// A program from the user's machine that some tests drive: headless Chromium, HAProxy, nginx, curl, openssl,
+/// and kubernetes-validate (from PyPI) for the Kubernetes manifests.
 ///
 /// `swift test` must pass on a machine with only the Swift toolchain, so a test whose program is missing
-/// is skipped with one line naming the Debian package. `.ci/run` installs every program and sets
+/// is skipped with one line naming the package. `.ci/run` installs every program and sets
 /// `SSEGATE_REQUIRE_TOOLS=1`; there a missing program fails the test instead, so CI never passes by
 /// skipping.
 enum ExternalTool: String {
@@ -13,9 +14,15 @@ enum ExternalTool: String {
     case nginx
     case curl
     case openssl
+    case kubernetesValidate = "kubernetes-validate"
 
-    /// The Debian package that installs it.
-    var package: String { self.rawValue }
+    /// The package that installs it, and from where.
+    var package: String {
+        switch self {
+        case .kubernetesValidate: return "PyPI package '\(self.rawValue)'"
+        default: return "Debian package '\(self.rawValue)'"
+        }
+    }
 
     /// Where to look besides `PATH` (HAProxy and nginx live in /usr/sbin; Chromium has several names).
     private var names: [String] {
@@ -43,7 +50,7 @@ enum ExternalTool: String {
     /// The executable's path; when it is missing, skips the test (or fails it under `SSEGATE_REQUIRE_TOOLS=1`).
     func require(file: StaticString = #filePath, line: UInt = #line) throws -> String {
         if let path = self.path { return path }
-        let missing = "\(self.rawValue) is not installed (Debian package '\(self.package)')"
+        let missing = "\(self.rawValue) is not installed (\(self.package))"
         guard Self.required else { throw XCTSkip("\(missing); skipped", file: file, line: line) }
         XCTFail("\(missing), and SSEGATE_REQUIRE_TOOLS=1 requires it", file: file, line: line)
         throw ToolMissing(tool: self)

@@ -64,6 +64,10 @@ final class RawConnection: @unchecked Sendable {
         try await self.channel.writeAndFlush(ByteBuffer(string: text)).get()
     }
 
+    func send(bytes: [UInt8]) async throws {
+        try await self.channel.writeAndFlush(ByteBuffer(bytes: bytes)).get()
+    }
+
     func close() {
         self.channel.close(promise: nil)
     }

@@ -158,6 +158,14 @@ final class GatewayMetrics: Sendable {
         for result in PollResult.allCases {
             self.count("ssegate_poll_responses_total", [("result", result.rawValue)], self.context.pollCount(result))
         }
+        for reason in ProxyProtocolRejections.Reason.allCases {
+            self.count(
+                "ssegate_proxy_protocol_rejected_total",
+                [("reason", reason.rawValue)],
+                self.context.proxyRejections.count(reason)
+            )
+        }
+        self.count("ssegate_clients_per_address_refused_total", [], self.context.overAddressLimitCount)
         for reason in HTTP2FloodGuard.Reason.allCases {
             self.count(
                 "ssegate_http2_flood_closes_total",

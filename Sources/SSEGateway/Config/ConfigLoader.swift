@@ -145,6 +145,12 @@ public enum ConfigLoader {
         if let value = top.value("shutdown_timeout"), let timeout = value.duration() {
             config.shutdownTimeout = timeout
         }
+        if let value = top.value("reload_on_change"), let flag = value.bool() {
+            config.reloadOnChange = flag
+        }
+        if let value = top.value("reload_check_interval"), let interval = value.duration(positive: true) {
+            config.reloadCheckInterval = interval
+        }
         if let limits = top.child("limits") {
             self.applyLimits(limits, to: &config.limits)
         }
@@ -175,8 +181,27 @@ public enum ConfigLoader {
             }
             config.feeds = feeds
         }
+        if let value = top.value("trusted_proxies"), !value.isNull, let items = value.list() {
+            self.readTrustedProxies(items, into: &config.limits.trustedProxies)
+        }
         if let multi = top.child("multi") {
             self.readMulti(multi, feeds: config.feeds, into: &config.limits.multi)
+        }
+    }
+
+    /// `trusted_proxies: [10.0.0.0/8, "fd00::/8"]`: each a CIDR or one address; every bad one is reported.
+    private static func readTrustedProxies(_ items: [ConfigValue], into trusted: inout TrustedProxies) {
+        var cidrs: [String] = []
+        for item in items {
+            guard let text = item.nonEmptyString("a CIDR such as 10.0.0.0/8 or fd00::/8") else { continue }
+            if IPNetwork(text) == nil {
+                item.fail("'\(text)' is not an IPv4 or IPv6 address or CIDR (e.g. 10.0.0.0/8, 192.0.2.7, fd00::/8)")
+            } else {
+                cidrs.append(text)
+            }
+        }
+        if cidrs.count == items.count, let parsed = TrustedProxies(cidrs) {
+            trusted = parsed
         }
     }
 
@@ -255,10 +280,19 @@ public enum ConfigLoader {
                 deliveryIsValid = false
             }
         }
-        guard let address, tlsIsValid, deliveryIsValid else {
+        var proxyProtocol = false
+        var proxyProtocolIsValid = true
+        if let value = mapping.value("proxy_protocol") {
+            if let flag = value.bool() {
+                proxyProtocol = flag
+            } else {
+                proxyProtocolIsValid = false
+            }
+        }
+        guard let address, tlsIsValid, deliveryIsValid, proxyProtocolIsValid else {
             return nil
         }
-        return ListenerConfig(address: address, tls: tls, delivery: delivery)
+        return ListenerConfig(address: address, tls: tls, delivery: delivery, proxyProtocol: proxyProtocol)
     }
 
     /// `admin:` absent keeps the default 127.0.0.1:9090; `null` or `false` turns the admin listener off.
@@ -362,6 +396,9 @@ public enum ConfigLoader {
         }
         if let value = mapping.value("max_new_feeds_per_address_per_second"), let count = value.integer(atLeast: 0) {
             limits.maxNewFeedsPerAddressPerSecond = count
+        }
+        if let value = mapping.value("max_clients_per_address"), let count = value.integer(atLeast: 0) {
+            limits.maxClientsPerAddress = count
         }
     }
 
@@ -535,7 +572,7 @@ public enum ConfigLoader {
 
     /// Reads the whole file as UTF-8. POSIX calls rather than `Data(contentsOf:)` so the error names the
     /// cause as the system does ("No such file or directory", "Permission denied").
-    private static func readFile(_ path: String) throws(ConfigValueError) -> String {
+    static func readFile(_ path: String) throws(ConfigValueError) -> String {
         let descriptor = open(path, O_RDONLY)
         guard descriptor >= 0 else {
             throw ConfigValueError(message: String(cString: strerror(errno)))

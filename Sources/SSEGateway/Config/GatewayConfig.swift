@@ -10,6 +10,11 @@ public struct GatewayConfig: Sendable, Equatable {
     public var shutdownTimeout: TimeAmount = .seconds(10)
     public var limits = LimitsConfig()
     public var logLevel: String = "info"
+    /// `reload_on_change`: poll the config file and reload when its content changes, as a SIGHUP does
+    /// (a ConfigMap mounted as a volume changes under a running pod without any signal).
+    public var reloadOnChange = false
+    /// `reload_check_interval`: how often `reload_on_change` reads the file.
+    public var reloadCheckInterval: TimeAmount = .seconds(5)
     /// `access_log:`; nil: off.
     public var accessLog: AccessLogDestination? = nil
     public var feeds: [FeedConfig] = []

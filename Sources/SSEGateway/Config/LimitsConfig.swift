@@ -21,10 +21,18 @@ public struct LimitsConfig: Sendable, Equatable {
     /// over it a request for a new value gets `503` with a jittered `Retry-After`. 0: no limit.
     public var maxNewFeedsPerSecond: Int = 100
     /// The same per client address, so one client cannot spend the gateway's allowance. 0 (the default):
-    /// no limit. Off by default because the address is the TCP peer's: behind a load balancer every client
-    /// has the balancer's address, and one abuser would spend the allowance of all (until PROXY protocol
-    /// and trusted X-Forwarded-For give the real address).
+    /// no limit. Off by default because behind a load balancer without `proxy_protocol` or
+    /// `trusted_proxies` every client has the balancer's address, and one abuser would spend the
+    /// allowance of all.
     public var maxNewFeedsPerAddressPerSecond: Int = 0
+    /// Streams (not polls) one client address may hold at once, counted as `max_clients` counts them (a
+    /// multi-feed stream holds one per feed); over it a new stream gets `503` with a jittered `Retry-After`.
+    /// 0 (the default): no limit. Off by default for the reason above, and because many users behind one
+    /// NAT share an address anyway: the right value depends on who the clients are.
+    public var maxClientsPerAddress: Int = 0
+    /// Top-level `trusted_proxies`; kept here because a reload swaps it, like the limits, for every
+    /// listener at once, and the request handlers read it with them.
+    public var trustedProxies = TrustedProxies()
     /// The multi-feed endpoint (top-level `multi:`); kept here because, like the limits, a reload swaps it
     /// for every listener at once.
     public var multi = MultiConfig()

@@ -27,9 +27,15 @@ final class GatewayContext: Sendable {
     private let pollOverCapacity = Atomic<Int>(0)
     private let pollLeft = Atomic<Int>(0)
     private let isDraining = Atomic<Bool>(false)
+    /// Streams per client address (`limits.max_clients_per_address`).
+    private let addressSlots = NIOLockedValueBox(AddressSlots())
+    /// Streams refused for `max_clients_per_address`.
+    private let overAddressLimit = Atomic<Int>(0)
     /// HTTP/2 connections `HTTP2FloodGuard` closed, by reason (for `/metrics`).
     let http2NoProgressCloses = Atomic<Int>(0)
     let http2PrematureResetCloses = Atomic<Int>(0)
+    /// Connections `proxy_protocol` listeners closed for a missing or invalid header.
+    let proxyRejections = ProxyProtocolRejections()
 
     init(registry: FeedRegistry, access: AccessControl, hubs: [LoopHub], limits: LimitsConfig, logger: Logger) {
         self.registry = registry
@@ -77,6 +83,28 @@ final class GatewayContext: Sendable {
     }
 
     var clientCount: Int { self.connectedClients.load(ordering: .relaxed) }
+
+    /// Takes `count` stream slots of `address` (a stream: 1; a multi-feed stream: one per feed, as
+    /// `max_clients` counts them); false, counted, over `limits.max_clients_per_address`. A request without
+    /// an address (none in tests with `EmbeddedChannel`) is not limited.
+    func admitAddress(_ address: String?, count: Int) -> Bool {
+        guard let address else { return true }
+        let limit = self.limits.maxClientsPerAddress
+        let taken = self.addressSlots.withLockedValue { $0.take(address, count: count, limit: limit) }
+        if !taken { self.overAddressLimit.add(1, ordering: .relaxed) }
+        return taken
+    }
+
+    func releaseAddress(_ address: String?, count: Int) {
+        guard let address else { return }
+        self.addressSlots.withLockedValue { $0.release(address, count: count) }
+    }
+
+    /// Streams `address` holds now.
+    func streams(of address: String) -> Int { self.addressSlots.withLockedValue { $0.count(of: address) } }
+
+    /// Stream requests refused for `max_clients_per_address` (`ssegate_clients_per_address_refused_total`).
+    var overAddressLimitCount: Int { self.overAddressLimit.load(ordering: .relaxed) }
 
     /// Takes a poll slot (not a client slot); false over `limits.maxPollWaiting` or while draining.
     func admitPoll() -> Bool {

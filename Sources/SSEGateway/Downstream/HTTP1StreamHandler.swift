@@ -36,6 +36,8 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     private(set) var framing: StreamFraming = .chunked
     /// The client sent `Connection: close` (or spoke HTTP/1.0): the stream's head says `close`.
     private var clientWantsClose = false
+    /// The connection's address (the PROXY source on a `proxy_protocol` listener); nil: the channel's peer.
+    private let peer: ConnectionPeer?
     /// The connection is TLS (for the access log).
     private let tls: Bool
 
@@ -44,9 +46,11 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         limiter: HeadSizeLimiter?,
         requestHandlers: [RemovableChannelHandler] = [],
         delivery: DeliveryMode? = nil,
+        peer: ConnectionPeer? = nil,
         tls: Bool = false
     ) {
         self.gateway = gateway
+        self.peer = peer
         self.tls = tls
         self.delivery = delivery
         self.limiter = limiter
@@ -121,16 +125,25 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
 
     private func handle(_ head: HTTPRequestHead, context: ChannelHandlerContext) {
         let clientWantsClose = !head.isKeepAlive
+        let limits = self.gateway.limits
+        // The real client: the connection's address, or what trusted proxies' forwarding headers say.
+        let clientAddress = limits.trustedProxies.clientAddress(
+            connection: self.peer?.address ?? context.channel.remoteAddress?.ipAddress,
+            headers: head.headers
+        )
         let log = AccessLogRequest.make(head, tls: self.tls, log: self.gateway.accessLog)
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
-            limits: self.gateway.limits
+            limits: limits
         ).route(head) {
         case .respond(let response, let body, let close):
-            if let log {
-                self.logAnswer(log, response, bodyBytes: head.method == .HEAD ? 0 : body.utf8.count, context: context)
-            }
+            self.gateway.accessLog.writeAnswer(
+                log,
+                response,
+                client: clientAddress,
+                bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
+            )
             self.respond(
                 response,
                 body: body,
@@ -139,34 +152,23 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 context: context
             )
         case .multi(var request):
-            request.clientAddress = context.channel.remoteAddress?.ipAddress
+            request.clientAddress = clientAddress
             request.log = log
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            guard
-                let session = MultiSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = MultiSession.overCapacity(request)
-                if let record = request.accessLogSubject?.record(
-                    status: Int(response.status.code),
-                    end: .refused,
-                    reason: "max_clients",
-                    bytes: body.utf8.count
-                ) {
-                    self.gateway.accessLog.write(record)
-                }
+            let session: MultiSession
+            switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
             self.state = .streaming(session)
             self.removeRequestHandlers(context: context)
             session.begin()
         case .stream(var request):
-            request.clientAddress = context.channel.remoteAddress?.ipAddress
+            request.clientAddress = clientAddress
             request.log = log
             if request.headOnly {
                 if let record = request.accessLogSubject?.record(status: 200, end: .answered) {
@@ -183,25 +185,13 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             }
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            guard
-                let session = StreamSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = StreamSession.overCapacity(request)
-                if let record = request.accessLogSubject?.record(
-                    status: Int(response.status.code),
-                    end: .refused,
-                    reason: request.poll != nil ? "max_poll_waiting" : "max_clients",
-                    bytes: body.utf8.count
-                ) {
-                    self.gateway.accessLog.write(record)
-                }
-                self.respond(response, body: body, close: true, headOnly: false, context: context)
-                return
+            let session: StreamSession
+            switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
+                return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
             if request.poll != nil {
                 self.state = .polling(session, requestEnded: false)
@@ -214,24 +204,6 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     /// The access log line of an answer the router gave itself (404, 405, 400, OPTIONS, ...).
-    private func logAnswer(
-        _ log: AccessLogRequest,
-        _ response: ResponseHead,
-        bodyBytes: Int,
-        context: ChannelHandlerContext
-    ) {
-        let status = Int(response.status.code)
-        var record = log.record(
-            client: context.channel.remoteAddress?.ipAddress,
-            kind: .request,
-            status: status,
-            end: .forAnswer(status: status),
-            reason: status < 400 ? nil : AccessLogRecord.routerReason(status: status)
-        )
-        record.bytes = bodyBytes
-        self.gateway.accessLog.write(record)
-    }
-
     /// The connection carries one stream from now on: nothing more is parsed, so the request-side
     /// handlers leave and the stream's writes reach the channel in one step.
     private func removeRequestHandlers(context: ChannelHandlerContext) {
@@ -309,7 +281,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 if self.gateway.accessLog.isEnabled {
                     var record = AccessLogRecord.unparsed(
                         status: Int(status.code),
-                        client: context.channel.remoteAddress?.ipAddress,
+                        client: self.peer?.address ?? context.channel.remoteAddress?.ipAddress,
                         httpVersion: "HTTP/1.1",
                         tls: self.tls
                     )

@@ -24,11 +24,14 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// DATA was written since the last probe was issued, so a confirmed probe does not cover it.
     private var unprobedWrites = false
 
+    /// The connection's address (the PROXY source on a `proxy_protocol` listener); nil: the parent channel's peer.
+    private let peer: ConnectionPeer?
     /// The connection is TLS (h2) or not (h2c), for the access log.
     private let tls: Bool
 
-    init(gateway: GatewayContext, delivery: DeliveryMode? = nil, tls: Bool = false) {
+    init(gateway: GatewayContext, delivery: DeliveryMode? = nil, peer: ConnectionPeer? = nil, tls: Bool = false) {
         self.gateway = gateway
+        self.peer = peer
         self.tls = tls
         self.delivery = delivery
         LiveObjects.http2Streams.increment()
@@ -57,7 +60,8 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.gateway.accessLog.write(
                     AccessLogRecord.unparsed(
                         status: 400,
-                        client: (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
+                        client: self.peer?.address
+                            ?? (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
                         httpVersion: "HTTP/2",
                         tls: self.tls
                     )
@@ -65,52 +69,41 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             }
             return self.respond(response, body: body)
         }
+        let limits = self.gateway.limits
+        // The real client: the connection's address, or what trusted proxies' forwarding headers say.
+        let clientAddress = limits.trustedProxies.clientAddress(
+            connection: self.peer?.address ?? (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
+            headers: head.headers
+        )
         let log = AccessLogRequest.make(head, tls: self.tls, log: self.gateway.accessLog)
         switch RequestRouter(
             registry: self.gateway.registry,
             listenerDelivery: self.delivery,
-            limits: self.gateway.limits
+            limits: limits
         ).route(head) {
         case .respond(let response, let body, _):
-            if let log {
-                let status = Int(response.status.code)
-                var record = log.record(
-                    client: (context.channel.parent ?? context.channel).remoteAddress?.ipAddress,
-                    kind: .request,
-                    status: status,
-                    end: .forAnswer(status: status),
-                    reason: status < 400 ? nil : AccessLogRecord.routerReason(status: status)
-                )
-                record.bytes = head.method == .HEAD ? 0 : body.utf8.count
-                self.gateway.accessLog.write(record)
-            }
+            self.gateway.accessLog.writeAnswer(
+                log,
+                response,
+                client: clientAddress,
+                bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
+            )
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .multi(var request):
-            request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
+            request.clientAddress = clientAddress
             request.log = log
-            guard
-                let session = MultiSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = MultiSession.overCapacity(request)
-                if let record = request.accessLogSubject?.record(
-                    status: Int(response.status.code),
-                    end: .refused,
-                    reason: "max_clients",
-                    bytes: body.utf8.count
-                ) {
-                    self.gateway.accessLog.write(record)
-                }
+            let session: MultiSession
+            switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body)
             }
             self.session = session
             session.begin()
         case .stream(var request):
-            request.clientAddress = (context.channel.parent ?? context.channel).remoteAddress?.ipAddress
+            request.clientAddress = clientAddress
             request.log = log
             if request.headOnly {
                 if let record = request.accessLogSubject?.record(status: 200, end: .answered) {
@@ -124,23 +117,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
                 return
             }
-            guard
-                let session = StreamSession.admit(
-                    request,
-                    gateway: self.gateway,
-                    transport: self,
-                    loop: context.eventLoop
-                )
-            else {
-                let (response, body) = StreamSession.overCapacity(request)
-                if let record = request.accessLogSubject?.record(
-                    status: Int(response.status.code),
-                    end: .refused,
-                    reason: request.poll != nil ? "max_poll_waiting" : "max_clients",
-                    bytes: body.utf8.count
-                ) {
-                    self.gateway.accessLog.write(record)
-                }
+            let session: StreamSession
+            switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
+            case .admitted(let admitted):
+                session = admitted
+            case .refused(let response, let body, let reason):
+                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body)
             }
             self.session = session

@@ -47,24 +47,44 @@ final class MultiSession: SubscriberSink, ClientSession {
     /// What the access log line is about, until it is written; nil when the log is off.
     private var logged: AccessLogSubject?
 
-    /// Takes one `max_clients` slot per feed, or none and returns nil when they are not all free (503).
-    static func admit(
+    /// What `admission` decided.
+    enum Admission {
+        case admitted(MultiSession)
+        /// The 503 to answer (`max_clients`, `max_clients_per_address`).
+        /// The reason is the limit's name, for the access log.
+        case refused(ResponseHead, String, reason: String)
+    }
+
+    /// Takes one `max_clients` slot and one slot of the client's address per feed, or none and says which
+    /// 503 to answer when they are not all free.
+    static func admission(
         _ request: MultiRequest,
         gateway: GatewayContext,
         transport: StreamTransport,
         loop: EventLoop
-    ) -> MultiSession? {
+    ) -> Admission {
         var taken = 0
         while taken < request.members.count, gateway.admitClient() { taken += 1 }
         guard taken == request.members.count else {
             for _ in 0..<taken { gateway.releaseClient() }
-            return nil
+            let (head, body) = Self.overCapacity(request)
+            return .refused(head, body, reason: "max_clients")
+        }
+        guard gateway.admitAddress(request.clientAddress, count: taken) else {
+            for _ in 0..<taken { gateway.releaseClient() }
+            let retry = request.members[0].target.definition.settings.retry
+            let (head, body) = ResponseHead.plain(
+                .serviceUnavailable,
+                "too many streams from this address\n",
+                headers: [("Retry-After", RequestRouter.jitteredRetryAfter(retry))] + request.corsHeaders
+            )
+            return .refused(head, body, reason: "max_clients_per_address")
         }
         var transport = transport
         if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
             transport = gzip
         }
-        return MultiSession(request: request, gateway: gateway, transport: transport, loop: loop)
+        return .admitted(MultiSession(request: request, gateway: gateway, transport: transport, loop: loop))
     }
 
     static func overCapacity(_ request: MultiRequest) -> (ResponseHead, String) {
@@ -408,6 +428,7 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     private func releaseSlots() {
         for _ in 0..<self.slots { self.gateway.releaseClient() }
+        if self.slots > 0 { self.gateway.releaseAddress(self.request.clientAddress, count: self.slots) }
         self.slots = 0
     }
 

@@ -29,6 +29,8 @@ final class StreamSession: SubscriberSink {
     private enum Slot {
         case client, poll, none
     }
+    /// The address whose `max_clients_per_address` slot a `.client` slot also holds.
+    private let clientAddress: String?
     /// What the authorizer allowed, while it may still end the stream (an `exp`, a re-check).
     private var grant: AuthGrant?
     /// The timers of `grant`: the `auth-expiring` warning, the end at `exp`, the next re-check.
@@ -39,29 +41,74 @@ final class StreamSession: SubscriberSink {
     /// The client resumed from an id older than the replay buffer (for the access log).
     private var gap = false
 
-    /// Takes a client slot for a stream, or returns nil when `limits.max_clients` are connected (the
-    /// caller answers 503). The caller records the session (so that writability changes reach it) and
-    /// then calls `begin()`.
+    /// What `admission` decided.
+    enum Admission {
+        case admitted(StreamSession)
+        /// The 503 to answer (`max_clients`, `max_clients_per_address`, `poll.max_waiting`).
+        /// The reason is the limit's name, for the access log.
+        case refused(ResponseHead, String, reason: String)
+    }
+
+    /// Takes a client slot and a slot of the client's address for a stream (a poll slot for a poll), or
+    /// says which 503 to answer. The caller records the session (so that writability changes reach it)
+    /// and then calls `begin()`.
+    static func admission(
+        _ request: StreamRequest,
+        gateway: GatewayContext,
+        transport: StreamTransport,
+        loop: EventLoop
+    ) -> Admission {
+        if request.poll != nil {
+            // A poll compresses its whole body once (`PollExchange`), not as a stream. It is not counted
+            // per address: it holds its slot for one poll timeout at most, under `poll.max_waiting`.
+            guard gateway.admitPoll() else {
+                gateway.countPoll(.overCapacity)
+                let (head, body) = Self.overCapacity(request)
+                return .refused(head, body, reason: "max_poll_waiting")
+            }
+            return .admitted(
+                StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .poll)
+            )
+        }
+        guard gateway.admitClient() else {
+            let (head, body) = Self.overCapacity(request)
+            return .refused(head, body, reason: "max_clients")
+        }
+        guard gateway.admitAddress(request.clientAddress, count: 1) else {
+            gateway.releaseClient()
+            let (head, body) = Self.overAddressLimit(request)
+            return .refused(head, body, reason: "max_clients_per_address")
+        }
+        var transport = transport
+        if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
+            transport = gzip
+        }
+        return .admitted(
+            StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .client)
+        )
+    }
+
+    /// `admission`'s session, or nil when refused.
     static func admit(
         _ request: StreamRequest,
         gateway: GatewayContext,
         transport: StreamTransport,
         loop: EventLoop
     ) -> StreamSession? {
-        if request.poll != nil {
-            // A poll compresses its whole body once (`PollExchange`), not as a stream.
-            guard gateway.admitPoll() else {
-                gateway.countPoll(.overCapacity)
-                return nil
-            }
-            return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .poll)
-        }
-        guard gateway.admitClient() else { return nil }
-        var transport = transport
-        if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
-            transport = gzip
-        }
-        return StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .client)
+        guard case .admitted(let session) = Self.admission(request, gateway: gateway, transport: transport, loop: loop)
+        else { return nil }
+        return session
+    }
+
+    /// The 503 a client over `max_clients_per_address` gets: jittered, so that the streams of one address
+    /// (a NAT, a reconnect loop) do not all come back in the same second.
+    static func overAddressLimit(_ request: StreamRequest) -> (ResponseHead, String) {
+        ResponseHead.plain(
+            .serviceUnavailable,
+            "too many streams from this address\n",
+            headers: [("Retry-After", RequestRouter.jitteredRetryAfter(request.target.definition.settings.retry))]
+                + request.corsHeaders
+        )
     }
 
     /// Checks access (when the feed has `auth:`), then joins the feed; the head, prelude and replay follow
@@ -126,6 +173,7 @@ final class StreamSession: SubscriberSink {
     ) {
         self.gateway = gateway
         self.slot = slot
+        self.clientAddress = request.clientAddress
         self.transport = transport
         self.loop = loop
         self.state = .joining(request, attempts: 0)
@@ -503,7 +551,9 @@ final class StreamSession: SubscriberSink {
 
     private func releaseClientSlot() {
         switch self.slot {
-        case .client: self.gateway.releaseClient()
+        case .client:
+            self.gateway.releaseClient()
+            self.gateway.releaseAddress(self.clientAddress, count: 1)
         case .poll: self.gateway.releasePoll()
         case .none: break
         }

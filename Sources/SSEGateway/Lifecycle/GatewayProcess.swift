@@ -34,7 +34,13 @@ public final class GatewayProcess: Sendable {
         self.group = group
         self.server = GatewayServer(config: config, group: group, logger: logger)
         self.admin = AdminService(config: config.admin, server: self.server, logger: logger)
-        self.reloader = ConfigReloader(server: self.server, admin: self.admin, file: configFile, logger: logger)
+        self.reloader = ConfigReloader(
+            server: self.server,
+            admin: self.admin,
+            file: configFile,
+            config: config,
+            logger: logger
+        )
         self.logger = logger
     }
 

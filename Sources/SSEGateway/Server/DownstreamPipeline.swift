@@ -4,18 +4,38 @@ import NIOHTTP2
 import NIOSSL
 
 /// Builds the per-connection pipelines of a downstream listener: TLS with ALPN (h2, http/1.1) when the
-/// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port.
+/// listener has `tls`, else HTTP/1.1 and h2c by prior knowledge on the same port; on a `proxy_protocol`
+/// listener, the PROXY header is read before either.
 enum DownstreamPipeline {
     /// `resets`: the listener's budget of premature HTTP/2 stream resets, shared by its connections.
+    /// `proxyProtocol`: every connection starts with a PROXY protocol header (v1 or v2), whose source
+    /// becomes the connection's address.
     static func configure(
         channel: Channel,
         tls: ListenerTLS?,
         resets: ListenerResetBudget,
         context: GatewayContext,
         limits: LimitsConfig,
-        delivery: DeliveryMode? = nil
+        delivery: DeliveryMode? = nil,
+        proxyProtocol: Bool = false
     ) throws {
         let sync = channel.pipeline.syncOperations
+        // Only a PROXY header can change a connection's address; elsewhere the handlers ask the channel.
+        let peer = proxyProtocol ? ConnectionPeer(channel: channel) : nil
+        if let proxyPeer = peer {
+            try sync.addHandler(
+                ProxyProtocolHandler(timeout: limits.headerTimeout, maxLength: limits.maxHeaderBytes, peer: proxyPeer) {
+                    reason,
+                    detail in
+                    context.proxyRejections.record(
+                        reason,
+                        detail: detail,
+                        peer: channel.remoteAddress?.ipAddress,
+                        logger: context.logger
+                    )
+                }
+            )
+        }
         if let tls {
             try sync.addHandler(NIOSSLServerHandler(context: tls.context))
             // The handshake and ALPN must finish within the header timeout too.
@@ -31,6 +51,7 @@ enum DownstreamPipeline {
                             context: context,
                             limits: limits,
                             delivery: delivery,
+                            peer: peer,
                             tls: true
                         )
                     }
@@ -43,6 +64,7 @@ enum DownstreamPipeline {
                             context: context,
                             limits: limits,
                             delivery: delivery,
+                            peer: peer,
                             tls: true
                         )
                     }
@@ -53,7 +75,13 @@ enum DownstreamPipeline {
                 ProtocolDetector(
                     timeout: limits.headerTimeout,
                     http1: {
-                        try Self.configureHTTP1(channel: $0, context: context, limits: limits, delivery: delivery)
+                        try Self.configureHTTP1(
+                            channel: $0,
+                            context: context,
+                            limits: limits,
+                            delivery: delivery,
+                            peer: peer
+                        )
                     },
                     http2: {
                         try Self.configureHTTP2(
@@ -61,7 +89,8 @@ enum DownstreamPipeline {
                             resets: resets,
                             context: context,
                             limits: limits,
-                            delivery: delivery
+                            delivery: delivery,
+                            peer: peer
                         )
                     }
                 )
@@ -74,6 +103,7 @@ enum DownstreamPipeline {
         context: GatewayContext,
         limits: LimitsConfig,
         delivery: DeliveryMode? = nil,
+        peer: ConnectionPeer? = nil,
         tls: Bool = false
     ) throws {
         let limiter = HeadSizeLimiter(limit: limits.maxHeaderBytes, accessLog: context.accessLog, tls: tls)
@@ -87,6 +117,7 @@ enum DownstreamPipeline {
                 limiter: limiter,
                 requestHandlers: [limiter, decoder],
                 delivery: delivery,
+                peer: peer,
                 tls: tls
             )
         )
@@ -101,6 +132,7 @@ enum DownstreamPipeline {
         context: GatewayContext,
         limits: LimitsConfig,
         delivery: DeliveryMode? = nil,
+        peer: ConnectionPeer? = nil,
         tls: Bool = false
     ) throws {
         var connection = NIOHTTP2Handler.ConnectionConfiguration()
@@ -133,7 +165,7 @@ enum DownstreamPipeline {
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(
-                    HTTP2StreamHandler(gateway: context, delivery: delivery, tls: tls)
+                    HTTP2StreamHandler(gateway: context, delivery: delivery, peer: peer, tls: tls)
                 )
             }
         }

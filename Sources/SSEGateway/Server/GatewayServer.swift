@@ -41,6 +41,8 @@ public actor GatewayServer: Service {
         var tls: ListenerTLS?
         /// `config.delivery` as the listener's connections read it (updated by a reload).
         var delivery: ListenerDelivery
+        /// `config.proxyProtocol` as the listener's connections read it (updated by a reload).
+        var proxyProtocol: ListenerProxyProtocol
     }
 
     /// What readers outside the actor may see without awaiting it: the config in force and the bound
@@ -197,6 +199,7 @@ public actor GatewayServer: Service {
         let tls = try listener.tls.map { try ListenerTLS(config: $0) }
         let resets = ListenerResetBudget()
         let delivery = ListenerDelivery(listener.delivery)
+        let proxyProtocol = ListenerProxyProtocol(listener.proxyProtocol)
         let channel = try await ServerBootstrap(group: self.group)
             .serverChannelOption(.backlog, value: 4096)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
@@ -218,7 +221,8 @@ public actor GatewayServer: Service {
                         resets: resets,
                         context: context,
                         limits: context.limits,
-                        delivery: delivery.mode
+                        delivery: delivery.mode,
+                        proxyProtocol: proxyProtocol.enabled
                     )
                     return channel.eventLoop.makeSucceededVoidFuture()
                 } catch {
@@ -227,7 +231,13 @@ public actor GatewayServer: Service {
             }
             .bind(host: listener.address.host, port: listener.address.port)
             .get()
-        return BoundListener(config: listener, channel: channel, tls: tls, delivery: delivery)
+        return BoundListener(
+            config: listener,
+            channel: channel,
+            tls: tls,
+            delivery: delivery,
+            proxyProtocol: proxyProtocol
+        )
     }
 
     // MARK: Reload
@@ -284,6 +294,7 @@ public actor GatewayServer: Service {
                 }
                 self.listeners[index].config = wanted
                 listener.delivery.mode = wanted.delivery
+                listener.proxyProtocol.enabled = wanted.proxyProtocol
                 index += 1
             } else {
                 self.listeners.remove(at: index)

@@ -30,6 +30,7 @@ final class ClusterProcess: @unchecked Sendable {
     }
 
     /// Starts the script and waits until every component is ready (HAProxy has both replicas UP).
+    /// `maxClientsPerAddress`: each replica's `limits.max_clients_per_address` (0: none).
     static func start(
         group: EventLoopGroup,
         replicas: Int = 2,
@@ -37,6 +38,7 @@ final class ClusterProcess: @unchecked Sendable {
         retry: String,
         shutdownTimeout: String,
         checkInterval: String = "200ms",
+        maxClientsPerAddress: Int = 0,
         file: StaticString = #filePath,
         line: UInt = #line
     ) async throws -> ClusterProcess {
@@ -71,6 +73,7 @@ final class ClusterProcess: @unchecked Sendable {
         environment["SHUTDOWN_TIMEOUT"] = shutdownTimeout
         environment["CHECK_INTER"] = checkInterval
         environment["CONNECT_TIMEOUT"] = "500ms"
+        environment["MAX_CLIENTS_PER_ADDRESS"] = "\(maxClientsPerAddress)"
         environment["SSEGATE_BIN"] = try CommandLineTests.binary(file: file, line: line).path
         if let haproxy = ExternalTool.haproxy.path { environment["HAPROXY_BIN"] = haproxy }
         let script = Self.repositoryRoot.appendingPathComponent("scripts/cluster.sh").path
