@@ -1,4 +1,7 @@
 import Foundation
+import NIOCore
+import NIOHTTP2
+import NIOSSL
 import XCTest
 
 @testable import SSEGateTestSupport
@@ -130,6 +133,18 @@ final class AccessLogRecordTests: XCTestCase {
         XCTAssertEqual(AccessLogEnd(EvictionReason.maxQueue), .evictedMaxQueue)
         XCTAssertEqual(AccessLogEnd(EvictionReason.maxLag), .evictedMaxLag)
         XCTAssertEqual(CloseReason.allCases.map { AccessLogEnd($0).rawValue }, CloseReason.allCases.map(\.rawValue))
+    }
+
+    func testAClientGoingAwayIsNotAnError() {
+        struct Other: Error {}
+        XCTAssertTrue(AccessLogRecord.isPeerClose(NIOHTTP2Errors.streamClosed(streamID: 1, errorCode: .cancel)))
+        XCTAssertTrue(AccessLogRecord.isPeerClose(IOError(errnoCode: ECONNRESET, reason: "read")))
+        XCTAssertTrue(AccessLogRecord.isPeerClose(IOError(errnoCode: EPIPE, reason: "write")))
+        XCTAssertTrue(AccessLogRecord.isPeerClose(ChannelError.eof))
+        XCTAssertTrue(AccessLogRecord.isPeerClose(NIOSSLError.uncleanShutdown))
+        XCTAssertFalse(AccessLogRecord.isPeerClose(IOError(errnoCode: EIO, reason: "write")))
+        XCTAssertFalse(AccessLogRecord.isPeerClose(Other()))
+        XCTAssertEqual(AccessLogRecord.errorReason(IOError(errnoCode: EIO, reason: "write")).count <= 200, true)
     }
 
     // MARK: access_log:

@@ -1,4 +1,6 @@
 import NIOCore
+import NIOHTTP2
+import NIOSSL
 
 #if canImport(Glibc)
 import Glibc
@@ -14,9 +16,22 @@ extension AccessLogRecord {
         String(String(describing: error).prefix(200))
     }
 
-    /// A reset or a broken pipe: the client went away, which the log calls `client_closed`, not `error`.
+    /// The client went away, which the log calls `client_closed`, not `error`: its stream reset
+    /// (RST_STREAM, as a browser leaving a page over HTTP/2), a TCP reset or broken pipe, an end of input,
+    /// or a TLS peer that closed without `close_notify`.
     static func isPeerClose(_ error: any Error) -> Bool {
-        guard let error = error as? IOError else { return false }
-        return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE
+        switch error {
+        case is NIOHTTP2Errors.StreamClosed:
+            return true
+        case let error as IOError:
+            return error.errnoCode == ECONNRESET || error.errnoCode == EPIPE
+        case let error as ChannelError:
+            return error == .eof || error == .ioOnClosedChannel || error == .alreadyClosed
+                || error == .outputClosed
+        case let error as NIOSSLError:
+            return error == .uncleanShutdown
+        default:
+            return false
+        }
     }
 }
