@@ -39,6 +39,9 @@ public struct BenchReport: Sendable {
     public var deliveries: Int
     public var bytes: Int
     public var latency: Histogram<UInt64>
+    /// A later poll's request to its response head, µs, in the window (`--poll`): how long the server
+    /// held the polls (near 0: events were waiting, each poll came late).
+    public var pollWait = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     public var expectedPerSecond: Double?
     public var cpuUser: Double
     public var cpuSystem: Double
@@ -52,6 +55,9 @@ public struct BenchReport: Sendable {
     public var cpuMicrosPerDelivery: Double { (self.cpuUser + self.cpuSystem) * 1e6 / Double(max(self.deliveries, 1)) }
     private func ms(_ percentile: Double) -> Double { Double(self.latency.valueAtPercentile(percentile)) / 1000 }
     private var maxMs: Double { Double(self.latency.max) / 1000 }
+    private func pollWaitMs(_ percentile: Double) -> Double {
+        Double(self.pollWait.valueAtPercentile(percentile)) / 1000
+    }
 
     public var text: String {
         var lines = [
@@ -95,10 +101,12 @@ public struct BenchReport: Sendable {
             lines.append(
                 String(
                     format:
-                        "polls          %d responses = %.0f/s (%.2f deliveries per poll), on the connections opened above (keep-alive; closed ones are not reopened)",
+                        "polls          %d responses = %.0f/s (%.2f deliveries per poll), on the connections opened above (keep-alive; closed ones are not reopened); held by the server ms p50 %.2f  p99 %.2f",
                     self.polls,
                     self.pollsPerSecond,
-                    Double(self.deliveries) / Double(max(self.polls, 1))
+                    Double(self.deliveries) / Double(max(self.polls, 1)),
+                    self.pollWaitMs(50),
+                    self.pollWaitMs(99)
                 )
             )
         }
@@ -166,6 +174,8 @@ public struct BenchReport: Sendable {
         if self.mode.poll {
             fields.append(("polls", String(self.polls)))
             fields.append(("polls_per_s", String(format: "%.1f", self.pollsPerSecond)))
+            fields.append(("poll_wait_ms_p50", String(format: "%.3f", self.pollWaitMs(50))))
+            fields.append(("poll_wait_ms_p99", String(format: "%.3f", self.pollWaitMs(99))))
         }
         if self.mode.multi {
             fields.append(("feed_deliveries", "[" + self.feedDeliveries.map(String.init).joined(separator: ",") + "]"))

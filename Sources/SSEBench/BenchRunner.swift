@@ -119,6 +119,7 @@ public enum BenchRunner {
             deliveries: after.events - before.events,
             bytes: after.bytes - before.bytes,
             latency: after.latencyMicros,
+            pollWait: after.pollWaitMicros,
             expectedPerSecond: options.expectedRate.map { $0 * Double(options.clients * options.feedsPerClient) },
             cpuUser: cpuEnd.user - cpuStart.user,
             cpuSystem: cpuEnd.system - cpuStart.system
@@ -172,7 +173,10 @@ public enum BenchRunner {
         for (loop, tally) in loops {
             let part = try await loop.submit { () -> BenchTally in
                 let copy = tally.tally
-                if reset { tally.tally.latencyMicros.reset() }
+                if reset {
+                    tally.tally.latencyMicros.reset()
+                    tally.tally.pollWaitMicros.reset()
+                }
                 return copy
             }.get()
             sum.add(part)

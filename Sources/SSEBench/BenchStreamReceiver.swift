@@ -59,6 +59,7 @@ struct BenchStreamReceiver {
             self.loop.tally.awaitingHead += 1
         case .betweenPolls:
             self.phase = .awaitingPoll
+            self.requestSentMicros = BenchClock.nowMicros()
         case .awaitingHead, .streaming, .awaitingPoll, .finished:
             break
         }
@@ -86,6 +87,7 @@ struct BenchStreamReceiver {
             self.inflater = nil
             guard self.startInflating(gzip) else { return false }
             self.phase = .streaming
+            _ = self.loop.tally.pollWaitMicros.record(UInt64(max(0, BenchClock.nowMicros() - self.requestSentMicros)))
             return true
         case .idle, .streaming, .betweenPolls, .finished:
             return self.phase == .streaming

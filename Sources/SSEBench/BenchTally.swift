@@ -38,6 +38,11 @@ public struct BenchTally: Sendable {
     public var lastOpenMicros: Int64 = 0
     /// Request sent to 200 head, µs, per opened stream.
     public var openMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    /// A later poll's request to its response head, µs: how long the server held it (`--poll`).
+    public var pollWaitMicros = Histogram<UInt64>(
+        highestTrackableValue: 60_000_000,
+        numberOfSignificantValueDigits: .three
+    )
     /// Origin-to-client latency from each event's `"ts":`, µs.
     public var latencyMicros = Histogram<UInt64>(
         highestTrackableValue: 60_000_000,
@@ -70,6 +75,7 @@ public struct BenchTally: Sendable {
         self.lastOpenMicros = max(self.lastOpenMicros, other.lastOpenMicros)
         self.openMicros.add(other.openMicros)
         self.latencyMicros.add(other.latencyMicros)
+        self.pollWaitMicros.add(other.pollWaitMicros)
     }
 
     /// Clients that were connected and asked, but have no response head: waiting still, or closed without one.

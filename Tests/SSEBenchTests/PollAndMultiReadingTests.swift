@@ -170,6 +170,7 @@ final class PollAndMultiReadingTests: XCTestCase {
         XCTAssertEqual(loop.tally.duplicates, 1, "43 again")
         XCTAssertEqual(loop.tally.missing, 2, "44 and 45")
         XCTAssertEqual(loop.tally.opened, 1, "one connection opened")
+        XCTAssertEqual(loop.tally.pollWaitMicros.totalCount, 2, "the later polls' time at the server")
 
         receiver.requestSent()
         XCTAssertFalse(receiver.head(status: 503, gzip: false))

@@ -298,6 +298,7 @@ final class BenchTests: XCTestCase {
             XCTAssertLessThan(report.polls, report.deliveries, "several events per poll at 10/s: \(report.text)")
             XCTAssertTrue(report.json.contains("\"mode\":\"poll\""), report.json)
             XCTAssertTrue(report.json.contains("\"polls_per_s\":"), report.json)
+            XCTAssertGreaterThan(report.pollWait.totalCount, 0, "the polls' time at the server is measured")
             XCTAssertGreaterThanOrEqual(harness.gateway.context.pollCount(.events), report.polls)
             XCTAssertEqual(harness.gateway.context.pollCount(.id), Self.clients, "one id-only start per client")
         }
