@@ -97,10 +97,12 @@ phase() {   # $1 stream|poll|multi; writes $TMP/$1.env
     load0=$(cut -d' ' -f1-3 /proc/loadavg)
     log "== $name: $clients clients ${mode[*]:-} at $RATE events/s, load average $load0"
     ramp0=$(now)
-    timeout -k 5 $((DURATION + 40)) "$SSEGATE" bench --url "$url" --clients "$clients" --duration "$DURATION" \
+    timeout -k 5 $((DURATION + 75)) "$SSEGATE" bench --url "$url" --clients "$clients" --duration "$DURATION" \
         --expected-rate "$RATE" --threads "$BENCH_THREADS" "${mode[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
     bench=$!; PIDS+=("$bench")
-    for i in $(seq 120); do [ "$(established)" -ge "$connections" ] && break; alive "$bench" || break; sleep 0.25; done
+    # Ramp: until the gateway has every connection, or 45 s (a busy machine accepts slowly; the load
+    # client then starts its window with what it has, at most 10 s after its last connect).
+    while [ "$(established)" -lt "$connections" ] && alive "$bench" && [ "$(awk -v a="$ramp0" -v b="$(now)" 'BEGIN { print (b - a < 45) }')" = 1 ]; do sleep 0.25; done
     ramp1=$(now)
     log "$name: $(established) connections after $(awk -v a="$ramp0" -v b="$ramp1" 'BEGIN { printf "%.1f", b - a }') s"
     sleep 1.5
@@ -158,7 +160,7 @@ for phase in phases.split(","):
               "server_cpu_us_per_poll": per_poll, "rss_kib_per_connection": rss_growth}
     lines.append(json.dumps(record))
     feeds = bench.get("feed_deliveries")
-    rows.append("| {} | {:,} | {:.0f} ({:.1f} %) | {} | {:.2f} | {:.1f} % | {} | {:.0f} | {:.1f} → {:.1f} MiB ({:.2f} KiB/conn) | {} missing, {} dup{}, {} errors | {:.0f} / {:.0f} ms | {} → {} |".format(
+    rows.append("| {} | {:,} | {:.0f} ({:.1f} %) | {} | {:.2f} | {:.1f} % | {} | {:.0f} | {:.1f} → {:.1f} MiB ({:.2f} KiB/conn) | {} missing, {} dup{}, {} errors | {:.0f} / {:.0f} ms{} | {} → {} |".format(
         phase, clients, dps, 100 * dps / max(float(bench.get("expected_per_s", dps) or 1), 1e-9),
         f"{pps:,.0f}" if pps else "—", per_delivery, 100 * cpu / window,
         f"{per_poll:.2f}" if per_poll else "—", float(bench.get("stream_opens_per_s", 0)),
@@ -166,6 +168,7 @@ for phase in phases.split(","):
         bench.get("missing", "?"), bench.get("duplicates", "?"),
         (", per feed " + "/".join(str(f) for f in feeds) + f", {bench.get('unattributed', 0)} unattributed") if feeds is not None else "",
         errors, float(bench.get("latency_ms_p50", 0)), float(bench.get("latency_ms_p99", 0)),
+        " (polls held p50 {:.0f} / p99 {:.0f} ms)".format(float(bench["poll_wait_ms_p50"]), float(bench["poll_wait_ms_p99"])) if "poll_wait_ms_p50" in bench else "",
         env["loadavg_start"], env["loadavg_end"]))
 header = ("| phase | clients (connections) | deliveries/s (of expected) | polls/s | gateway CPU µs per delivery "
           "| gateway CPU (of one core) | µs per poll | connections opened/s (ramp) | gateway RSS idle → loaded "
