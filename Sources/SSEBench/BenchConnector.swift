@@ -21,12 +21,14 @@ struct BenchConnector: Sendable {
     /// For the TCP connect, and again for the TLS handshake after it.
     let connectTimeout: TimeAmount
     private let connectTimeoutSeconds: Double
-    private let http1Request: ByteBuffer
+    let mode: BenchClientMode
+    private let http1Request: BenchHTTP1Request
     private let http2Request: HPACKHeaders
 
     init(options: BenchOptions, target: BenchURL) throws {
         self.target = target
         self.http2 = options.http2
+        self.mode = options.mode
         self.sourceAddresses = options.sourceAddresses
         self.connectTimeoutSeconds = options.connectTimeout
         self.connectTimeout = .nanoseconds(Int64(options.connectTimeout * 1e9))
@@ -35,8 +37,8 @@ struct BenchConnector: Sendable {
         if options.gzip { fields.append(("Accept-Encoding", "gzip")) }
         fields += options.headers.map { ($0.name, $0.value) }
         let head = fields.map { "\($0.0): \($0.1)\r\n" }.joined()
-        self.http1Request = ByteBuffer(
-            string: "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\n\(head)\r\n"
+        self.http1Request = BenchHTTP1Request(
+            head: "GET \(target.target) HTTP/1.1\r\nHost: \(target.hostHeader)\r\n\(head)"
         )
         self.http2Request = HPACKHeaders(
             [
@@ -111,7 +113,7 @@ struct BenchConnector: Sendable {
         tally: BenchLoopTally
     ) throws -> NIOHTTP2Handler.StreamMultiplexer? {
         guard self.http2 else {
-            try pipeline.addHandler(BenchHTTP1Handler(request: self.http1Request, loop: tally))
+            try pipeline.addHandler(BenchHTTP1Handler(request: self.http1Request, loop: tally, mode: self.mode))
             return nil
         }
         if self.tls != nil && negotiated != "h2" {
@@ -146,7 +148,7 @@ struct BenchConnector: Sendable {
             multiplexer.createStreamChannel(promise: promise) { stream in
                 stream.eventLoop.makeCompletedFuture {
                     try stream.pipeline.syncOperations.addHandler(
-                        BenchHTTP2StreamHandler(request: self.http2Request, loop: tally)
+                        BenchHTTP2StreamHandler(request: self.http2Request, loop: tally, mode: self.mode)
                     )
                 }
             }

@@ -3,7 +3,8 @@ import NIOCore
 /// One HTTP/1.1 SSE client of the load tool as the only handler of its connection: it writes the request
 /// as prepared bytes, parses the response head by hand, undoes the body framing itself (chunked, a
 /// Content-Length or read-until-close) and feeds the body to the event scanner. No HTTP codec handlers,
-/// so a read costs one handler call and no per-part allocations.
+/// so a read costs one handler call and no per-part allocations. A poll client sends its next request on
+/// the same connection when a response has ended, after the response's `retry:` as `EventSource` does.
 final class BenchHTTP1Handler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -17,14 +18,16 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
         case finished
     }
 
-    private let request: ByteBuffer
+    private let request: BenchHTTP1Request
     private var receiver: BenchStreamReceiver
     private var body = Body.head(partial: nil)
     private var requested = false
+    /// The next poll's timer (poll clients, between responses).
+    private var nextPoll: Scheduled<Void>?
 
-    init(request: ByteBuffer, loop: BenchLoopTally) {
+    init(request: BenchHTTP1Request, loop: BenchLoopTally, mode: BenchClientMode = BenchClientMode()) {
         self.request = request
-        self.receiver = BenchStreamReceiver(loop: loop)
+        self.receiver = BenchStreamReceiver(loop: loop, mode: mode)
     }
 
     /// Added to an open connection (after a TLS handshake): the request goes out at once.
@@ -40,8 +43,22 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
     private func sendRequest(context: ChannelHandlerContext) {
         guard !self.requested else { return }
         self.requested = true
-        context.writeAndFlush(self.wrapOutboundOut(self.request), promise: nil)
+        context.writeAndFlush(self.wrapOutboundOut(self.request.bytes(lastEventID: nil)), promise: nil)
         self.receiver.requestSent()
+    }
+
+    /// After a finished poll response: the next request once the retry time has passed.
+    private func schedulePoll(_ next: BenchStreamReceiver.NextPoll, context: ChannelHandlerContext) {
+        self.body = .head(partial: nil)
+        let loopBound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        self.nextPoll = context.eventLoop.scheduleTask(in: .milliseconds(Int64(next.delayMillis))) {
+            let (handler, context) = loopBound.value
+            handler.nextPoll = nil
+            guard context.channel.isActive else { return }
+            let request = handler.request.bytes(lastEventID: next.lastEventID)
+            context.writeAndFlush(handler.wrapOutboundOut(request), promise: nil)
+            handler.receiver.requestSent()
+        }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -55,7 +72,12 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
             self.receiver.malformed()
             self.body = .finished
         }
-        if case .finished = self.body { context.close(promise: nil) }
+        guard case .finished = self.body else { return }
+        if let next = self.receiver.responseEnded() {
+            self.schedulePoll(next, context: context)
+        } else {
+            context.close(promise: nil)
+        }
     }
 
     /// The last handler: nothing after it wants to hear of the end of a read, so the event stops here.
@@ -108,6 +130,8 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
+        self.nextPoll?.cancel()
+        self.nextPoll = nil
         self.receiver.closed()
         context.fireChannelInactive()
     }

@@ -14,9 +14,9 @@ final class BenchHTTP2StreamHandler: ChannelInboundHandler {
     private var receiver: BenchStreamReceiver
     private var wasReset = false
 
-    init(request: HPACKHeaders, loop: BenchLoopTally) {
+    init(request: HPACKHeaders, loop: BenchLoopTally, mode: BenchClientMode = BenchClientMode()) {
         self.request = request
-        self.receiver = BenchStreamReceiver(loop: loop)
+        self.receiver = BenchStreamReceiver(loop: loop, mode: mode)
     }
 
     func channelActive(context: ChannelHandlerContext) {

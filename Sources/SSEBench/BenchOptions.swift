@@ -29,14 +29,22 @@ public struct BenchOptions: Sendable {
     public var connectTimeout: Double = 10
     /// Sent on every request, after the bench's own (`Accept`, `Cache-Control`, `Accept-Encoding`).
     public var headers: [BenchRequestHeader] = []
+    /// Poll clients (`--poll`, `?transport=poll` added to the URL) and multi-feed streams (`--multi`).
+    public var mode = BenchClientMode()
 
     public init(url: String) {
         self.url = url
     }
 
-    /// The parsed URL, or a usage error naming the bad option.
+    /// The parsed URL (with `transport=poll` for poll clients), or a usage error naming the bad option.
     func validated() throws -> BenchURL {
-        let target = try BenchURL(parsing: self.url)
+        var target = try BenchURL(parsing: self.url)
+        if self.mode.poll {
+            guard !self.http2 else {
+                throw BenchError.usage("--poll is HTTP/1.1 only (keep-alive polls); leave out --http2")
+            }
+            target.addPollTransport()
+        }
         guard self.clients > 0, self.duration > 0, self.headWait >= 0, self.connectTimeout > 0 else {
             throw BenchError.usage("--clients and --duration must be positive")
         }
@@ -47,6 +55,13 @@ public struct BenchOptions: Sendable {
             throw BenchError.usage("--streams-per-connection and --connect-concurrency must be positive")
         }
         return target
+    }
+
+    /// Feeds each client reads: the URL's `feed=` parameters with `--multi`, else 1.
+    var feedsPerClient: Int {
+        guard self.mode.multi else { return 1 }
+        let query = self.url.drop { $0 != "?" }.dropFirst()
+        return max(1, query.split(separator: "&").filter { $0.hasPrefix("feed=") }.count)
     }
 
     /// Clients per connection: one for HTTP/1.1, up to `streamsPerConnection` for HTTP/2.

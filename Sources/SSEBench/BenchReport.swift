@@ -11,6 +11,8 @@ public struct BenchReport: Sendable {
     public var url: String
     /// `http/1.1`, `h2` (over TLS) or `h2c`.
     public var protocolName: String
+    /// Streams, poll clients or multi-feed streams.
+    public var mode = BenchClientMode()
     public var clients: Int
     public var connected: Int
     public var connectErrors: Int
@@ -22,6 +24,14 @@ public struct BenchReport: Sendable {
     public var disconnects: Int
     public var resets: Int
     public var missing: Int
+    /// Events a client got again (per feed on multi-feed streams), in the window.
+    public var duplicates = 0
+    /// Poll responses read to their end in the window (`--poll`).
+    public var polls = 0
+    /// Deliveries by feed, in request order, in the window (`--multi`).
+    public var feedDeliveries: [Int] = []
+    /// Events of a multi-feed stream no composite id tied to one feed, in the window.
+    public var unattributed = 0
     public var window: Double
     public var connectSeconds: Double
     /// How fast the streams opened (ramp-up and head wait, before the window).
@@ -29,16 +39,25 @@ public struct BenchReport: Sendable {
     public var deliveries: Int
     public var bytes: Int
     public var latency: Histogram<UInt64>
+    /// A later poll's request to its response head, µs, in the window (`--poll`): how long the server
+    /// held the polls (near 0: events were waiting, each poll came late).
+    public var pollWait = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
     public var expectedPerSecond: Double?
     public var cpuUser: Double
     public var cpuSystem: Double
 
     public var deliveriesPerSecond: Double { Double(self.deliveries) / max(self.window, 0.001) }
+    /// Poll requests answered per second: the rate of requests a poll client makes of the server (each one
+    /// routed, checked and joined as a new stream would be), over connections kept alive.
+    public var pollsPerSecond: Double { Double(self.polls) / max(self.window, 0.001) }
     public var bytesPerSecond: Double { Double(self.bytes) / max(self.window, 0.001) }
     /// The bench's own CPU per delivery in the window, µs.
     public var cpuMicrosPerDelivery: Double { (self.cpuUser + self.cpuSystem) * 1e6 / Double(max(self.deliveries, 1)) }
     private func ms(_ percentile: Double) -> Double { Double(self.latency.valueAtPercentile(percentile)) / 1000 }
     private var maxMs: Double { Double(self.latency.max) / 1000 }
+    private func pollWaitMs(_ percentile: Double) -> Double {
+        Double(self.pollWait.valueAtPercentile(percentile)) / 1000
+    }
 
     public var text: String {
         var lines = [
@@ -78,8 +97,29 @@ public struct BenchReport: Sendable {
                 )
             )
         }
+        if self.mode.poll {
+            lines.append(
+                String(
+                    format:
+                        "polls          %d responses = %.0f/s (%.2f deliveries per poll), on the connections opened above (keep-alive; closed ones are not reopened); held by the server ms p50 %.2f  p99 %.2f",
+                    self.polls,
+                    self.pollsPerSecond,
+                    Double(self.deliveries) / Double(max(self.polls, 1)),
+                    self.pollWaitMs(50),
+                    self.pollWaitMs(99)
+                )
+            )
+        }
+        if self.mode.multi {
+            let feeds = self.feedDeliveries.enumerated().map { "#\($0.offset + 1) \($0.element)" }.joined(
+                separator: ", "
+            )
+            lines.append(
+                "feeds          deliveries by feed: \(feeds.isEmpty ? "none" : feeds); \(self.unattributed) tied to no feed"
+            )
+        }
         lines += [
-            "missing        \(self.missing) events (gaps in the origin's seq numbers)",
+            "missing        \(self.missing) events (gaps in the origin's seq numbers\(self.mode.multi ? ", per feed" : "")), \(self.duplicates) duplicates",
             String(format: "bytes          %.0f/s (%.2f MB/s)", self.bytesPerSecond, self.bytesPerSecond / 1e6),
             String(
                 format: "latency ms     p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%llu samples)",
@@ -104,12 +144,14 @@ public struct BenchReport: Sendable {
     public var json: String {
         var fields: [(String, String)] = [
             ("url", Self.jsonString(self.url)), ("protocol", Self.jsonString(self.protocolName)),
+            ("mode", Self.jsonString(self.mode.name)),
             ("clients", String(self.clients)), ("connected", String(self.connected)),
             ("connect_errors", String(self.connectErrors)), ("non_200", String(self.badStatus)),
             ("no_response", String(self.noResponse)),
             ("protocol_errors", String(self.protocolErrors)), ("disconnects", String(self.disconnects)),
             ("stream_resets", String(self.resets)),
-            ("missing", String(self.missing)), ("window_s", String(format: "%.3f", self.window)),
+            ("missing", String(self.missing)), ("duplicates", String(self.duplicates)),
+            ("window_s", String(format: "%.3f", self.window)),
             ("deliveries", String(self.deliveries)),
             ("deliveries_per_s", String(format: "%.1f", self.deliveriesPerSecond)),
             ("bytes_per_s", String(format: "%.1f", self.bytesPerSecond)),
@@ -129,6 +171,16 @@ public struct BenchReport: Sendable {
             ("open_ms_max", String(format: "%.3f", self.opens.maxMs)),
             ("open_bench_cpu_s", String(format: "%.3f", self.opens.benchCPUSeconds)),
         ]
+        if self.mode.poll {
+            fields.append(("polls", String(self.polls)))
+            fields.append(("polls_per_s", String(format: "%.1f", self.pollsPerSecond)))
+            fields.append(("poll_wait_ms_p50", String(format: "%.3f", self.pollWaitMs(50))))
+            fields.append(("poll_wait_ms_p99", String(format: "%.3f", self.pollWaitMs(99))))
+        }
+        if self.mode.multi {
+            fields.append(("feed_deliveries", "[" + self.feedDeliveries.map(String.init).joined(separator: ",") + "]"))
+            fields.append(("unattributed", String(self.unattributed)))
+        }
         if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }
         if let reason = self.firstConnectError { fields.append(("first_connect_error", Self.jsonString(reason))) }
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"

@@ -62,25 +62,32 @@ public enum BenchRunner {
             benchCPUSeconds: cpuStart.user + cpuStart.system - cpuAtStart.user - cpuAtStart.system
         )
         var lastEvents = before.events
+        var lastPolls = before.polls
         var lastTick = windowStart
         while Date().timeIntervalSince(windowStart) < options.duration {
             let remaining = options.duration - Date().timeIntervalSince(windowStart)
             try await Task.sleep(nanoseconds: UInt64(min(1.0, max(0.01, remaining)) * 1e9))
             guard let progress else { continue }
             let now = try await Self.collect(loops, reset: false)
-            let rate = Double(now.events - lastEvents) / max(Date().timeIntervalSince(lastTick), 0.001)
-            progress(
-                String(
-                    format: "[%5.1fs] connected %d  deliveries/s %.0f  disconnects %d  missing %d  no response %d",
-                    Date().timeIntervalSince(windowStart),
-                    now.connected,
-                    rate,
-                    now.disconnects,
-                    now.missing - before.missing,
-                    now.noResponse
-                )
+            let seconds = max(Date().timeIntervalSince(lastTick), 0.001)
+            let rate = Double(now.events - lastEvents) / seconds
+            let polls =
+                options.mode.poll ? String(format: "  polls/s %.0f", Double(now.polls - lastPolls) / seconds) : ""
+            let head = String(
+                format: "[%5.1fs] connected %d  deliveries/s %.0f",
+                Date().timeIntervalSince(windowStart),
+                now.connected,
+                rate
             )
+            let tail = String(
+                format: "  disconnects %d  missing %d  no response %d",
+                now.disconnects,
+                now.missing - before.missing,
+                now.noResponse
+            )
+            progress(head + polls + tail)
             lastEvents = now.events
+            lastPolls = now.polls
             lastTick = Date()
         }
         let window = Date().timeIntervalSince(windowStart)
@@ -89,6 +96,7 @@ public enum BenchRunner {
         return BenchReport(
             url: options.url,
             protocolName: options.http2 ? (connector.tls == nil ? "h2c" : "h2") : "http/1.1",
+            mode: options.mode,
             clients: options.clients,
             connected: after.connected,
             connectErrors: ramp.failedClients + after.streamOpenErrors,
@@ -99,13 +107,20 @@ public enum BenchRunner {
             disconnects: after.disconnects,
             resets: after.resets,
             missing: after.missing - before.missing,
+            duplicates: after.duplicates - before.duplicates,
+            polls: after.polls - before.polls,
+            feedDeliveries: after.feedEvents.enumerated().map {
+                $0.element - ($0.offset < before.feedEvents.count ? before.feedEvents[$0.offset] : 0)
+            },
+            unattributed: after.unattributed - before.unattributed,
             window: window,
             connectSeconds: connectSeconds,
             opens: opens,
             deliveries: after.events - before.events,
             bytes: after.bytes - before.bytes,
             latency: after.latencyMicros,
-            expectedPerSecond: options.expectedRate.map { $0 * Double(options.clients) },
+            pollWait: after.pollWaitMicros,
+            expectedPerSecond: options.expectedRate.map { $0 * Double(options.clients * options.feedsPerClient) },
             cpuUser: cpuEnd.user - cpuStart.user,
             cpuSystem: cpuEnd.system - cpuStart.system
         )
@@ -158,7 +173,10 @@ public enum BenchRunner {
         for (loop, tally) in loops {
             let part = try await loop.submit { () -> BenchTally in
                 let copy = tally.tally
-                if reset { tally.tally.latencyMicros.reset() }
+                if reset {
+                    tally.tally.latencyMicros.reset()
+                    tally.tally.pollWaitMicros.reset()
+                }
                 return copy
             }.get()
             sum.add(part)

@@ -4,47 +4,95 @@ import NIOCore
 /// The life of one bench client, the same over an HTTP/1.1 connection and an HTTP/2 stream: request sent,
 /// response head (200 or not), body bytes (inflated when gzip) into the event scanner, and the close.
 /// Keeps the loop's tally true at every step, so progress and the no-response count need no extra state.
+///
+/// A poll client (`BenchClientMode.poll`) goes round: each finished response is a poll, after which it
+/// asks again on the same connection with the last event id; it counts as connected (and as opened, with
+/// the time to its head) from its first 200 head to its close, and as awaiting a head only before that
+/// first one, since a poll that waits for events gets no head until they come.
 struct BenchStreamReceiver {
-    private enum Phase { case idle, awaitingHead, streaming, finished }
+    private enum Phase {
+        case idle
+        /// The first request is out.
+        case awaitingHead
+        /// Reading a 200 body: the stream, or the current poll response.
+        case streaming
+        /// A poll response ended; the next poll is not out yet.
+        case betweenPolls
+        /// A later poll is out; its head has not come.
+        case awaitingPoll
+        case finished
+    }
+
+    /// What the next poll asks with: sent after `delayMillis`, resuming after `lastEventID`.
+    struct NextPoll: Equatable {
+        var delayMillis: Int
+        /// Nil before any id (the next poll then sends no `Last-Event-ID`).
+        var lastEventID: String?
+    }
+
+    /// `EventSource`'s usual reconnection time, for a poll response without `retry:`.
+    static let defaultRetryMillis = 3000
 
     private let loop: BenchLoopTally
+    private let mode: BenchClientMode
     private var phase = Phase.idle
-    private var scanner = SSEEventScanner()
+    private var scanner: SSEEventScanner
+    private var feeds: MultiFeedTracker?
     private var inflater: ZlibDecompressor?
     /// When the request went out (`BenchClock.nowMicros`), for the time to the response head.
     private var requestSentMicros: Int64 = 0
 
-    init(loop: BenchLoopTally) {
+    init(loop: BenchLoopTally, mode: BenchClientMode = BenchClientMode()) {
         self.loop = loop
+        self.mode = mode
+        self.scanner = SSEEventScanner(readsFields: mode.poll || mode.multi)
+        self.feeds = mode.multi ? MultiFeedTracker() : nil
     }
 
     var isStreaming: Bool { self.phase == .streaming }
 
     mutating func requestSent() {
-        guard self.phase == .idle else { return }
-        self.phase = .awaitingHead
-        self.requestSentMicros = BenchClock.nowMicros()
-        self.loop.tally.awaitingHead += 1
+        switch self.phase {
+        case .idle:
+            self.phase = .awaitingHead
+            self.requestSentMicros = BenchClock.nowMicros()
+            self.loop.tally.awaitingHead += 1
+        case .betweenPolls:
+            self.phase = .awaitingPoll
+            self.requestSentMicros = BenchClock.nowMicros()
+        case .awaitingHead, .streaming, .awaitingPoll, .finished:
+            break
+        }
     }
 
-    /// Returns whether the client should go on reading (a 200 stream); the caller closes it otherwise.
+    /// Returns whether the client should go on reading (a 200 response); the caller closes it otherwise.
     mutating func head(status: Int, gzip: Bool) -> Bool {
-        guard self.phase == .awaitingHead else { return self.phase == .streaming }
-        self.loop.tally.awaitingHead -= 1
-        guard status == 200 else {
-            self.phase = .finished
-            self.loop.tally.badStatus += 1
-            return false
-        }
-        if gzip {
-            do {
-                self.inflater = try ZlibDecompressor(algorithm: .gzip)
-            } catch {
+        switch self.phase {
+        case .awaitingHead:
+            self.loop.tally.awaitingHead -= 1
+            guard status == 200 else {
                 self.phase = .finished
-                self.loop.tally.protocolErrors += 1
+                self.loop.tally.badStatus += 1
                 return false
             }
+        case .awaitingPoll:
+            guard status == 200 else {
+                // A later poll refused (503 over `poll.max_waiting`, a token that expired): the client
+                // stops, as `EventSource` does on a non-200.
+                self.phase = .finished
+                self.loop.tally.badStatus += 1
+                self.loop.tally.connected -= 1
+                return false
+            }
+            self.inflater = nil
+            guard self.startInflating(gzip) else { return false }
+            self.phase = .streaming
+            _ = self.loop.tally.pollWaitMicros.record(UInt64(max(0, BenchClock.nowMicros() - self.requestSentMicros)))
+            return true
+        case .idle, .streaming, .betweenPolls, .finished:
+            return self.phase == .streaming
         }
+        guard self.startInflating(gzip) else { return false }
         self.phase = .streaming
         self.loop.tally.connected += 1
         let now = BenchClock.nowMicros()
@@ -52,6 +100,34 @@ struct BenchStreamReceiver {
         self.loop.tally.lastOpenMicros = max(self.loop.tally.lastOpenMicros, now)
         _ = self.loop.tally.openMicros.record(UInt64(max(0, now - self.requestSentMicros)))
         return true
+    }
+
+    /// A fresh inflater for a gzip response; false (counted, client finished) when zlib will not start.
+    private mutating func startInflating(_ gzip: Bool) -> Bool {
+        guard gzip else { return true }
+        do {
+            self.inflater = try ZlibDecompressor(algorithm: .gzip)
+            return true
+        } catch {
+            if self.phase == .awaitingPoll { self.loop.tally.connected -= 1 }
+            self.phase = .finished
+            self.loop.tally.protocolErrors += 1
+            return false
+        }
+    }
+
+    /// The response body ended. A poll client counts the poll and returns when and how to ask again;
+    /// otherwise nil (the caller closes: a stream that ended is a disconnect).
+    mutating func responseEnded() -> NextPoll? {
+        guard self.mode.poll, self.phase == .streaming else { return nil }
+        self.phase = .betweenPolls
+        self.inflater = nil
+        self.loop.tally.polls += 1
+        let id = self.scanner.lastEventID
+        return NextPoll(
+            delayMillis: self.scanner.retryMillis ?? Self.defaultRetryMillis,
+            lastEventID: id?.isEmpty == false ? id : nil
+        )
     }
 
     /// Counts the bytes and the events in a piece of body. Throws when gzip data is corrupt or an event
@@ -110,7 +186,7 @@ struct BenchStreamReceiver {
             self.loop.tally.protocolErrors += 1
             self.loop.tally.awaitingHead -= 1
             self.phase = .finished
-        case .streaming:
+        case .streaming, .betweenPolls, .awaitingPoll:
             self.loop.tally.protocolErrors += 1
             self.closed()
         case .idle, .finished:
@@ -121,7 +197,7 @@ struct BenchStreamReceiver {
     /// The connection or stream is gone; `reset` when the server reset an HTTP/2 stream.
     mutating func closed(reset: Bool = false) {
         switch self.phase {
-        case .streaming:
+        case .streaming, .betweenPolls, .awaitingPoll:
             self.loop.tally.connected -= 1
             self.loop.tally.disconnects += 1
             if reset { self.loop.tally.resets += 1 }
@@ -136,12 +212,31 @@ struct BenchStreamReceiver {
 
     private mutating func scan(_ buffer: ByteBuffer, receivedAt now: Int64) throws {
         let loop = self.loop
+        // Taken out while scanning (the scanner is part of self), so its arrays stay uniquely referenced.
+        var feeds = self.feeds
+        self.feeds = nil
+        defer { self.feeds = feeds }
         try buffer.withUnsafeReadableBytes { bytes in
             try self.scanner.scan(bytes) { delivery in
                 loop.tally.events += 1
-                loop.tally.missing += delivery.missedBefore
                 if let sent = delivery.sentMicros {
                     _ = loop.tally.latencyMicros.record(UInt64(max(0, now - sent)))
+                }
+                guard feeds != nil else {
+                    loop.tally.missing += delivery.missedBefore
+                    if delivery.duplicate { loop.tally.duplicates += 1 }
+                    return
+                }
+                switch feeds!.record(id: delivery.id, seq: delivery.seq) {
+                case .feed(let index, let step):
+                    if loop.tally.feedEvents.count <= index {
+                        loop.tally.feedEvents += Array(repeating: 0, count: index + 1 - loop.tally.feedEvents.count)
+                    }
+                    loop.tally.feedEvents[index] += 1
+                    loop.tally.missing += step.missed
+                    if step.duplicate { loop.tally.duplicates += 1 }
+                case .unattributed:
+                    loop.tally.unattributed += 1
                 }
             }
         }

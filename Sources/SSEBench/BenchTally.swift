@@ -24,12 +24,25 @@ public struct BenchTally: Sendable {
     public var bytes = 0
     /// Events the origin's `seq` numbering says a client never got.
     public var missing = 0
+    /// Events whose `seq` a client had already got (per feed on a multi-feed stream).
+    public var duplicates = 0
+    /// Poll responses read to their end (`--poll`).
+    public var polls = 0
+    /// Events of a multi-feed stream (`--multi`) by feed, in request order.
+    public var feedEvents: [Int] = []
+    /// Events of a multi-feed stream that no composite id ties to one feed.
+    public var unattributed = 0
     /// Clients that got a 200 head (streams opened), over the whole run.
     public var opened = 0
     /// When the latest of those heads arrived (`BenchClock.nowMicros`), 0 before the first.
     public var lastOpenMicros: Int64 = 0
     /// Request sent to 200 head, µs, per opened stream.
     public var openMicros = Histogram<UInt64>(highestTrackableValue: 60_000_000, numberOfSignificantValueDigits: .three)
+    /// A later poll's request to its response head, µs: how long the server held it (`--poll`).
+    public var pollWaitMicros = Histogram<UInt64>(
+        highestTrackableValue: 60_000_000,
+        numberOfSignificantValueDigits: .three
+    )
     /// Origin-to-client latency from each event's `"ts":`, µs.
     public var latencyMicros = Histogram<UInt64>(
         highestTrackableValue: 60_000_000,
@@ -51,10 +64,18 @@ public struct BenchTally: Sendable {
         self.events += other.events
         self.bytes += other.bytes
         self.missing += other.missing
+        self.duplicates += other.duplicates
+        self.polls += other.polls
+        if self.feedEvents.count < other.feedEvents.count {
+            self.feedEvents += Array(repeating: 0, count: other.feedEvents.count - self.feedEvents.count)
+        }
+        for (index, count) in other.feedEvents.enumerated() { self.feedEvents[index] += count }
+        self.unattributed += other.unattributed
         self.opened += other.opened
         self.lastOpenMicros = max(self.lastOpenMicros, other.lastOpenMicros)
         self.openMicros.add(other.openMicros)
         self.latencyMicros.add(other.latencyMicros)
+        self.pollWaitMicros.add(other.pollWaitMicros)
     }
 
     /// Clients that were connected and asked, but have no response head: waiting still, or closed without one.

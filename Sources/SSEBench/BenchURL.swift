@@ -70,6 +70,13 @@ struct BenchURL: Sendable, CustomStringConvertible {
         return (host, after.dropFirst())
     }
 
+    /// Adds `transport=poll` to the query, unless it is there already.
+    mutating func addPollTransport() {
+        let query = self.target.drop { $0 != "?" }.dropFirst()
+        guard !query.split(separator: "&").contains("transport=poll") else { return }
+        self.target += query.isEmpty ? (self.target.hasSuffix("?") ? "" : "?") + "transport=poll" : "&transport=poll"
+    }
+
     /// The TLS server name (SNI) for the host: a name only, never an IP address literal (RFC 6066 §3).
     var serverName: String? {
         if self.host.contains(":") { return nil }

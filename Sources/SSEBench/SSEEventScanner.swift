@@ -8,6 +8,11 @@ import Darwin
 /// far less work than an SSE parser: memchr for LF, a look back for a blank line (`\n\n` or `\r\n\r\n`),
 /// and memchr for `"` to find the `"seq":` and `"ts":` keys. An event split across reads keeps only its
 /// unfinished tail. Events without `"seq":` outside comment lines (keepalives, `retry:`) are no deliveries.
+///
+/// With `readsFields` (poll and multi-feed clients) it also reads each finished event's `id:` and
+/// `retry:` lines, as `EventSource` keeps them: the last event id (what the next poll sends as
+/// `Last-Event-ID`; an id-only block moves it too) and the reconnection time. Plain streams leave it off:
+/// it walks every line of every event.
 public struct SSEEventScanner: Sendable {
     /// An unfinished event over `maximumTail` bytes: a body that is no event stream (say an HTML page
     /// read until close), which would otherwise be held in memory whole.
@@ -20,9 +25,16 @@ public struct SSEEventScanner: Sendable {
 
     /// The start of an event whose end has not arrived yet.
     private var tail: [UInt8] = []
-    private var lastSeq: Int64 = -1
+    private var seqs = SeqTracker()
+    private let readsFields: Bool
+    /// The last `id:` of a finished event (with `readsFields`); "" after an empty `id:`, as in `EventSource`.
+    public private(set) var lastEventID: String?
+    /// The last valid `retry:` of a finished event, ms (with `readsFields`).
+    public private(set) var retryMillis: Int?
 
-    public init() {}
+    public init(readsFields: Bool = false) {
+        self.readsFields = readsFields
+    }
 
     /// Scans the next bytes of the body; calls `deliver` for each finished event that has a seq number.
     /// Throws `EventTooLarge` (after delivering the events that did finish) when the unfinished tail
@@ -71,11 +83,64 @@ public struct SSEEventScanner: Sendable {
     }
 
     private mutating func event(_ bytes: UnsafeRawBufferPointer, deliver: (ScannedDelivery) -> Void) {
+        var id: String?
+        if self.readsFields {
+            let fields = Self.idAndRetry(in: bytes)
+            id = fields.id
+            if let id { self.lastEventID = id }
+            if let retry = fields.retry { self.retryMillis = retry }
+        }
         let numbers = Self.seqAndTimestamp(in: bytes)
         guard let seq = numbers.seq else { return }
-        let missed = self.lastSeq >= 0 && seq > self.lastSeq + 1 ? Int(seq - self.lastSeq - 1) : 0
-        self.lastSeq = max(self.lastSeq, seq)
-        deliver(ScannedDelivery(seq: seq, sentMicros: numbers.ts, missedBefore: missed))
+        let step = self.seqs.record(seq)
+        deliver(
+            ScannedDelivery(
+                seq: seq,
+                sentMicros: numbers.ts,
+                missedBefore: step.missed,
+                duplicate: step.duplicate,
+                id: id
+            )
+        )
+    }
+
+    /// The values of the event's last `id:` line (one space after the colon dropped; an id with NUL is
+    /// ignored, as the SSE spec says) and of its last `retry:` line that is all digits.
+    static func idAndRetry(in bytes: UnsafeRawBufferPointer) -> (id: String?, retry: Int?) {
+        guard let base = bytes.baseAddress else { return (nil, nil) }
+        var id: String?
+        var retry: Int?
+        var start = 0
+        while start < bytes.count {
+            let end =
+                memchr(base + start, Int32(UInt8(ascii: "\n")), bytes.count - start).map {
+                    base.distance(to: UnsafeRawPointer($0))
+                } ?? bytes.count
+            var lineEnd = end
+            if lineEnd > start && bytes[lineEnd - 1] == UInt8(ascii: "\r") { lineEnd -= 1 }
+            if Self.matches("id:", in: bytes, at: start) {
+                let value = UnsafeRawBufferPointer(
+                    rebasing: bytes[Self.valueStart(start + 3, lineEnd, bytes)..<lineEnd]
+                )
+                if !value.contains(0) { id = String(decoding: value, as: UTF8.self) }
+            } else if Self.matches("retry:", in: bytes, at: start) {
+                let from = Self.valueStart(start + 6, lineEnd, bytes)
+                if from < lineEnd, let value = Self.number(in: bytes, at: from), Self.digits(from, lineEnd, bytes) {
+                    retry = Int(value)
+                }
+            }
+            start = end + 1
+        }
+        return (id, retry)
+    }
+
+    /// Where a field's value starts: after the colon, and after one space if there is one.
+    private static func valueStart(_ afterColon: Int, _ lineEnd: Int, _ bytes: UnsafeRawBufferPointer) -> Int {
+        afterColon < lineEnd && bytes[afterColon] == UInt8(ascii: " ") ? afterColon + 1 : min(afterColon, lineEnd)
+    }
+
+    private static func digits(_ from: Int, _ to: Int, _ bytes: UnsafeRawBufferPointer) -> Bool {
+        (from..<to).allSatisfy { bytes[$0] &- UInt8(ascii: "0") < 10 }
     }
 
     /// The numbers after `"seq":` and `"ts":`: visits each `"` (memchr) and compares only the bytes after it,

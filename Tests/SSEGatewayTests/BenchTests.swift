@@ -25,6 +25,7 @@ final class BenchTests: XCTestCase {
     /// listener with `certificates`, if given); stops both afterwards, also when `body` throws.
     private func withGateway(
         tls certificates: TestCertificates? = nil,
+        feeds paths: [String] = ["/feed"],
         configure: @escaping (inout GatewayConfig) -> Void = { _ in },
         _ body: (Harness) async throws -> Void
     ) async throws {
@@ -37,10 +38,10 @@ final class BenchTests: XCTestCase {
                 if let certificates { config.listen.append(TLSTestConfig.listener(certificates)) }
                 configure(&config)
             },
-            feeds: { origin in [try Harness.feed("/feed", upstream: "\(origin)/feed")] }
+            feeds: { origin in try paths.map { try Harness.feed($0, upstream: "\(origin)\($0)") } }
         )
         do {
-            try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+            try await eventually("upstream connected") { harness.origin.openConnections == paths.count }
             try await body(harness)
         } catch {
             await harness.stop()
@@ -280,6 +281,53 @@ final class BenchTests: XCTestCase {
                     XCTAssertGreaterThan(report.deliveries, 0)
                 }
             )
+        }
+    }
+
+    /// Poll clients through the gateway (default `poll.retry` 250 ms, 10 events/s): each keeps its one
+    /// connection and polls with the last id; every event arrives once, in order, at the origin's rate.
+    func testPollClientsThroughTheGateway() async throws {
+        try await self.withGateway { harness in
+            var options = self.options("http://127.0.0.1:\(harness.port)/feed", duration: 2)
+            options.mode.poll = true
+            let report = try await BenchRunner.run(options)
+            self.assertHealthy(report, protocolName: "http/1.1")
+            XCTAssertEqual(report.duplicates, 0, report.text)
+            XCTAssertEqual(report.opens.opened, Self.clients, "one connection each, kept alive")
+            XCTAssertGreaterThanOrEqual(report.polls, Self.clients, report.text)
+            XCTAssertLessThan(report.polls, report.deliveries, "several events per poll at 10/s: \(report.text)")
+            XCTAssertTrue(report.json.contains("\"mode\":\"poll\""), report.json)
+            XCTAssertTrue(report.json.contains("\"polls_per_s\":"), report.json)
+            XCTAssertGreaterThan(report.pollWait.totalCount, 0, "the polls' time at the server is measured")
+            XCTAssertGreaterThanOrEqual(harness.gateway.context.pollCount(.events), report.polls)
+            XCTAssertEqual(harness.gateway.context.pollCount(.id), Self.clients, "one id-only start per client")
+        }
+    }
+
+    /// Multi-feed streams of five feeds from one origin (so the five carry the same seq numbers): each
+    /// event tied to its feed by the composite id, every feed at the origin's rate, no false gap.
+    func testMultiFeedStreamsThroughTheGateway() async throws {
+        let feeds = (1...5).map { "/f\($0)" }
+        try await self.withGateway(feeds: feeds) { harness in
+            let query = feeds.map { "feed=\($0)" }.joined(separator: "&")
+            var options = self.options("http://127.0.0.1:\(harness.port)/multi?\(query)", duration: 2)
+            options.clients = 10
+            options.mode.multi = true
+            let report = try await BenchRunner.run(options)
+            XCTAssertEqual(report.connected, 10, report.text)
+            XCTAssertEqual(report.connectErrors + report.badStatus + report.protocolErrors + report.disconnects, 0)
+            XCTAssertEqual(report.missing, 0, report.text)
+            XCTAssertEqual(report.duplicates, 0, report.text)
+            XCTAssertEqual(report.unattributed, 0, report.text)
+            XCTAssertEqual(report.expectedPerSecond, 10 * 5 * Self.rate)
+            XCTAssertEqual(report.feedDeliveries.count, 5, report.text)
+            let perFeed = 10 * Self.rate * report.window
+            for (index, count) in report.feedDeliveries.enumerated() {
+                XCTAssertGreaterThanOrEqual(Double(count), perFeed * 0.8, "feed \(index + 1): \(report.text)")
+                XCTAssertLessThan(Double(count), perFeed * 1.7, "feed \(index + 1): \(report.text)")
+            }
+            XCTAssertEqual(report.feedDeliveries.reduce(0, +), report.deliveries)
+            XCTAssertTrue(report.json.contains("\"feed_deliveries\":["), report.json)
         }
     }
 }

@@ -12,7 +12,11 @@ struct BenchCommand: AsyncParsableCommand {
             Latency is measured from the send timestamp ("ts", µs) that `ssegate origin` puts in each event's data. \
             http:// and https:// URLs; --http2 uses h2c with prior knowledge for http and ALPN h2 for https. \
             "stream opens" is how fast the clients got their 200 heads: from the first connect to the last head \
-            (raise --connect-concurrency to measure the server's rate of new streams, e.g. with a token in --header).
+            (raise --connect-concurrency to measure the server's rate of new streams, e.g. with a token in --header). \
+            --poll: each client polls (`?transport=poll` added) on one keep-alive HTTP/1.1 connection, sending \
+            the last event id as Last-Event-ID, and asks again after each response's `retry:`, as EventSource \
+            does; the report adds polls/s. --multi: the URL is a multi-feed stream (/multi?feed=…&feed=…); \
+            each event is tied to its feed by the composite id, and gaps are counted per feed.
             """
     )
 
@@ -33,6 +37,17 @@ struct BenchCommand: AsyncParsableCommand {
     var threads = 1
     @Option(name: .long, help: "Events per second the origin sends; with it the report shows expected deliveries.")
     var expectedRate: Double?
+    @Flag(
+        name: .long,
+        help:
+            "Poll clients: finite `?transport=poll` responses, asked for again after each one's retry: with Last-Event-ID (HTTP/1.1)."
+    )
+    var poll = false
+    @Flag(
+        name: .long,
+        help: "The URL is a multi-feed stream (/multi?feed=…): deliveries and gaps per feed, by the composite ids."
+    )
+    var multi = false
     @Flag(name: .long, help: "Ask for gzip (Accept-Encoding) and inflate what arrives.")
     var gzip = false
     @Flag(
@@ -75,6 +90,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.streamsPerConnection = self.streamsPerConnection
         options.caCertificateFile = self.cacert
         options.insecure = self.insecure
+        options.mode = BenchClientMode(poll: self.poll, multi: self.multi)
         let report: BenchReport
         do {
             options.headers = try self.header.map { try BenchRequestHeader(parsing: $0) }
