@@ -24,6 +24,9 @@ struct MultiRequest {
     /// The longest composite id this stream may send (`CompositeID.maxLength`).
     var maxIDLength: Int
     var clientAddress: String? = nil
+    /// Poll mode (`?transport=poll`, or `delivery: poll` on the listener or on any of the feeds): one finite
+    /// response with the events of every feed, with the first feed's `poll:` settings.
+    var poll: PollSettings? = nil
 
     /// Routes a multi request: 400 without a `feed=`, with one twice, over `multi.max_feeds`, or with a
     /// resume id over the length bound; 404 naming a feed that does not exist.
@@ -32,7 +35,8 @@ struct MultiRequest {
         path: Substring,
         query: Substring,
         registry: FeedRegistry,
-        limits: LimitsConfig
+        limits: LimitsConfig,
+        listenerDelivery: DeliveryMode? = nil
     ) -> RouteDecision {
         switch head.method {
         case .GET:
@@ -85,16 +89,20 @@ struct MultiRequest {
         let compression = members.allSatisfy { $0.target.definition.settings.compression }
         var headers = RequestRouter.corsHeaders(origin: head.headers.first(name: "Origin"), cors: first.cors)
         if compression { headers.append(("Vary", "Accept-Encoding")) }
-        return .multi(
-            MultiRequest(
-                members: members,
-                resume: resumeText.flatMap { CompositeID.decode($0, feeds: members.count) },
-                corsHeaders: headers,
-                http10: head.version.major == 1 && head.version.minor == 0,
-                gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"]),
-                maxIDLength: maxIDLength
-            )
+        var request = MultiRequest(
+            members: members,
+            resume: resumeText.flatMap { CompositeID.decode($0, feeds: members.count) },
+            corsHeaders: headers,
+            http10: head.version.major == 1 && head.version.minor == 0,
+            gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"]),
+            maxIDLength: maxIDLength
         )
+        if listenerDelivery == .poll || RequestRouter.asksForPoll(query)
+            || members.contains(where: { $0.target.definition.settings.delivery == .poll })
+        {
+            request.poll = first.poll
+        }
+        return .multi(request)
     }
 
     /// The 400 of a composite id over the bound, saying what to change.

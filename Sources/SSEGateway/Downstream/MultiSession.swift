@@ -13,11 +13,17 @@ import struct Foundation.Date
 ///
 /// The connection is one transport: each feed's queue gets `max_queue` divided by the number of feeds, so
 /// the connection's total stays within one bound, and an eviction of any feed ends the whole connection.
+///
+/// In poll mode (SPEC §6a) the lanes write to one `PollExchange` instead of the transport: the replays of
+/// every feed answer at once, else the first batch of any feed does (after `poll.gather`); the request
+/// holds one `poll.max_waiting` slot and no `max_clients` slot.
 final class MultiSession: SubscriberSink, ClientSession {
     private enum State {
         case authorizing(pending: Int)
         case joining(pending: Int)
         case streaming
+        /// A poll past its joins: the exchange answers it (and holds its poll slot).
+        case polling(PollExchange)
         case closed
     }
 
@@ -38,9 +44,14 @@ final class MultiSession: SubscriberSink, ClientSession {
     private let request: MultiRequest
     private var members: [Member]
     private var state: State
+    /// The `max_clients` slots held (one per feed of a stream, none for a poll).
     private var slots: Int
-    /// Each feed's last id sent to the client (request order); what the composite id encodes.
-    private var ids: CompositeID
+    /// A `poll.max_waiting` slot held until the exchange takes it over.
+    private var pollSlot: Bool
+    /// The collector of a poll's answer, from the start: the lanes write to it.
+    private let exchange: PollExchange?
+    /// Each feed's last id sent to the client (request order), and the rewriting of `id:` lines.
+    private var rewriter: CompositeIDRewriter
     /// The earliest `exp` among the grants: the stream ends then (each gate is asked again on reconnect).
     private var expiresAt: Date?
     private var expiryTimer: Scheduled<Void>?
@@ -52,6 +63,14 @@ final class MultiSession: SubscriberSink, ClientSession {
         transport: StreamTransport,
         loop: EventLoop
     ) -> MultiSession? {
+        if request.poll != nil {
+            // A poll compresses its whole body once (`PollExchange`), not as a stream.
+            guard gateway.admitPoll() else {
+                gateway.countPoll(.overCapacity)
+                return nil
+            }
+            return MultiSession(request: request, gateway: gateway, transport: transport, loop: loop)
+        }
         var taken = 0
         while taken < request.members.count, gateway.admitClient() { taken += 1 }
         guard taken == request.members.count else {
@@ -67,6 +86,13 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     static func overCapacity(_ request: MultiRequest) -> (ResponseHead, String) {
         let retry = request.members[0].target.definition.settings.retry
+        if request.poll != nil {
+            return ResponseHead.plain(
+                .serviceUnavailable,
+                "too many poll requests\n",
+                headers: [("Retry-After", RequestRouter.jitteredRetryAfter(retry))] + request.corsHeaders
+            )
+        }
         return ResponseHead.plain(
             .serviceUnavailable,
             "too many clients\n",
@@ -79,8 +105,25 @@ final class MultiSession: SubscriberSink, ClientSession {
         self.transport = transport
         self.loop = loop
         self.request = request
-        self.slots = request.members.count
-        self.ids = request.resume ?? CompositeID(feeds: request.members.count)
+        if let poll = request.poll {
+            self.slots = 0
+            self.pollSlot = true
+            self.exchange = PollExchange(
+                gateway: gateway,
+                transport: transport,
+                loop: loop,
+                poll: poll,
+                gzip: request.gzip
+            )
+        } else {
+            self.slots = request.members.count
+            self.pollSlot = false
+            self.exchange = nil
+        }
+        self.rewriter = CompositeIDRewriter(
+            ids: request.resume ?? CompositeID(feeds: request.members.count),
+            maxLength: request.maxIDLength
+        )
         self.members = request.members.enumerated().map { index, member in
             let id = request.resume?.ids[index]
             return Member(request: member, resumeID: (id?.isEmpty ?? true) ? nil : id)
@@ -190,7 +233,7 @@ final class MultiSession: SubscriberSink, ClientSession {
             let settings = target.definition.settings
             var limits = settings.client
             limits.maxQueue = max(1, limits.maxQueue / self.members.count)
-            let lane = MultiLane(session: self, index: index, transport: self.transport)
+            let lane = MultiLane(session: self, index: index, output: self.exchange ?? self.transport)
             let now = NIODeadline.now()
             let subscriber = Subscriber(
                 sink: self,
@@ -200,11 +243,14 @@ final class MultiSession: SubscriberSink, ClientSession {
                 resumeID: self.members[index].resumeID,
                 now: now
             )
+            subscriber.pollsOnce = self.exchange != nil
             // Not started: the replay and what the feed delivers before the head is written wait in the queue.
             subscriber.queue.writabilityChanged(isWritable: false, now: now)
             shard.add(subscriber)
-            for event in lookup.events {
-                _ = subscriber.offer(lane.framing.bytes(of: event), producedAt: now, now: now, replay: true)
+            if self.exchange == nil {
+                for event in lookup.events {
+                    _ = subscriber.offer(lane.framing.bytes(of: event), producedAt: now, now: now, replay: true)
+                }
             }
             self.members[index].shard = shard
             self.members[index].subscriber = subscriber
@@ -219,10 +265,11 @@ final class MultiSession: SubscriberSink, ClientSession {
     }
 
     /// Every feed joined: the head, one prelude (`retry:`, each feed's gap signal naming it), then each
-    /// feed's replay and live events as the transport takes them.
+    /// feed's replay and live events as the transport takes them; for a poll, the exchange's answer.
     private func start() {
-        // The composite id after the replays must fit; ids only grow by what the feeds send later.
-        var after = self.ids
+        // The composite id after the replays (or the id-only start) must fit; later ids are kept within it.
+        let idOnly = self.idOnlyStart()
+        var after = idOnly ?? self.rewriter.ids
         for (index, member) in self.members.enumerated() {
             if let id = member.lookup?.events.last(where: { $0.id != nil })?.id { after.ids[index] = id }
         }
@@ -231,11 +278,16 @@ final class MultiSession: SubscriberSink, ClientSession {
             let text = MultiRequest.overLength(length, bound: self.request.maxIDLength, feeds: self.members.count)
             return self.refuse(ResponseHead.plain(.badRequest, text, headers: self.request.corsHeaders))
         }
-        self.state = .streaming
         var head = ResponseHead.eventStream()
         head.headers += self.request.corsHeaders
+        if let exchange = self.exchange, let poll = self.request.poll {
+            return self.startPoll(exchange, poll: poll, head: head, idOnly: idOnly)
+        }
+        self.state = .streaming
         self.transport.writeHead(head)
-        self.transport.writePayload(self.prelude())
+        var settings = self.members[0].request.target.definition.settings
+        settings.padding = self.members.contains(where: { $0.request.target.definition.settings.padding })
+        self.transport.writePayload(self.prelude(settings))
         let now = NIODeadline.now()
         for member in self.members {
             member.lane?.started = true
@@ -249,89 +301,81 @@ final class MultiSession: SubscriberSink, ClientSession {
         }
     }
 
-    private func prelude() -> ByteBuffer {
-        let first = self.members[0].request.target.definition.settings
-        var buffer = ByteBuffer()
-        SSESerializer.writeRetry(milliseconds: first.retry.nanoseconds / 1_000_000, into: &buffer)
-        if self.members.contains(where: { $0.request.target.definition.settings.padding }) {
-            SSESerializer.writeComment(String(repeating: " ", count: 2048), into: &buffer)
-        }
-        buffer.writeStaticString("\n")
-        for member in self.members {
-            guard let lookup = member.lookup, lookup.resume == .gap else { continue }
-            let feed = member.request.target.key
-            let from = StreamPrelude.replayStart(lookup) ?? ""
-            let resumeID = member.resumeID ?? ""
-            SSESerializer.writeComment(
-                "gap \(feed): last event id \(Self.printable(resumeID)) is not buffered; replaying from \(Self.printable(from))",
-                into: &buffer
-            )
-            buffer.writeStaticString("\n")
-            if member.request.target.definition.settings.replay.gapEvent {
-                let data =
-                    "{\"feed\":\(JSONText.string(feed)),\"lastEventId\":\(JSONText.string(resumeID)),"
-                    + "\"replayFrom\":\(JSONText.string(from))}"
-                SSESerializer.write(ServerSentEvent(id: nil, type: "gap", data: data), into: &buffer)
-            }
-        }
-        return buffer
+    /// A poll without a resume id and with nothing replayed: every feed's last id, for an id-only block
+    /// (the browser's `lastEventId` moves there without an event). Nil otherwise, or when no feed has an id.
+    private func idOnlyStart() -> CompositeID? {
+        guard self.exchange != nil,
+            self.members.allSatisfy({ ($0.resumeID ?? "").isEmpty && ($0.lookup?.events.isEmpty ?? true) })
+        else { return nil }
+        let lastIDs = CompositeID(ids: self.members.map { $0.lookup?.lastID ?? "" })
+        return lastIDs.ids.contains(where: { !$0.isEmpty }) ? lastIDs : nil
     }
 
-    private static func printable(_ text: String) -> String {
-        String(text.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) }.prefix(200))
+    /// Hands a poll to its exchange: the prelude with `poll.retry`, every feed's replay with composite ids or
+    /// the id-only start, answered at once; else the lanes start and the first batch of any feed answers.
+    private func startPoll(_ exchange: PollExchange, poll: PollSettings, head: ResponseHead, idOnly: CompositeID?) {
+        var settings = self.members[0].request.target.definition.settings
+        settings.retry = poll.retry
+        settings.padding = false
+        var body = self.prelude(settings)
+        var result = PollResult.empty
+        for (index, member) in self.members.enumerated() {
+            for event in member.lookup?.events ?? [] {
+                result = .events
+                if let (idLine, rest) = self.rewriter.rewrite(event.payload, from: index, framing: .raw) {
+                    body.writeImmutableBuffer(idLine)
+                    body.writeImmutableBuffer(rest)
+                } else {
+                    body.writeImmutableBuffer(event.payload)
+                }
+            }
+        }
+        if let idOnly, self.rewriter.replaceAll(idOnly) {
+            SSESerializer.write(ServerSentEvent(id: idOnly.encoded, type: nil, data: nil), into: &body)
+            result = .id
+        }
+        self.state = .polling(exchange)
+        self.pollSlot = false  // the exchange frees it when it answers or the client leaves
+        let clients = self.members.compactMap { member in
+            member.subscriber.flatMap { subscriber in member.shard.map { (subscriber: subscriber, shard: $0) } }
+        }
+        guard exchange.settle(head: head, body: body, result: result, waitingOn: clients) else { return }
+        // What the feeds delivered during the joins goes to the exchange now: it is a batch.
+        let now = NIODeadline.now()
+        for member in self.members {
+            member.lane?.started = true
+            member.subscriber?.writabilityChanged(isWritable: true, now: now)
+        }
+    }
+
+    /// `retry:` (jittered as at every stream start), padding, and each feed's gap signals.
+    private func prelude(_ settings: FeedSettings) -> ByteBuffer {
+        let gaps = self.members.compactMap { member -> MultiPrelude.Gap? in
+            guard let lookup = member.lookup, lookup.resume == .gap else { return nil }
+            return MultiPrelude.Gap(
+                feed: member.request.target.key,
+                resumeID: member.resumeID ?? "",
+                replayFrom: StreamPrelude.replayStart(lookup) ?? "",
+                gapEvent: member.request.target.definition.settings.replay.gapEvent
+            )
+        }
+        return MultiPrelude.make(
+            retryMilliseconds: StreamPrelude.startRetryMilliseconds(settings),
+            padding: settings.padding,
+            gaps: gaps
+        )
     }
 
     // MARK: Writing through the lanes
 
-    /// A buffer of feed `index` in `framing`'s form: an event with an id goes out with the composite id in
-    /// place of its own (the rest of the event is a slice of the shared buffer); anything else as it is.
-    func write(_ bytes: ByteBuffer, from index: Int, framing: StreamFraming) {
-        var payloadStart = bytes.readerIndex
-        if framing == .chunked {
-            guard let lineEnd = Self.firstIndex(of: UInt8(ascii: "\n"), in: bytes, from: payloadStart, limit: 20)
-            else { return self.transport.writeShared(bytes) }
-            payloadStart = lineEnd + 1
+    /// A buffer of a feed, through its lane: an event with an id goes out with the composite id in place of
+    /// its own (the rest of the event is a slice of the shared buffer); anything else as it is.
+    func write(_ bytes: ByteBuffer, through lane: MultiLane) {
+        guard let (idLine, rest) = self.rewriter.rewrite(bytes, from: lane.index, framing: lane.framing) else {
+            return lane.output.writeShared(bytes)
         }
-        guard bytes.getString(at: payloadStart, length: 3) == "id:",
-            let idEnd = Self.firstIndex(of: UInt8(ascii: "\n"), in: bytes, from: payloadStart, limit: Int.max)
-        else { return self.transport.writeShared(bytes) }
-        var valueStart = payloadStart + 3
-        if bytes.getInteger(at: valueStart, as: UInt8.self) == UInt8(ascii: " ") { valueStart += 1 }
-        let id = bytes.getString(at: valueStart, length: idEnd - valueStart) ?? ""
-        let previous = self.ids.ids[index]
-        self.ids.ids[index] = id
-        var composite = self.ids.encoded
-        if composite.utf8.count > self.request.maxIDLength {
-            // Over the bound a browser could not send it back: keep the last composite that fit (a resume
-            // from it may repeat events of this feed, never skip one).
-            self.ids.ids[index] = previous
-            composite = self.ids.encoded
-        }
-        let restStart = idEnd + 1
-        let rest = bytes.getSlice(at: restStart, length: bytes.writerIndex - restStart)!
-        var head = ByteBuffer()
-        let idLineLength = 5 + composite.utf8.count
-        if framing == .chunked {
-            // The rest ends with the chunk's CRLF; the new chunk holds the id line and the rest of the event.
-            let length = idLineLength + rest.readableBytes - 2
-            head.writeString(String(length, radix: 16))
-            head.writeStaticString("\r\n")
-        }
-        head.writeStaticString("id: ")
-        head.writeString(composite)
-        head.writeStaticString("\n")
-        self.transport.writeShared(head)
-        self.transport.writeShared(rest)
-    }
-
-    private static func firstIndex(of byte: UInt8, in buffer: ByteBuffer, from start: Int, limit: Int) -> Int? {
-        let end = limit < buffer.writerIndex - start ? start + limit : buffer.writerIndex
-        guard start < end else { return nil }
-        return buffer.withUnsafeReadableBytes { raw -> Int? in
-            let base = buffer.readerIndex
-            for offset in (start - base)..<(end - base) where raw[offset] == byte { return base + offset }
-            return nil
-        }
+        lane.output.writeShared(idLine)
+        lane.output.writeShared(rest)
     }
 
     // MARK: Ending
@@ -358,6 +402,8 @@ final class MultiSession: SubscriberSink, ClientSession {
     private func releaseSlots() {
         for _ in 0..<self.slots { self.gateway.releaseClient() }
         self.slots = 0
+        if self.pollSlot { self.gateway.releasePoll() }
+        self.pollSlot = false
     }
 
     func writabilityChanged() {
@@ -369,6 +415,14 @@ final class MultiSession: SubscriberSink, ClientSession {
     }
 
     func transportClosed() {
+        switch self.state {
+        case .polling(let exchange):
+            exchange.clientLeft()
+        case .authorizing, .joining:
+            if self.pollSlot { self.gateway.countPoll(.left) }
+        case .streaming, .closed:
+            break
+        }
         self.detachAll()
         self.state = .closed
         self.releaseSlots()
@@ -378,6 +432,7 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     /// One feed's subscriber went over its bound: the connection is one transport, so it ends.
     func evict(_ reason: EvictionReason) {
+        if case .polling(let exchange) = self.state { return exchange.evict(reason) }
         guard case .streaming = self.state else { return }
         self.detachAll()
         self.state = .closed
@@ -389,6 +444,8 @@ final class MultiSession: SubscriberSink, ClientSession {
         switch self.state {
         case .closed:
             return
+        case .polling(let exchange):
+            exchange.close()
         case .streaming:
             self.detachAll()
             self.state = .closed

@@ -68,7 +68,7 @@ enum StreamPrelude {
         lookup.events.first(where: { ($0.id ?? "").isEmpty == false })?.id
     }
 
-    private static func printable(_ text: String) -> String {
+    static func printable(_ text: String) -> String {
         String(text.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) }.prefix(200))
     }
 
