@@ -136,6 +136,7 @@ final class MultiFeedTests: XCTestCase {
             ("/multi?feed=/a&feed=/b&feed=/c", [], 400, "too many feeds: 3 requested, multi.max_feeds allows 2"),
             ("/multi", [], 400, "name at least one feed"),
             ("/multi?transport=poll", [], 400, "name at least one feed"),
+            ("/multi?feed=/a&feed=/b&event=a%0Ab", [], 400, "an event type in ?event= contains a line break"),
             (
                 "/multi?feed=/a&feed=/b", [("Last-Event-ID", "m1:" + String(repeating: "7", count: 600) + ",1")],
                 400, "composite event id of 2 feeds is 605 bytes, over the limit of 512",

@@ -27,9 +27,11 @@ struct MultiRequest {
     /// Poll mode (`?transport=poll`, or `delivery: poll` on the listener or on any of the feeds): one finite
     /// response with the events of every feed, with the first feed's `poll:` settings.
     var poll: PollSettings? = nil
+    /// The event types asked for with `?event=`, the same for every feed; nil: every event.
+    var eventFilter: EventFilter? = nil
 
-    /// Routes a multi request: 400 without a `feed=`, with one twice, over `multi.max_feeds`, or with a
-    /// resume id over the length bound; 404 naming a feed that does not exist.
+    /// Routes a multi request: 400 without a `feed=`, with one twice, over `multi.max_feeds`, with a bad
+    /// `?event=` filter or with a resume id over the length bound; 404 naming a feed that does not exist.
     static func route(
         _ head: HTTPRequestHead,
         path: Substring,
@@ -64,6 +66,12 @@ struct MultiRequest {
                 "too many feeds: \(paths.count) requested, multi.max_feeds allows \(limits.multi.maxFeeds)\n"
             )
         }
+        let eventFilter: EventFilter?
+        do {
+            eventFilter = try EventFilter(query: query)
+        } catch {
+            return Self.badRequest("bad request: \(error.message)\n")
+        }
         var members: [Member] = []
         var seen = Set<String>()
         for feedPath in paths {
@@ -97,6 +105,7 @@ struct MultiRequest {
             gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"]),
             maxIDLength: maxIDLength
         )
+        request.eventFilter = eventFilter
         if listenerDelivery == .poll || RequestRouter.asksForPoll(query)
             || members.contains(where: { $0.target.definition.settings.delivery == .poll })
         {

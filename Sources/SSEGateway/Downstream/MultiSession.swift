@@ -229,7 +229,9 @@ final class MultiSession: SubscriberSink, ClientSession {
             return self.refuse(
                 ResponseHead.plain(HTTPResponseStatus(statusCode: status), text, headers: self.request.corsHeaders)
             )
-        case .joined(let lookup):
+        case .joined(var lookup):
+            // Filtered as a one-feed stream's: the replay holds only the asked types, `lastSequence` stays.
+            if let filter = self.request.eventFilter { lookup = filter.apply(to: lookup) }
             let settings = target.definition.settings
             var limits = settings.client
             limits.maxQueue = max(1, limits.maxQueue / self.members.count)
@@ -241,6 +243,7 @@ final class MultiSession: SubscriberSink, ClientSession {
                 limits: limits,
                 lastSequence: lookup.lastSequence,
                 resumeID: self.members[index].resumeID,
+                filter: self.request.eventFilter,
                 now: now
             )
             subscriber.pollsOnce = self.exchange != nil
