@@ -17,7 +17,7 @@ import struct Foundation.Date
 /// In poll mode (SPEC §6a) the lanes write to one `PollExchange` instead of the transport: the replays of
 /// every feed answer at once, else the first batch of any feed does (after `poll.gather`); the request
 /// holds one `poll.max_waiting` slot and no `max_clients` slot.
-final class MultiSession: SubscriberSink, ClientSession {
+final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
     private enum State {
         case authorizing(pending: Int)
         case joining(pending: Int)
@@ -36,6 +36,8 @@ final class MultiSession: SubscriberSink, ClientSession {
         var lane: MultiLane?
         var lookup: ReplayBuffer.Lookup?
         var attempts = 0
+        /// What the feed's gate allowed, when it may end the stream (an `exp`, a re-check); nil: anonymous.
+        var grant: AuthGrant?
     }
 
     private let gateway: GatewayContext
@@ -52,9 +54,10 @@ final class MultiSession: SubscriberSink, ClientSession {
     private let exchange: PollExchange?
     /// Each feed's last id sent to the client (request order), and the rewriting of `id:` lines.
     private var rewriter: CompositeIDRewriter
-    /// The earliest `exp` among the grants: the stream ends then (each gate is asked again on reconnect).
-    private var expiresAt: Date?
-    private var expiryTimer: Scheduled<Void>?
+    /// The earliest `exp` among the grants and that feed's `warn_before`: one `auth-expiring`, then the end.
+    private var expiry: (at: Date, warnBefore: TimeAmount)?
+    /// The timers of the grants: the warning, the end at `expiry`, each feed's re-checks.
+    private var credentialWatch: CredentialWatch?
 
     /// Takes one `max_clients` slot per feed, or none and returns nil when they are not all free (503).
     static func admit(
@@ -165,8 +168,14 @@ final class MultiSession: SubscriberSink, ClientSession {
                 )
             )
         }
-        if let expiresAt = grant.expiresAt, definition.settings.auth.expiry.enforce {
-            self.expiresAt = min(expiresAt, self.expiresAt ?? expiresAt)
+        if !grant.anonymous { self.members[index].grant = grant }
+        let settings = definition.settings.auth.expiry
+        if let expiresAt = grant.expiresAt, settings.enforce {
+            // The earliest; at the same `exp` (one token for all), the longest warning.
+            let current = self.expiry ?? (.distantFuture, .zero)
+            if expiresAt < current.at || (expiresAt == current.at && settings.warnBefore > current.warnBefore) {
+                self.expiry = (expiresAt, settings.warnBefore)
+            }
         }
         if pending > 1 {
             self.state = .authorizing(pending: pending - 1)
@@ -297,11 +306,7 @@ final class MultiSession: SubscriberSink, ClientSession {
             member.subscriber?.writabilityChanged(isWritable: self.transport.isWritable, now: now)
         }
         self.transport.flush()
-        if let expiresAt = self.expiresAt {
-            // The stream ends when the first credential runs out; the browser comes back through every gate.
-            let left = TimeAmount.nanoseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1e9))
-            self.expiryTimer = self.loop.assumeIsolated().scheduleTask(in: left) { [weak self] in self?.close() }
-        }
+        self.watchCredentials()
     }
 
     /// A poll without a resume id and with nothing replayed: every feed's last id, for an id-only block
@@ -369,6 +374,48 @@ final class MultiSession: SubscriberSink, ClientSession {
         )
     }
 
+    // MARK: Credential expiry and re-checks
+
+    /// As a one-feed stream's (`CredentialWatch`), once per connection: `auth-expiring` ahead of the earliest
+    /// `exp` among the feeds, the end then, and each forward-auth feed's re-checks.
+    private func watchCredentials() {
+        let rechecked = self.members.filter { $0.grant?.recheckAfter != nil && $0.request.authRequest != nil }
+        guard self.expiry != nil || !rechecked.isEmpty else { return }
+        let watch = CredentialWatch(for: self, loop: self.loop, gateway: self.gateway)
+        self.credentialWatch = watch
+        if let expiry = self.expiry {
+            watch.expire(at: expiry.at, warnBefore: expiry.warnBefore)
+        }
+        for member in rechecked {
+            guard let interval = member.grant?.recheckAfter, var authRequest = member.request.authRequest else {
+                continue
+            }
+            authRequest.clientAddress = self.request.clientAddress
+            watch.recheck(every: interval, authRequest, feed: member.request.target.definition)
+        }
+    }
+
+    /// One notice for the connection, through the first feed's queue (behind what it still holds).
+    func credentialExpiring(at expiresAt: Date) {
+        guard case .streaming = self.state, let subscriber = self.members[0].subscriber else { return }
+        subscriber.offerNotice(AuthNotice.expiring(at: expiresAt, now: Date()))
+    }
+
+    /// A credential ran out or a re-check refused: the stream ends with `auth-expired` carrying the composite
+    /// id last sent, so a new connection with fresh credentials resumes every feed from there. A client that
+    /// has not read what it was sent (bytes still queued in any feed) is closed without the notice.
+    func credentialExpired() {
+        guard case .streaming = self.state else { return }
+        let drained = self.members.allSatisfy { ($0.subscriber?.queue.pendingCount ?? 0) == 0 }
+        self.detachAll()
+        self.state = .closed
+        guard drained && self.transport.isWritable else { return self.transport.abort() }
+        let ids = self.rewriter.ids
+        let lastEventID = ids.ids.allSatisfy(\.isEmpty) ? nil : ids.encoded
+        self.transport.writePayload(AuthNotice.expired(lastEventID: lastEventID))
+        self.transport.finish()
+    }
+
     // MARK: Writing through the lanes
 
     /// A buffer of a feed, through its lane: an event with an id goes out with the composite id in place of
@@ -391,8 +438,8 @@ final class MultiSession: SubscriberSink, ClientSession {
     }
 
     private func detachAll() {
-        self.expiryTimer?.cancel()
-        self.expiryTimer = nil
+        self.credentialWatch?.cancel()
+        self.credentialWatch = nil
         for index in self.members.indices {
             if let subscriber = self.members[index].subscriber, let shard = self.members[index].shard {
                 shard.remove(subscriber)

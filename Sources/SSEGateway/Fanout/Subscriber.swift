@@ -86,6 +86,15 @@ public final class Subscriber {
         }
     }
 
+    /// A notice of the gateway's own (not an event of the feed: `auth-expiring`), behind whatever the client
+    /// still has queued. Over its queue bound the client is evicted on the shard's next pass, as for any event.
+    func offerNotice(_ notice: ByteBuffer) {
+        let now = NIODeadline.now()
+        let bytes = self.framing.frame(notice, allocator: ByteBufferAllocator())
+        guard self.offer(bytes, producedAt: now, now: now) == nil else { return }
+        self.flushIfNeeded()
+    }
+
     func flushIfNeeded() {
         if self.needsFlush {
             self.needsFlush = false
