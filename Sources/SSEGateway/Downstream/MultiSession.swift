@@ -256,6 +256,7 @@ final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
                 now: now
             )
             subscriber.pollsOnce = self.exchange != nil
+            subscriber.feedLabel = target.key
             // Not started: the replay and what the feed delivers before the head is written wait in the queue.
             subscriber.queue.writabilityChanged(isWritable: false, now: now)
             shard.add(subscriber)

@@ -27,6 +27,9 @@ public final class Subscriber {
     /// A poll response (SPEC §6a): it collects until its owner answers, so it gets no keepalives, and a
     /// drain ends it at once (its owner answers with what it has) instead of at a random moment.
     var pollsOnce = false
+    /// The feed's path in gap notices, for a client of several feeds on one connection (`/multi`); nil for
+    /// a one-feed stream (its notices need not say which feed).
+    var feedLabel: String?
     /// The last time bytes were handed to the channel, for keepalives.
     var lastWriteAt: NIODeadline
     /// Position in the shard's array, for O(1) removal; -1 once removed.
