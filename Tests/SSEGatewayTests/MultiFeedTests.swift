@@ -10,10 +10,10 @@ import XCTest
 /// `GET /multi?feed=/a&feed=/b` through the real gateway: feed `/a` on the harness's origin, feed `/b` on a
 /// second origin, so each can publish on its own.
 final class MultiFeedTests: XCTestCase {
-    private var originB: OriginServer!
+    var originB: OriginServer!
     private var groupB: MultiThreadedEventLoopGroup!
 
-    private func start(
+    func start(
         configureA: @escaping (inout FeedConfig) -> Void = { _ in },
         configureB: @escaping (inout FeedConfig) -> Void = { _ in },
         configure: @escaping (inout GatewayConfig) -> Void = { _ in }
@@ -42,7 +42,7 @@ final class MultiFeedTests: XCTestCase {
     }
 
     /// Publishes on `/a` (the harness's origin) or `/b` and waits until the gateway holds the last one.
-    private func publish(
+    func publish(
         _ harness: Harness,
         _ feed: String,
         _ range: ClosedRange<Int>,
@@ -56,7 +56,7 @@ final class MultiFeedTests: XCTestCase {
         }
     }
 
-    private func waitUntilJoinedBoth(_ harness: Harness, _ count: Int = 1) async throws {
+    func waitUntilJoinedBoth(_ harness: Harness, _ count: Int = 1) async throws {
         try await eventually("joined /a and /b") {
             let clients = try await harness.metrics().clientsPerFeed
             return clients["/a"] == count && clients["/b"] == count
@@ -135,7 +135,8 @@ final class MultiFeedTests: XCTestCase {
             ("/multi?feed=/a&feed=/a", [], 400, "feed /a is requested twice"),
             ("/multi?feed=/a&feed=/b&feed=/c", [], 400, "too many feeds: 3 requested, multi.max_feeds allows 2"),
             ("/multi", [], 400, "name at least one feed"),
-            ("/multi?feed=/a&transport=poll", [], 501, "poll mode is not available on /multi yet"),
+            ("/multi?transport=poll", [], 400, "name at least one feed"),
+            ("/multi?feed=/a&feed=/b&event=a%0Ab", [], 400, "an event type in ?event= contains a line break"),
             (
                 "/multi?feed=/a&feed=/b", [("Last-Event-ID", "m1:" + String(repeating: "7", count: 600) + ",1")],
                 400, "composite event id of 2 feeds is 605 bytes, over the limit of 512",

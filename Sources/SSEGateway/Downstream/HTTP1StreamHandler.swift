@@ -20,7 +20,7 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         case streaming(any ClientSession)
         /// A poll request waits for its answer (SPEC §6a); the request parsers stay, for the next request.
         /// `requestEnded`: its `.end` arrived, so the connection is idle once the answer is written.
-        case polling(StreamSession, requestEnded: Bool)
+        case polling(any ClientSession, requestEnded: Bool)
         case closed
     }
 
@@ -172,8 +172,12 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
                 self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
                 return self.respond(response, body: body, close: true, headOnly: false, context: context)
             }
-            self.state = .streaming(session)
-            self.removeRequestHandlers(context: context)
+            if request.poll != nil {
+                self.state = .polling(session, requestEnded: false)
+            } else {
+                self.state = .streaming(session)
+                self.removeRequestHandlers(context: context)
+            }
             session.begin()
         case .stream(var request):
             request.clientAddress = clientAddress

@@ -26,15 +26,21 @@ struct MultiRequest {
     var clientAddress: String? = nil
     /// What the access log keeps of the request; nil when the log is off.
     var log: AccessLogRequest? = nil
+    /// Poll mode (`?transport=poll`, or `delivery: poll` on the listener or on any of the feeds): one finite
+    /// response with the events of every feed, with the first feed's `poll:` settings.
+    var poll: PollSettings? = nil
+    /// The event types asked for with `?event=`, the same for every feed; nil: every event.
+    var eventFilter: EventFilter? = nil
 
-    /// Routes a multi request: 400 without a `feed=`, with one twice, over `multi.max_feeds`, or with a
-    /// resume id over the length bound; 404 naming a feed that does not exist.
+    /// Routes a multi request: 400 without a `feed=`, with one twice, over `multi.max_feeds`, with a bad
+    /// `?event=` filter or with a resume id over the length bound; 404 naming a feed that does not exist.
     static func route(
         _ head: HTTPRequestHead,
         path: Substring,
         query: Substring,
         registry: FeedRegistry,
-        limits: LimitsConfig
+        limits: LimitsConfig,
+        listenerDelivery: DeliveryMode? = nil
     ) -> RouteDecision {
         switch head.method {
         case .GET:
@@ -62,6 +68,12 @@ struct MultiRequest {
                 "too many feeds: \(paths.count) requested, multi.max_feeds allows \(limits.multi.maxFeeds)\n"
             )
         }
+        let eventFilter: EventFilter?
+        do {
+            eventFilter = try EventFilter(query: query)
+        } catch {
+            return Self.badRequest("bad request: \(error.message)\n")
+        }
         var members: [Member] = []
         var seen = Set<String>()
         for feedPath in paths {
@@ -87,16 +99,21 @@ struct MultiRequest {
         let compression = members.allSatisfy { $0.target.definition.settings.compression }
         var headers = RequestRouter.corsHeaders(origin: head.headers.first(name: "Origin"), cors: first.cors)
         if compression { headers.append(("Vary", "Accept-Encoding")) }
-        return .multi(
-            MultiRequest(
-                members: members,
-                resume: resumeText.flatMap { CompositeID.decode($0, feeds: members.count) },
-                corsHeaders: headers,
-                http10: head.version.major == 1 && head.version.minor == 0,
-                gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"]),
-                maxIDLength: maxIDLength
-            )
+        var request = MultiRequest(
+            members: members,
+            resume: resumeText.flatMap { CompositeID.decode($0, feeds: members.count) },
+            corsHeaders: headers,
+            http10: head.version.major == 1 && head.version.minor == 0,
+            gzip: compression && GzipTransport.accepts(head.headers["Accept-Encoding"]),
+            maxIDLength: maxIDLength
         )
+        request.eventFilter = eventFilter
+        if listenerDelivery == .poll || RequestRouter.asksForPoll(query)
+            || members.contains(where: { $0.target.definition.settings.delivery == .poll })
+        {
+            request.poll = first.poll
+        }
+        return .multi(request)
     }
 
     /// The 400 of a composite id over the bound, saying what to change.

@@ -13,11 +13,17 @@ import struct Foundation.Date
 ///
 /// The connection is one transport: each feed's queue gets `max_queue` divided by the number of feeds, so
 /// the connection's total stays within one bound, and an eviction of any feed ends the whole connection.
-final class MultiSession: SubscriberSink, ClientSession {
+///
+/// In poll mode (SPEC §6a) the lanes write to one `PollExchange` instead of the transport: the replays of
+/// every feed answer at once, else the first batch of any feed does (after `poll.gather`); the request
+/// holds one `poll.max_waiting` slot and no `max_clients` slot.
+final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
     private enum State {
         case authorizing(pending: Int)
         case joining(pending: Int)
         case streaming
+        /// A poll past its joins: the exchange answers it (and holds its poll slot).
+        case polling(PollExchange)
         case closed
     }
 
@@ -30,6 +36,8 @@ final class MultiSession: SubscriberSink, ClientSession {
         var lane: MultiLane?
         var lookup: ReplayBuffer.Lookup?
         var attempts = 0
+        /// What the feed's gate allowed, when it may end the stream (an `exp`, a re-check); nil: anonymous.
+        var grant: AuthGrant?
     }
 
     private let gateway: GatewayContext
@@ -38,12 +46,18 @@ final class MultiSession: SubscriberSink, ClientSession {
     private let request: MultiRequest
     private var members: [Member]
     private var state: State
+    /// The `max_clients` slots held (one per feed of a stream, none for a poll).
     private var slots: Int
-    /// Each feed's last id sent to the client (request order); what the composite id encodes.
-    private var ids: CompositeID
-    /// The earliest `exp` among the grants: the stream ends then (each gate is asked again on reconnect).
-    private var expiresAt: Date?
-    private var expiryTimer: Scheduled<Void>?
+    /// A `poll.max_waiting` slot held until the exchange takes it over.
+    private var pollSlot: Bool
+    /// The collector of a poll's answer, from the start: the lanes write to it.
+    private let exchange: PollExchange?
+    /// Each feed's last id sent to the client (request order), and the rewriting of `id:` lines.
+    private var rewriter: CompositeIDRewriter
+    /// The earliest `exp` among the grants and that feed's `warn_before`: one `auth-expiring`, then the end.
+    private var expiry: (at: Date, warnBefore: TimeAmount)?
+    /// The timers of the grants: the warning, the end at `expiry`, each feed's re-checks.
+    private var credentialWatch: CredentialWatch?
     /// What the access log line is about, until it is written; nil when the log is off.
     private var logged: AccessLogSubject?
 
@@ -63,6 +77,15 @@ final class MultiSession: SubscriberSink, ClientSession {
         transport: StreamTransport,
         loop: EventLoop
     ) -> Admission {
+        if request.poll != nil {
+            // A poll compresses its whole body once (`PollExchange`), not as a stream.
+            guard gateway.admitPoll() else {
+                gateway.countPoll(.overCapacity)
+                let (head, body) = Self.overCapacity(request)
+                return .refused(head, body, reason: "max_poll_waiting")
+            }
+            return .admitted(MultiSession(request: request, gateway: gateway, transport: transport, loop: loop))
+        }
         var taken = 0
         while taken < request.members.count, gateway.admitClient() { taken += 1 }
         guard taken == request.members.count else {
@@ -89,6 +112,13 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     static func overCapacity(_ request: MultiRequest) -> (ResponseHead, String) {
         let retry = request.members[0].target.definition.settings.retry
+        if request.poll != nil {
+            return ResponseHead.plain(
+                .serviceUnavailable,
+                "too many poll requests\n",
+                headers: [("Retry-After", RequestRouter.jitteredRetryAfter(retry))] + request.corsHeaders
+            )
+        }
         return ResponseHead.plain(
             .serviceUnavailable,
             "too many clients\n",
@@ -101,8 +131,25 @@ final class MultiSession: SubscriberSink, ClientSession {
         self.transport = transport
         self.loop = loop
         self.request = request
-        self.slots = request.members.count
-        self.ids = request.resume ?? CompositeID(feeds: request.members.count)
+        if let poll = request.poll {
+            self.slots = 0
+            self.pollSlot = true
+            self.exchange = PollExchange(
+                gateway: gateway,
+                transport: transport,
+                loop: loop,
+                poll: poll,
+                gzip: request.gzip
+            )
+        } else {
+            self.slots = request.members.count
+            self.pollSlot = false
+            self.exchange = nil
+        }
+        self.rewriter = CompositeIDRewriter(
+            ids: request.resume ?? CompositeID(feeds: request.members.count),
+            maxLength: request.maxIDLength
+        )
         self.members = request.members.enumerated().map { index, member in
             let id = request.resume?.ids[index]
             return Member(request: member, resumeID: (id?.isEmpty ?? true) ? nil : id)
@@ -148,8 +195,14 @@ final class MultiSession: SubscriberSink, ClientSession {
                 reason: reason
             )
         }
-        if let expiresAt = grant.expiresAt, definition.settings.auth.expiry.enforce {
-            self.expiresAt = min(expiresAt, self.expiresAt ?? expiresAt)
+        if !grant.anonymous { self.members[index].grant = grant }
+        let settings = definition.settings.auth.expiry
+        if let expiresAt = grant.expiresAt, settings.enforce {
+            // The earliest; at the same `exp` (one token for all), the longest warning.
+            let current = self.expiry ?? (.distantFuture, .zero)
+            if expiresAt < current.at || (expiresAt == current.at && settings.warnBefore > current.warnBefore) {
+                self.expiry = (expiresAt, settings.warnBefore)
+            }
         }
         if pending > 1 {
             self.state = .authorizing(pending: pending - 1)
@@ -234,11 +287,13 @@ final class MultiSession: SubscriberSink, ClientSession {
                 end: .upstreamRefused,
                 reason: "upstream_\(status)"
             )
-        case .joined(let lookup):
+        case .joined(var lookup):
+            // Filtered as a one-feed stream's: the replay holds only the asked types, `lastSequence` stays.
+            if let filter = self.request.eventFilter { lookup = filter.apply(to: lookup) }
             let settings = target.definition.settings
             var limits = settings.client
             limits.maxQueue = max(1, limits.maxQueue / self.members.count)
-            let lane = MultiLane(session: self, index: index, transport: self.transport)
+            let lane = MultiLane(session: self, index: index, output: self.exchange ?? self.transport)
             let now = NIODeadline.now()
             let subscriber = Subscriber(
                 sink: self,
@@ -246,14 +301,19 @@ final class MultiSession: SubscriberSink, ClientSession {
                 limits: limits,
                 lastSequence: lookup.lastSequence,
                 resumeID: self.members[index].resumeID,
+                filter: self.request.eventFilter,
                 now: now
             )
+            subscriber.pollsOnce = self.exchange != nil
+            subscriber.feedLabel = target.key
             // Not started: the replay and what the feed delivers before the head is written wait in the queue.
             subscriber.queue.writabilityChanged(isWritable: false, now: now)
             shard.add(subscriber)
             subscriber.eventsSent = lookup.events.count
-            for event in lookup.events {
-                _ = subscriber.offer(lane.framing.bytes(of: event), producedAt: now, now: now, replay: true)
+            if self.exchange == nil {
+                for event in lookup.events {
+                    _ = subscriber.offer(lane.framing.bytes(of: event), producedAt: now, now: now, replay: true)
+                }
             }
             self.members[index].shard = shard
             self.members[index].subscriber = subscriber
@@ -268,10 +328,11 @@ final class MultiSession: SubscriberSink, ClientSession {
     }
 
     /// Every feed joined: the head, one prelude (`retry:`, each feed's gap signal naming it), then each
-    /// feed's replay and live events as the transport takes them.
+    /// feed's replay and live events as the transport takes them; for a poll, the exchange's answer.
     private func start() {
-        // The composite id after the replays must fit; ids only grow by what the feeds send later.
-        var after = self.ids
+        // The composite id after the replays (or the id-only start) must fit; later ids are kept within it.
+        let idOnly = self.idOnlyStart()
+        var after = idOnly ?? self.rewriter.ids
         for (index, member) in self.members.enumerated() {
             if let id = member.lookup?.events.last(where: { $0.id != nil })?.id { after.ids[index] = id }
         }
@@ -284,109 +345,146 @@ final class MultiSession: SubscriberSink, ClientSession {
                 reason: "resume_id_too_long"
             )
         }
-        self.state = .streaming
         var head = ResponseHead.eventStream()
         head.headers += self.request.corsHeaders
+        if let exchange = self.exchange, let poll = self.request.poll {
+            return self.startPoll(exchange, poll: poll, head: head, idOnly: idOnly)
+        }
+        self.state = .streaming
         self.transport.writeHead(head)
-        self.transport.writePayload(self.prelude())
+        var settings = self.members[0].request.target.definition.settings
+        settings.padding = self.members.contains(where: { $0.request.target.definition.settings.padding })
+        self.transport.writePayload(self.prelude(settings))
         let now = NIODeadline.now()
         for member in self.members {
             member.lane?.started = true
             member.subscriber?.writabilityChanged(isWritable: self.transport.isWritable, now: now)
         }
         self.transport.flush()
-        if let expiresAt = self.expiresAt {
-            // The stream ends when the first credential runs out; the browser comes back through every gate.
-            let left = TimeAmount.nanoseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1e9))
-            self.expiryTimer = self.loop.assumeIsolated().scheduleTask(in: left) { [weak self] in
-                self?.end(.authExpired)
-            }
-        }
+        self.watchCredentials()
     }
 
-    private func prelude() -> ByteBuffer {
-        let first = self.members[0].request.target.definition.settings
-        var buffer = ByteBuffer()
-        SSESerializer.writeRetry(milliseconds: first.retry.nanoseconds / 1_000_000, into: &buffer)
-        if self.members.contains(where: { $0.request.target.definition.settings.padding }) {
-            SSESerializer.writeComment(String(repeating: " ", count: 2048), into: &buffer)
+    /// A poll without a resume id and with nothing replayed: every feed's last id, for an id-only block
+    /// (the browser's `lastEventId` moves there without an event). Nil otherwise, or when no feed has an id.
+    private func idOnlyStart() -> CompositeID? {
+        guard self.exchange != nil,
+            self.members.allSatisfy({ ($0.resumeID ?? "").isEmpty && ($0.lookup?.events.isEmpty ?? true) })
+        else { return nil }
+        let lastIDs = CompositeID(ids: self.members.map { $0.lookup?.lastID ?? "" })
+        return lastIDs.ids.contains(where: { !$0.isEmpty }) ? lastIDs : nil
+    }
+
+    /// Hands a poll to its exchange: the prelude with `poll.retry`, every feed's replay with composite ids or
+    /// the id-only start, answered at once; else the lanes start and the first batch of any feed answers.
+    private func startPoll(_ exchange: PollExchange, poll: PollSettings, head: ResponseHead, idOnly: CompositeID?) {
+        var settings = self.members[0].request.target.definition.settings
+        settings.retry = poll.retry
+        settings.padding = false
+        var body = self.prelude(settings)
+        var result = PollResult.empty
+        for (index, member) in self.members.enumerated() {
+            for event in member.lookup?.events ?? [] {
+                result = .events
+                if let (idLine, rest) = self.rewriter.rewrite(event.payload, from: index, framing: .raw) {
+                    body.writeImmutableBuffer(idLine)
+                    body.writeImmutableBuffer(rest)
+                } else {
+                    body.writeImmutableBuffer(event.payload)
+                }
+            }
         }
-        buffer.writeStaticString("\n")
+        if let idOnly, self.rewriter.replaceAll(idOnly) {
+            SSESerializer.write(ServerSentEvent(id: idOnly.encoded, type: nil, data: nil), into: &body)
+            result = .id
+        }
+        self.state = .polling(exchange)
+        self.pollSlot = false  // the exchange frees it when it answers or the client leaves
+        // The exchange answers, so it writes the access log line.
+        exchange.logged = self.logged
+        self.logged = nil
+        let clients = self.members.compactMap { member in
+            member.subscriber.flatMap { subscriber in member.shard.map { (subscriber: subscriber, shard: $0) } }
+        }
+        guard exchange.settle(head: head, body: body, result: result, waitingOn: clients) else { return }
+        // What the feeds delivered during the joins goes to the exchange now: it is a batch.
+        let now = NIODeadline.now()
         for member in self.members {
-            guard let lookup = member.lookup, lookup.resume == .gap else { continue }
-            let feed = member.request.target.key
-            let from = StreamPrelude.replayStart(lookup) ?? ""
-            let resumeID = member.resumeID ?? ""
-            SSESerializer.writeComment(
-                "gap \(feed): last event id \(Self.printable(resumeID)) is not buffered; replaying from \(Self.printable(from))",
-                into: &buffer
-            )
-            buffer.writeStaticString("\n")
-            if member.request.target.definition.settings.replay.gapEvent {
-                let data =
-                    "{\"feed\":\(JSONText.string(feed)),\"lastEventId\":\(JSONText.string(resumeID)),"
-                    + "\"replayFrom\":\(JSONText.string(from))}"
-                SSESerializer.write(ServerSentEvent(id: nil, type: "gap", data: data), into: &buffer)
-            }
+            member.lane?.started = true
+            member.subscriber?.writabilityChanged(isWritable: true, now: now)
         }
-        return buffer
     }
 
-    private static func printable(_ text: String) -> String {
-        String(text.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) }.prefix(200))
+    /// `retry:` (jittered as at every stream start), padding, and each feed's gap signals.
+    private func prelude(_ settings: FeedSettings) -> ByteBuffer {
+        let gaps = self.members.compactMap { member -> MultiPrelude.Gap? in
+            guard let lookup = member.lookup, lookup.resume == .gap else { return nil }
+            return MultiPrelude.Gap(
+                feed: member.request.target.key,
+                resumeID: member.resumeID ?? "",
+                replayFrom: StreamPrelude.replayStart(lookup) ?? "",
+                gapEvent: member.request.target.definition.settings.replay.gapEvent
+            )
+        }
+        return MultiPrelude.make(
+            retryMilliseconds: StreamPrelude.startRetryMilliseconds(settings),
+            padding: settings.padding,
+            gaps: gaps
+        )
+    }
+
+    // MARK: Credential expiry and re-checks
+
+    /// As a one-feed stream's (`CredentialWatch`), once per connection: `auth-expiring` ahead of the earliest
+    /// `exp` among the feeds, the end then, and each forward-auth feed's re-checks.
+    private func watchCredentials() {
+        let rechecked = self.members.filter { $0.grant?.recheckAfter != nil && $0.request.authRequest != nil }
+        guard self.expiry != nil || !rechecked.isEmpty else { return }
+        let watch = CredentialWatch(for: self, loop: self.loop, gateway: self.gateway)
+        self.credentialWatch = watch
+        if let expiry = self.expiry {
+            watch.expire(at: expiry.at, warnBefore: expiry.warnBefore)
+        }
+        for member in rechecked {
+            guard let interval = member.grant?.recheckAfter, var authRequest = member.request.authRequest else {
+                continue
+            }
+            authRequest.clientAddress = self.request.clientAddress
+            watch.recheck(every: interval, authRequest, feed: member.request.target.definition)
+        }
+    }
+
+    /// One notice for the connection, through the first feed's queue (behind what it still holds).
+    func credentialExpiring(at expiresAt: Date) {
+        guard case .streaming = self.state, let subscriber = self.members[0].subscriber else { return }
+        subscriber.offerNotice(AuthNotice.expiring(at: expiresAt, now: Date()))
+    }
+
+    /// A credential ran out or a re-check refused: the stream ends with `auth-expired` carrying the composite
+    /// id last sent, so a new connection with fresh credentials resumes every feed from there. A client that
+    /// has not read what it was sent (bytes still queued in any feed) is closed without the notice.
+    func credentialExpired(_ end: AccessLogEnd) {
+        guard case .streaming = self.state else { return }
+        let drained = self.members.allSatisfy { ($0.subscriber?.queue.pendingCount ?? 0) == 0 }
+        self.logEnd(end, status: 200, events: self.eventsSent, bytes: self.transport.bytesWritten)
+        self.detachAll()
+        self.state = .closed
+        guard drained && self.transport.isWritable else { return self.transport.abort() }
+        let ids = self.rewriter.ids
+        let lastEventID = ids.ids.allSatisfy(\.isEmpty) ? nil : ids.encoded
+        self.transport.writePayload(AuthNotice.expired(lastEventID: lastEventID))
+        self.transport.finish()
     }
 
     // MARK: Writing through the lanes
 
-    /// A buffer of feed `index` in `framing`'s form: an event with an id goes out with the composite id in
-    /// place of its own (the rest of the event is a slice of the shared buffer); anything else as it is.
-    func write(_ bytes: ByteBuffer, from index: Int, framing: StreamFraming) {
-        var payloadStart = bytes.readerIndex
-        if framing == .chunked {
-            guard let lineEnd = Self.firstIndex(of: UInt8(ascii: "\n"), in: bytes, from: payloadStart, limit: 20)
-            else { return self.transport.writeShared(bytes) }
-            payloadStart = lineEnd + 1
+    /// A buffer of a feed, through its lane: an event with an id goes out with the composite id in place of
+    /// its own (the rest of the event is a slice of the shared buffer); anything else as it is.
+    func write(_ bytes: ByteBuffer, through lane: MultiLane) {
+        guard let (idLine, rest) = self.rewriter.rewrite(bytes, from: lane.index, framing: lane.framing) else {
+            return lane.output.writeShared(bytes)
         }
-        guard bytes.getString(at: payloadStart, length: 3) == "id:",
-            let idEnd = Self.firstIndex(of: UInt8(ascii: "\n"), in: bytes, from: payloadStart, limit: Int.max)
-        else { return self.transport.writeShared(bytes) }
-        var valueStart = payloadStart + 3
-        if bytes.getInteger(at: valueStart, as: UInt8.self) == UInt8(ascii: " ") { valueStart += 1 }
-        let id = bytes.getString(at: valueStart, length: idEnd - valueStart) ?? ""
-        let previous = self.ids.ids[index]
-        self.ids.ids[index] = id
-        var composite = self.ids.encoded
-        if composite.utf8.count > self.request.maxIDLength {
-            // Over the bound a browser could not send it back: keep the last composite that fit (a resume
-            // from it may repeat events of this feed, never skip one).
-            self.ids.ids[index] = previous
-            composite = self.ids.encoded
-        }
-        let restStart = idEnd + 1
-        let rest = bytes.getSlice(at: restStart, length: bytes.writerIndex - restStart)!
-        var head = ByteBuffer()
-        let idLineLength = 5 + composite.utf8.count
-        if framing == .chunked {
-            // The rest ends with the chunk's CRLF; the new chunk holds the id line and the rest of the event.
-            let length = idLineLength + rest.readableBytes - 2
-            head.writeString(String(length, radix: 16))
-            head.writeStaticString("\r\n")
-        }
-        head.writeStaticString("id: ")
-        head.writeString(composite)
-        head.writeStaticString("\n")
-        self.transport.writeShared(head)
-        self.transport.writeShared(rest)
-    }
-
-    private static func firstIndex(of byte: UInt8, in buffer: ByteBuffer, from start: Int, limit: Int) -> Int? {
-        let end = limit < buffer.writerIndex - start ? start + limit : buffer.writerIndex
-        guard start < end else { return nil }
-        return buffer.withUnsafeReadableBytes { raw -> Int? in
-            let base = buffer.readerIndex
-            for offset in (start - base)..<(end - base) where raw[offset] == byte { return base + offset }
-            return nil
-        }
+        lane.output.writeShared(idLine)
+        lane.output.writeShared(rest)
     }
 
     // MARK: Ending
@@ -415,8 +513,8 @@ final class MultiSession: SubscriberSink, ClientSession {
     }
 
     private func detachAll() {
-        self.expiryTimer?.cancel()
-        self.expiryTimer = nil
+        self.credentialWatch?.cancel()
+        self.credentialWatch = nil
         for index in self.members.indices {
             if let subscriber = self.members[index].subscriber, let shard = self.members[index].shard {
                 shard.remove(subscriber)
@@ -430,6 +528,8 @@ final class MultiSession: SubscriberSink, ClientSession {
         for _ in 0..<self.slots { self.gateway.releaseClient() }
         if self.slots > 0 { self.gateway.releaseAddress(self.request.clientAddress, count: self.slots) }
         self.slots = 0
+        if self.pollSlot { self.gateway.releasePoll() }
+        self.pollSlot = false
     }
 
     func writabilityChanged() {
@@ -450,6 +550,8 @@ final class MultiSession: SubscriberSink, ClientSession {
                 events: self.eventsSent,
                 bytes: self.transport.bytesWritten
             )
+        case .polling(let exchange):
+            exchange.clientLeft()
         case .authorizing, .joining:
             self.logEnd(.error, status: 499, reason: AccessLogRecord.errorReason(error), events: 0, bytes: 0)
         case .closed:
@@ -461,7 +563,10 @@ final class MultiSession: SubscriberSink, ClientSession {
         switch self.state {
         case .streaming:
             self.logEnd(.clientClosed, status: 200, events: self.eventsSent, bytes: self.transport.bytesWritten)
+        case .polling(let exchange):
+            exchange.clientLeft()
         case .authorizing, .joining:
+            if self.pollSlot { self.gateway.countPoll(.left) }
             // Gone before any answer: 499, as nginx logs a client that closed its request.
             self.logEnd(.clientClosed, status: 499, events: 0, bytes: 0)
         case .closed:
@@ -476,6 +581,7 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     /// One feed's subscriber went over its bound: the connection is one transport, so it ends.
     func evict(_ reason: EvictionReason) {
+        if case .polling(let exchange) = self.state { return exchange.evict(reason) }
         guard case .streaming = self.state else { return }
         self.logEnd(AccessLogEnd(reason), status: 200, events: self.eventsSent, bytes: self.transport.bytesWritten)
         self.detachAll()
@@ -485,23 +591,25 @@ final class MultiSession: SubscriberSink, ClientSession {
 
     /// A feed went away or the gateway drains: the connection ends cleanly; the browser comes back.
     func close(_ reason: CloseReason) {
-        self.end(AccessLogEnd(reason))
-    }
-
-    /// Ends the stream cleanly (`close`, or the first credential's `exp`), or refuses a stream not started.
-    private func end(_ end: AccessLogEnd) {
         switch self.state {
         case .closed:
             return
+        case .polling(let exchange):
+            exchange.close(reason)
         case .streaming:
-            self.logEnd(end, status: 200, events: self.eventsSent, bytes: self.transport.bytesWritten)
+            self.logEnd(
+                AccessLogEnd(reason),
+                status: 200,
+                events: self.eventsSent,
+                bytes: self.transport.bytesWritten
+            )
             self.detachAll()
             self.state = .closed
             self.transport.finish()
         case .authorizing, .joining:
             self.refuse(
                 ResponseHead.plain(.serviceUnavailable, "closing\n", headers: [("Retry-After", "1")]),
-                end: end,
+                end: AccessLogEnd(reason),
                 reason: nil
             )
         }

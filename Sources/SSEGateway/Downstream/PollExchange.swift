@@ -5,8 +5,9 @@ import SSE
 /// One poll response after its join (SPEC §6a): collects the prelude, the replay or the live batches in
 /// memory, then answers with one finite response carrying `Content-Length`. While it waits it is a
 /// `Subscriber` of the feed's shard like a stream (the shared buffers, no second fan-out), with itself as
-/// the output that collects and the sink that the fan-out ends. `PollResponse` decides when to answer.
-/// All calls happen on `loop`.
+/// the output that collects and the sink that the fan-out ends. A multi-feed poll (`MultiSession`) waits on
+/// one subscriber per feed, whose lanes write here: the first batch of any feed starts the gather.
+/// `PollResponse` decides when to answer. All calls happen on `loop`.
 final class PollExchange: SubscriberSink, SubscriberOutput {
     private let gateway: GatewayContext
     private let transport: StreamTransport
@@ -18,14 +19,15 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
     /// Bytes written since the last flush: a flush after writes is a batch.
     private var unflushed = false
     private var result = PollResult.empty
-    private var subscriber: Subscriber?
-    private var shard: FeedShard?
+    /// The clients waiting for a batch, each in its feed's shard (one, or one per feed of a multi poll).
+    private var clients: [(subscriber: Subscriber, shard: FeedShard)] = []
     private var timer: Scheduled<Void>?
     /// What the access log line is about (handed over by its session); nil when the log is off.
     var logged: AccessLogSubject?
     /// The client resumed from an id older than the replay buffer.
     var gap = false
-    /// Events collected for the answer: the replay, then what the subscriber was handed.
+    /// Events collected for the answer: the replay, then what its subscribers were handed (counted as they
+    /// leave, in `release`).
     private var events = 0
     /// Why the fan-out ended the wait early (drain, eviction, feed removed); nil: it answered on its own.
     private var endedBy: AccessLogEnd?
@@ -54,41 +56,61 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
         settings: FeedSettings,
         shard: FeedShard
     ) {
-        self.head = head
-        self.body = prelude
+        var body = prelude
         self.events = lookup.events.count
         for event in lookup.events {
-            self.body.writeImmutableBuffer(event.payload)
+            body.writeImmutableBuffer(event.payload)
         }
-        var hasContent = !lookup.events.isEmpty
-        if hasContent {
-            self.result = .events
+        var result = PollResult.empty
+        if !lookup.events.isEmpty {
+            result = .events
         } else if (resumeID ?? "").isEmpty, let lastID = lookup.lastID {
             // An id-only block: the browser's `lastEventId` moves to the feed's last id without an event.
-            SSESerializer.write(ServerSentEvent(id: lastID, type: nil, data: nil), into: &self.body)
-            self.result = .id
-            hasContent = true
+            SSESerializer.write(ServerSentEvent(id: lastID, type: nil, data: nil), into: &body)
+            result = .id
         }
-        switch self.machine.joined(hasContent: hasContent) {
+        guard self.settle(head: head, body: body, result: result, waitingOn: []) else {
+            return shard.detachIfUnused()
+        }
+        let now = NIODeadline.now()
+        let subscriber = Subscriber(
+            sink: self,
+            transport: self,
+            limits: settings.client,
+            lastSequence: lookup.lastSequence,
+            resumeID: resumeID,
+            filter: filter,
+            now: now
+        )
+        subscriber.pollsOnce = true
+        self.clients = [(subscriber, shard)]
+        shard.add(subscriber)
+    }
+
+    /// Every feed answered its join: `body` holds the prelude and what goes out at once. With `result`
+    /// `.events` or `.id` the response is sent now and `clients` leave their shards; with `.empty` it waits
+    /// for the first batch any of them writes here (they are already in their shards, or are added by the
+    /// caller right after). Returns whether it waits.
+    @discardableResult
+    func settle(
+        head: ResponseHead,
+        body: ByteBuffer,
+        result: PollResult,
+        waitingOn clients: [(subscriber: Subscriber, shard: FeedShard)]
+    ) -> Bool {
+        self.head = head
+        self.body = body
+        self.result = result
+        self.clients = clients
+        // What was written before the join settled is part of `body`, not a batch.
+        self.unflushed = false
+        switch self.machine.joined(hasContent: result != .empty) {
         case .answer:
-            shard.detachIfUnused()
             self.answer()
+            return false
         case .armTimeout(let timeout):
-            let now = NIODeadline.now()
-            let subscriber = Subscriber(
-                sink: self,
-                transport: self,
-                limits: settings.client,
-                lastSequence: lookup.lastSequence,
-                resumeID: resumeID,
-                filter: filter,
-                now: now
-            )
-            subscriber.pollsOnce = true
-            self.subscriber = subscriber
-            self.shard = shard
-            shard.add(subscriber)
             self.arm(timeout) { $0.machine.timeoutFired() }
+            return true
         default:
             preconditionFailure("a join answers or waits")
         }
@@ -131,17 +153,13 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
     private func release() {
         self.timer?.cancel()
         self.timer = nil
-        if let subscriber = self.subscriber, let shard = self.shard {
+        let clients = self.clients
+        self.clients.removeAll()
+        // Idempotent: a client the fan-out already let go of (eviction, feed gone) is no longer in its shard.
+        for (subscriber, shard) in clients {
+            self.events += subscriber.eventsSent
             shard.remove(subscriber)
         }
-        self.dropSubscriber()
-        self.shard = nil
-    }
-
-    /// Forgets the subscriber, keeping the count of the events it was handed.
-    private func dropSubscriber() {
-        self.events += self.subscriber?.eventsSent ?? 0
-        self.subscriber = nil
     }
 
     private func logEnd(_ end: AccessLogEnd, status: Int, bytes: Int) {
@@ -192,15 +210,13 @@ final class PollExchange: SubscriberSink, SubscriberOutput {
     // MARK: SubscriberSink
 
     func evict(_ reason: EvictionReason) {
-        // The shard already let go of the subscriber.
-        self.dropSubscriber()
+        // The shard already let go of the subscriber (`release` removes the others of a multi poll).
         self.endedBy = AccessLogEnd(reason)
         self.run(self.machine.ended())
     }
 
     func close(_ reason: CloseReason) {
-        // Drain, shutdown, or the feed went away: the shard already let go; answer with what there is.
-        self.dropSubscriber()
+        // Drain, shutdown, or a feed went away: that shard already let go; answer with what there is.
         self.endedBy = AccessLogEnd(reason)
         self.run(self.machine.ended())
     }

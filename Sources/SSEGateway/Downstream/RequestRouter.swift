@@ -39,15 +39,14 @@ struct RequestRouter {
             )
         }
         if path == self.limits.multi.path {
-            if head.method == .GET && (self.listenerDelivery == .poll || Self.asksForPoll(query)) {
-                // Not built yet: a stream behind a buffering proxy would deliver nothing, so say so instead.
-                let (response, body) = ResponseHead.plain(
-                    .notImplemented,
-                    "poll mode is not available on \(path) yet: poll each feed on its own path\n"
-                )
-                return .respond(response, body: body, close: false)
-            }
-            return MultiRequest.route(head, path: path, query: query, registry: self.registry, limits: self.limits)
+            return MultiRequest.route(
+                head,
+                path: path,
+                query: query,
+                registry: self.registry,
+                limits: self.limits,
+                listenerDelivery: self.listenerDelivery
+            )
         }
         guard let target = self.registry.lookup(path: path) else {
             let (response, body) = ResponseHead.plain(.notFound, "not found\n")

@@ -48,15 +48,21 @@ enum StreamPrelude {
 
     /// What clients that resumed from `lastEventID` get when the upstream, asked to resume after it,
     /// sent `next` instead of the id after it: the same two signals as a gap at join (the comment, and
-    /// `event: gap` with `replay.gap_event`), `replayFrom` naming the first event after the gap.
-    static func gapNotice(settings: FeedSettings, lastEventID: String, next: String) -> ByteBuffer {
+    /// `event: gap` with `replay.gap_event`), `replayFrom` naming the first event after the gap. With
+    /// `feed` (a client of several feeds, `/multi`) both name the feed, as the gaps at a multi join do.
+    static func gapNotice(settings: FeedSettings, lastEventID: String, next: String, feed: String? = nil) -> ByteBuffer
+    {
         var buffer = ByteBuffer()
+        let label = feed.map { "gap \($0)" } ?? "gap"
         SSESerializer.writeComment(
-            "gap: the upstream did not resume after last event id \(Self.printable(lastEventID)); next is \(Self.printable(next))",
+            "\(label): the upstream did not resume after last event id \(Self.printable(lastEventID)); next is \(Self.printable(next))",
             into: &buffer
         )
         buffer.writeStaticString("\n")
-        if settings.replay.gapEvent {
+        guard settings.replay.gapEvent else { return buffer }
+        if let feed {
+            MultiPrelude.writeGapEvent(feed: feed, lastEventID: lastEventID, replayFrom: next, into: &buffer)
+        } else {
             let data = "{\"lastEventId\":\(JSONText.string(lastEventID)),\"replayFrom\":\(JSONText.string(next))}"
             SSESerializer.write(ServerSentEvent(id: nil, type: "gap", data: data), into: &buffer)
         }
@@ -68,7 +74,7 @@ enum StreamPrelude {
         lookup.events.first(where: { ($0.id ?? "").isEmpty == false })?.id
     }
 
-    private static func printable(_ text: String) -> String {
+    static func printable(_ text: String) -> String {
         String(text.unicodeScalars.map { $0.value < 0x20 ? "?" : Character($0) }.prefix(200))
     }
 

@@ -7,7 +7,7 @@ import struct Foundation.Date
 /// check (`auth:`), joining the feed (the replay lookup happens on the feed's loop), the head, the prelude
 /// and the replay, then serving as the client's `SubscriberSink` until the transport closes or the
 /// credential runs out. HTTP/1 and HTTP/2 handlers only route the request and carry bytes.
-final class StreamSession: SubscriberSink {
+final class StreamSession: SubscriberSink, CredentialWatcher {
     private enum State {
         /// The feed's authorizer is deciding (it may call out); the stream starts if it allows.
         case authorizing(StreamRequest)
@@ -34,7 +34,7 @@ final class StreamSession: SubscriberSink {
     /// What the authorizer allowed, while it may still end the stream (an `exp`, a re-check).
     private var grant: AuthGrant?
     /// The timers of `grant`: the `auth-expiring` warning, the end at `exp`, the next re-check.
-    private var authTimers: [Scheduled<Void>] = []
+    private var credentialWatch: CredentialWatch?
     /// What the access log line is about, until it is written (a poll hands it to its exchange); nil when
     /// the log is off, and then nothing is collected.
     private var logged: AccessLogSubject?
@@ -417,76 +417,36 @@ final class StreamSession: SubscriberSink {
     // MARK: Credential expiry and re-checks
 
     /// Schedules what the grant asks for: `auth-expiring` `warn_before` ahead of `exp` (at once when less is
-    /// left), the end at `exp`, and the next re-check.
+    /// left), the end at `exp`, and the re-checks.
     private func armAuthTimers(_ grant: AuthGrant, request: StreamRequest) {
-        let loop = self.loop.assumeIsolated()
         let expiry = request.target.definition.settings.auth.expiry
+        guard (grant.expiresAt != nil && expiry.enforce) || grant.recheckAfter != nil else { return }
+        let watch = CredentialWatch(for: self, loop: self.loop, gateway: self.gateway)
+        self.credentialWatch = watch
         if let expiresAt = grant.expiresAt, expiry.enforce {
-            let left = TimeAmount.nanoseconds(Int64(max(0, expiresAt.timeIntervalSinceNow) * 1e9))
-            let warnIn = left - expiry.warnBefore
-            self.authTimers.append(
-                loop.scheduleTask(in: max(.zero, warnIn)) { [weak self] in
-                    self?.warnExpiring(at: expiresAt)
-                }
-            )
-            self.authTimers.append(
-                loop.scheduleTask(in: left) { [weak self] in
-                    self?.credentialExpired(.authExpired)
-                }
-            )
+            watch.expire(at: expiresAt, warnBefore: expiry.warnBefore)
         }
-        if let recheck = grant.recheckAfter, let authRequest = request.authRequest {
-            self.authTimers.append(
-                loop.scheduleTask(in: recheck) { [weak self] in
-                    self?.recheck(authRequest, request: request)
-                }
-            )
+        if let recheck = grant.recheckAfter, var authRequest = request.authRequest {
+            authRequest.clientAddress = request.clientAddress
+            watch.recheck(every: recheck, authRequest, feed: request.target.definition)
         }
     }
 
     private func cancelAuthTimers() {
-        for timer in self.authTimers { timer.cancel() }
-        self.authTimers.removeAll()
+        self.credentialWatch?.cancel()
+        self.credentialWatch = nil
     }
 
-    private func warnExpiring(at expiresAt: Date) {
+    func credentialExpiring(at expiresAt: Date) {
         guard case .streaming(let subscriber, _) = self.state else { return }
-        self.writeNotice(AuthNotice.expiring(at: expiresAt, now: Date()), to: subscriber)
-    }
-
-    /// Asks the authorizer again (forward auth's `recheck`): a refusal ends the stream as an expiry does; a
-    /// backend that cannot answer leaves it running (the next re-check asks again).
-    private func recheck(_ authRequest: AuthRequest, request: StreamRequest) {
-        guard case .streaming = self.state,
-            let authorizer = self.gateway.access.authorizer(forFeed: request.target.definition.name)
-        else { return }
-        var authRequest = authRequest
-        authRequest.clientAddress = request.clientAddress
-        self.authorize(authRequest, with: authorizer, template: request.target.definition.path) {
-            session,
-            decision in
-            guard case .streaming = session.state else { return }
-            switch decision {
-            case .refused:
-                session.gateway.access.outcomes.record(feed: request.target.definition.name, decision: decision)
-                session.credentialExpired(.authRevoked)
-            case .allowed, .unavailable:
-                if let recheck = session.grant?.recheckAfter {
-                    session.authTimers.append(
-                        session.loop.assumeIsolated().scheduleTask(in: recheck) { [weak session] in
-                            session?.recheck(authRequest, request: request)
-                        }
-                    )
-                }
-            }
-        }
+        subscriber.offerNotice(AuthNotice.expiring(at: expiresAt, now: Date()))
     }
 
     /// The credential ran out: the stream ends with `auth-expired` carrying the last id this client was
     /// sent, so a new connection with a fresh credential resumes from there. A client that has not read
     /// what it was sent (bytes still queued) is closed without the notice: its browser resumes from the
     /// last id it did get.
-    private func credentialExpired(_ end: AccessLogEnd) {
+    func credentialExpired(_ end: AccessLogEnd) {
         guard case .streaming(let subscriber, let shard) = self.state else { return }
         self.cancelAuthTimers()
         shard.remove(subscriber)
@@ -498,17 +458,6 @@ final class StreamSession: SubscriberSink {
         } else {
             self.transport.abort()
         }
-    }
-
-    /// A notice of the gateway's own (not an event of the feed), behind whatever the client still has queued.
-    private func writeNotice(_ notice: ByteBuffer, to subscriber: Subscriber) {
-        let now = NIODeadline.now()
-        let bytes = subscriber.framing.frame(notice, allocator: ByteBufferAllocator())
-        if subscriber.offer(bytes, producedAt: now, now: now) != nil {
-            // Over its queue bound: the shard evicts it on its next pass, as for any event.
-            return
-        }
-        subscriber.flushIfNeeded()
     }
 
     /// The transport's writability changed (channel watermarks, or HTTP/2 flow control).

@@ -659,13 +659,12 @@ extension Feed: UpstreamDelegate {
             "the upstream did not resume after the seed id",
             metadata: ["seed": "\(seed)", "next": "\(next)"]
         )
-        let notice = StreamPrelude.gapNotice(settings: self.settings, lastEventID: seed, next: next)
         for link in self.shards.values {
             if link.loop === self.loop {
-                link.shard.value.tellGap(notice, toHoldersOf: seed)
+                link.shard.value.tellGap(after: seed, next: next)
             } else {
                 let shard = link.shard
-                link.postInOrder { shard.value.tellGap(notice, toHoldersOf: seed) }
+                link.postInOrder { shard.value.tellGap(after: seed, next: next) }
             }
         }
     }

@@ -139,13 +139,23 @@ final class FeedShard {
     }
 
     /// The upstream did not resume after `seed` (`Feed.upstreamDidNotResume`): the clients here that
-    /// resumed from it get `notice` before the next batch (framed like a keepalive: not an event, never
-    /// in the ring).
-    func tellGap(_ notice: ByteBuffer, toHoldersOf seed: String) {
+    /// resumed from it are told so before the next batch (`StreamPrelude.gapNotice`, framed like a keepalive:
+    /// not an event, never in the ring); a client of several feeds on one connection gets the notice naming
+    /// this feed (`Subscriber.feedLabel`).
+    func tellGap(after seed: String, next: String) {
         self.hub.deferredFlushes.run {
             let now = NIODeadline.now()
             let allocator = ByteBufferAllocator()
+            let plain = StreamPrelude.gapNotice(settings: self.settings, lastEventID: seed, next: next)
+            var named: [String: ByteBuffer] = [:]
             for subscriber in self.subscribers where subscriber.resumeID == seed && !subscriber.isEvicted {
+                var notice = plain
+                if let feed = subscriber.feedLabel {
+                    notice =
+                        named[feed]
+                        ?? StreamPrelude.gapNotice(settings: self.settings, lastEventID: seed, next: next, feed: feed)
+                    named[feed] = notice
+                }
                 let buffer = subscriber.framing.frame(notice, allocator: allocator)
                 if let reason = subscriber.offer(buffer, producedAt: now, now: now) {
                     self.evicted.append((subscriber, reason))

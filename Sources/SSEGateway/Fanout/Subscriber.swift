@@ -30,6 +30,9 @@ public final class Subscriber {
     /// Events handed to this client (replay included), for the access log: one add per delivery, beside
     /// the shard's own counters.
     var eventsSent = 0
+    /// The feed's path in gap notices, for a client of several feeds on one connection (`/multi`); nil for
+    /// a one-feed stream (its notices need not say which feed).
+    var feedLabel: String?
     /// The last time bytes were handed to the channel, for keepalives.
     var lastWriteAt: NIODeadline
     /// Position in the shard's array, for O(1) removal; -1 once removed.
@@ -87,6 +90,15 @@ public final class Subscriber {
         case .evict(let reason):
             return reason
         }
+    }
+
+    /// A notice of the gateway's own (not an event of the feed: `auth-expiring`), behind whatever the client
+    /// still has queued. Over its queue bound the client is evicted on the shard's next pass, as for any event.
+    func offerNotice(_ notice: ByteBuffer) {
+        let now = NIODeadline.now()
+        let bytes = self.framing.frame(notice, allocator: ByteBufferAllocator())
+        guard self.offer(bytes, producedAt: now, now: now) == nil else { return }
+        self.flushIfNeeded()
     }
 
     func flushIfNeeded() {
