@@ -10,6 +10,7 @@ let package = Package(
         // For the fuzz targets in Fuzz/, a separate package that depends on this one by path; a plain
         // `swift build` builds the same modules as before.
         .library(name: "SSE", targets: ["SSE"]),
+        .library(name: "ProxyProtocol", targets: ["ProxyProtocol"]),
         .library(name: "SSEGateway", targets: ["SSEGateway"]),
     ],
     dependencies: [

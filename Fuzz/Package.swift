@@ -39,6 +39,14 @@ let package = Package(
             ]
         ),
         .executableTarget(
+            name: "FuzzProxyHeader",
+            dependencies: [
+                "FuzzSupport",
+                .product(name: "ProxyProtocol", package: "ssegate"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .executableTarget(
             name: "FuzzCompositeID",
             dependencies: ["FuzzSupport", .product(name: "SSEGateway", package: "ssegate")]
         ),

@@ -4,15 +4,15 @@
 #   scripts/fuzz.sh TARGET [SECONDS]     # SECONDS defaults to 60
 #   scripts/fuzz.sh list                 # the targets
 #
-# TARGET is one of FuzzSSEParser, FuzzConfig, FuzzRequestHead, FuzzCompositeID. The run starts from the
-# seeds in Fuzz/corpus/TARGET (committed) with the tokens in Fuzz/dict/TARGET.dict, and keeps what it finds
-# new in Fuzz/.work/TARGET (not committed). A crash or a failed check exits non-zero and leaves its input in
-# Fuzz/crashes/TARGET-crash-…; replay it with `Fuzz/.build/release/TARGET Fuzz/crashes/TARGET-crash-…`.
+# TARGET is one of FuzzSSEParser, FuzzConfig, FuzzRequestHead, FuzzCompositeID, FuzzProxyHeader. The run
+# starts from the seeds in Fuzz/corpus/TARGET (committed) with the tokens in Fuzz/dict/TARGET.dict, and keeps
+# what it finds new in Fuzz/.work/TARGET (not committed). A crash or a failed check exits non-zero and leaves
+# its input in Fuzz/crashes/TARGET-crash-…; replay it with `Fuzz/.build/release/TARGET Fuzz/crashes/…`.
 # Installs nothing: the fuzzer runtime comes with the Swift toolchain. SSEGATE_FUZZ_JOBS=N runs N fuzzer
 # processes at once.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
-targets=(FuzzSSEParser FuzzConfig FuzzRequestHead FuzzCompositeID)
+targets=(FuzzSSEParser FuzzConfig FuzzRequestHead FuzzCompositeID FuzzProxyHeader)
 
 usage() {
   echo "usage: $0 TARGET [SECONDS]   (TARGET: ${targets[*]})" >&2
