@@ -6,7 +6,12 @@ let package = Package(
     // macOS 15: `Synchronization.Atomic` (the live-object and budget counters).
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "ssegate", targets: ["ssegate"])
+        .executable(name: "ssegate", targets: ["ssegate"]),
+        // For the fuzz targets in Fuzz/, a separate package that depends on this one by path; a plain
+        // `swift build` builds the same modules as before.
+        .library(name: "SSE", targets: ["SSE"]),
+        .library(name: "ProxyProtocol", targets: ["ProxyProtocol"]),
+        .library(name: "SSEGateway", targets: ["SSEGateway"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),

@@ -17,7 +17,9 @@ final class ConfigContext {
     private var errors: [ConfigError] = []
     /// The key path of each value or mapping an error was reported at, for ``hasErrors(under:)``.
     private var failedPaths: [String] = []
-    /// Every mapping read, so that `finish()` can report the keys nobody asked for.
+    /// Every mapping read, so that `finish()` can report the keys nobody asked for. Each mapping holds this
+    /// context, so `finish()` empties the list: otherwise every load (each SIGHUP reload, each `ssegate
+    /// check`) would leave its whole tree of mappings in a reference cycle, never freed.
     private var mappings: [ConfigMapping] = []
 
     init(file: String, baseDirectory: String, environment: [String: String], tlsCheck: TLSFileCheck) {
@@ -25,6 +27,11 @@ final class ConfigContext {
         self.baseDirectory = baseDirectory
         self.environment = environment
         self.tlsCheck = tlsCheck
+        LiveObjects.configContexts.increment()
+    }
+
+    deinit {
+        LiveObjects.configContexts.decrement()
     }
 
     /// Records a problem at a node's position. Nodes from `Yams.compose` always carry a mark;
@@ -60,7 +67,9 @@ final class ConfigContext {
     /// Content reached through a YAML alias is read once per use, so an error in it appears once per user,
     /// each with that user's key path: all at the anchor's position.
     func finish() -> [ConfigError] {
-        for mapping in self.mappings {
+        let mappings = self.mappings
+        self.mappings = []
+        for mapping in mappings {
             mapping.reportUnknownKeys()
         }
         // Sorting is stable, so errors at one position keep the order they were found in.

@@ -18,6 +18,10 @@ enum LiveObjects {
     /// `PollExchange`: one per poll request past its join.
     static let pollExchanges = LiveCounter()
 
+    /// `ConfigContext`: one per config load while it runs. Not a connection's, so not in `snapshot`; the config
+    /// tests check it returns to its baseline (a context and its mappings once held each other forever).
+    static let configContexts = LiveCounter()
+
     /// All counts, in a fixed order, for a comparison with a baseline.
     static var snapshot: Snapshot {
         Snapshot(

@@ -1,0 +1,6 @@
+import FuzzSupport
+
+runLibFuzzer { start, count in
+    ConfigTarget.run(fuzzInput(start, count))
+    return 0
+}

@@ -1,0 +1,6 @@
+import FuzzSupport
+
+runLibFuzzer { start, count in
+    ProxyHeaderTarget.run(fuzzInput(start, count))
+    return 0
+}

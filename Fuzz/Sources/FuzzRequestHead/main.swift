@@ -1,0 +1,6 @@
+import FuzzSupport
+
+runLibFuzzer { start, count in
+    RequestHeadTarget.run(fuzzInput(start, count))
+    return 0
+}

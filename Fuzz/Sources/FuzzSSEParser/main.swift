@@ -1,0 +1,6 @@
+import FuzzSupport
+
+runLibFuzzer { start, count in
+    SSEParserTarget.run(fuzzInput(start, count))
+    return 0
+}
