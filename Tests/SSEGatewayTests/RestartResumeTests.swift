@@ -162,6 +162,41 @@ final class RestartResumeTests: XCTestCase {
         await older.close()
     }
 
+    /// A `connect: always` replica restarted behind a load balancer: its upstream connects with no
+    /// Last-Event-ID (no client seeded it), so its ring starts live, at event 21. A client failing over
+    /// with 12 must get 13-20 from the backend (the ring's first held integer id marks the joint), with
+    /// no gap and no duplicate, and the clients already streaming get nothing old or twice.
+    func testAnUnseededRingWithIntegerIDsMovesBackForAnOlderClient() async throws {
+        let harness = try await Harness.start(
+            beforeGateway: { origin in
+                for index in 1...20 { origin.publish(data: "before \(index)") }  // before the replica started
+            },
+            feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .always)] }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let live = try await harness.client("/prices")
+        try await harness.waitUntilJoined(1)
+        for index in 21...25 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(live, self.ids(21...25))
+        let streaming = try await harness.client("/prices", headers: [("Last-Event-ID", "23")])
+        try await self.expect(streaming, self.ids(24...25))
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        try await self.expect(older, self.ids(13...25))
+        for index in 26...27 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(older, self.ids(13...27))
+        try await self.expect(live, self.ids(21...27))
+        try await self.expect(streaming, self.ids(24...27))
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(older.events.map(\.id), self.ids(13...27), "no duplicate")
+        XCTAssertEqual(live.events.map(\.id), self.ids(21...27), "nothing old or twice")
+        XCTAssertEqual(streaming.events.map(\.id), self.ids(24...27), "nothing old or twice")
+        for client in [live, streaming, older] {
+            XCTAssertFalse(client.body.contains(": gap"), "no gap: \(client.body.prefix(200))")
+            await client.close()
+        }
+    }
+
     func testOpaqueOlderIDIsFetchedAfterTheResumeWait() async throws {
         let harness = try await self.start()
         self.addTeardownBlock { await harness.stop() }

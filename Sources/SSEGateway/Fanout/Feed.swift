@@ -404,11 +404,27 @@ public final class Feed: @unchecked Sendable {
     }
 
     /// The ring can be moved back to an older id: it still holds everything since it started, that
-    /// start is known (an id it started after, or its first event), and the budget is not spent.
+    /// start is known (an id it started after, or an integer first event older ids can be placed
+    /// before), and the budget is not spent.
     private func mayRebase(from resumeID: String) -> Bool {
         !self.rebasedFrom.contains(resumeID) && self.config.ids == .upstream && self.rebasesLeft > 0
             && self.replay.maxEvents > 0 && !self.replay.hasTrimmed
-            && self.replay.startID != nil && !self.rebase.isCollecting && !self.lifecycle.isClosed
+            && (self.replay.startID != nil || self.ringStartsAfter(integer: resumeID))
+            && !self.rebase.isCollecting && !self.lifecycle.isClosed
+    }
+
+    /// A ring with no start id (its upstream started live, as a `connect: always` feed's does after a
+    /// restart, or did not resume after its seed) whose first held event has an integer id greater than
+    /// `resumeID`. That event marks where the backend's replay joins the ring: the events before it are
+    /// collected, the ones from it on are already held (`ReplayRebase` with no ring start), and a backend
+    /// that ignores Last-Event-ID answers with an id newer than the ring's, which ends the rebase at once.
+    /// Opaque ids give no such joint (the replay of a backend that does not know the id could not be
+    /// told from history), so rings without a start id never rebase for them.
+    private func ringStartsAfter(integer resumeID: String) -> Bool {
+        guard let wanted = Int64(resumeID), let first = self.replay.firstID.flatMap({ Int64($0) }) else {
+            return false
+        }
+        return wanted < first
     }
 
     /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
