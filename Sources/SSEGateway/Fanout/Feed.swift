@@ -446,12 +446,13 @@ public final class Feed: @unchecked Sendable {
 
     /// The upstream never got back to the ring's start (the backend does not know the id, ignores it, or
     /// is slow): what it sent cannot be placed (older or newer? ids are opaque), so it is delivered as new
-    /// events (never dropped: for a backend that ignores Last-Event-ID they are live events), and the
+    /// events (never dropped: for a backend that ignores Last-Event-ID they are live events), unless its
+    /// integer ids show it is history (sent again to every client, it would repeat old events), and the
     /// upstream resumes from the newest id the ring holds. The clients that waited get what the ring
     /// holds (a gap).
     private func rebaseTimedOut() {
         self.rebaseTimeout = nil
-        let collected = self.rebase.giveUp()
+        let collected = self.rebase.giveUp(newestHeld: self.replay.newestID)
         if !collected.isEmpty { self.appendAndDeliver(collected) }
         let running = self.upstream.state.isRunning
         if running, let resumeFrom = self.replay.newestID ?? self.replay.startID {
@@ -553,15 +554,27 @@ public final class Feed: @unchecked Sendable {
             if !self.rebase.isCollecting { self.startRebase(from: resumeID) }
             return
         }
-        if stillMissing, order == .newer, self.upstreamCatchingUp,
-            NIODeadline.now() - self.parked[index].since < self.settings.upstream.connectTimeout + Self.resumeWait
+        if stillMissing, order == .newer, self.upstreamCatchingUp || self.upstream.state.isRunning,
+            NIODeadline.now() - self.parked[index].since < self.newerIDWait
         {
-            // An id newer than all the upstream sent is most likely in the replay about to come; a gap
-            // would replay the whole ring to this client again. Bounded by connect_timeout + 1 s.
+            // An integer id newer than all the upstream sent: another replica is ahead of this one (its
+            // upstream connects, backs off, or is stalled until idle_timeout). A gap would replay the
+            // whole ring, every event of which this client already has; the id will come.
             return self.rearm(id, wait: Self.resumeWait)
         }
         self.releaseParked(id)
     }
+
+    /// How long an integer id newer than everything the upstream sent is waited for while the upstream
+    /// runs: long enough for a stalled upstream to be found idle and reconnect (idle_timeout +
+    /// connect_timeout + the resume wait), but at most `newerIDWaitLimit`: the client's response waits.
+    private var newerIDWait: TimeAmount {
+        let upstream = self.settings.upstream
+        let short = upstream.connectTimeout + Self.resumeWait
+        return max(short, min(short + upstream.idleTimeout, Self.newerIDWaitLimit))
+    }
+
+    static let newerIDWaitLimit = TimeAmount.seconds(10)
 
     /// Answers a parked join with what the ring holds now (resumed if its id has arrived, else a gap).
     private func releaseParked(_ id: FeedLifecycle.JoinID) {

@@ -114,11 +114,20 @@ struct ReplayRebase {
 
     /// The stream never reached the ring's start in time. What was collected cannot be placed (ids are
     /// opaque): it is returned to be delivered as new events, since a backend that ignores Last-Event-ID
-    /// sends exactly that, and dropping it would take live events from every client.
-    mutating func giveUp() -> [ServerSentEvent] {
+    /// sends exactly that, and dropping it would take live events from every client. With integer ids
+    /// it is known to be history when its newest id is at most `newestHeld` (a newer one would have
+    /// ended the collection): nothing is returned then, as every client streaming already had those
+    /// events or is past them (a backend that went down in the middle of its replay).
+    mutating func giveUp(newestHeld: String? = nil) -> [ServerSentEvent] {
         defer { self.state = .idle }
-        if case .collecting(_, _, let prefix, _) = self.state { return prefix }
-        return []
+        guard case .collecting(_, _, let prefix, _) = self.state else { return [] }
+        if let newest = newestHeld.flatMap({ Int64($0) }),
+            let last = prefix.last(where: { !($0.id ?? "").isEmpty })?.id.flatMap({ Int64($0) }),
+            last <= newest
+        {
+            return []
+        }
+        return prefix
     }
 
     /// The upstream went away (feed closed or reloaded): forget the rebase.
