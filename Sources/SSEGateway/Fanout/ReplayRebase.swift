@@ -7,8 +7,9 @@ import SSE
 /// feed reconnects its upstream from that older id (`begin`). The new stream then carries, in order:
 /// the events the ring lacks (collected here until the stream reaches the id the ring starts after, or
 /// any id the ring holds), then again the events the ring already holds (dropped, up to the newest one
-/// it holds), then new events (passed on). Ids are opaque strings: nothing here compares them, it
-/// only matches them.
+/// it holds), then new events (passed on). Ids are opaque strings, matched, not compared, except when
+/// they are integers: then an id newer than the ring's newest is known to be live, and one no newer to
+/// be history. A ring with no known start (`ringStart` nil) ends the collection at its first held id.
 struct ReplayRebase {
     enum State: Equatable {
         case idle
