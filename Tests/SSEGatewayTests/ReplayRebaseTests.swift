@@ -110,6 +110,22 @@ final class ReplayRebaseTests: XCTestCase {
         XCTAssertEqual(self.ids(partial.append), ["40", "41"])
     }
 
+    /// A backend that went down in the middle of its replay: with integer ids what was collected is
+    /// history (older than the ring's newest), never handed back to be delivered again as new events;
+    /// opaque ids cannot be judged and are handed back as before.
+    func testAGivenUpCollectionOfOlderIntegerIDsIsNotHandedBack() {
+        var rebase = ReplayRebase(limit: 100)
+        rebase.begin(from: "12", ringStart: nil)
+        let output = rebase.received(self.events(13...14), holds: { _ in false }, newestHeld: "25")
+        XCTAssertNil(output.prepend)
+        XCTAssertTrue(output.append.isEmpty)
+        XCTAssertEqual(rebase.giveUp(newestHeld: "25"), [], "13 and 14 are older than 25: every client had them")
+        XCTAssertEqual(rebase.state, .idle)
+        rebase.begin(from: "a", ringStart: "b")
+        _ = rebase.received([ServerSentEvent(id: "c", data: "x")], holds: { _ in false }, newestHeld: "d")
+        XCTAssertEqual(rebase.giveUp(newestHeld: "d").map(\.id), ["c"], "opaque: handed back")
+    }
+
     /// Collecting a long history is linear (each event was once a copy of the whole prefix).
     func testCollectingALongHistoryIsLinear() {
         var rebase = ReplayRebase(limit: 40_000)

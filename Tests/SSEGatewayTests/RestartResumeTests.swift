@@ -162,6 +162,117 @@ final class RestartResumeTests: XCTestCase {
         await older.close()
     }
 
+    /// A `connect: always` replica restarted behind a load balancer: its upstream connects with no
+    /// Last-Event-ID (no client seeded it), so its ring starts live, at event 21. A client failing over
+    /// with 12 must get 13-20 from the backend (the ring's first held integer id marks the joint), with
+    /// no gap and no duplicate, and the clients already streaming get nothing old or twice.
+    func testAnUnseededRingWithIntegerIDsMovesBackForAnOlderClient() async throws {
+        let harness = try await Harness.start(
+            beforeGateway: { origin in
+                for index in 1...20 { origin.publish(data: "before \(index)") }  // before the replica started
+            },
+            feeds: { origin in [try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .always)] }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let live = try await harness.client("/prices")
+        try await harness.waitUntilJoined(1)
+        for index in 21...25 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(live, self.ids(21...25))
+        let streaming = try await harness.client("/prices", headers: [("Last-Event-ID", "23")])
+        try await self.expect(streaming, self.ids(24...25))
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        try await self.expect(older, self.ids(13...25))
+        for index in 26...27 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(older, self.ids(13...27))
+        try await self.expect(live, self.ids(21...27))
+        try await self.expect(streaming, self.ids(24...27))
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(older.events.map(\.id), self.ids(13...27), "no duplicate")
+        XCTAssertEqual(live.events.map(\.id), self.ids(21...27), "nothing old or twice")
+        XCTAssertEqual(streaming.events.map(\.id), self.ids(24...27), "nothing old or twice")
+        for client in [live, streaming, older] {
+            XCTAssertFalse(client.body.contains(": gap"), "no gap: \(client.body.prefix(200))")
+            await client.close()
+        }
+    }
+
+    /// The backend goes down in the middle of the replay a rebase asked for (it sent 13 and 14, then only
+    /// ends its answers): the rebase gives up, and what it collected, older than the ring's newest (25), is
+    /// not sent to every client as if new; the older client is told of a gap; nothing repeats after.
+    func testARebaseGivenUpInTheMiddleOfTheReplaySendsNoOldEventAsNew() async throws {
+        let harness = try await Harness.start(
+            beforeGateway: { origin in
+                for index in 1...20 { origin.publish(data: "before \(index)") }
+            },
+            feeds: { origin in
+                [
+                    try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .always) {
+                        $0.settings.upstream.connectTimeout = .milliseconds(300)
+                    }
+                ]
+            }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let live = try await harness.client("/prices")
+        try await harness.waitUntilJoined(1)
+        for index in 21...25 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(live, self.ids(21...25))
+        harness.origin.behaviour = .streamThenEnd(bodies: [
+            "id: 13\ndata: before 13\n\nid: 14\ndata: before 14\n\n", "",
+        ])
+        let older = try await harness.client("/prices", headers: [("Last-Event-ID", "12")])
+        try await older.wait("the rebase gave up: a gap") { $0.events.count >= 5 }
+        XCTAssertTrue(older.body.contains(": gap"))
+        harness.origin.behaviour = .stream
+        harness.origin.publish(data: "event 26")
+        try await self.expect(live, self.ids(21...26))
+        try await self.expect(older, self.ids(21...26))
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(live.events.map(\.id), self.ids(21...26), "nothing old or twice")
+        XCTAssertEqual(older.events.map(\.id), self.ids(21...26), "nothing old or twice")
+        await live.close()
+        await older.close()
+    }
+
+    /// Behind a load balancer a client fails over from a replica that is ahead, with an integer id this
+    /// replica's upstream has not sent yet because it is stalled (the soak's origin stops writing to a
+    /// connection until idle_timeout reconnects it). The client must wait for its id, not be answered
+    /// with a gap after the 1 s resume wait: a gap replays the whole ring, all of which it already has.
+    func testAnIDNewerThanAStalledUpstreamWaitsForTheReconnect() async throws {
+        var options = OriginServer.Options()
+        options.keepalive = .milliseconds(200)
+        let harness = try await Harness.start(origin: options) { origin in
+            [
+                try Harness.feed("/prices", upstream: "\(origin)/prices", connect: .always) {
+                    $0.settings.upstream.idleTimeout = .milliseconds(2500)
+                }
+            ]
+        }
+        self.addTeardownBlock { await harness.stop() }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let live = try await harness.client("/prices")
+        try await harness.waitUntilJoined(1)
+        for index in 1...3 { harness.origin.publish(data: "event \(index)") }
+        try await self.expect(live, self.ids(1...3))
+        harness.origin.behaviour = .silent
+        harness.origin.closeStreams()
+        try await eventually("reconnected to a stalled stream") { harness.origin.totalConnections >= 2 }
+        harness.origin.behaviour = .stream  // the reconnect after idle_timeout resumes
+        for index in 4...5 { harness.origin.publish(data: "event \(index)") }  // the other replica has them
+        let ahead = try await harness.client("/prices", headers: [("Last-Event-ID", "5")])
+        try await self.expect(live, self.ids(1...5))
+        harness.origin.publish(data: "event 6")
+        try await self.expect(ahead, ["6"])
+        try await self.expect(live, self.ids(1...6))
+        try await Task.sleep(for: .milliseconds(100))
+        XCTAssertEqual(ahead.events.map(\.id), ["6"], "nothing it already had")
+        XCTAssertFalse(ahead.body.contains(": gap"))
+        await live.close()
+        await ahead.close()
+    }
+
     func testOpaqueOlderIDIsFetchedAfterTheResumeWait() async throws {
         let harness = try await self.start()
         self.addTeardownBlock { await harness.stop() }

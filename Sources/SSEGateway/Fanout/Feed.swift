@@ -404,11 +404,27 @@ public final class Feed: @unchecked Sendable {
     }
 
     /// The ring can be moved back to an older id: it still holds everything since it started, that
-    /// start is known (an id it started after, or its first event), and the budget is not spent.
+    /// start is known (an id it started after, or an integer first event older ids can be placed
+    /// before), and the budget is not spent.
     private func mayRebase(from resumeID: String) -> Bool {
         !self.rebasedFrom.contains(resumeID) && self.config.ids == .upstream && self.rebasesLeft > 0
             && self.replay.maxEvents > 0 && !self.replay.hasTrimmed
-            && self.replay.startID != nil && !self.rebase.isCollecting && !self.lifecycle.isClosed
+            && (self.replay.startID != nil || self.ringStartsAfter(integer: resumeID))
+            && !self.rebase.isCollecting && !self.lifecycle.isClosed
+    }
+
+    /// A ring with no start id (its upstream started live, as a `connect: always` feed's does after a
+    /// restart, or did not resume after its seed) whose first held event has an integer id greater than
+    /// `resumeID`. That event marks where the backend's replay joins the ring: the events before it are
+    /// collected, the ones from it on are already held (`ReplayRebase` with no ring start), and a backend
+    /// that ignores Last-Event-ID answers with an id newer than the ring's, which ends the rebase at once.
+    /// Opaque ids give no such joint (the replay of a backend that does not know the id could not be
+    /// told from history), so rings without a start id never rebase for them.
+    private func ringStartsAfter(integer resumeID: String) -> Bool {
+        guard let wanted = Int64(resumeID), let first = self.replay.firstID.flatMap({ Int64($0) }) else {
+            return false
+        }
+        return wanted < first
     }
 
     /// Reconnects the upstream from `resumeID`, older than the ring's start (see `ReplayRebase`).
@@ -430,12 +446,13 @@ public final class Feed: @unchecked Sendable {
 
     /// The upstream never got back to the ring's start (the backend does not know the id, ignores it, or
     /// is slow): what it sent cannot be placed (older or newer? ids are opaque), so it is delivered as new
-    /// events (never dropped: for a backend that ignores Last-Event-ID they are live events), and the
+    /// events (never dropped: for a backend that ignores Last-Event-ID they are live events), unless its
+    /// integer ids show it is history (sent again to every client, it would repeat old events), and the
     /// upstream resumes from the newest id the ring holds. The clients that waited get what the ring
     /// holds (a gap).
     private func rebaseTimedOut() {
         self.rebaseTimeout = nil
-        let collected = self.rebase.giveUp()
+        let collected = self.rebase.giveUp(newestHeld: self.replay.newestID)
         if !collected.isEmpty { self.appendAndDeliver(collected) }
         let running = self.upstream.state.isRunning
         if running, let resumeFrom = self.replay.newestID ?? self.replay.startID {
@@ -537,15 +554,27 @@ public final class Feed: @unchecked Sendable {
             if !self.rebase.isCollecting { self.startRebase(from: resumeID) }
             return
         }
-        if stillMissing, order == .newer, self.upstreamCatchingUp,
-            NIODeadline.now() - self.parked[index].since < self.settings.upstream.connectTimeout + Self.resumeWait
+        if stillMissing, order == .newer, self.upstreamCatchingUp || self.upstream.state.isRunning,
+            NIODeadline.now() - self.parked[index].since < self.newerIDWait
         {
-            // An id newer than all the upstream sent is most likely in the replay about to come; a gap
-            // would replay the whole ring to this client again. Bounded by connect_timeout + 1 s.
+            // An integer id newer than all the upstream sent: another replica is ahead of this one (its
+            // upstream connects, backs off, or is stalled until idle_timeout). A gap would replay the
+            // whole ring, every event of which this client already has; the id will come.
             return self.rearm(id, wait: Self.resumeWait)
         }
         self.releaseParked(id)
     }
+
+    /// How long an integer id newer than everything the upstream sent is waited for while the upstream
+    /// runs: long enough for a stalled upstream to be found idle and reconnect (idle_timeout +
+    /// connect_timeout + the resume wait), but at most `newerIDWaitLimit`: the client's response waits.
+    private var newerIDWait: TimeAmount {
+        let upstream = self.settings.upstream
+        let short = upstream.connectTimeout + Self.resumeWait
+        return max(short, min(short + upstream.idleTimeout, Self.newerIDWaitLimit))
+    }
+
+    static let newerIDWaitLimit = TimeAmount.seconds(10)
 
     /// Answers a parked join with what the ring holds now (resumed if its id has arrived, else a gap).
     private func releaseParked(_ id: FeedLifecycle.JoinID) {

@@ -181,6 +181,12 @@ public struct ReplayBuffer {
         return true
     }
 
+    /// The id of the first event held, if it carries one (nil if it has none, or the ring is empty).
+    public var firstID: String? {
+        guard let id = self.events.first?.id, !id.isEmpty else { return nil }
+        return id
+    }
+
     /// The id of the oldest event in the buffer that carries one, for the gap's `Last-Event-ID` header.
     public var oldestID: String? {
         self.events.first(where: { $0.id.map { !$0.isEmpty } ?? false })?.id

@@ -7,8 +7,9 @@ import SSE
 /// feed reconnects its upstream from that older id (`begin`). The new stream then carries, in order:
 /// the events the ring lacks (collected here until the stream reaches the id the ring starts after, or
 /// any id the ring holds), then again the events the ring already holds (dropped, up to the newest one
-/// it holds), then new events (passed on). Ids are opaque strings: nothing here compares them, it
-/// only matches them.
+/// it holds), then new events (passed on). Ids are opaque strings, matched, not compared, except when
+/// they are integers: then an id newer than the ring's newest is known to be live, and one no newer to
+/// be history. A ring with no known start (`ringStart` nil) ends the collection at its first held id.
 struct ReplayRebase {
     enum State: Equatable {
         case idle
@@ -114,11 +115,20 @@ struct ReplayRebase {
 
     /// The stream never reached the ring's start in time. What was collected cannot be placed (ids are
     /// opaque): it is returned to be delivered as new events, since a backend that ignores Last-Event-ID
-    /// sends exactly that, and dropping it would take live events from every client.
-    mutating func giveUp() -> [ServerSentEvent] {
+    /// sends exactly that, and dropping it would take live events from every client. With integer ids
+    /// it is known to be history when its newest id is at most `newestHeld` (a newer one would have
+    /// ended the collection): nothing is returned then, as every client streaming already had those
+    /// events or is past them (a backend that went down in the middle of its replay).
+    mutating func giveUp(newestHeld: String? = nil) -> [ServerSentEvent] {
         defer { self.state = .idle }
-        if case .collecting(_, _, let prefix, _) = self.state { return prefix }
-        return []
+        guard case .collecting(_, _, let prefix, _) = self.state else { return [] }
+        if let newest = newestHeld.flatMap({ Int64($0) }),
+            let last = prefix.last(where: { !($0.id ?? "").isEmpty })?.id.flatMap({ Int64($0) }),
+            last <= newest
+        {
+            return []
+        }
+        return prefix
     }
 
     /// The upstream went away (feed closed or reloaded): forget the rebase.

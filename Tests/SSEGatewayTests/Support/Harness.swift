@@ -20,8 +20,10 @@ final class Harness: @unchecked Sendable {
 
     /// `feeds` gets the origin's base URL. Timers are short so tests stay fast. The gateway logs only
     /// critical lines unless a test passes its own `logger` (a `LogRecorder`'s, to count lines).
+    /// `beforeGateway` runs on the started origin before the gateway starts (history the gateway never saw).
     static func start(
         origin originOptions: OriginServer.Options = OriginServer.Options(),
+        beforeGateway: (OriginServer) -> Void = { _ in },
         configure: (inout GatewayConfig) -> Void = { _ in },
         logger testLogger: Logger? = nil,
         feeds: (String) throws -> [FeedConfig]
@@ -30,6 +32,7 @@ final class Harness: @unchecked Sendable {
         let clientGroup = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let origin = OriginServer(options: originOptions, group: group)
         try await origin.start()
+        beforeGateway(origin)
         var config = GatewayConfig()
         config.listen = [ListenerConfig(address: HostPort(host: "127.0.0.1", port: 0))]
         config.admin = AdminConfig(address: HostPort(host: "127.0.0.1", port: 0))
