@@ -145,13 +145,12 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             limits: limits
         ).route(head) {
         case .respond(let response, let body, let close):
-            self.gateway.accessLog.writeAnswer(
+            self.gateway.routerAnswered(
                 log,
                 response,
                 client: clientAddress,
                 bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
             )
-            if response.status == RequestRouter.requestHeaderFieldsTooLarge { self.gateway.countTooManyHeaderFields() }
             self.respond(
                 response,
                 body: body,

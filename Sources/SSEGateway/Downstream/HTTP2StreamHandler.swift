@@ -82,13 +82,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             limits: limits
         ).route(head) {
         case .respond(let response, let body, _):
-            self.gateway.accessLog.writeAnswer(
+            self.gateway.routerAnswered(
                 log,
                 response,
                 client: clientAddress,
                 bodyBytes: head.method == .HEAD ? 0 : body.utf8.count
             )
-            if response.status == RequestRouter.requestHeaderFieldsTooLarge { self.gateway.countTooManyHeaderFields() }
             self.respond(response, body: body, headOnly: head.method == .HEAD)
         case .multi(var request):
             request.clientAddress = clientAddress
