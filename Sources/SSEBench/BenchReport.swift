@@ -26,6 +26,8 @@ public struct BenchReport: Sendable {
     public var missing: Int
     /// Events a client got again (per feed on multi-feed streams), in the window.
     public var duplicates = 0
+    /// Where the first events went missing, over the whole run (`BenchTally.missingSamples`).
+    public var missingSamples: [String] = []
     /// Poll responses read to their end in the window (`--poll`).
     public var polls = 0
     /// Deliveries by feed, in request order, in the window (`--multi`).
@@ -119,7 +121,10 @@ public struct BenchReport: Sendable {
             )
         }
         lines += [
-            "missing        \(self.missing) events (gaps in the origin's seq numbers\(self.mode.multi ? ", per feed" : "")), \(self.duplicates) duplicates",
+            "missing        \(self.missing) events (gaps in the origin's seq numbers\(self.mode.multi ? ", per feed" : "")), \(self.duplicates) duplicates"
+        ]
+        lines += self.missingSamples.map { "  missing at   \($0)" }
+        lines += [
             String(format: "bytes          %.0f/s (%.2f MB/s)", self.bytesPerSecond, self.bytesPerSecond / 1e6),
             String(
                 format: "latency ms     p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  (%llu samples)",
@@ -183,6 +188,11 @@ public struct BenchReport: Sendable {
         }
         if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }
         if let reason = self.firstConnectError { fields.append(("first_connect_error", Self.jsonString(reason))) }
+        if !self.missingSamples.isEmpty {
+            fields.append(
+                ("missing_samples", "[" + self.missingSamples.map(Self.jsonString).joined(separator: ",") + "]")
+            )
+        }
         return "{" + fields.map { "\"\($0.0)\":\($0.1)" }.joined(separator: ",") + "}"
     }
 

@@ -108,6 +108,7 @@ public enum BenchRunner {
             resets: after.resets,
             missing: after.missing - before.missing,
             duplicates: after.duplicates - before.duplicates,
+            missingSamples: after.missingSamples,
             polls: after.polls - before.polls,
             feedDeliveries: after.feedEvents.enumerated().map {
                 $0.element - ($0.offset < before.feedEvents.count ? before.feedEvents[$0.offset] : 0)

@@ -41,6 +41,8 @@ struct BenchStreamReceiver {
     private var inflater: ZlibDecompressor?
     /// When the request went out (`BenchClock.nowMicros`), for the time to the response head.
     private var requestSentMicros: Int64 = 0
+    /// The `Last-Event-ID` the current poll asked with (nil: none), for `BenchTally.missingSamples`.
+    private var pollAskedAfter: String?
 
     init(loop: BenchLoopTally, mode: BenchClientMode = BenchClientMode()) {
         self.loop = loop
@@ -124,10 +126,12 @@ struct BenchStreamReceiver {
         self.inflater = nil
         self.loop.tally.polls += 1
         let id = self.scanner.lastEventID
-        return NextPoll(
+        let next = NextPoll(
             delayMillis: self.scanner.retryMillis ?? Self.defaultRetryMillis,
             lastEventID: id?.isEmpty == false ? id : nil
         )
+        self.pollAskedAfter = next.lastEventID
+        return next
     }
 
     /// Counts the bytes and the events in a piece of body. Throws when gzip data is corrupt or an event
@@ -212,6 +216,7 @@ struct BenchStreamReceiver {
 
     private mutating func scan(_ buffer: ByteBuffer, receivedAt now: Int64) throws {
         let loop = self.loop
+        let asked = self.mode.poll ? (self.pollAskedAfter ?? "none") : nil
         // Taken out while scanning (the scanner is part of self), so its arrays stay uniquely referenced.
         var feeds = self.feeds
         self.feeds = nil
@@ -224,6 +229,11 @@ struct BenchStreamReceiver {
                 }
                 guard feeds != nil else {
                     loop.tally.missing += delivery.missedBefore
+                    if delivery.missedBefore > 0 {
+                        loop.tally.sampleMissing(
+                            Self.missingSample(delivery, missed: delivery.missedBefore, askedAfter: asked)
+                        )
+                    }
                     if delivery.duplicate { loop.tally.duplicates += 1 }
                     return
                 }
@@ -234,11 +244,22 @@ struct BenchStreamReceiver {
                     }
                     loop.tally.feedEvents[index] += 1
                     loop.tally.missing += step.missed
+                    if step.missed > 0 {
+                        loop.tally.sampleMissing(Self.missingSample(delivery, missed: step.missed, askedAfter: asked))
+                    }
                     if step.duplicate { loop.tally.duplicates += 1 }
                 case .unattributed:
                     loop.tally.unattributed += 1
                 }
             }
         }
+    }
+
+    /// One line of `BenchTally.missingSamples`.
+    /// `askedAfter`: a poll's `Last-Event-ID` ("none" for a poll without one), nil for a stream.
+    private static func missingSample(_ delivery: ScannedDelivery, missed: Int, askedAfter: String?) -> String {
+        let asked = askedAfter.map { ", poll after Last-Event-ID \($0)" } ?? ""
+        return
+            "seq \(delivery.seq) (id \(delivery.id ?? "none")) came after seq \(delivery.seq - Int64(missed) - 1)\(asked)"
     }
 }

@@ -26,6 +26,10 @@ public struct BenchTally: Sendable {
     public var missing = 0
     /// Events whose `seq` a client had already got (per feed on a multi-feed stream).
     public var duplicates = 0
+    /// The first few places where events went missing, over the whole run (`missingSampleLimit`): what the
+    /// client had asked for and what came, so a loss can be matched with the gateway's access log.
+    public var missingSamples: [String] = []
+    static let missingSampleLimit = 20
     /// Poll responses read to their end (`--poll`).
     public var polls = 0
     /// Events of a multi-feed stream (`--multi`) by feed, in request order.
@@ -65,6 +69,7 @@ public struct BenchTally: Sendable {
         self.bytes += other.bytes
         self.missing += other.missing
         self.duplicates += other.duplicates
+        self.missingSamples += other.missingSamples.prefix(max(0, Self.missingSampleLimit - self.missingSamples.count))
         self.polls += other.polls
         if self.feedEvents.count < other.feedEvents.count {
             self.feedEvents += Array(repeating: 0, count: other.feedEvents.count - self.feedEvents.count)
@@ -76,6 +81,12 @@ public struct BenchTally: Sendable {
         self.openMicros.add(other.openMicros)
         self.latencyMicros.add(other.latencyMicros)
         self.pollWaitMicros.add(other.pollWaitMicros)
+    }
+
+    /// Notes where events went missing, while fewer than `missingSampleLimit` are held.
+    mutating func sampleMissing(_ description: @autoclosure () -> String) {
+        guard self.missingSamples.count < Self.missingSampleLimit else { return }
+        self.missingSamples.append(description())
     }
 
     /// Clients that were connected and asked, but have no response head: waiting still, or closed without one.

@@ -169,6 +169,11 @@ final class PollAndMultiReadingTests: XCTestCase {
         XCTAssertEqual(loop.tally.events, 4)
         XCTAssertEqual(loop.tally.duplicates, 1, "43 again")
         XCTAssertEqual(loop.tally.missing, 2, "44 and 45")
+        XCTAssertEqual(
+            loop.tally.missingSamples,
+            ["seq 46 (id 46) came after seq 43, poll after Last-Event-ID 43"],
+            "where they went missing, with what the poll asked for"
+        )
         XCTAssertEqual(loop.tally.opened, 1, "one connection opened")
         XCTAssertEqual(loop.tally.pollWaitMicros.totalCount, 2, "the later polls' time at the server")
 
@@ -178,6 +183,19 @@ final class PollAndMultiReadingTests: XCTestCase {
         XCTAssertEqual(loop.tally.connected, 0)
         receiver.closed()
         XCTAssertEqual(loop.tally.disconnects, 0, "a refused poll is a non-200, not also a disconnect")
+    }
+
+    func testMissingSamplesAreBoundedWhenTalliesAreAdded() {
+        var total = BenchTally()
+        for loop in 0..<3 {
+            var tally = BenchTally()
+            for index in 0..<15 { tally.sampleMissing("loop \(loop) #\(index)") }
+            XCTAssertEqual(tally.missingSamples.count, 15)
+            total.add(tally)
+        }
+        XCTAssertEqual(total.missingSamples.count, BenchTally.missingSampleLimit)
+        XCTAssertEqual(total.missingSamples.first, "loop 0 #0")
+        XCTAssertEqual(total.missingSamples.last, "loop 1 #4")
     }
 
     func testPollClientClosedBetweenPollsIsADisconnectAndAStreamIsNoPoll() {
