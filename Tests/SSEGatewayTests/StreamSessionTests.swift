@@ -166,6 +166,38 @@ final class StreamSessionTests: XCTestCase {
         XCTAssertEqual(gateway.context.clientCount, 1, "the freed slot admits a new client")
     }
 
+    /// A client that joins on the feed's own loop right after the shard there emptied gets the next batch.
+    /// The emptied shard's detach from the feed runs later, in a task on the loop; until it does the feed
+    /// holds two shards on its own loop and must write to both. It wrote to one of them (whichever its
+    /// dictionary listed last), so the new client silently missed the batch: 1,688 events under 10,000
+    /// poll clients whose waiting polls keep emptying and refilling the shard.
+    func testAJoinRightAfterTheShardEmptiedGetsTheNextBatch() throws {
+        let gateway = try self.gateway()
+        var (leaving, _) = try self.join(gateway)
+        gateway.publish("/prices", ids: 1...1)
+        // The feed's dictionary order decides which shard the old code wrote to: 20 rounds.
+        for id in 2...21 {
+            leaving.transportClosed()  // the shard is empty; its detach is queued on the loop
+            let transport = RecordingTransport()
+            let session = try XCTUnwrap(
+                StreamSession.admit(
+                    gateway.streamRequest("/prices"),
+                    gateway: gateway.context,
+                    transport: transport,
+                    loop: gateway.loop
+                )
+            )
+            session.begin()  // same loop as the feed: joined at once, in a new shard
+            XCTAssertEqual(gateway.clients("/prices"), 1)
+            gateway.publish("/prices", ids: id...id)  // delivered before the queued detach runs
+            XCTAssertTrue(
+                transport.text.hasSuffix("id: \(id)\ndata: event \(id)\n\n"),
+                "round \(id): the new client got the batch: \(transport.text.debugDescription)"
+            )
+            leaving = session
+        }
+    }
+
     /// A feed removed by a reload ends each stream cleanly with its `retry:`.
     func testEndAllSendsRetryAndFinishesEveryStream() throws {
         let gateway = try self.gateway()

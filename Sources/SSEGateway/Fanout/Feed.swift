@@ -721,15 +721,21 @@ extension Feed: UpstreamDelegate {
         // Hand the batch to the other loops first, then write to this loop's clients: the loops then
         // work in parallel instead of the others waiting for this loop's whole pass. Each other loop gets
         // its own copy of the bytes (see `EncodedEvent.copy`).
+        // This loop may hold two shards for a moment: one that emptied (its detach is a task still queued
+        // here) and the one a client joined since. Both get the batch, or that client would miss it.
         var local: ShardLink?
+        var moreLocal: [ShardLink] = []
         for link in self.shards.values {
-            if link.loop === self.loop {
+            if link.loop !== self.loop {
+                link.post(batch.map { $0.copy(allocator: self.allocator) })
+            } else if local == nil {
                 local = link
             } else {
-                link.post(batch.map { $0.copy(allocator: self.allocator) })
+                moreLocal.append(link)
             }
         }
         local?.shard.value.deliver(batch)
+        for link in moreLocal { link.shard.value.deliver(batch) }
         if !self.parked.isEmpty {
             let arrived = Set(events.compactMap(\.id))
             for join in self.parked where arrived.contains(join.resumeID) {
