@@ -16,11 +16,13 @@ final class StreamSessionTests: XCTestCase {
         EmbeddedGateway(feeds: [try EmbeddedGateway.feed("/prices", configure: configure)], limits: limits)
     }
 
-    /// Admits and begins a session for a GET of `/prices` over a new recording transport.
+    /// Admits and begins a session for a GET of `/prices` over a new recording transport, then runs the
+    /// loop's queued tasks unless `runLoop` is false.
     private func join(
         _ gateway: EmbeddedGateway,
         headers: [(String, String)] = [],
         framing: StreamFraming = .raw,
+        runLoop: Bool = true,
         file: StaticString = #filePath,
         line: UInt = #line
     ) throws -> (StreamSession, RecordingTransport) {
@@ -37,7 +39,7 @@ final class StreamSessionTests: XCTestCase {
             line: line
         )
         session.begin()
-        gateway.loop.run()
+        if runLoop { gateway.loop.run() }
         return (session, transport)
     }
 
@@ -178,16 +180,8 @@ final class StreamSessionTests: XCTestCase {
         // The feed's dictionary order decides which shard the old code wrote to: 20 rounds.
         for id in 2...21 {
             leaving.transportClosed()  // the shard is empty; its detach is queued on the loop
-            let transport = RecordingTransport()
-            let session = try XCTUnwrap(
-                StreamSession.admit(
-                    gateway.streamRequest("/prices"),
-                    gateway: gateway.context,
-                    transport: transport,
-                    loop: gateway.loop
-                )
-            )
-            session.begin()  // same loop as the feed: joined at once, in a new shard
+            // Same loop as the feed: joined at once, in a new shard; the queued detach does not run yet.
+            let (session, transport) = try self.join(gateway, runLoop: false)
             XCTAssertEqual(gateway.clients("/prices"), 1)
             gateway.publish("/prices", ids: id...id)  // delivered before the queued detach runs
             XCTAssertTrue(
