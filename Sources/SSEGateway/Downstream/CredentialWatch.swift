@@ -13,7 +13,10 @@ final class CredentialWatch {
     private let gateway: GatewayContext
     /// Weak: the session owns the watch; the watch's timers keep the watch, not the session.
     private weak var session: (any CredentialWatcher)?
-    private var timers: [Scheduled<Void>] = []
+    /// The timers not fired yet, by a number of their own: each removes itself when it fires, so a stream
+    /// that lives for days with a re-check a minute holds one timer, not one per re-check so far.
+    private var timers: [Int: Scheduled<Void>] = [:]
+    private var nextTimer = 0
     private var cancelled = false
 
     init(for session: any CredentialWatcher, loop: EventLoop, gateway: GatewayContext) {
@@ -50,18 +53,22 @@ final class CredentialWatch {
 
     func cancel() {
         self.cancelled = true
-        for timer in self.timers { timer.cancel() }
+        for timer in self.timers.values { timer.cancel() }
         self.timers.removeAll()
     }
 
+    /// Timers armed and not fired or cancelled yet.
+    var pendingTimers: Int { self.timers.count }
+
     private func schedule(in delay: TimeAmount, _ body: @escaping (CredentialWatch) -> Void) {
         guard !self.cancelled else { return }
-        self.timers.append(
-            self.loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
-                guard let self, !self.cancelled else { return }
-                body(self)
-            }
-        )
+        let key = self.nextTimer
+        self.nextTimer += 1
+        self.timers[key] = self.loop.assumeIsolated().scheduleTask(in: delay) { [weak self] in
+            guard let self, !self.cancelled else { return }
+            self.timers.removeValue(forKey: key)
+            body(self)
+        }
     }
 }
 
