@@ -6,7 +6,7 @@
 #   bench/run.sh [--clients N] [--rate R] [--payload B] [--duration S]
 #                [--targets ssegate,nginx,nchan,origin] [--bench-threads T] [--ramp-timeout S]
 #                [--quiet-timeout S] [--nginx-workers W] [--ssegate PATH] [--out DIR] [--name NAME]
-#                [--probe] [--http2] [--auth es256|rs256]
+#                [--probe] [--http2] [--tls] [--auth es256|rs256]
 #
 # Defaults (a quick run, about 3 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
 # The issue's two target scenarios:
@@ -26,6 +26,10 @@
 #
 # --http2: the load client speaks HTTP/2 with prior knowledge (h2c), 100 streams per connection, and
 # nginx listens with `http2` (the targets are ssegate, nginx and nchan; the origin speaks HTTP/1.1 only).
+#
+# --tls: every target terminates TLS (a CA and a certificate for 127.0.0.1 made at start with openssl;
+# ssegate's listener `tls:`, nginx's and nchan's `listen … ssl`), the load client trusts that CA, and with
+# --http2 it speaks h2 by ALPN, as browsers do (the origin target is left out: it has no TLS).
 #
 # --auth es256|rs256: ssegate's feed demands a JWT (`auth: { mode: jwt }` with a P-256 or RSA 2048 public
 # key made at start by bench/jwt.py with openssl), and the load client sends `Authorization: Bearer
@@ -56,6 +60,7 @@ NGINX_WORKERS=2
 PROBE=0
 AUTH=none
 HTTP2=0
+TLS=0
 STREAMS_PER_CONNECTION=100
 BURST_PORT=18082
 PUBLISH_PORT=18083   # nchan's publisher location over HTTP/1.1 when the clients' listener is h2c-only
@@ -79,6 +84,7 @@ while [ $# -gt 0 ]; do
         --probe) PROBE=1; shift ;;
         --auth) AUTH=$2; shift 2 ;;
         --http2) HTTP2=1; shift ;;
+        --tls) TLS=1; shift ;;
         -h|--help) usage 0 ;;
         *) echo "bench/run.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
     esac
@@ -89,6 +95,7 @@ case "$DURATION" in ''|*[!0-9]*) echo "bench/run.sh: --duration must be whole se
 for t in ${TARGETS//,/ }; do
     case "$t" in ssegate|nginx|nchan|origin) ;; *) echo "bench/run.sh: unknown target '$t'" >&2; exit 1 ;; esac
     if [ "$HTTP2" = 1 ] && [ "$t" = origin ]; then echo "bench/run.sh: --http2: the origin speaks HTTP/1.1 only; leave 'origin' out of --targets" >&2; exit 1; fi
+    if [ "$TLS" = 1 ] && [ "$t" = origin ]; then echo "bench/run.sh: --tls: the origin has no TLS; leave 'origin' out of --targets" >&2; exit 1; fi
 done
 case "$AUTH" in none|es256|rs256) ;; *) echo "bench/run.sh: --auth must be es256 or rs256" >&2; exit 1 ;; esac
 if [ "$AUTH" != none ] && [ "$PROBE" = 1 ]; then echo "bench/run.sh: --probe's clients send no token; leave out --auth" >&2; exit 1; fi
@@ -142,6 +149,26 @@ nap() {             # a sleep that lets the TERM trap run at once
     wait "$NAP_PID" || true
     NAP_PID=
 }
+
+SCHEME=http
+BENCH_TLS=()       # the load client's --cacert, for --tls
+if [ "$TLS" = 1 ]; then
+    # A CA and a server certificate for 127.0.0.1 (ECDSA P-256, what most sites serve today).
+    mkdir -p "$TMP/tls"
+    (
+        cd "$TMP/tls"
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
+            -keyout ca.key -out ca.pem 2>/dev/null
+        openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj /CN=127.0.0.1 \
+            -keyout server.key -out server.csr 2>/dev/null
+        printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n' >ext.cnf
+        openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 2 \
+            -extfile ext.cnf -out server.pem 2>/dev/null
+        chmod 644 server.key
+    )
+    SCHEME=https
+    BENCH_TLS=(--cacert "$TMP/tls/ca.pem")
+fi
 
 AUTH_HEADER=()     # the load client's --header with a token, for --auth
 if [ "$AUTH" != none ]; then
@@ -284,6 +311,10 @@ start_origin() {
 
 start_ssegate() {
     { bench_gateway_config "$GATE_PORT" "$ADMIN_PORT"; bench_feed bench /feed "$ORIGIN_PORT"; bench_auth "$AUTH" "$TMP/keys"; } >"$TMP/$1/ssegate.yaml"
+    if [ "$TLS" = 1 ]; then
+        sed -i "s|^  - address: 127.0.0.1:$GATE_PORT\$|&\\n    tls: { certificate: $TMP/tls/server.pem, private_key: $TMP/tls/server.key }|" "$TMP/$1/ssegate.yaml"
+        grep -q "private_key: $TMP/tls/server.key" "$TMP/$1/ssegate.yaml" || { log "could not add tls: to the listener"; return 1; }
+    fi
     if [ "$PROBE" = 1 ]; then
         # The probe's fast feed: 16 KB events at 100/s, so a client that does not read fills the
         # kernel's socket buffers (a few MiB on loopback) and then goes over max_queue (1 MiB) within
@@ -323,8 +354,11 @@ http {
     scgi_temp_path $dir/tmp/scgi;
     keepalive_requests 1000000;
     server {
-        listen 127.0.0.1:$GATE_PORT reuseport backlog=4096$([ "$HTTP2" = 1 ] && echo ' http2');
-$([ "$HTTP2" = 1 ] && [ "$2" = nchan ] && echo "        listen 127.0.0.1:$PUBLISH_PORT;")
+        listen 127.0.0.1:$GATE_PORT reuseport backlog=4096$([ "$TLS" = 1 ] && echo ' ssl')$([ "$HTTP2" = 1 ] && echo ' http2');
+$([ "$TLS" = 1 ] && echo "        ssl_certificate $TMP/tls/server.pem;")
+$([ "$TLS" = 1 ] && echo "        ssl_certificate_key $TMP/tls/server.key;")
+$([ "$TLS" = 1 ] && echo "        ssl_session_cache shared:SSL:10m;")
+$({ [ "$HTTP2" = 1 ] || [ "$TLS" = 1 ]; } && [ "$2" = nchan ] && echo "        listen 127.0.0.1:$PUBLISH_PORT;")
 EOF
         if [ "$2" = proxy ]; then cat <<EOF
         location / {
@@ -360,7 +394,7 @@ EOF
 }
 
 start_publisher() {
-    python3 "$HERE/publisher.py" --port "$([ "$HTTP2" = 1 ] && echo "$PUBLISH_PORT" || echo "$GATE_PORT")" --path /pub --rate "$RATE" --payload "$PAYLOAD" \
+    python3 "$HERE/publisher.py" --port "$({ [ "$HTTP2" = 1 ] || [ "$TLS" = 1 ]; } && echo "$PUBLISH_PORT" || echo "$GATE_PORT")" --path /pub --rate "$RATE" --payload "$PAYLOAD" \
         >"$TMP/$1/publisher.json" 2>"$TMP/$1/publisher.log" &
     PUBLISHER_PID=$!; STARTED+=("$PUBLISHER_PID")
 }
@@ -389,7 +423,7 @@ run_target() {
         origin)  start_origin "$target" && SERVER_PID=$ORIGIN_PID ;;
     esac || { log "$target did not start; skipped"; echo "status=failed_to_start" >"$dir/measured.env"; stop_target; return 0; }
     if [ "$target" = origin ]; then listen=$ORIGIN_PORT; else listen=$GATE_PORT; fi
-    url=http://127.0.0.1:$listen/feed
+    url=$SCHEME://127.0.0.1:$listen/feed
 
     nap 2
     local idle_server idle_other idle_tcp
@@ -397,7 +431,7 @@ run_target() {
 
     local bench_bound=$((RAMP_TIMEOUT + DURATION + 30))
     timeout -k 5 "$bench_bound" "$SSEGATE" bench --url "$url" --clients "$CLIENTS" --duration "$DURATION" \
-        --expected-rate "$RATE" --threads "$BENCH_THREADS" "${BENCH_PROTOCOL[@]}" "${AUTH_HEADER[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
+        --expected-rate "$RATE" --threads "$BENCH_THREADS" "${BENCH_PROTOCOL[@]}" "${BENCH_TLS[@]}" "${AUTH_HEADER[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
     local bench_pid=$!; STARTED+=("$bench_pid")
 
     # Ramp: wait until the server side has all N connections, or the count has not grown for 12 s
@@ -510,7 +544,7 @@ STAMP=$(date -u +%Y-%m-%d-%H%M)
 SCENARIO=${NAME:-${CLIENTS}c-${RATE}eps-${PAYLOAD}B-${DURATION}s}
 mkdir -p "$OUT"
 {
-    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')$([ "$HTTP2" = 1 ] && echo ' --http2')$([ "$AUTH" != none ] && echo " --auth $AUTH")"
+    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')$([ "$HTTP2" = 1 ] && echo ' --http2')$([ "$TLS" = 1 ] && echo ' --tls')$([ "$AUTH" != none ] && echo " --auth $AUTH")"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
     echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
