@@ -207,6 +207,9 @@ backend replicas
     # /readyz answers 503 the moment a replica starts draining; one answer is enough to take it out.
     option httpchk GET /readyz
     http-check expect status 200
+    # Without it a check must finish within 'inter' (500 ms): a busy replica answering late would be taken
+    # out by one slow answer and, with the other draining, HAProxy would answer 503 itself.
+    timeout check 3s
     # send-proxy-v2: each connection to a replica starts with a PROXY v2 header naming the client, so the
     # replicas see (and limit, and log) real client addresses. The health checks go to the admin port
     # (the 'port' of each server line), which takes no PROXY header, and HAProxy sends none with them.

@@ -378,6 +378,7 @@ backend replicas
     balance leastconn
     option httpchk GET /readyz
     http-check expect status 200
+    timeout check 3s
     default-server check inter 300ms fall 1 rise 2
 {servers}
 """

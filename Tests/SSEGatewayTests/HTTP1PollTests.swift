@@ -21,13 +21,19 @@ final class HTTP1PollTests: XCTestCase {
                 }
             ]
         )
-        self.channel = EmbeddedChannel(loop: self.gateway.loop)
+        self.channel = try self.connectedChannel()
+    }
+
+    /// A new client connection with the gateway's HTTP/1 pipeline.
+    private func connectedChannel() throws -> EmbeddedChannel {
+        let channel = EmbeddedChannel(loop: self.gateway.loop)
         try DownstreamPipeline.configureHTTP1(
-            channel: self.channel,
+            channel: channel,
             context: self.gateway.context,
             limits: self.gateway.context.limits
         )
-        try self.channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
+        try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 4000)).wait()
+        return channel
     }
 
     override func tearDownWithError() throws {
@@ -52,6 +58,43 @@ final class HTTP1PollTests: XCTestCase {
     }
 
     private static let poll = "GET /prices?transport=poll HTTP/1.1\r\nHost: gw\r\n"
+
+    /// A drain (SIGTERM): a waiting poll's answer closes its connection, and a poll or a stream that
+    /// arrives on a connection still open gets a 200 that carries only a jittered `retry:`, then the
+    /// connection closes. `EventSource` reconnects after it, on a new connection, to another replica; a
+    /// 503 (what both got before) ends an `EventSource` for good at every rolling restart.
+    func testWhileDrainingPollsAndStreamsGetARetryAndTheConnectionCloses() throws {
+        self.gateway.publish("/prices", ids: 1...2)
+        XCTAssertEqual(try self.exchange(Self.poll + "Last-Event-ID: 2\r\n\r\n"), "", "waits")
+        self.gateway.context.beginDraining()
+        self.gateway.publish("/prices", ids: 3...3)
+        self.gateway.loop.advanceTime(by: .milliseconds(50))
+        let answered = try self.output()
+        XCTAssertTrue(answered.contains("\r\nConnection: close\r\n"), answered)
+        XCTAssertTrue(answered.hasSuffix("id: 3\ndata: event 3\n\n"), answered)
+        XCTAssertFalse(self.channel.isActive, "closed after the answer")
+
+        for request in [Self.poll + "Last-Event-ID: 3\r\n\r\n", "GET /prices HTTP/1.1\r\nHost: gw\r\n\r\n"] {
+            let channel = try self.connectedChannel()
+            try channel.writeInbound(ByteBuffer(string: request))
+            self.gateway.loop.run()
+            var response = ""
+            while let buffer = try channel.readOutbound(as: ByteBuffer.self) { response += String(buffer: buffer) }
+            XCTAssertTrue(response.hasPrefix("HTTP/1.1 200 OK\r\n"), response)
+            XCTAssertTrue(response.contains("Content-Type: text/event-stream"), response)
+            XCTAssertTrue(response.contains("\r\nConnection: close\r\n"), response)
+            let retry = try XCTUnwrap(response.components(separatedBy: "\r\n\r\n").last)
+            let milliseconds = try XCTUnwrap(
+                Int(retry.dropFirst("retry: ".count).dropLast(2)),
+                "only a retry: \(retry.debugDescription)"
+            )
+            XCTAssertTrue(retry.hasPrefix("retry: ") && retry.hasSuffix("\n\n"), retry)
+            XCTAssertTrue((3000...6000).contains(milliseconds), "the feed's 3 s retry, spread: \(milliseconds)")
+            XCTAssertFalse(channel.isActive, "closed: the next try goes to a new connection")
+            XCTAssertEqual(self.gateway.clients("/prices"), 0)
+            _ = try? channel.finish()
+        }
+    }
 
     func testAWaitingPollTimesOutThenTheConnectionServesTheNextPoll() throws {
         self.gateway.publish("/prices", ids: 1...2)

@@ -383,8 +383,9 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
         guard let context = self.context, case .polling(_, let requestEnded) = self.state else { return }
         var head = head
         head.headers.append(("Content-Length", String(body.readableBytes)))
-        let close = self.clientWantsClose
-        // RFC 9112 §9.6: a client that sent `close` gets `close` back.
+        // RFC 9112 §9.6: a client that sent `close` gets `close` back. A draining gateway closes too, so
+        // the next poll goes to a new connection (another replica) instead of this one.
+        let close = self.clientWantsClose || self.gateway.draining
         head.headers.append(("Connection", close ? "close" : "keep-alive"))
         var buffer = context.channel.allocator.buffer(capacity: 256 + body.readableBytes)
         head.encodeHTTP1(into: &buffer)

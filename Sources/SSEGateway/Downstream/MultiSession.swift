@@ -77,6 +77,13 @@ final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
         transport: StreamTransport,
         loop: EventLoop
     ) -> Admission {
+        if gateway.draining {
+            let (head, body) = DrainingAnswer.response(
+                retry: request.members.map(\.target.definition.settings.retry).min() ?? .seconds(3),
+                corsHeaders: request.corsHeaders
+            )
+            return .refused(head, body, reason: DrainingAnswer.reason)
+        }
         if request.poll != nil {
             // A poll compresses its whole body once (`PollExchange`), not as a stream.
             guard gateway.admitPoll() else {

@@ -44,8 +44,8 @@ final class StreamSession: SubscriberSink, CredentialWatcher {
     /// What `admission` decided.
     enum Admission {
         case admitted(StreamSession)
-        /// The 503 to answer (`max_clients`, `max_clients_per_address`, `poll.max_waiting`).
-        /// The reason is the limit's name, for the access log.
+        /// The 503 to answer (`max_clients`, `max_clients_per_address`, `poll.max_waiting`), or the
+        /// `DrainingAnswer`. The reason is the limit's name (or "draining"), for the access log.
         case refused(ResponseHead, String, reason: String)
     }
 
@@ -58,6 +58,13 @@ final class StreamSession: SubscriberSink, CredentialWatcher {
         transport: StreamTransport,
         loop: EventLoop
     ) -> Admission {
+        if gateway.draining {
+            let (head, body) = DrainingAnswer.response(
+                retry: request.target.definition.settings.retry,
+                corsHeaders: request.corsHeaders
+            )
+            return .refused(head, body, reason: DrainingAnswer.reason)
+        }
         if request.poll != nil {
             // A poll compresses its whole body once (`PollExchange`), not as a stream. It is not counted
             // per address: it holds its slot for one poll timeout at most, under `poll.max_waiting`.
