@@ -10,10 +10,11 @@ import XCTest
 /// `max_queue`.
 final class SocketSendBufferTests: XCTestCase {
     /// Bytes in the send queue (`tx_queue`: written, not yet acknowledged) of every established TCP socket
-    /// whose local port is `port`, from /proc/net/tcp and tcp6.
+    /// whose local address is 127.0.0.1:`port` (the gateway's side of its clients), from /proc/net/tcp.
+    /// The address counts too: another test's socket bound to 127.0.0.2 may have the same port number.
     private static func sendQueues(localPort port: Int) throws -> [Int] {
         var queues: [Int] = []
-        for file in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        for file in ["/proc/net/tcp"] {
             // Read to the end: /proc files report size 0, and a one-read helper stops after the first page.
             guard let handle = FileHandle(forReadingAtPath: file) else { continue }
             let text = String(decoding: handle.readDataToEndOfFile(), as: UTF8.self)
@@ -21,8 +22,9 @@ final class SocketSendBufferTests: XCTestCase {
             for line in text.split(separator: "\n").dropFirst() {
                 let fields = line.split(separator: " ")
                 // sl local_address rem_address st tx_queue:rx_queue ...
-                guard fields.count > 4, fields[3] == "01",
-                    let local = fields[1].split(separator: ":").last, Int(local, radix: 16) == port,
+                let local = fields.count > 1 ? fields[1].split(separator: ":") : []
+                guard fields.count > 4, fields[3] == "01", local.count == 2, local[0] == "0100007F",
+                    Int(local[1], radix: 16) == port,
                     let tx = fields[4].split(separator: ":").first, let bytes = Int(tx, radix: 16)
                 else { continue }
                 queues.append(bytes)
