@@ -8,8 +8,8 @@ import FuzzSupport
 ///
 /// Input: a byte giving the number of feeds (1 + byte % 8), then the text (UTF-8, repaired), which also
 /// serves as a list of ids separated by `|`.
-enum CompositeIDTarget {
-    static func run(_ input: [UInt8]) {
+public enum CompositeIDTarget {
+    public static func run(_ input: [UInt8]) {
         guard let first = input.first else { return }
         let feeds = 1 + Int(first % 8)
         let text = String(decoding: input.dropFirst(), as: UTF8.self)

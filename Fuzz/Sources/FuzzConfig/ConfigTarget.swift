@@ -3,14 +3,14 @@ import SSEGateway
 
 /// Any bytes as a config file: `ConfigLoader.parse` returns a config or throws errors, each at a
 /// `FILE:LINE:COLUMN` inside the text; it never traps.
-enum ConfigTarget {
+public enum ConfigTarget {
     static let file = "fuzz.yaml"
     /// What `${NAME}` expands to; the seeds use these names.
     static let environment = ["PORT": "8080", "HOST": "127.0.0.1", "TOKEN": "s3cret", "EMPTY": ""]
     /// TLS files are not opened: the check that would build contexts from them accepts everything.
     static let tlsCheck = TLSFileCheck(listener: { _ in }, upstream: { _ in })
 
-    static func run(_ input: [UInt8]) {
+    public static func run(_ input: [UInt8]) {
         let yaml = String(decoding: input, as: UTF8.self)
         do {
             _ = try ConfigLoader.parse(

@@ -8,10 +8,10 @@ import ProxyProtocol
 /// arrives (not before, so no byte of it is left for the client, and not after, so no client byte is taken).
 ///
 /// Input: a byte choosing `maxLength` (the default, or a small bound), then the connection's first bytes.
-enum ProxyHeaderTarget {
+public enum ProxyHeaderTarget {
     static let maxLengths = [ProxyHeaderParser.v2MaxLength, 16, 28, 52, 232, 536]
 
-    static func run(_ input: [UInt8]) {
+    public static func run(_ input: [UInt8]) {
         guard let first = input.first else { return }
         let maxLength = Self.maxLengths[Int(first) % Self.maxLengths.count]
         let bytes = Array(input.dropFirst())

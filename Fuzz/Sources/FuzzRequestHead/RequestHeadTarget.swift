@@ -13,7 +13,7 @@ import NIOHTTP1
 ///
 /// Input: a flags byte (method in bits 0-1, HTTP/1.0 in bit 2, a listener in poll mode in bit 3, add
 /// `Host: gateway` in bit 4), then text: the request target on the first line, `Name: value` headers after.
-enum RequestHeadTarget {
+public enum RequestHeadTarget {
     static let yaml = """
         feeds:
           - name: prices
@@ -64,7 +64,7 @@ enum RequestHeadTarget {
 
     static let methods: [HTTPMethod] = [.GET, .HEAD, .OPTIONS, .POST]
 
-    static func run(_ input: [UInt8]) {
+    public static func run(_ input: [UInt8]) {
         guard let flags = input.first else { return }
         let text = String(decoding: input.dropFirst(), as: UTF8.self)
         var lines = text.split(separator: "\n", maxSplits: 32, omittingEmptySubsequences: false)
@@ -80,7 +80,9 @@ enum RequestHeadTarget {
         for line in lines.prefix(32) {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let name = line[..<colon]
-            guard !name.isEmpty else { continue }
+            // Only names a client can send: llhttp and HTTP/2's header validation refuse any other before the
+            // router sees it (and `HTTPHeaders.add` traps on a non-ASCII name).
+            guard !name.isEmpty, name.utf8.allSatisfy(Self.isTokenByte) else { continue }
             head.headers.add(name: String(name), value: String(line[line.index(after: colon)...].drop { $0 == " " }))
         }
         let router = flags & 0b1000 != 0 ? Self.routers.poll : Self.routers.stream
@@ -103,6 +105,17 @@ enum RequestHeadTarget {
             guard [200, 204, 400, 404, 405, 501, 503].contains(response.status.code) else {
                 fuzzFailure("\(response.status) for \(String(reflecting: uri))")
             }
+        }
+    }
+
+    /// RFC 9110 `tchar`: the bytes a header field name is made of.
+    static func isTokenByte(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+            UInt8(ascii: "A")...UInt8(ascii: "Z"):
+            return true
+        default:
+            return "!#$%&'*+-.^_`|~".utf8.contains(byte)
         }
     }
 

@@ -10,8 +10,8 @@ import SSEReference
 /// count the chunk-length bytes; the stream is fed in chunks of those lengths, in turn, until it is used up
 /// (a zero length is an empty read). Bit 3 asks for a run with small limits, sized by the high four bits:
 /// then the parser may stop with an error, but what it reported until then must be the reference's start.
-enum SSEParserTarget {
-    static func run(_ input: [UInt8]) {
+public enum SSEParserTarget {
+    public static func run(_ input: [UInt8]) {
         guard let control = input.first else { return }
         let lengthCount = min(Int(control & 0b111), input.count - 1)
         let lengths = input[1..<(1 + lengthCount)].map(Int.init)

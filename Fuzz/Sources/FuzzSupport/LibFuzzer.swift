@@ -13,9 +13,9 @@ public typealias FuzzTarget = @convention(c) (UnsafePointer<UInt8>?, Int) -> CIn
 /// with its status.
 ///
 /// Why not the usual `@_cdecl("LLVMFuzzerTestOneInput")` and libFuzzer's own `main`: SwiftPM links an
-/// executable with `--defsym main=<Module>_main`, which `-parse-as-library` leaves undefined, so each target
-/// has a `main.swift` that hands its function to libFuzzer's driver instead (with lld, whose `--defsym`
-/// takes precedence over the runtime's `main`).
+/// executable with `--defsym main=<Module>_main`, which `-parse-as-library` leaves undefined, so the executable
+/// has a `main.swift` that hands the chosen target's function to libFuzzer's driver instead (with lld, whose
+/// `--defsym` takes precedence over the runtime's `main`).
 public func runLibFuzzer(_ target: FuzzTarget) -> Never {
     var argc = CommandLine.argc
     var argv = CommandLine.unsafeArgv
