@@ -45,6 +45,11 @@ public struct BenchOptions: Sendable {
             }
             target.addPollTransport()
         }
+        if self.mode.reconnect {
+            guard !self.http2, !self.mode.poll, !self.mode.multi else {
+                throw BenchError.usage("--reconnect is for HTTP/1.1 streams: leave out --http2, --poll and --multi")
+            }
+        }
         guard self.clients > 0, self.duration > 0, self.headWait >= 0, self.connectTimeout > 0 else {
             throw BenchError.usage("--clients and --duration must be positive")
         }
