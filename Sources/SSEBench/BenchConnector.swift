@@ -107,7 +107,14 @@ struct BenchConnector: Sendable {
         {
             bootstrap = bootstrap.bind(to: source)
         }
-        let connected = bootstrap.connect(host: self.target.host, port: self.target.port)
+        // An IP address needs no resolver: connecting by name sends every connect through getaddrinfo on
+        // Dispatch's threads, which a ramp of thousands of connects queues behind.
+        let connected: EventLoopFuture<Channel>
+        if let address = try? SocketAddress(ipAddress: self.target.host, port: self.target.port) {
+            connected = bootstrap.connect(to: address)
+        } else {
+            connected = bootstrap.connect(host: self.target.host, port: self.target.port)
+        }
         connected.whenFailure { ready.fail($0) }
         return connected.flatMap { channel in
             ready.futureResult.flatMap { multiplexer in

@@ -82,10 +82,13 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
         do {
-            if case .head(let partial) = self.body {
-                guard try self.readHead(from: &buffer, partial: partial) else { return }
+            // A head not all in yet waits for more; a non-200 head finishes the client (closed below: a
+            // balancer keeps its side of the connection open after a 503, the client must close it).
+            if case .head(let partial) = self.body, try !self.readHead(from: &buffer, partial: partial) {
+                guard case .finished = self.body else { return }
+            } else {
+                try self.readBody(from: &buffer)
             }
-            try self.readBody(from: &buffer)
         } catch {
             self.receiver.malformed()
             self.body = .finished

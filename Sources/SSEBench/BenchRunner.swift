@@ -12,8 +12,7 @@ public enum BenchRunner {
         _ options: BenchOptions,
         progress: (@Sendable (String) -> Void)? = nil
     ) async throws -> BenchReport {
-        let target = try options.validated()
-        let connector = try BenchConnector(options: options, target: target)
+        let connectors = try options.validatedTargets().map { try BenchConnector(options: options, target: $0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
         let startedMicros = BenchClock.nowMicros()
         let loops = group.makeIterator().map { ($0, BenchLoopTally(originMicros: startedMicros)) }
@@ -24,7 +23,7 @@ public enum BenchRunner {
             outcome = .success(
                 try await Self.measure(
                     options,
-                    connector: connector,
+                    connectors: connectors,
                     loops: loops,
                     startedMicros: startedMicros,
                     connections: &connections,
@@ -43,7 +42,7 @@ public enum BenchRunner {
 
     private static func measure(
         _ options: BenchOptions,
-        connector: BenchConnector,
+        connectors: [BenchConnector],
         loops: [(EventLoop, BenchLoopTally)],
         startedMicros: Int64,
         connections: inout [Channel],
@@ -54,9 +53,9 @@ public enum BenchRunner {
         let cpuAtStart = BenchClock.cpuSeconds()
         let ramp: RampResult
         if options.mode.reconnect {
-            ramp = try await Self.startReconnecting(options, connector: connector, loops: loops, clients: &clients)
+            ramp = try await Self.startReconnecting(options, connectors: connectors, loops: loops, clients: &clients)
         } else {
-            ramp = try await Self.rampUp(options, connector: connector, loops: loops, connections: &connections)
+            ramp = try await Self.rampUp(options, connectors: connectors, loops: loops, connections: &connections)
         }
         let connectSeconds = Date().timeIntervalSince(started)
 
@@ -116,7 +115,7 @@ public enum BenchRunner {
         let cpuEnd = BenchClock.cpuSeconds()
         return BenchReport(
             url: options.url,
-            protocolName: options.http2 ? (connector.tls == nil ? "h2c" : "h2") : "http/1.1",
+            protocolName: options.http2 ? (connectors[0].tls == nil ? "h2c" : "h2") : "http/1.1",
             mode: options.mode,
             clients: options.clients,
             connected: after.connected,
@@ -159,7 +158,7 @@ public enum BenchRunner {
     /// not speak HTTP/2 when asked to ends the run at once.
     private static func rampUp(
         _ options: BenchOptions,
-        connector: BenchConnector,
+        connectors: [BenchConnector],
         loops: [(EventLoop, BenchLoopTally)],
         connections: inout [Channel]
     ) async throws -> RampResult {
@@ -173,6 +172,7 @@ public enum BenchRunner {
             let opening = batch.map { index in
                 let (loop, tally) = loops[index % loops.count]
                 let clients = min(perConnection, options.clients - index * perConnection)
+                let connector = connectors[index % connectors.count]
                 return (clients, connector.connect(index: index, clients: clients, loop: loop, tally: tally))
             }
             for (clients, future) in opening {
@@ -194,7 +194,7 @@ public enum BenchRunner {
     /// loops. Their failures are retried by the clients themselves, so none is counted here.
     private static func startReconnecting(
         _ options: BenchOptions,
-        connector: BenchConnector,
+        connectors: [BenchConnector],
         loops: [(EventLoop, BenchLoopTally)],
         clients: inout [BenchReconnectingClient]
     ) async throws -> RampResult {
@@ -206,7 +206,7 @@ public enum BenchRunner {
                 let (loop, tally) = loops[index % loops.count]
                 let client = BenchReconnectingClient(
                     index: index,
-                    connector: connector,
+                    connector: connectors[index % connectors.count],
                     loop: loop,
                     tally: tally,
                     mode: options.mode

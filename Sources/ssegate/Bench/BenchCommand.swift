@@ -24,8 +24,12 @@ struct BenchCommand: AsyncParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The SSE URL (http:// or https://host:port/path).")
-    var url: String
+    @Option(
+        name: .long,
+        help:
+            "The SSE URL (http:// or https://host:port/path); repeat it for the same stream through other front ends (client i uses URL i mod count)."
+    )
+    var url: [String]
     @Option(name: .long, help: "Concurrent clients.")
     var clients = 100
     @Option(name: .long, help: "Seconds to measure once all clients are connected.")
@@ -88,7 +92,11 @@ struct BenchCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        var options = BenchOptions(url: self.url)
+        guard let first = self.url.first else {
+            throw CommandFailure.config("ssegate bench: --url is required")
+        }
+        var options = BenchOptions(url: first)
+        options.moreURLs = Array(self.url.dropFirst())
         options.clients = self.clients
         options.duration = self.duration
         options.connectConcurrency = self.connectConcurrency
