@@ -89,13 +89,16 @@ final class CrashStormTests: XCTestCase {
         let recovery = try XCTUnwrap(storm.fullRecoverySeconds, context)
 
         // After the kill: every client opened a stream again, some only after a 503, and no second saw more
-        // than the bucket's burst plus a second's refill (10 % slack for the heads' travel through HAProxy).
+        // than the bucket's burst plus a second's refill: at replica2 (10 % slack for the 100 ms samples),
+        // and at the client (50 %: a load client that falls behind reads heads sent over a longer span
+        // in one go).
         let bound = 2 * Self.rate + Self.rate / 10
+        let clientBound = 2 * Self.rate + Self.rate / 2
         let killBucket = Int((killedMicros - storm.timeline.originMicros) / BenchTimeline.bucketMicros)
         let opensAfter = storm.timeline.buckets(.opens).dropFirst(killBucket)
         XCTAssertEqual(opensAfter.reduce(0, +), Self.clients, context)
         XCTAssertGreaterThan(storm.timeline.buckets(.refusals).dropFirst(killBucket).reduce(0, +), 0, context)
-        XCTAssertLessThanOrEqual(storm.timeline.peakPerSecond(.opens).count, bound, context)
+        XCTAssertLessThanOrEqual(storm.timeline.peakPerSecond(.opens).count, clientBound, context)
         // The same seen by replica2: its accepted connections in any second (sampled every 100 ms).
         let samples = await sampler.samples
         let accepted = (samples.last?.count ?? 0) - (samples.first?.count ?? 0)
