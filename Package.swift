@@ -188,6 +188,8 @@ let package = Package(
                 "SSEOrigin",
                 "SSEGateTestSupport",
                 "SSE",
+                // The reconnecting load clients of the crash storm (CrashStormTests).
+                "SSEBench",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

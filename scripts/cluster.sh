@@ -14,6 +14,9 @@
 #   REPLICA_PORTS="8091 8092"  ADMIN_PORTS="9091 9092"   (one replica per port; add ports for more)
 #   RATE=5 (origin events/s)  PAYLOAD=0  RETRY=1s  SHUTDOWN_TIMEOUT=5s  CHECK_INTER=500ms  CONNECT_TIMEOUT=1s
 #   MAX_CLIENTS_PER_ADDRESS=0 (each replica's limits.max_clients_per_address; 0: no limit)
+#   NEW_CONNECTIONS_PER_SECOND=0 (each replica's limits.new_connections_per_second; 0: no limit)
+#   BALANCE=leastconn (HAProxy's algorithm; `first` puts every client on replica1 while it is up,
+#   as bench/crash-storm.sh does)
 #   SSEGATE_BIN (skip the build and use this binary)  HAPROXY_BIN (default: haproxy on PATH, else /usr/sbin)
 set -euo pipefail
 
@@ -33,6 +36,8 @@ shutdown_timeout=${SHUTDOWN_TIMEOUT:-5s}
 check_inter=${CHECK_INTER:-500ms}
 connect_timeout=${CONNECT_TIMEOUT:-1s}
 max_clients_per_address=${MAX_CLIENTS_PER_ADDRESS:-0}
+new_connections_per_second=${NEW_CONNECTIONS_PER_SECOND:-0}
+balance=${BALANCE:-leastconn}
 
 say() { echo "cluster: $*"; }
 die() {
@@ -147,6 +152,8 @@ admin:
 shutdown_timeout: $shutdown_timeout
 limits:
   max_clients_per_address: $max_clients_per_address
+  # A crashed replica's clients all come back at once; over this rate they get 503 + Retry-After.
+  new_connections_per_second: $new_connections_per_second
 defaults:
   retry: $retry
   keepalive: 15s
@@ -203,7 +210,7 @@ frontend sse
 
 backend replicas
     # Long-lived streams: leastconn spreads them evenly (roundrobin counts requests, not open streams).
-    balance leastconn
+    balance $balance
     # /readyz answers 503 the moment a replica starts draining; one answer is enough to take it out.
     option httpchk GET /readyz
     http-check expect status 200

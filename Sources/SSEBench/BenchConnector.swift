@@ -65,7 +65,14 @@ struct BenchConnector: Sendable {
 
     /// Opens connection number `index` on `loop` for `clients` clients (1 for HTTP/1.1) and sends their
     /// requests. Succeeds with the connection; HTTP/2 streams that fail to open are counted in the tally.
-    func connect(index: Int, clients: Int, loop: EventLoop, tally: BenchLoopTally) -> EventLoopFuture<Channel> {
+    /// `client`: the reconnecting client (HTTP/1.1) this connection is an attempt of.
+    func connect(
+        index: Int,
+        clients: Int,
+        loop: EventLoop,
+        tally: BenchLoopTally,
+        client: BenchReconnectingClient? = nil
+    ) -> EventLoopFuture<Channel> {
         let ready = loop.makePromise(of: NIOHTTP2Handler.StreamMultiplexer?.self)
         var bootstrap = ClientBootstrap(group: loop)
             .connectTimeout(self.connectTimeout)
@@ -80,11 +87,18 @@ struct BenchConnector: Sendable {
                         try pipeline.addHandler(
                             TLSReadiness(ready: ready, timeout: self.connectTimeout, timeoutError: timeout) {
                                 negotiated in
-                                try self.configureApplication(pipeline, negotiated: negotiated, tally: tally)
+                                try self.configureApplication(
+                                    pipeline,
+                                    negotiated: negotiated,
+                                    tally: tally,
+                                    client: client
+                                )
                             }
                         )
                     } else {
-                        ready.succeed(try self.configureApplication(pipeline, negotiated: nil, tally: tally))
+                        ready.succeed(
+                            try self.configureApplication(pipeline, negotiated: nil, tally: tally, client: client)
+                        )
                     }
                 }
             }
@@ -93,7 +107,14 @@ struct BenchConnector: Sendable {
         {
             bootstrap = bootstrap.bind(to: source)
         }
-        let connected = bootstrap.connect(host: self.target.host, port: self.target.port)
+        // An IP address needs no resolver: connecting by name sends every connect through getaddrinfo on
+        // Dispatch's threads, which a ramp of thousands of connects queues behind.
+        let connected: EventLoopFuture<Channel>
+        if let address = try? SocketAddress(ipAddress: self.target.host, port: self.target.port) {
+            connected = bootstrap.connect(to: address)
+        } else {
+            connected = bootstrap.connect(host: self.target.host, port: self.target.port)
+        }
         connected.whenFailure { ready.fail($0) }
         return connected.flatMap { channel in
             ready.futureResult.flatMap { multiplexer in
@@ -110,10 +131,13 @@ struct BenchConnector: Sendable {
     private func configureApplication(
         _ pipeline: ChannelPipeline.SynchronousOperations,
         negotiated: String?,
-        tally: BenchLoopTally
+        tally: BenchLoopTally,
+        client: BenchReconnectingClient?
     ) throws -> NIOHTTP2Handler.StreamMultiplexer? {
         guard self.http2 else {
-            try pipeline.addHandler(BenchHTTP1Handler(request: self.http1Request, loop: tally, mode: self.mode))
+            try pipeline.addHandler(
+                BenchHTTP1Handler(request: self.http1Request, loop: tally, mode: self.mode, client: client)
+            )
             return nil
         }
         if self.tls != nil && negotiated != "h2" {

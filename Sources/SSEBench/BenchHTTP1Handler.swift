@@ -5,6 +5,8 @@ import NIOCore
 /// Content-Length or read-until-close) and feeds the body to the event scanner. No HTTP codec handlers,
 /// so a read costs one handler call and no per-part allocations. A poll client sends its next request on
 /// the same connection when a response has ended, after the response's `retry:` as `EventSource` does.
+/// A reconnecting client's handler borrows the client's receiver when its connection opens, sends the
+/// last event id with the request, and hands the receiver back when the connection ends.
 final class BenchHTTP1Handler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -24,10 +26,19 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
     private var requested = false
     /// The next poll's timer (poll clients, between responses).
     private var nextPoll: Scheduled<Void>?
+    /// The reconnecting client whose receiver this connection has borrowed (`--reconnect`).
+    private let client: BenchReconnectingClient?
+    private var borrowed = false
 
-    init(request: BenchHTTP1Request, loop: BenchLoopTally, mode: BenchClientMode = BenchClientMode()) {
+    init(
+        request: BenchHTTP1Request,
+        loop: BenchLoopTally,
+        mode: BenchClientMode = BenchClientMode(),
+        client: BenchReconnectingClient? = nil
+    ) {
         self.request = request
         self.receiver = BenchStreamReceiver(loop: loop, mode: mode)
+        self.client = client
     }
 
     /// Added to an open connection (after a TLS handshake): the request goes out at once.
@@ -43,7 +54,14 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
     private func sendRequest(context: ChannelHandlerContext) {
         guard !self.requested else { return }
         self.requested = true
-        context.writeAndFlush(self.wrapOutboundOut(self.request.bytes(lastEventID: nil)), promise: nil)
+        if let client = self.client, let receiver = client.lendReceiver() {
+            self.receiver = receiver
+            self.borrowed = true
+        }
+        context.writeAndFlush(
+            self.wrapOutboundOut(self.request.bytes(lastEventID: self.receiver.resumeID)),
+            promise: nil
+        )
         self.receiver.requestSent()
     }
 
@@ -64,10 +82,13 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         var buffer = self.unwrapInboundIn(data)
         do {
-            if case .head(let partial) = self.body {
-                guard try self.readHead(from: &buffer, partial: partial) else { return }
+            // A head not all in yet waits for more; a non-200 head finishes the client (closed below: a
+            // balancer keeps its side of the connection open after a 503, the client must close it).
+            if case .head(let partial) = self.body, try !self.readHead(from: &buffer, partial: partial) {
+                guard case .finished = self.body else { return }
+            } else {
+                try self.readBody(from: &buffer)
             }
-            try self.readBody(from: &buffer)
         } catch {
             self.receiver.malformed()
             self.body = .finished
@@ -101,7 +122,7 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
             return false
         }
         buffer.moveReaderIndex(forwardBy: length)
-        guard self.receiver.head(status: head.status, gzip: head.gzip) else {
+        guard self.receiver.head(status: head.status, gzip: head.gzip, retryAfterSeconds: head.retryAfterSeconds) else {
             self.body = .finished
             return false
         }
@@ -133,6 +154,10 @@ final class BenchHTTP1Handler: ChannelInboundHandler {
         self.nextPoll?.cancel()
         self.nextPoll = nil
         self.receiver.closed()
+        if self.borrowed, let client = self.client {
+            self.borrowed = false
+            client.attemptEnded(self.receiver)
+        }
         context.fireChannelInactive()
     }
 

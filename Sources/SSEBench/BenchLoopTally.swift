@@ -7,4 +7,9 @@ final class BenchLoopTally: @unchecked Sendable {
     var tally = BenchTally()
     /// Where the gzip clients of this loop inflate into, one at a time.
     var scratch = ByteBufferAllocator().buffer(capacity: 64 * 1024)
+
+    /// `originMicros`: the start of the run, bucket 0 of every loop's timeline.
+    init(originMicros: Int64 = 0) {
+        self.tally.timeline = BenchTimeline(originMicros: originMicros)
+    }
 }

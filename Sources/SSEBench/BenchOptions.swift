@@ -2,6 +2,9 @@
 public struct BenchOptions: Sendable {
     /// The SSE URL, http or https.
     public var url: String
+    /// The same stream through other front ends (a second load balancer, say): client i uses URL number
+    /// i mod (1 + count), `url` first. The report names `url`.
+    public var moreURLs: [String] = []
     public var clients = 100
     /// Seconds to measure once every client has its response head (or the head wait is over).
     public var duration: Double = 10
@@ -36,14 +39,25 @@ public struct BenchOptions: Sendable {
         self.url = url
     }
 
+    /// Every URL parsed (`url` first), or a usage error naming the bad option.
+    func validatedTargets() throws -> [BenchURL] {
+        let first = try self.validated()
+        return try [first] + self.moreURLs.map { try self.validated(url: $0) }
+    }
+
     /// The parsed URL (with `transport=poll` for poll clients), or a usage error naming the bad option.
-    func validated() throws -> BenchURL {
-        var target = try BenchURL(parsing: self.url)
+    func validated(url: String? = nil) throws -> BenchURL {
+        var target = try BenchURL(parsing: url ?? self.url)
         if self.mode.poll {
             guard !self.http2 else {
                 throw BenchError.usage("--poll is HTTP/1.1 only (keep-alive polls); leave out --http2")
             }
             target.addPollTransport()
+        }
+        if self.mode.reconnect {
+            guard !self.http2, !self.mode.poll, !self.mode.multi else {
+                throw BenchError.usage("--reconnect is for HTTP/1.1 streams: leave out --http2, --poll and --multi")
+            }
         }
         guard self.clients > 0, self.duration > 0, self.headWait >= 0, self.connectTimeout > 0 else {
             throw BenchError.usage("--clients and --duration must be positive")

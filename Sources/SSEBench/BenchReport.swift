@@ -47,6 +47,9 @@ public struct BenchReport: Sendable {
     public var expectedPerSecond: Double?
     public var cpuUser: Double
     public var cpuSystem: Double
+    /// Reconnecting clients (`--reconnect`): their reconnects, refusals, outages and peak rates, over the
+    /// whole run (as are `missing` and `duplicates` then).
+    public var storm: BenchStorm?
 
     public var deliveriesPerSecond: Double { Double(self.deliveries) / max(self.window, 0.001) }
     /// Poll requests answered per second: the rate of requests a poll client makes of the server (each one
@@ -120,6 +123,7 @@ public struct BenchReport: Sendable {
                 "feeds          deliveries by feed: \(feeds.isEmpty ? "none" : feeds); \(self.unattributed) tied to no feed"
             )
         }
+        if let storm = self.storm { lines += storm.textLines }
         lines += [
             "missing        \(self.missing) events (gaps in the origin's seq numbers\(self.mode.multi ? ", per feed" : "")), \(self.duplicates) duplicates"
         ]
@@ -186,6 +190,7 @@ public struct BenchReport: Sendable {
             fields.append(("feed_deliveries", "[" + self.feedDeliveries.map(String.init).joined(separator: ",") + "]"))
             fields.append(("unattributed", String(self.unattributed)))
         }
+        if let storm = self.storm { fields += storm.jsonFields }
         if let expected = self.expectedPerSecond { fields.append(("expected_per_s", String(format: "%.1f", expected))) }
         if let reason = self.firstConnectError { fields.append(("first_connect_error", Self.jsonString(reason))) }
         if !self.missingSamples.isEmpty {

@@ -4,31 +4,37 @@ import NIOPosix
 
 /// Runs one bench: ramps up the clients with a bounded number of connects in flight, waits for their
 /// response heads, measures a clean window (progress once a second), then closes everything and reports.
+/// Reconnecting clients (`--reconnect`) keep coming back on their own until the end, so the head wait
+/// waits for every one to stream, and a storm during the window (a server killed) is measured in full.
 public enum BenchRunner {
     /// `progress` gets one line per second of the window (nil: none).
     public static func run(
         _ options: BenchOptions,
         progress: (@Sendable (String) -> Void)? = nil
     ) async throws -> BenchReport {
-        let target = try options.validated()
-        let connector = try BenchConnector(options: options, target: target)
+        let connectors = try options.validatedTargets().map { try BenchConnector(options: options, target: $0) }
         let group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, options.threads))
-        let loops = group.makeIterator().map { ($0, BenchLoopTally()) }
+        let startedMicros = BenchClock.nowMicros()
+        let loops = group.makeIterator().map { ($0, BenchLoopTally(originMicros: startedMicros)) }
         var connections: [Channel] = []
+        var clients: [BenchReconnectingClient] = []
         let outcome: Result<BenchReport, Error>
         do {
             outcome = .success(
                 try await Self.measure(
                     options,
-                    connector: connector,
+                    connectors: connectors,
                     loops: loops,
+                    startedMicros: startedMicros,
                     connections: &connections,
+                    clients: &clients,
                     progress: progress
                 )
             )
         } catch {
             outcome = .failure(error)
         }
+        for client in clients { try? await client.loop.submit { client.stop() }.get() }
         for connection in connections { connection.close(promise: nil) }
         try? await group.shutdownGracefully()
         return try outcome.get()
@@ -36,20 +42,30 @@ public enum BenchRunner {
 
     private static func measure(
         _ options: BenchOptions,
-        connector: BenchConnector,
+        connectors: [BenchConnector],
         loops: [(EventLoop, BenchLoopTally)],
+        startedMicros: Int64,
         connections: inout [Channel],
+        clients: inout [BenchReconnectingClient],
         progress: (@Sendable (String) -> Void)?
     ) async throws -> BenchReport {
         let started = Date()
-        let startedMicros = BenchClock.nowMicros()
         let cpuAtStart = BenchClock.cpuSeconds()
-        let ramp = try await Self.rampUp(options, connector: connector, loops: loops, connections: &connections)
+        let ramp: RampResult
+        if options.mode.reconnect {
+            ramp = try await Self.startReconnecting(options, connectors: connectors, loops: loops, clients: &clients)
+        } else {
+            ramp = try await Self.rampUp(options, connectors: connectors, loops: loops, connections: &connections)
+        }
         let connectSeconds = Date().timeIntervalSince(started)
 
-        // Wait (briefly) for the response heads, then measure a clean window.
+        // Wait (briefly) for the response heads (reconnecting clients: for every client to stream, through
+        // its refusals and retries), then measure a clean window.
         let headDeadline = Date().addingTimeInterval(options.headWait)
-        while Date() < headDeadline, try await Self.collect(loops, reset: false).awaitingHead > 0 {
+        while Date() < headDeadline {
+            let now = try await Self.collect(loops, reset: false)
+            let waiting = options.mode.reconnect ? now.connected < options.clients : now.awaitingHead > 0
+            guard waiting else { break }
             try await Task.sleep(nanoseconds: 20_000_000)
         }
         let before = try await Self.collect(loops, reset: true)
@@ -85,7 +101,11 @@ public enum BenchRunner {
                 now.missing - before.missing,
                 now.noResponse
             )
-            progress(head + polls + tail)
+            let storm =
+                options.mode.reconnect
+                ? "  reconnects \(now.reconnects)  503s \(now.refusals)  duplicates \(now.duplicates)  in outage \(now.inOutage)"
+                : ""
+            progress(head + polls + tail + storm)
             lastEvents = now.events
             lastPolls = now.polls
             lastTick = Date()
@@ -95,7 +115,7 @@ public enum BenchRunner {
         let cpuEnd = BenchClock.cpuSeconds()
         return BenchReport(
             url: options.url,
-            protocolName: options.http2 ? (connector.tls == nil ? "h2c" : "h2") : "http/1.1",
+            protocolName: options.http2 ? (connectors[0].tls == nil ? "h2c" : "h2") : "http/1.1",
             mode: options.mode,
             clients: options.clients,
             connected: after.connected,
@@ -106,8 +126,9 @@ public enum BenchRunner {
             protocolErrors: after.protocolErrors,
             disconnects: after.disconnects,
             resets: after.resets,
-            missing: after.missing - before.missing,
-            duplicates: after.duplicates - before.duplicates,
+            // A reconnecting client's count runs across its whole life: a storm may begin before the window.
+            missing: options.mode.reconnect ? after.missing : after.missing - before.missing,
+            duplicates: options.mode.reconnect ? after.duplicates : after.duplicates - before.duplicates,
             missingSamples: after.missingSamples,
             polls: after.polls - before.polls,
             feedDeliveries: after.feedEvents.enumerated().map {
@@ -123,7 +144,8 @@ public enum BenchRunner {
             pollWait: after.pollWaitMicros,
             expectedPerSecond: options.expectedRate.map { $0 * Double(options.clients * options.feedsPerClient) },
             cpuUser: cpuEnd.user - cpuStart.user,
-            cpuSystem: cpuEnd.system - cpuStart.system
+            cpuSystem: cpuEnd.system - cpuStart.system,
+            storm: options.mode.reconnect ? BenchStorm(after) : nil
         )
     }
 
@@ -137,7 +159,7 @@ public enum BenchRunner {
     /// not speak HTTP/2 when asked to ends the run at once.
     private static func rampUp(
         _ options: BenchOptions,
-        connector: BenchConnector,
+        connectors: [BenchConnector],
         loops: [(EventLoop, BenchLoopTally)],
         connections: inout [Channel]
     ) async throws -> RampResult {
@@ -151,6 +173,7 @@ public enum BenchRunner {
             let opening = batch.map { index in
                 let (loop, tally) = loops[index % loops.count]
                 let clients = min(perConnection, options.clients - index * perConnection)
+                let connector = connectors[index % connectors.count]
                 return (clients, connector.connect(index: index, clients: clients, loop: loop, tally: tally))
             }
             for (clients, future) in opening {
@@ -166,6 +189,36 @@ public enum BenchRunner {
             next = batch.upperBound
         }
         return result
+    }
+
+    /// Starts the reconnecting clients, `connectConcurrency` first attempts at a time, spread over the
+    /// loops. Their failures are retried by the clients themselves, so none is counted here.
+    private static func startReconnecting(
+        _ options: BenchOptions,
+        connectors: [BenchConnector],
+        loops: [(EventLoop, BenchLoopTally)],
+        clients: inout [BenchReconnectingClient]
+    ) async throws -> RampResult {
+        clients.reserveCapacity(options.clients)
+        var next = 0
+        while next < options.clients {
+            let batch = next..<min(next + options.connectConcurrency, options.clients)
+            let started = batch.map { index in
+                let (loop, tally) = loops[index % loops.count]
+                let client = BenchReconnectingClient(
+                    index: index,
+                    connector: connectors[index % connectors.count],
+                    loop: loop,
+                    tally: tally,
+                    mode: options.mode
+                )
+                clients.append(client)
+                return client.start()
+            }
+            for future in started { try await future.get() }
+            next = batch.upperBound
+        }
+        return RampResult()
     }
 
     /// The loops' tallies summed (each read on its own loop); `reset` clears the latency histograms for a new window.

@@ -9,6 +9,11 @@ import NIOCore
 /// asks again on the same connection with the last event id; it counts as connected (and as opened, with
 /// the time to its head) from its first 200 head to its close, and as awaiting a head only before that
 /// first one, since a poll that waits for events gets no head until they come.
+///
+/// A reconnecting client (`BenchClientMode.reconnect`) keeps one receiver for its whole life, lent to the
+/// handler of each of its connections in turn: the scanner's seq count, last event id and `retry:` carry
+/// over, so the gaps and duplicates counted are those across reconnects; an outage runs from the close of
+/// a stream to the next event received, through any refused attempts in between.
 struct BenchStreamReceiver {
     private enum Phase {
         case idle
@@ -43,15 +48,25 @@ struct BenchStreamReceiver {
     private var requestSentMicros: Int64 = 0
     /// The `Last-Event-ID` the current poll asked with (nil: none), for `BenchTally.missingSamples`.
     private var pollAskedAfter: String?
+    /// Reconnect mode: when this client's stream closed, while it has had no event since.
+    private var outageSinceMicros: Int64?
+    /// Reconnect mode: the `Retry-After` of the refusal that ended this attempt, ms.
+    private var retryAfterMillis: Int?
 
     init(loop: BenchLoopTally, mode: BenchClientMode = BenchClientMode()) {
         self.loop = loop
         self.mode = mode
-        self.scanner = SSEEventScanner(readsFields: mode.poll || mode.multi)
+        self.scanner = SSEEventScanner(readsFields: mode.poll || mode.multi || mode.reconnect)
         self.feeds = mode.multi ? MultiFeedTracker() : nil
     }
 
     var isStreaming: Bool { self.phase == .streaming }
+
+    /// What the next request sends as `Last-Event-ID`: the last event id, when it is not empty.
+    var resumeID: String? {
+        guard let id = self.scanner.lastEventID, !id.isEmpty else { return nil }
+        return id
+    }
 
     mutating func requestSent() {
         switch self.phase {
@@ -68,13 +83,21 @@ struct BenchStreamReceiver {
     }
 
     /// Returns whether the client should go on reading (a 200 response); the caller closes it otherwise.
-    mutating func head(status: Int, gzip: Bool) -> Bool {
+    /// `retryAfterSeconds`: the head's `Retry-After`, which a reconnecting client waits after a refusal.
+    mutating func head(status: Int, gzip: Bool, retryAfterSeconds: Int? = nil) -> Bool {
         switch self.phase {
         case .awaitingHead:
             self.loop.tally.awaitingHead -= 1
             guard status == 200 else {
                 self.phase = .finished
-                self.loop.tally.badStatus += 1
+                if self.mode.reconnect && status == 503 {
+                    // A server (or the balancer in front) that sheds load: expected in a storm, not an error.
+                    self.loop.tally.refusals += 1
+                    self.loop.tally.timeline.record(.refusals, at: BenchClock.nowMicros())
+                } else {
+                    self.loop.tally.badStatus += 1
+                }
+                self.retryAfterMillis = retryAfterSeconds.map { $0 * 1000 }
                 return false
             }
         case .awaitingPoll:
@@ -99,6 +122,7 @@ struct BenchStreamReceiver {
         self.loop.tally.connected += 1
         let now = BenchClock.nowMicros()
         self.loop.tally.opened += 1
+        self.loop.tally.timeline.record(.opens, at: now)
         self.loop.tally.lastOpenMicros = max(self.loop.tally.lastOpenMicros, now)
         _ = self.loop.tally.openMicros.record(UInt64(max(0, now - self.requestSentMicros)))
         return true
@@ -205,6 +229,15 @@ struct BenchStreamReceiver {
             self.loop.tally.connected -= 1
             self.loop.tally.disconnects += 1
             if reset { self.loop.tally.resets += 1 }
+            let now = BenchClock.nowMicros()
+            self.loop.tally.timeline.record(.disconnects, at: now)
+            if self.mode.reconnect && self.outageSinceMicros == nil {
+                self.outageSinceMicros = now
+                self.loop.tally.outages += 1
+                self.loop.tally.inOutage += 1
+                let first = self.loop.tally.firstDisconnectMicros
+                self.loop.tally.firstDisconnectMicros = first == 0 ? now : min(first, now)
+            }
         case .awaitingHead:
             self.loop.tally.awaitingHead -= 1
             self.loop.tally.closedBeforeHead += 1
@@ -214,6 +247,27 @@ struct BenchStreamReceiver {
         self.phase = .finished
     }
 
+    /// Reconnect mode: this attempt is over (the stream closed, the server refused it, or the connect
+    /// failed); readies the receiver for the next one and returns how long to wait first, ms: the
+    /// refusal's `Retry-After`, else the last `retry:` received, as `EventSource` waits its reconnection
+    /// time. An event cut off by the close is dropped, as `EventSource` drops it.
+    mutating func nextAttempt() -> Int {
+        self.phase = .idle
+        self.inflater = nil
+        self.scanner.dropUnfinishedEvent()
+        defer { self.retryAfterMillis = nil }
+        return self.retryAfterMillis ?? self.scanner.retryMillis ?? Self.defaultRetryMillis
+    }
+
+    /// Reconnect mode: the first event since the stream was lost ends the client's outage.
+    private mutating func recovered(at now: Int64) {
+        guard let since = self.outageSinceMicros else { return }
+        self.outageSinceMicros = nil
+        self.loop.tally.inOutage -= 1
+        self.loop.tally.lastRecoveryMicros = max(self.loop.tally.lastRecoveryMicros, now)
+        self.loop.tally.longestOutageMicros = max(self.loop.tally.longestOutageMicros, now - since)
+    }
+
     private mutating func scan(_ buffer: ByteBuffer, receivedAt now: Int64) throws {
         let loop = self.loop
         let asked = self.mode.poll ? (self.pollAskedAfter ?? "none") : nil
@@ -221,8 +275,11 @@ struct BenchStreamReceiver {
         var feeds = self.feeds
         self.feeds = nil
         defer { self.feeds = feeds }
+        var delivered = false
+        defer { if delivered && self.outageSinceMicros != nil { self.recovered(at: now) } }
         try buffer.withUnsafeReadableBytes { bytes in
             try self.scanner.scan(bytes) { delivery in
+                delivered = true
                 loop.tally.events += 1
                 if let sent = delivery.sentMicros {
                     _ = loop.tally.latencyMicros.record(UInt64(max(0, now - sent)))

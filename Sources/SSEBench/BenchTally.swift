@@ -36,6 +36,24 @@ public struct BenchTally: Sendable {
     public var feedEvents: [Int] = []
     /// Events of a multi-feed stream that no composite id ties to one feed.
     public var unattributed = 0
+    /// Reconnect mode: attempts after each client's first (after a close, a refusal or a failed connect).
+    public var reconnects = 0
+    /// Reconnect mode: `503` answers (load shed by the server or the balancer); not in `badStatus`.
+    public var refusals = 0
+    /// Reconnect mode: connects that failed (refused, timed out), each retried.
+    public var connectFailures = 0
+    /// Reconnect mode: times a client lost its stream (a close after a 200), counted once per outage.
+    public var outages = 0
+    /// Reconnect mode: clients that lost their stream and have had no event since.
+    public var inOutage = 0
+    /// Reconnect mode: the first close of a stream (`BenchClock.nowMicros`), 0 before any.
+    public var firstDisconnectMicros: Int64 = 0
+    /// Reconnect mode: the latest end of an outage (the first event after it), 0 before any.
+    public var lastRecoveryMicros: Int64 = 0
+    /// Reconnect mode: the longest time one client went from its close to its next event, µs.
+    public var longestOutageMicros: Int64 = 0
+    /// Connects, opens, refusals and disconnects in 100 ms buckets.
+    public var timeline = BenchTimeline(originMicros: 0)
     /// Clients that got a 200 head (streams opened), over the whole run.
     public var opened = 0
     /// When the latest of those heads arrived (`BenchClock.nowMicros`), 0 before the first.
@@ -76,6 +94,19 @@ public struct BenchTally: Sendable {
         }
         for (index, count) in other.feedEvents.enumerated() { self.feedEvents[index] += count }
         self.unattributed += other.unattributed
+        self.reconnects += other.reconnects
+        self.refusals += other.refusals
+        self.connectFailures += other.connectFailures
+        self.outages += other.outages
+        self.inOutage += other.inOutage
+        if other.firstDisconnectMicros > 0 {
+            self.firstDisconnectMicros =
+                self.firstDisconnectMicros == 0
+                ? other.firstDisconnectMicros : min(self.firstDisconnectMicros, other.firstDisconnectMicros)
+        }
+        self.lastRecoveryMicros = max(self.lastRecoveryMicros, other.lastRecoveryMicros)
+        self.longestOutageMicros = max(self.longestOutageMicros, other.longestOutageMicros)
+        self.timeline.add(other.timeline)
         self.opened += other.opened
         self.lastOpenMicros = max(self.lastOpenMicros, other.lastOpenMicros)
         self.openMicros.add(other.openMicros)

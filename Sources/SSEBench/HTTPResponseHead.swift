@@ -24,6 +24,15 @@ public struct HTTPResponseHead: Sendable, Equatable {
     public var status: Int
     public var framing: Framing
     public var gzip: Bool
+    /// `Retry-After` in seconds (the delay form; an HTTP date is ignored), for `--reconnect` clients.
+    public var retryAfterSeconds: Int?
+
+    public init(status: Int, framing: Framing, gzip: Bool, retryAfterSeconds: Int? = nil) {
+        self.status = status
+        self.framing = framing
+        self.gzip = gzip
+        self.retryAfterSeconds = retryAfterSeconds
+    }
 
     /// Parses a head at the start of `bytes`. Nil when the blank line has not arrived yet; otherwise the
     /// head and its length in bytes (the body starts right after).
@@ -59,6 +68,8 @@ public struct HTTPResponseHead: Sendable, Equatable {
                 contentLength = count
             case "content-encoding":
                 head.gzip = value.split(separator: ",").contains { $0.trimmingSpaces == "gzip" }
+            case "retry-after":
+                head.retryAfterSeconds = Int(value).flatMap { $0 >= 0 ? $0 : nil }
             default:
                 break
             }

@@ -67,6 +67,12 @@ public struct SSEEventScanner: Sendable {
         }
     }
 
+    /// Forgets the start of an event whose end never came (its connection closed): the next connection's
+    /// bytes start a new event. The seq count, last event id and `retry:` stay.
+    public mutating func dropUnfinishedEvent() {
+        self.tail.removeAll()
+    }
+
     /// Whether the LF at `index` ends a blank line: the byte before it is LF, or CR with an LF before that.
     /// Looks back into the tail when the LF is at the start of this read.
     private func endsBlankLine(at index: Int, in bytes: UnsafeRawBufferPointer) -> Bool {

@@ -105,6 +105,11 @@ final class ConnectionLimitTests: XCTestCase {
             metrics.contains("ssegate_connections_refused_total{reason=\"connection_rate\"} \(refused.count)"),
             metrics
         )
+        // The readers' connections and the admitted ones: what a crash storm's peak is read from.
+        XCTAssertTrue(
+            metrics.contains("ssegate_connections_accepted_total \(readers.count + admitted.count)"),
+            metrics
+        )
         // Once the bucket refills, a new client streams.
         try await Task.sleep(nanoseconds: 1_100_000_000)
         let late = try await harness.client("/prices")

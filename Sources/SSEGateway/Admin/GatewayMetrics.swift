@@ -179,6 +179,7 @@ final class GatewayMetrics: Sendable {
                 self.context.http2ConnectionErrors(reason)
             )
         }
+        self.count("ssegate_connections_accepted_total", [], self.context.connectionsAdmitted)
         for refusal in ListenerAdmission.Refusal.allCases {
             self.count(
                 "ssegate_connections_refused_total",

@@ -39,6 +39,8 @@ final class GatewayContext: Sendable {
     /// `SO_SNDBUF` as the kernel reports it on the last accepted connection (twice `socket_send_buffer` on
     /// Linux); 0 until a connection is accepted with the option set.
     let socketSendBufferBytes = Atomic<Int>(0)
+    /// New connections the listeners' rate limits admitted (every accepted connection when they are off).
+    private let admittedConnections = Atomic<Int>(0)
     /// New connections turned away by a listener's rate limits (`ListenerAdmission`).
     private let connectionRateRefusals = Atomic<Int>(0)
     private let tlsHandshakeRateRefusals = Atomic<Int>(0)
@@ -188,6 +190,13 @@ final class GatewayContext: Sendable {
     }
 
     var tlsHandshakeTimeoutCount: Int { self.tlsHandshakeTimeouts.load(ordering: .relaxed) }
+
+    func countConnectionAdmitted() {
+        self.admittedConnections.add(1, ordering: .relaxed)
+    }
+
+    /// Connections accepted and admitted by the listeners' rate limits (`ssegate_connections_accepted_total`).
+    var connectionsAdmitted: Int { self.admittedConnections.load(ordering: .relaxed) }
 
     func countConnectionRefused(_ refusal: ListenerAdmission.Refusal) {
         switch refusal {

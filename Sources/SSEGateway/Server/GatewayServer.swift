@@ -226,6 +226,7 @@ public actor GatewayServer: Service {
                         }
                         return channel.eventLoop.makeSucceededVoidFuture()
                     }
+                    context.countConnectionAdmitted()
                     try DownstreamPipeline.configure(
                         channel: channel,
                         tls: tls,

@@ -16,12 +16,20 @@ struct BenchCommand: AsyncParsableCommand {
             --poll: each client polls (`?transport=poll` added) on one keep-alive HTTP/1.1 connection, sending \
             the last event id as Last-Event-ID, and asks again after each response's `retry:`, as EventSource \
             does; the report adds polls/s. --multi: the URL is a multi-feed stream (/multi?feed=…&feed=…); \
-            each event is tied to its feed by the composite id, and gaps are counted per feed.
+            each event is tied to its feed by the composite id, and gaps are counted per feed. \
+            --reconnect: each client comes back after a close or a refusal as EventSource does (after its \
+            retry:, or a 503's Retry-After) with Last-Event-ID; gaps and duplicates are counted across its \
+            reconnects, and the report adds reconnects, 503s, the time from the first close until every \
+            client had an event again, and the peak streams opened in any second (bench/crash-storm.sh).
             """
     )
 
-    @Option(name: .long, help: "The SSE URL (http:// or https://host:port/path).")
-    var url: String
+    @Option(
+        name: .long,
+        help:
+            "The SSE URL (http:// or https://host:port/path); repeat it for the same stream through other front ends (client i uses URL i mod count)."
+    )
+    var url: [String]
     @Option(name: .long, help: "Concurrent clients.")
     var clients = 100
     @Option(name: .long, help: "Seconds to measure once all clients are connected.")
@@ -48,6 +56,12 @@ struct BenchCommand: AsyncParsableCommand {
         help: "The URL is a multi-feed stream (/multi?feed=…): deliveries and gaps per feed, by the composite ids."
     )
     var multi = false
+    @Flag(
+        name: .long,
+        help:
+            "Reconnecting clients: back after each close or 503 (retry:, Retry-After) with Last-Event-ID; exactly-once counted across reconnects (HTTP/1.1 streams)."
+    )
+    var reconnect = false
     @Flag(name: .long, help: "Ask for gzip (Accept-Encoding) and inflate what arrives.")
     var gzip = false
     @Flag(
@@ -78,7 +92,11 @@ struct BenchCommand: AsyncParsableCommand {
     var quiet = false
 
     func run() async throws {
-        var options = BenchOptions(url: self.url)
+        guard let first = self.url.first else {
+            throw CommandFailure.config("ssegate bench: --url is required")
+        }
+        var options = BenchOptions(url: first)
+        options.moreURLs = Array(self.url.dropFirst())
         options.clients = self.clients
         options.duration = self.duration
         options.connectConcurrency = self.connectConcurrency
@@ -90,7 +108,7 @@ struct BenchCommand: AsyncParsableCommand {
         options.streamsPerConnection = self.streamsPerConnection
         options.caCertificateFile = self.cacert
         options.insecure = self.insecure
-        options.mode = BenchClientMode(poll: self.poll, multi: self.multi)
+        options.mode = BenchClientMode(poll: self.poll, multi: self.multi, reconnect: self.reconnect)
         let report: BenchReport
         do {
             options.headers = try self.header.map { try BenchRequestHeader(parsing: $0) }

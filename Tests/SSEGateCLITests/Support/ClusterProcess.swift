@@ -30,7 +30,9 @@ final class ClusterProcess: @unchecked Sendable {
     }
 
     /// Starts the script and waits until every component is ready (HAProxy has both replicas UP).
-    /// `maxClientsPerAddress`: each replica's `limits.max_clients_per_address` (0: none).
+    /// `maxClientsPerAddress`: each replica's `limits.max_clients_per_address` (0: none);
+    /// `newConnectionsPerSecond`: each replica's `limits.new_connections_per_second` (0: none);
+    /// `balance`: HAProxy's algorithm (`first`: every client on replica1 while it is up).
     static func start(
         group: EventLoopGroup,
         replicas: Int = 2,
@@ -39,6 +41,8 @@ final class ClusterProcess: @unchecked Sendable {
         shutdownTimeout: String,
         checkInterval: String = "200ms",
         maxClientsPerAddress: Int = 0,
+        newConnectionsPerSecond: Int = 0,
+        balance: String = "leastconn",
         file: StaticString = #filePath,
         line: UInt = #line
     ) async throws -> ClusterProcess {
@@ -74,6 +78,8 @@ final class ClusterProcess: @unchecked Sendable {
         environment["CHECK_INTER"] = checkInterval
         environment["CONNECT_TIMEOUT"] = "500ms"
         environment["MAX_CLIENTS_PER_ADDRESS"] = "\(maxClientsPerAddress)"
+        environment["NEW_CONNECTIONS_PER_SECOND"] = "\(newConnectionsPerSecond)"
+        environment["BALANCE"] = balance
         environment["SSEGATE_BIN"] = try CommandLineTests.binary(file: file, line: line).path
         if let haproxy = ExternalTool.haproxy.path { environment["HAPROXY_BIN"] = haproxy }
         let script = Self.repositoryRoot.appendingPathComponent("scripts/cluster.sh").path
