@@ -88,9 +88,12 @@ struct BenchStreamReceiver {
         switch self.phase {
         case .awaitingHead:
             self.loop.tally.awaitingHead -= 1
-            guard status == 200 else {
+            // ssegate answers an EventSource over its connection rate with a 200 that carries only `retry:`
+            // (and a `Retry-After`): a refusal too, not a stream that opened.
+            let refusedStream = self.mode.reconnect && status == 200 && retryAfterSeconds != nil
+            guard status == 200, !refusedStream else {
                 self.phase = .finished
-                if self.mode.reconnect && status == 503 {
+                if self.mode.reconnect && (status == 503 || refusedStream) {
                     // A server (or the balancer in front) that sheds load: expected in a storm, not an error.
                     self.loop.tally.refusals += 1
                     self.loop.tally.timeline.record(.refusals, at: BenchClock.nowMicros())

@@ -185,6 +185,22 @@ final class PollAndMultiReadingTests: XCTestCase {
         XCTAssertEqual(loop.tally.disconnects, 0, "a refused poll is a non-200, not also a disconnect")
     }
 
+    /// ssegate answers an `EventSource` over its connection rate with a 200 that carries only `retry:` and
+    /// a `Retry-After`: a reconnecting client counts it as a refusal and waits, not as an opened stream.
+    func testAReconnectingClientCountsA200WithRetryAfterAsARefusal() {
+        let loop = BenchLoopTally()
+        var receiver = BenchStreamReceiver(loop: loop, mode: BenchClientMode(reconnect: true))
+        receiver.requestSent()
+        XCTAssertFalse(receiver.head(status: 200, gzip: false, retryAfterSeconds: 2))
+        XCTAssertEqual(loop.tally.refusals, 1)
+        XCTAssertEqual(loop.tally.opened, 0)
+        XCTAssertEqual(loop.tally.badStatus, 0)
+        XCTAssertEqual(receiver.nextAttempt(), 2000, "it waits the Retry-After")
+        receiver.requestSent()
+        XCTAssertTrue(receiver.head(status: 200, gzip: false), "a 200 without Retry-After is a stream")
+        XCTAssertEqual(loop.tally.opened, 1)
+    }
+
     func testMissingSamplesAreBoundedWhenTalliesAreAdded() {
         var total = BenchTally()
         for loop in 0..<3 {

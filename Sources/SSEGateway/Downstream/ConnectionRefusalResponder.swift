@@ -2,7 +2,13 @@ import NIOCore
 
 /// The whole pipeline of a cleartext connection over `limits.new_connections_per_second`: it waits for
 /// the first bytes of the request, answers a canned `503` with a jittered `Retry-After` (1-2 s, the
-/// bucket refills within a second) and closes. Nothing is parsed or routed.
+/// bucket refills within a second) and closes. Nothing is routed.
+///
+/// A request that says `Accept: text/event-stream` (every browser `EventSource` does) gets a `200
+/// text/event-stream` instead, carrying only `retry:` with the same 1-2 s: `EventSource` stops for good
+/// on a `503` (readyState CLOSED), but reconnects after a stream that ends, so the browsers of a crashed
+/// replica come back, spread, instead of being lost in the storm. Its `Origin` is echoed so that a
+/// cross-origin `EventSource` reads the `retry:` (the body holds nothing else).
 ///
 /// It answers after the first read, not at once: closing a socket with unread bytes makes Linux send a
 /// reset, which can destroy the response before the client read it. An h2c client (its preface starts
@@ -26,6 +32,58 @@ final class ConnectionRefusalResponder: ChannelInboundHandler {
             + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
     }
 
+    /// The answer to an `EventSource`: the stream ends at once, to be reopened after `retry`.
+    static func eventStreamResponse(
+        origin: String?,
+        retry: TimeAmount = DrainPlan<DrainingClient>.jitteredRetry(.seconds(1))
+    ) -> String {
+        let body = "retry: \(retry.nanoseconds / 1_000_000)\n\n"
+        // `Retry-After` too (whole seconds, rounded up): an EventSource ignores it, a load tool or a
+        // proxy's log can tell this refusal from a stream that ended.
+        let seconds = (retry.nanoseconds + 999_999_999) / 1_000_000_000
+        var head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+        head += "Cache-Control: no-cache, no-transform\r\nRetry-After: \(seconds)\r\n"
+        if let origin {
+            head +=
+                "Access-Control-Allow-Origin: \(origin)\r\nAccess-Control-Allow-Credentials: true\r\nVary: Origin\r\n"
+        }
+        return head + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+    }
+
+    /// Whether the head's first bytes accept `text/event-stream`, and its `Origin` (a value of visible
+    /// ASCII only, else none). Reads header lines up to the blank line or the end of what arrived.
+    /// A PROXY protocol header in front (a `proxy_protocol` listener's connections from a balancer) is
+    /// skipped: v1 is its own first line, v2 is binary and says its length.
+    static func eventSourceRequest(_ bytes: ByteBuffer) -> (acceptsEventStream: Bool, origin: String?) {
+        var accepts = false
+        var origin: String?
+        var bytes = bytes
+        let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
+        if bytes.readableBytesView.starts(with: v2Signature),
+            let length = bytes.getInteger(at: bytes.readerIndex + 14, as: UInt16.self)
+        {
+            bytes.moveReaderIndex(forwardBy: min(bytes.readableBytes, 16 + Int(length)))
+        } else if bytes.readableBytesView.starts(with: "PROXY ".utf8),
+            let end = bytes.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
+        {
+            bytes.moveReaderIndex(to: end + 1)
+        }
+        let lines = bytes.readableBytesView.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        for line in lines.dropFirst() {
+            let text = String(decoding: line, as: UTF8.self).trimmingSuffix("\r")
+            if text.isEmpty { break }
+            guard let colon = text.firstIndex(of: ":") else { continue }
+            let name = text[..<colon].lowercased()
+            let value = text[text.index(after: colon)...].trimmingCharacters(in: " \t")
+            if name == "accept", value.lowercased().contains("text/event-stream") {
+                accepts = true
+            } else if name == "origin", !value.isEmpty, value.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) {
+                origin = String(value)
+            }
+        }
+        return (accepts, origin)
+    }
+
     func handlerAdded(context: ChannelHandlerContext) {
         let channel = context.channel
         self.timer = context.eventLoop.scheduleTask(in: self.timeout) { channel.close(promise: nil) }
@@ -45,12 +103,32 @@ final class ConnectionRefusalResponder: ChannelInboundHandler {
             return
         }
         let channel = context.channel
-        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: Self.response()))).whenComplete { _ in
+        let request = Self.eventSourceRequest(bytes)
+        let response =
+            request.acceptsEventStream ? Self.eventStreamResponse(origin: request.origin) : Self.response()
+        context.writeAndFlush(self.wrapOutboundOut(ByteBuffer(string: response))).whenComplete { _ in
             channel.close(promise: nil)
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {
         context.close(promise: nil)
+    }
+}
+
+extension String {
+    /// Without one trailing `suffix` character, if it ends with it.
+    fileprivate func trimmingSuffix(_ suffix: Character) -> Substring {
+        self.last == suffix ? self.dropLast() : Substring(self)
+    }
+}
+
+extension Substring {
+    /// Without leading and trailing characters of `set`.
+    fileprivate func trimmingCharacters(in set: String) -> Substring {
+        var text = self
+        while let first = text.first, set.contains(first) { text = text.dropFirst() }
+        while let last = text.last, set.contains(last) { text = text.dropLast() }
+        return text
     }
 }
