@@ -12,6 +12,7 @@ import re
 
 LABELS = {
     "ssegate": "ssegate → origin",
+    "ssegate-gzip": "ssegate → origin, gzip clients",
     "nginx": "nginx proxy → origin",
     "nchan": "nchan (+ publisher)",
     "origin": "origin alone",

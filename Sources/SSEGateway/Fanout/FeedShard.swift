@@ -107,8 +107,15 @@ final class FeedShard {
         let now = NIODeadline.now()
         var deliveries = 0
         var bytes = 0
+        var fragments = BatchFragments()
         for subscriber in self.subscribers {
             let framing = subscriber.framing
+            if framing.isGzip {
+                let (count, size) = self.writeCompressed(batch, to: subscriber, fragments: &fragments, now: now)
+                deliveries += count
+                bytes += size
+                continue
+            }
             let filter = subscriber.filter
             for event in batch where event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
@@ -136,6 +143,53 @@ final class FeedShard {
             self.newestID = (newest.sequence, id)
         }
         self.closeEvicted()
+    }
+
+    /// A gzip client gets a batch as one fragment: the one compressed once for every gzip client that
+    /// takes the whole batch, or, when it takes part of it (its replay covered the start, or its filter
+    /// skips events), one of its own. Returns the events delivered and the bytes written.
+    private func writeCompressed(
+        _ batch: [EncodedEvent],
+        to subscriber: Subscriber,
+        fragments: inout BatchFragments,
+        now: NIODeadline
+    ) -> (deliveries: Int, bytes: Int) {
+        guard let first = batch.first, let last = batch.last, last.sequence > subscriber.lastSequence else {
+            return (0, 0)
+        }
+        let chunked = subscriber.framing == .gzipChunked
+        let fragment: ByteBuffer
+        let count: Int
+        var producedAt = first.receivedAt
+        if first.sequence > subscriber.lastSequence && subscriber.filter == nil {
+            subscriber.lastSequence = last.sequence
+            if subscriber.tracksEventIDs, let id = batch.last(where: { $0.id != nil })?.id {
+                subscriber.lastEventID = id
+            }
+            fragment = fragments.whole(batch, chunked: chunked, deflater: self.hub.deflater)
+            count = batch.count
+        } else {
+            var payloads: [ByteBuffer] = []
+            for event in batch where event.sequence > subscriber.lastSequence {
+                subscriber.lastSequence = event.sequence
+                if let filter = subscriber.filter {
+                    guard filter.admits(event) else { continue }
+                    if event.id != nil { subscriber.markedSequence = event.sequence }
+                }
+                if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
+                if payloads.isEmpty { producedAt = event.receivedAt }
+                payloads.append(event.payload)
+            }
+            guard !payloads.isEmpty else { return (0, 0) }
+            fragment = GzipFragment.deflated(payloads, chunked: chunked, deflater: self.hub.deflater)
+            count = payloads.count
+        }
+        if let reason = subscriber.offer(fragment, producedAt: producedAt, now: now) {
+            self.evicted.append((subscriber, reason))
+            return (0, 0)
+        }
+        subscriber.flushIfNeeded()
+        return (count, fragment.readableBytes)
     }
 
     /// The upstream did not resume after `seed` (`Feed.upstreamDidNotResume`): the clients here that
@@ -328,5 +382,23 @@ final class ShardInbox: Sendable {
             defer { queue.items.removeAll(keepingCapacity: true) }
             return queue.items
         }
+    }
+}
+
+/// The fragments of one batch for the gzip clients that take all of it, made on first use in a pass: at
+/// most one deflate per framing per batch, however many clients.
+struct BatchFragments {
+    private var chunked: ByteBuffer?
+    private var raw: ByteBuffer?
+
+    mutating func whole(_ batch: [EncodedEvent], chunked: Bool, deflater: FragmentDeflater) -> ByteBuffer {
+        if chunked {
+            if let fragment = self.chunked { return fragment }
+        } else if let fragment = self.raw {
+            return fragment
+        }
+        let fragment = GzipFragment.deflated(batch.lazy.map(\.payload), chunked: chunked, deflater: deflater)
+        if chunked { self.chunked = fragment } else { self.raw = fragment }
+        return fragment
     }
 }
