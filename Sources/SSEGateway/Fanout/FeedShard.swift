@@ -188,6 +188,7 @@ final class FeedShard {
             self.evicted.append((subscriber, reason))
             return (0, 0)
         }
+        subscriber.eventsSent += count
         subscriber.flushIfNeeded()
         return (count, fragment.readableBytes)
     }
