@@ -133,13 +133,21 @@ final class GzipFragmentTests: XCTestCase {
             )
         }
         var fragments = BatchFragments()
-        let first = fragments.whole(events, chunked: false, deflater: deflater)
-        let second = fragments.whole(events, chunked: false, deflater: deflater)
-        let chunked = fragments.whole(events, chunked: true, deflater: deflater)
+        XCTAssertEqual(
+            fragments.whole(events, chunked: false, deflater: deflater).count,
+            1,
+            "a short batch: one fragment"
+        )
+        let first = fragments.whole(events, chunked: false, deflater: deflater)[0].fragment
+        let second = fragments.whole(events, chunked: false, deflater: deflater)[0].fragment
+        let chunked = fragments.whole(events, chunked: true, deflater: deflater)[0].fragment
         let storage = { (buffer: ByteBuffer) in buffer.withUnsafeReadableBytes { UInt(bitPattern: $0.baseAddress) } }
         XCTAssertEqual(storage(first), storage(second), "one deflate, one buffer for every client")
         XCTAssertNotEqual(storage(first), storage(chunked))
-        XCTAssertEqual(fragments.whole(events, chunked: true, deflater: deflater).readableBytes, chunked.readableBytes)
+        XCTAssertEqual(
+            fragments.whole(events, chunked: true, deflater: deflater)[0].fragment.readableBytes,
+            chunked.readableBytes
+        )
     }
 
     /// The chunked form frames the same deflate bytes as one HTTP/1.1 chunk, after the same figures.

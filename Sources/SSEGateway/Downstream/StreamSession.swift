@@ -372,8 +372,8 @@ final class StreamSession: SubscriberSink, CredentialWatcher {
                 subscriber.lastEventID = id
             }
             let deflater = self.gateway.hub(for: self.loop).deflater
-            for fragment in GzipFragment.replay(lookup.events, chunked: framing == .gzipChunked, deflater: deflater) {
-                _ = subscriber.offer(fragment, producedAt: now, now: now, replay: true)
+            for piece in GzipFragment.pieces(lookup.events, chunked: framing == .gzipChunked, deflater: deflater) {
+                _ = subscriber.offer(piece.fragment, producedAt: now, now: now, replay: true)
             }
         } else {
             for event in lookup.events {

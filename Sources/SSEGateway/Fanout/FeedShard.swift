@@ -145,9 +145,9 @@ final class FeedShard {
         self.closeEvicted()
     }
 
-    /// A gzip client gets a batch as one fragment: the one compressed once for every gzip client that
-    /// takes the whole batch, or, when it takes part of it (its replay covered the start, or its filter
-    /// skips events), one of its own. Returns the events delivered and the bytes written.
+    /// A gzip client gets a batch as fragments (`GzipPiece`s): those compressed once for every gzip client
+    /// that takes the whole batch, or, when it takes part of it (its replay covered the start, or its filter
+    /// skips events), its own. Returns the events delivered and the bytes written.
     private func writeCompressed(
         _ batch: [EncodedEvent],
         to subscriber: Subscriber,
@@ -158,18 +158,15 @@ final class FeedShard {
             return (0, 0)
         }
         let chunked = subscriber.framing == .gzipChunked
-        let fragment: ByteBuffer
-        let count: Int
-        var producedAt = first.receivedAt
+        let pieces: [GzipPiece]
         if first.sequence > subscriber.lastSequence && subscriber.filter == nil {
             subscriber.lastSequence = last.sequence
             if subscriber.tracksEventIDs, let id = batch.last(where: { $0.id != nil })?.id {
                 subscriber.lastEventID = id
             }
-            fragment = fragments.whole(batch, chunked: chunked, deflater: self.hub.deflater)
-            count = batch.count
+            pieces = fragments.whole(batch, chunked: chunked, deflater: self.hub.deflater)
         } else {
-            var payloads: [ByteBuffer] = []
+            var taken: [EncodedEvent] = []
             for event in batch where event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
                 if let filter = subscriber.filter {
@@ -177,20 +174,25 @@ final class FeedShard {
                     if event.id != nil { subscriber.markedSequence = event.sequence }
                 }
                 if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
-                if payloads.isEmpty { producedAt = event.receivedAt }
-                payloads.append(event.payload)
+                taken.append(event)
             }
-            guard !payloads.isEmpty else { return (0, 0) }
-            fragment = GzipFragment.deflated(payloads, chunked: chunked, deflater: self.hub.deflater)
-            count = payloads.count
+            pieces = GzipFragment.pieces(taken, chunked: chunked, deflater: self.hub.deflater)
         }
-        if let reason = subscriber.offer(fragment, producedAt: producedAt, now: now) {
-            self.evicted.append((subscriber, reason))
-            return (0, 0)
+        var deliveries = 0
+        var bytes = 0
+        for piece in pieces {
+            // Each piece goes through the queue on its own: once the channel turns unwritable, the rest wait
+            // there, counted against max_queue and max_lag.
+            if let reason = subscriber.offer(piece.fragment, producedAt: piece.producedAt, now: now) {
+                self.evicted.append((subscriber, reason))
+                break
+            }
+            deliveries += piece.events
+            bytes += piece.fragment.readableBytes
         }
-        subscriber.eventsSent += count
+        subscriber.eventsSent += deliveries
         subscriber.flushIfNeeded()
-        return (count, fragment.readableBytes)
+        return (deliveries, bytes)
     }
 
     /// The upstream did not resume after `seed` (`Feed.upstreamDidNotResume`): the clients here that
@@ -383,23 +385,5 @@ final class ShardInbox: Sendable {
             defer { queue.items.removeAll(keepingCapacity: true) }
             return queue.items
         }
-    }
-}
-
-/// The fragments of one batch for the gzip clients that take all of it, made on first use in a pass: at
-/// most one deflate per framing per batch, however many clients.
-struct BatchFragments {
-    private var chunked: ByteBuffer?
-    private var raw: ByteBuffer?
-
-    mutating func whole(_ batch: [EncodedEvent], chunked: Bool, deflater: FragmentDeflater) -> ByteBuffer {
-        if chunked {
-            if let fragment = self.chunked { return fragment }
-        } else if let fragment = self.raw {
-            return fragment
-        }
-        let fragment = GzipFragment.deflated(batch.lazy.map(\.payload), chunked: chunked, deflater: deflater)
-        if chunked { self.chunked = fragment } else { self.raw = fragment }
-        return fragment
     }
 }

@@ -61,30 +61,40 @@ enum GzipFragment {
         return Self.finish(&buffer, crc: crc, length: payload.readableBytes, chunked: chunked)
     }
 
-    /// Replay for a gzip client: its events as fragments of at most `limit` input bytes each, so that a
-    /// long replay is paced by writability like the plain one rather than handed on as one buffer.
-    static func replay(
-        _ events: [EncodedEvent],
+    /// Input bytes per fragment of a batch or a replay (an event is never split, so a fragment may hold
+    /// one longer event): about what the plain path lets into a channel before it turns unwritable (the
+    /// 64 KiB high watermark). A larger fragment would go into the channel whole, past `max_queue` and
+    /// `max_lag`, which only see what waits in the client's queue.
+    static let inputLimit = 64 * 1024
+
+    /// `events` as fragments of about `limit` input bytes each, in order, each with the number of events
+    /// it carries and when the first of them arrived (for `max_lag`).
+    static func pieces<Events: Collection<EncodedEvent>>(
+        _ events: Events,
         chunked: Bool,
         deflater: FragmentDeflater,
-        limit: Int = 64 * 1024
-    ) -> [ByteBuffer] {
-        var fragments: [ByteBuffer] = []
-        var group: [ByteBuffer] = []
-        var groupBytes = 0
-        for event in events {
-            group.append(event.payload)
-            groupBytes += event.payload.readableBytes
-            if groupBytes >= limit {
-                fragments.append(Self.deflated(group, chunked: chunked, deflater: deflater))
-                group.removeAll(keepingCapacity: true)
-                groupBytes = 0
-            }
+        limit: Int = Self.inputLimit
+    ) -> [GzipPiece] {
+        var pieces: [GzipPiece] = []
+        var start = events.startIndex
+        while start != events.endIndex {
+            var end = start
+            var bytes = 0
+            repeat {
+                bytes += events[end].payload.readableBytes
+                events.formIndex(after: &end)
+            } while end != events.endIndex && bytes < limit
+            let group = events[start..<end]
+            pieces.append(
+                GzipPiece(
+                    fragment: Self.deflated(group.lazy.map(\.payload), chunked: chunked, deflater: deflater),
+                    events: group.count,
+                    producedAt: events[start].receivedAt
+                )
+            )
+            start = end
         }
-        if !group.isEmpty {
-            fragments.append(Self.deflated(group, chunked: chunked, deflater: deflater))
-        }
-        return fragments
+        return pieces
     }
 
     /// The figures of a fragment and the bytes to send.
