@@ -45,12 +45,19 @@ let package = Package(
             name: "ProxyProtocol",
             dependencies: [.product(name: "NIOCore", package: "swift-nio")]
         ),
+        // zlib itself, for the gzip fragments every compressed client shares (`FragmentDeflater`): raw deflate
+        // with sync flushes, and CRC-32 combining. Links `libz` (zlib1g-dev), as compress-nio does.
+        .target(
+            name: "CZlib",
+            linkerSettings: [.linkedLibrary("z")]
+        ),
         // The gateway: config, feeds, replay, per-loop hubs, upstream client, downstream pipeline, admin.
         .target(
             name: "SSEGateway",
             dependencies: [
                 "SSE",
                 "ProxyProtocol",
+                "CZlib",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

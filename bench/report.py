@@ -12,6 +12,7 @@ import re
 
 LABELS = {
     "ssegate": "ssegate → origin",
+    "ssegate-gzip": "ssegate → origin, gzip clients",
     "nginx": "nginx proxy → origin",
     "nchan": "nchan (+ publisher)",
     "origin": "origin alone",
@@ -132,6 +133,8 @@ def analyse(run, target):
                                     if measured.get("window_truncated") != "1" else 0.0),
         "machine_busy_cores": number(measured, "machine_busy_ticks") / clk / window,
         "machine_softirq_cores": number(measured, "machine_softirq_ticks") / clk / window,
+        # Body bytes the load client received per delivery (after de-chunking, before inflating).
+        "wire_bytes_per_delivery": float(bench.get("bytes_per_s", 0)) / dps if dps > 0 else None,
     }
     # Tick-based accounting (no CONFIG_IRQ_TIME_ACCOUNTING) charges softirq ticks to the interrupted task's stime
     # as well as to /proc/stat's softirq column, so softirq is not subtracted again here.
@@ -198,6 +201,7 @@ def markdown(run_env, rows):
                "nginx's shared zones once and leaves out file-backed pages (binary, libraries). Kernel socket buffers are not in any process's RSS "
                "(the JSON lines carry /proc/net/sockstat's TCP memory growth per client as kernel_tcp_kib_per_client).")
     notes = []
+    plain = next((r for r in rows if r["target"] == "ssegate" and r["derived"]), None)
     for row in rows:
         label = LABELS.get(row["target"], row["target"])
         extra = row["extra"]
@@ -225,6 +229,13 @@ def markdown(run_env, rows):
                          f"CPU window was cut short and its alignment with the load client's window is approximate.")
         if measured.get("needed_sigkill"):
             notes.append(f"- {label}: did not exit within 5 s of SIGTERM after the run and was killed: `{measured['needed_sigkill']}`.")
+        if row["target"] == "ssegate-gzip" and row["derived"] and row["derived"].get("wire_bytes_per_delivery"):
+            gzip_bytes = row["derived"]["wire_bytes_per_delivery"]
+            plain_bytes = plain["derived"].get("wire_bytes_per_delivery") if plain else None
+            notes.append(f"- {label}: {gzip_bytes:.1f} bytes per delivery on the wire"
+                         + (f" against {plain_bytes:.1f} for plain clients in this run: compression ratio "
+                            f"{plain_bytes / gzip_bytes:.2f} ({100 * gzip_bytes / plain_bytes:.0f}% of the plain size)"
+                            if plain_bytes else "") + ".")
         metrics = extra.get("ssegate_metrics")
         if metrics:
             evictions = {k: v for k, v in metrics.items() if k.startswith("ssegate_evictions_total")}

@@ -6,7 +6,7 @@
 #   bench/run.sh [--clients N] [--rate R] [--payload B] [--duration S]
 #                [--targets ssegate,nginx,nchan,origin] [--bench-threads T] [--ramp-timeout S]
 #                [--quiet-timeout S] [--nginx-workers W] [--ssegate PATH] [--out DIR] [--name NAME]
-#                [--probe] [--http2] [--tls] [--auth es256|rs256]
+#                [--probe] [--http2] [--tls] [--auth es256|rs256] [--gzip] [--foreign-limit CORES]
 #
 # Defaults (a quick run, about 3 minutes): 2000 clients x 10 events/s x 200 B for 15 s per target.
 # The issue's two target scenarios:
@@ -17,7 +17,8 @@
 # N client connections, sample CPU (utime+stime from /proc/PID/stat of every server process) over a
 # window inside the bench's own measured window, sample RSS and upstream connections (ss) at
 # mid-window, stop everything. Every process the script starts is tracked by PID and stopped on exit.
-# A target is repeated once if other processes used more than 0.3 cores during its window.
+# A target is repeated once if other processes used more than 0.3 cores during its window (--foreign-limit:
+# another bound, for a machine that is never that quiet; the figures then carry the others' load).
 #
 # --probe (ssegate only): during the window, bench/probe.py also checks that eviction and replay hold
 # under the load: stalled clients of a second, fast feed must be evicted while its readers get every
@@ -35,6 +36,10 @@
 # key made at start by bench/jwt.py with openssl), and the load client sends `Authorization: Bearer
 # <token>` on every request (to every target, so the load stays the same; only ssegate checks it).
 # bench/auth.sh compares the modes side by side, with stream opens per second.
+#
+# --gzip: adds the target ssegate-gzip right after ssegate (same gateway and feed, but the load client
+# sends `Accept-Encoding: gzip` and inflates what arrives), so that plain and gzip clients are measured
+# side by side in one run. The other targets stay plain.
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -61,8 +66,10 @@ PROBE=0
 AUTH=none
 HTTP2=0
 TLS=0
+GZIP=0
 STREAMS_PER_CONNECTION=100
 BURST_PORT=18082
+FOREIGN_LIMIT=0.3
 PUBLISH_PORT=18083   # nchan's publisher location over HTTP/1.1 when the clients' listener is h2c-only
 
 usage() { sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit "${1:-0}"; }
@@ -85,6 +92,8 @@ while [ $# -gt 0 ]; do
         --auth) AUTH=$2; shift 2 ;;
         --http2) HTTP2=1; shift ;;
         --tls) TLS=1; shift ;;
+        --gzip) GZIP=1; shift ;;
+        --foreign-limit) FOREIGN_LIMIT=$2; shift 2 ;;
         -h|--help) usage 0 ;;
         *) echo "bench/run.sh: unknown argument '$1' (see --help)" >&2; exit 1 ;;
     esac
@@ -92,8 +101,11 @@ done
 
 case "$DURATION" in ''|*[!0-9]*) echo "bench/run.sh: --duration must be whole seconds" >&2; exit 1 ;; esac
 [ "$DURATION" -ge 6 ] || { echo "bench/run.sh: --duration must be at least 6 s" >&2; exit 1; }
+if [ "$GZIP" = 1 ] && [[ ",$TARGETS," != *,ssegate-gzip,* ]]; then
+    if [[ ",$TARGETS," == *,ssegate,* ]]; then TARGETS=$(sed 's/\(^\|,\)ssegate\(,\|$\)/\1ssegate,ssegate-gzip\2/' <<<"$TARGETS"); else TARGETS=ssegate-gzip,$TARGETS; fi
+fi
 for t in ${TARGETS//,/ }; do
-    case "$t" in ssegate|nginx|nchan|origin) ;; *) echo "bench/run.sh: unknown target '$t'" >&2; exit 1 ;; esac
+    case "$t" in ssegate|ssegate-gzip|nginx|nchan|origin) ;; *) echo "bench/run.sh: unknown target '$t'" >&2; exit 1 ;; esac
     if [ "$HTTP2" = 1 ] && [ "$t" = origin ]; then echo "bench/run.sh: --http2: the origin speaks HTTP/1.1 only; leave 'origin' out of --targets" >&2; exit 1; fi
     if [ "$TLS" = 1 ] && [ "$t" = origin ]; then echo "bench/run.sh: --tls: the origin has no TLS; leave 'origin' out of --targets" >&2; exit 1; fi
 done
@@ -417,7 +429,7 @@ run_target() {
     wait_quiet
     log "== $target: $CLIENTS clients x $RATE events/s x $PAYLOAD B, ${DURATION}s window"
     case "$target" in
-        ssegate) start_origin "$target" && start_ssegate "$target" ;;
+        ssegate|ssegate-gzip) start_origin "$target" && start_ssegate "$target" ;;
         nginx)   start_origin "$target" && start_nginx "$target" proxy ;;
         nchan)   start_nginx "$target" nchan && start_publisher "$target" ;;
         origin)  start_origin "$target" && SERVER_PID=$ORIGIN_PID ;;
@@ -429,9 +441,10 @@ run_target() {
     local idle_server idle_other idle_tcp
     idle_server=$(mem_kib $(server_pids)); idle_other=$(mem_kib $(other_pids)); idle_tcp=$(tcp_mem_pages)
 
-    local bench_bound=$((RAMP_TIMEOUT + DURATION + 30))
+    local bench_bound=$((RAMP_TIMEOUT + DURATION + 30)) encoding=()
+    [ "$target" = ssegate-gzip ] && encoding=(--gzip)
     timeout -k 5 "$bench_bound" "$SSEGATE" bench --url "$url" --clients "$CLIENTS" --duration "$DURATION" \
-        --expected-rate "$RATE" --threads "$BENCH_THREADS" "${BENCH_PROTOCOL[@]}" "${BENCH_TLS[@]}" "${AUTH_HEADER[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
+        --expected-rate "$RATE" --threads "$BENCH_THREADS" "${BENCH_PROTOCOL[@]}" "${BENCH_TLS[@]}" "${encoding[@]}" "${AUTH_HEADER[@]}" --json --quiet >"$dir/bench.json" 2>"$dir/bench.log" &
     local bench_pid=$!; STARTED+=("$bench_pid")
 
     # Ramp: wait until the server side has all N connections, or the count has not grown for 12 s
@@ -473,7 +486,7 @@ run_target() {
     local client_recvq server_sendq
     client_recvq=$({ ss -Htn state established "( dport = :$listen )" 2>/dev/null || true; } | awk '{ s += $1 } END { print s + 0 }')
     server_sendq=$({ ss -Htn state established "( sport = :$listen )" 2>/dev/null || true; } | awk '{ s += $2 } END { print s + 0 }')
-    if [ "$target" = ssegate ]; then
+    if [ "${target%-gzip}" = ssegate ]; then
         curl -s --max-time 2 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics-mid.txt" 2>/dev/null || true
     fi
     case "$target" in nchan) upstream=0 ;; *) upstream=$(conns "$ORIGIN_PORT") ;; esac
@@ -490,7 +503,7 @@ run_target() {
 
     wait "$bench_pid" 2>/dev/null || log "bench exited with status $? (124: time bound hit)"
     if [ -n "$probe_pid" ]; then wait "$probe_pid" 2>/dev/null || log "probe: a check failed (status $?), see the notes"; fi
-    if [ "$target" = ssegate ]; then
+    if [ "${target%-gzip}" = ssegate ]; then
         curl -s --max-time 5 "http://127.0.0.1:$ADMIN_PORT/metrics" >"$dir/metrics.txt" 2>/dev/null || true
     fi
     stop_target
@@ -544,7 +557,7 @@ STAMP=$(date -u +%Y-%m-%d-%H%M)
 SCENARIO=${NAME:-${CLIENTS}c-${RATE}eps-${PAYLOAD}B-${DURATION}s}
 mkdir -p "$OUT"
 {
-    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')$([ "$HTTP2" = 1 ] && echo ' --http2')$([ "$TLS" = 1 ] && echo ' --tls')$([ "$AUTH" != none ] && echo " --auth $AUTH")"
+    echo "command=bench/run.sh --clients $CLIENTS --rate $RATE --payload $PAYLOAD --duration $DURATION --targets $TARGETS --bench-threads $BENCH_THREADS --nginx-workers $NGINX_WORKERS$([ "$PROBE" = 1 ] && echo ' --probe')$([ "$HTTP2" = 1 ] && echo ' --http2')$([ "$TLS" = 1 ] && echo ' --tls')$([ "$GZIP" = 1 ] && echo ' --gzip')$([ "$FOREIGN_LIMIT" != 0.3 ] && echo " --foreign-limit $FOREIGN_LIMIT") --quiet-timeout $QUIET_TIMEOUT$([ "$AUTH" != none ] && echo " --auth $AUTH")"
     echo "date=$(date -u '+%Y-%m-%d %H:%M UTC')"
     echo "nproc=$(nproc)"
     echo "cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
@@ -575,7 +588,7 @@ foreign_cores() {   # CPU used during the target's window by processes that are 
 for target in ${TARGETS//,/ }; do
     run_target "$target"
     foreign=$(foreign_cores "$TMP/$target/measured.env")
-    if awk -v f="$foreign" 'BEGIN { exit !(f > 0.3) }'; then
+    if awk -v f="$foreign" -v limit="$FOREIGN_LIMIT" 'BEGIN { exit !(f > limit) }'; then
         log "$target: other processes used $foreign cores during the window; running it once more"
         mv "$TMP/$target" "$TMP/$target.busy"
         run_target "$target"

@@ -1,4 +1,5 @@
 import CompressNIO
+import Foundation
 import NIOCore
 import XCTest
 
@@ -10,7 +11,7 @@ import XCTest
 final class GzipTransportTests: XCTestCase {
     func testEveryFlushHandsOnAllThatWasWrittenWhateverTheBatchSize() throws {
         let inner = RecordingTransport()
-        let gzip = try GzipTransport(wrapping: inner)
+        let gzip = GzipTransport(wrapping: inner, deflater: FragmentDeflater())
         gzip.writeHead(ResponseHead(status: .ok))
         XCTAssertEqual(inner.heads.first?.headers.last?.0, "Content-Encoding")
         let inflater = try ZlibDecompressor(algorithm: .gzip)
@@ -52,7 +53,7 @@ final class GzipTransportTests: XCTestCase {
     /// not pin kilobytes of spare capacity (a client that stops reading would pin that much per event).
     func testAShortFlushHandsOnAShortBuffer() throws {
         let inner = RecordingTransport()
-        let gzip = try GzipTransport(wrapping: inner)
+        let gzip = GzipTransport(wrapping: inner, deflater: FragmentDeflater())
         var pieces: [ByteBuffer] = []
         for index in 0..<200 {
             gzip.writeShared(ByteBuffer(string: "id: \(index)\ndata: tick\n\n"))
@@ -71,7 +72,7 @@ final class GzipTransportTests: XCTestCase {
 
     func testAFlushWithNothingWrittenWritesNothing() throws {
         let inner = RecordingTransport()
-        let gzip = try GzipTransport(wrapping: inner)
+        let gzip = GzipTransport(wrapping: inner, deflater: FragmentDeflater())
         gzip.flush()
         XCTAssertEqual(inner.written.readableBytes, 0)
         XCTAssertEqual(inner.flushes, 1, "the flush itself goes through")
@@ -81,7 +82,7 @@ final class GzipTransportTests: XCTestCase {
     /// only the stream's body is compressed.
     func testWritabilityHeldSinceAbortAndRespondPassThrough() throws {
         let inner = RecordingTransport()
-        let gzip = try GzipTransport(wrapping: inner)
+        let gzip = GzipTransport(wrapping: inner, deflater: FragmentDeflater())
         XCTAssertTrue(gzip.isWritable)
         inner.isWritable = false
         XCTAssertFalse(gzip.isWritable)
@@ -103,7 +104,7 @@ final class GzipTransportTests: XCTestCase {
     /// inner transport frames the compressed bytes).
     func testTheHeadSaysGzipAndKeepsItsHeaders() throws {
         let inner = RecordingTransport()
-        let gzip = try GzipTransport(wrapping: inner)
+        let gzip = GzipTransport(wrapping: inner, deflater: FragmentDeflater())
         XCTAssertEqual(gzip.framing, .raw)
         var head = ResponseHead.eventStream()
         head.headers.append(("Vary", "Accept-Encoding"))
@@ -118,7 +119,7 @@ final class GzipTransportTests: XCTestCase {
     /// decodes it to nothing, without an error.
     func testFinishingAnEmptyStreamWritesAWholeEmptyMember() throws {
         let inner = RecordingTransport()
-        let gzip = try GzipTransport(wrapping: inner)
+        let gzip = GzipTransport(wrapping: inner, deflater: FragmentDeflater())
         gzip.finish()
         XCTAssertTrue(inner.finished)
         var member = inner.written
@@ -130,7 +131,7 @@ final class GzipTransportTests: XCTestCase {
     /// Two flushes, each decodable on its own as it arrives, continue one deflate stream (one member).
     func testEachFlushIsDecodableWhenItArrives() throws {
         let inner = RecordingTransport()
-        let gzip = try GzipTransport(wrapping: inner)
+        let gzip = GzipTransport(wrapping: inner, deflater: FragmentDeflater())
         let inflater = try ZlibDecompressor(algorithm: .gzip)
         for index in 0..<3 {
             let event = "id: \(index)\ndata: tick \(index)\n\n"
@@ -144,5 +145,57 @@ final class GzipTransportTests: XCTestCase {
             }
         }
         XCTAssertEqual(inner.flushes, 3)
+    }
+
+    /// Sharing fragments over chunked HTTP/1.1: the transport writes each shared fragment's chunk as it
+    /// is (a slice of the one buffer every client gets), puts its own bytes (the prelude, a notice) in
+    /// fragments of their own before it, and ends with a trailer for exactly what it wrote.
+    func testSharedFragmentsGoOutAsTheyAreBetweenTheClientsOwnBytes() throws {
+        let inner = RecordingTransport(framing: .chunked)
+        let deflater = FragmentDeflater()
+        let gzip = GzipTransport(wrapping: inner, deflater: deflater, sharesFragments: true)
+        XCTAssertEqual(gzip.framing, .gzipChunked)
+        XCTAssertEqual(
+            GzipTransport(wrapping: RecordingTransport(), deflater: deflater, sharesFragments: true).framing,
+            .gzipRaw
+        )
+        var sent = "retry: 2000\n\n"
+        gzip.writePayload(ByteBuffer(string: sent))
+        for batch in 0..<5 {
+            let events = (0..<batch + 1).map { ByteBuffer(string: "id: \(batch).\($0)\ndata: tick\n\n") }
+            let fragment = GzipFragment.deflated(events, chunked: true, deflater: deflater)
+            gzip.writeShared(fragment)
+            sent += events.map { String(buffer: $0) }.joined()
+            if batch == 2 {
+                let notice = ByteBuffer(string: ": keepalive\n\n")
+                gzip.writeShared(StreamFraming.gzipChunked.frame(notice, allocator: ByteBufferAllocator()))
+                sent += String(buffer: notice)
+            }
+            gzip.flush()
+        }
+        gzip.writePayload(ByteBuffer(string: "retry: 1234\n\n"))
+        sent += "retry: 1234\n\n"
+        gzip.finish()
+        XCTAssertTrue(inner.finished)
+        var body = try Self.dechunk(inner.written)
+        XCTAssertEqual(body.getBytes(at: body.readerIndex, length: 2), [0x1F, 0x8B])
+        let decoded = try ZlibDecompressor(algorithm: .gzip).inflateAll(&body)
+        XCTAssertEqual(String(buffer: decoded), sent, "decoded byte for byte, trailer checked")
+        XCTAssertEqual(try GzipFragmentTests.gunzipWithPython(try Self.dechunk(inner.written)), Data(sent.utf8))
+    }
+
+    /// The body of a chunked stream (each chunk `hex\r\n bytes \r\n`).
+    static func dechunk(_ stream: ByteBuffer) throws -> ByteBuffer {
+        var input = stream
+        var body = ByteBuffer()
+        while input.readableBytes > 0 {
+            let line = try XCTUnwrap(input.readableBytesView.firstIndex(of: UInt8(ascii: "\r")))
+            let hex = try XCTUnwrap(input.readString(length: line - input.readerIndex))
+            input.moveReaderIndex(forwardBy: 2)
+            let length = try XCTUnwrap(Int(hex, radix: 16))
+            body.writeImmutableBuffer(try XCTUnwrap(input.readSlice(length: length)))
+            input.moveReaderIndex(forwardBy: 2)
+        }
+        return body
     }
 }

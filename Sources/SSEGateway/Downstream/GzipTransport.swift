@@ -1,24 +1,35 @@
-import CompressNIO
+import CZlib
 import Foundation
 import NIOCore
 
-/// A transport that gzips a client's stream in front of another transport. Each client has its own
-/// deflate stream (compression has state, so the shared, encode-once buffers are compressed per client);
-/// after each batch the transport's `flush` does a zlib sync flush, so every event can be decoded the
-/// moment it arrives. The small window and memory level keep a compressed client near 40 KiB.
+/// A transport that gzips a client's stream in front of another transport, with no deflate state of its
+/// own: what it writes is fragments (`GzipFragment`), each standing alone and ending on a byte boundary,
+/// so that every event can be decoded the moment its fragment arrives.
+///
+/// With `sharesFragments`, its framing is `.gzipChunked` or `.gzipRaw`: the fan-out compresses each batch
+/// once per feed and loop and hands every gzip client the same fragment, which this transport opens and
+/// writes as it is (the plain path shares its chunk the same way). Bytes of this client alone (the
+/// prelude, a drain's `retry:`, notices) and, without `sharesFragments` (a multi-feed stream, whose ids
+/// differ per client), everything, wait uncompressed until the next flush or shared fragment and then
+/// become one fragment of their own, made by the loop's `FragmentDeflater`. The header goes before the
+/// first fragment; `finish` writes the final block and a trailer for exactly the fragments sent.
 final class GzipTransport: StreamTransport {
-    /// deflate's window is 1 << (bits + 2) bytes; its hash tables 1 << (level + 9) bytes.
-    static let configuration = ZlibConfiguration(windowSize: 12, compressionLevel: 6, memoryLevel: 5)
-
     private let inner: StreamTransport
-    private let compressor: ZlibCompressor
-    private var pending: ByteBuffer
-    private var hasInput = false
+    private let deflater: FragmentDeflater
+    let framing: StreamFraming
+    private var member = GzipMember()
+    private var headerWritten = false
+    /// This client's own bytes since its last fragment, uncompressed; nil when there are none.
+    private var pending: ByteBuffer?
 
-    init(wrapping inner: StreamTransport) throws {
+    init(wrapping inner: StreamTransport, deflater: FragmentDeflater, sharesFragments: Bool = false) {
         self.inner = inner
-        self.compressor = try ZlibCompressor(algorithm: .gzip, configuration: Self.configuration)
-        self.pending = ByteBufferAllocator().buffer(capacity: 0)
+        self.deflater = deflater
+        if sharesFragments {
+            self.framing = inner.framing == .chunked ? .gzipChunked : .gzipRaw
+        } else {
+            self.framing = .raw
+        }
     }
 
     /// True when `Accept-Encoding` allows gzip (RFC 9110 §12.5.3: `gzip`, `x-gzip` or `*`, with q > 0).
@@ -43,7 +54,6 @@ final class GzipTransport: StreamTransport {
         return (gzip ?? wildcard ?? 0) > 0
     }
 
-    var framing: StreamFraming { .raw }
     var isWritable: Bool { self.inner.isWritable }
     var bytesWritten: Int { self.inner.bytesWritten }
     func heldSince() -> NIODeadline? { self.inner.heldSince() }
@@ -54,31 +64,41 @@ final class GzipTransport: StreamTransport {
         self.inner.writeHead(head)
     }
 
+    /// A shared fragment (`sharesFragments`), or this client's own bytes (without it).
     func writeShared(_ bytes: ByteBuffer) {
-        self.deflate(bytes, flush: .no)
-        self.hasInput = true
+        switch self.framing {
+        case .gzipChunked, .gzipRaw:
+            self.handOnOwnBytes(headerOnly: true)
+            let fragment = GzipFragment.open(bytes)
+            self.member.append(crc: fragment.crc, length: fragment.length, combine: fragment.combine)
+            self.inner.writeShared(fragment.wire)
+        case .chunked, .raw:
+            self.writePayload(bytes)
+        }
     }
 
     func writePayload(_ bytes: ByteBuffer) {
-        self.writeShared(bytes)
+        guard bytes.readableBytes > 0 else { return }
+        if self.pending == nil {
+            self.pending = bytes
+        } else {
+            self.pending!.writeImmutableBuffer(bytes)
+        }
     }
 
     func flush() {
-        if self.hasInput {
-            self.hasInput = false
-            self.deflate(ByteBuffer(), flush: .sync)
-            self.handOn()
-        }
+        self.handOnOwnBytes(headerOnly: false)
         self.inner.flush()
     }
 
     func abort() {
+        self.pending = nil
         self.inner.abort()
     }
 
     func finish() {
-        self.deflate(ByteBuffer(), flush: .finish)
-        self.handOn()
+        self.handOnOwnBytes(headerOnly: true)
+        self.inner.writePayload(self.member.end())
         self.inner.finish()
     }
 
@@ -86,41 +106,29 @@ final class GzipTransport: StreamTransport {
         self.inner.respond(head, body: body)
     }
 
-    /// Feeds `bytes` to zlib and collects everything it produces into `pending`. zlib stops when its output
-    /// space runs out (returning Z_OK with `avail_out == 0`) and expects to be called again with the same
-    /// flush mode; a sync flush of a large batch produces far more than `deflateBound` of its (empty) input.
-    /// So the loop goes on, growing `pending`, until all input is taken and zlib left output space unused:
-    /// only then has it emitted every byte of the flush.
-    private func deflate(_ bytes: ByteBuffer, flush: CompressNIOFlush) {
-        var input = bytes
-        // Sized for the common case (a short flush): the buffer is handed on with the bytes and held by the
-        // channel until they are sent, so its spare capacity costs memory per flush. Large flushes grow it.
-        var reserve = self.compressor.maxSize(from: input) + 16
-        while true {
-            if self.pending.writableBytes < reserve {
-                self.pending.reserveCapacity(minimumWritableBytes: reserve)
-            }
-            do {
-                try self.compressor.deflate(from: &input, to: &self.pending, flush: flush)
-            } catch let error as CompressNIOError where error == .bufferOverflow {
-                // compress-nio reports zlib's Z_OK for `.finish` and Z_BUF_ERROR ("no progress possible") as
-                // an overflow: the check below tells done (output space left) from full (grow and go on).
-            } catch {
-                // A deflate failure can only be a bug or memory exhaustion: end this client, not the gateway.
-                self.inner.abort()
-                return
-            }
-            if input.readableBytes == 0 && self.pending.writableBytes > 0 { return }
-            reserve = max(self.pending.capacity, Self.minimumGrowth)
+    /// Hands on what this client wrote itself as one fragment, behind the gzip header the first time;
+    /// with `headerOnly`, the header goes out even when there is nothing else (a shared fragment or the
+    /// end follows).
+    private func handOnOwnBytes(headerOnly: Bool) {
+        let own = self.pending
+        guard own != nil || (headerOnly && !self.headerWritten) else { return }
+        self.pending = nil
+        let ownLength = own?.readableBytes ?? 0
+        var buffer = ByteBufferAllocator().buffer(
+            capacity: GzipMember.header.count + (ownLength > 0 ? self.deflater.bound(ownLength) : 0)
+        )
+        if !self.headerWritten {
+            self.headerWritten = true
+            buffer.writeBytes(GzipMember.header)
         }
-    }
-
-    /// The least the output space grows by when zlib filled it.
-    static let minimumGrowth = 1024
-
-    private func handOn() {
-        guard self.pending.readableBytes > 0 else { return }
-        self.inner.writePayload(self.pending)
-        self.pending = ByteBufferAllocator().buffer(capacity: 0)
+        if let own {
+            let (crc, length) = self.deflater.fragment(of: CollectionOfOne(own), into: &buffer)
+            self.member.append(
+                crc: crc,
+                length: UInt32(truncatingIfNeeded: length),
+                combine: CZlib_crc32_combine_gen(length)
+            )
+        }
+        self.inner.writePayload(buffer)
     }
 }

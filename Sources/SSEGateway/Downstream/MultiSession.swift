@@ -111,8 +111,9 @@ final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
             return .refused(head, body, reason: "max_clients_per_address")
         }
         var transport = transport
-        if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
-            transport = gzip
+        if request.gzip {
+            // Each client's composite ids differ: its stream is compressed as its own fragments.
+            transport = GzipTransport(wrapping: transport, deflater: gateway.hub(for: loop).deflater)
         }
         return .admitted(MultiSession(request: request, gateway: gateway, transport: transport, loop: loop))
     }

@@ -87,8 +87,12 @@ final class StreamSession: SubscriberSink, CredentialWatcher {
             return .refused(head, body, reason: "max_clients_per_address")
         }
         var transport = transport
-        if request.gzip, let gzip = try? GzipTransport(wrapping: transport) {
-            transport = gzip
+        if request.gzip {
+            transport = GzipTransport(
+                wrapping: transport,
+                deflater: gateway.hub(for: loop).deflater,
+                sharesFragments: true
+            )
         }
         return .admitted(
             StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .client)
@@ -369,9 +373,20 @@ final class StreamSession: SubscriberSink, CredentialWatcher {
         subscriber.queue.writabilityChanged(isWritable: self.transport.isWritable, now: now)
         let framing = self.transport.framing
         subscriber.eventsSent = lookup.events.count
-        for event in lookup.events {
-            if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
-            _ = subscriber.offer(framing.bytes(of: event), producedAt: now, now: now, replay: true)
+        if framing.isGzip {
+            // The replay is this client's own: compressed for it, in fragments of the loop's deflater.
+            if subscriber.tracksEventIDs, let id = lookup.events.last(where: { $0.id != nil })?.id {
+                subscriber.lastEventID = id
+            }
+            let deflater = self.gateway.hub(for: self.loop).deflater
+            for piece in GzipFragment.pieces(lookup.events, chunked: framing == .gzipChunked, deflater: deflater) {
+                _ = subscriber.offer(piece.fragment, producedAt: now, now: now, replay: true)
+            }
+        } else {
+            for event in lookup.events {
+                if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
+                _ = subscriber.offer(framing.bytes(of: event), producedAt: now, now: now, replay: true)
+            }
         }
         self.transport.flush()
         if let grant = self.grant {

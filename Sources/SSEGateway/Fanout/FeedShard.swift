@@ -107,8 +107,15 @@ final class FeedShard {
         let now = NIODeadline.now()
         var deliveries = 0
         var bytes = 0
+        var fragments = BatchFragments()
         for subscriber in self.subscribers {
             let framing = subscriber.framing
+            if framing.isGzip {
+                let (count, size) = self.writeCompressed(batch, to: subscriber, fragments: &fragments, now: now)
+                deliveries += count
+                bytes += size
+                continue
+            }
             let filter = subscriber.filter
             for event in batch where event.sequence > subscriber.lastSequence {
                 subscriber.lastSequence = event.sequence
@@ -136,6 +143,56 @@ final class FeedShard {
             self.newestID = (newest.sequence, id)
         }
         self.closeEvicted()
+    }
+
+    /// A gzip client gets a batch as fragments (`GzipPiece`s): those compressed once for every gzip client
+    /// that takes the whole batch, or, when it takes part of it (its replay covered the start, or its filter
+    /// skips events), its own. Returns the events delivered and the bytes written.
+    private func writeCompressed(
+        _ batch: [EncodedEvent],
+        to subscriber: Subscriber,
+        fragments: inout BatchFragments,
+        now: NIODeadline
+    ) -> (deliveries: Int, bytes: Int) {
+        guard let first = batch.first, let last = batch.last, last.sequence > subscriber.lastSequence else {
+            return (0, 0)
+        }
+        let chunked = subscriber.framing == .gzipChunked
+        let pieces: [GzipPiece]
+        if first.sequence > subscriber.lastSequence && subscriber.filter == nil {
+            subscriber.lastSequence = last.sequence
+            if subscriber.tracksEventIDs, let id = batch.last(where: { $0.id != nil })?.id {
+                subscriber.lastEventID = id
+            }
+            pieces = fragments.whole(batch, chunked: chunked, deflater: self.hub.deflater)
+        } else {
+            var taken: [EncodedEvent] = []
+            for event in batch where event.sequence > subscriber.lastSequence {
+                subscriber.lastSequence = event.sequence
+                if let filter = subscriber.filter {
+                    guard filter.admits(event) else { continue }
+                    if event.id != nil { subscriber.markedSequence = event.sequence }
+                }
+                if subscriber.tracksEventIDs, let id = event.id { subscriber.lastEventID = id }
+                taken.append(event)
+            }
+            pieces = GzipFragment.pieces(taken, chunked: chunked, deflater: self.hub.deflater)
+        }
+        var deliveries = 0
+        var bytes = 0
+        for piece in pieces {
+            // Each piece goes through the queue on its own: once the channel turns unwritable, the rest wait
+            // there, counted against max_queue and max_lag.
+            if let reason = subscriber.offer(piece.fragment, producedAt: piece.producedAt, now: now) {
+                self.evicted.append((subscriber, reason))
+                break
+            }
+            deliveries += piece.events
+            bytes += piece.fragment.readableBytes
+        }
+        subscriber.eventsSent += deliveries
+        subscriber.flushIfNeeded()
+        return (deliveries, bytes)
     }
 
     /// The upstream did not resume after `seed` (`Feed.upstreamDidNotResume`): the clients here that

@@ -4,8 +4,8 @@ import NIOCore
 /// delivery counters, and the single coarse timer that sends keepalives and checks lag for every client
 /// of the loop (no per-client timers). Touched only on `loop`.
 ///
-/// `@unchecked Sendable`: `loop` and the keepalive buffers are immutable; `shards`, `counters`, `tickTask`
-/// and `deferredFlushes` are read and written only on `loop` (every entry point runs there, or hops there
+/// `@unchecked Sendable`: `loop` and the keepalive buffers are immutable; `shards`, `counters`, `tickTask`,
+/// `deferredFlushes` and `deflater` are read and written only on `loop` (every entry point runs there, or hops there
 /// with `loop.execute`/`submit`). Other loops hold a hub only to hop onto its loop.
 public final class LoopHub: @unchecked Sendable {
     public let loop: EventLoop
@@ -14,14 +14,23 @@ public final class LoopHub: @unchecked Sendable {
     private var tickTask: RepeatedTask?
     /// HTTP/2 connection flushes held during a fan-out pass on this loop.
     let deferredFlushes = DeferredFlushes()
+    /// The loop's one deflate state, for every gzip fragment made here (shared batches, a client's own
+    /// bytes, replays): made when the first gzip client needs it.
+    private(set) lazy var deflater = FragmentDeflater()
     private let keepaliveChunked: ByteBuffer
     private let keepaliveRaw: ByteBuffer
+    /// The keepalive comment as a constant gzip fragment (stored), one per framing.
+    private let keepaliveGzipChunked: ByteBuffer
+    private let keepaliveGzipRaw: ByteBuffer
 
     init(loop: EventLoop) {
         self.loop = loop
         let raw = ByteBuffer(string: ": keepalive\n\n")
+        let allocator = ByteBufferAllocator()
         self.keepaliveRaw = raw
-        self.keepaliveChunked = StreamFraming.chunked.frame(raw, allocator: ByteBufferAllocator())
+        self.keepaliveChunked = StreamFraming.chunked.frame(raw, allocator: allocator)
+        self.keepaliveGzipChunked = StreamFraming.gzipChunked.frame(raw, allocator: allocator)
+        self.keepaliveGzipRaw = StreamFraming.gzipRaw.frame(raw, allocator: allocator)
     }
 
     /// Starts the loop's timer; `interval` is a fraction of the smallest keepalive/lag setting.
@@ -92,6 +101,8 @@ public final class LoopHub: @unchecked Sendable {
                 switch framing {
                 case .chunked: return self.keepaliveChunked
                 case .raw: return self.keepaliveRaw
+                case .gzipChunked: return self.keepaliveGzipChunked
+                case .gzipRaw: return self.keepaliveGzipRaw
                 }
             }
         }

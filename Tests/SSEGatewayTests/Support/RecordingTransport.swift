@@ -15,6 +15,10 @@ final class RecordingTransport: StreamTransport {
     var finished = false
     var aborted = false
     var held: NIODeadline?
+    /// When set, the transport turns unwritable once this many bytes are written, as a channel does at its
+    /// high watermark, and calls `onWritabilityChange` (a session's `writabilityChanged`) at once.
+    var highWatermark: Int?
+    var onWritabilityChange: () -> Void = {}
 
     init(framing: StreamFraming = .raw) {
         self.framing = framing
@@ -35,6 +39,10 @@ final class RecordingTransport: StreamTransport {
             self.written = bytes
         } else {
             self.written.writeImmutableBuffer(bytes)
+        }
+        if let highWatermark = self.highWatermark, self.isWritable, self.written.readableBytes >= highWatermark {
+            self.isWritable = false
+            self.onWritabilityChange()
         }
     }
 
