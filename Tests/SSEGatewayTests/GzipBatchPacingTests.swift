@@ -15,6 +15,15 @@ final class GzipBatchPacingTests: XCTestCase {
     /// The channel's high watermark of the recording transports (what `GatewayServer` sets).
     static let watermark = 64 * 1024
 
+    /// Run after each test: break the session ↔ transport cycles `join` makes.
+    private var cleanups: [() -> Void] = []
+
+    override func tearDown() {
+        for cleanup in self.cleanups { cleanup() }
+        self.cleanups = []
+        super.tearDown()
+    }
+
     /// One batch of 1 MiB to a plain and a gzip client that do not read: each channel holds the watermark
     /// and at most one more event or fragment, and both go over `max_queue`.
     func testABatchOverMaxQueueEvictsAGzipClientAsItDoesAPlainOne() throws {
@@ -86,6 +95,12 @@ final class GzipBatchPacingTests: XCTestCase {
             )
         )
         transport.onWritabilityChange = { session.writabilityChanged() }
+        // The closure keeps the session and the session its transport: let go after the test, or both (and
+        // the live-session count that later tests wait to see at zero) stay for the whole run.
+        self.cleanups.append {
+            transport.onWritabilityChange = {}
+            session.transportClosed()
+        }
         session.begin()
         gateway.loop.run()
         return transport
