@@ -41,6 +41,11 @@ cd "$root/Fuzz"
 build() {
   local start
   start=$(date +%s)
+  # SwiftPM does not notice that the gateway's own manifest (a dependency by path) gained a target: with a
+  # build plan older than it, the build fails with "no such module". Planning again keeps the objects.
+  if [ -f .build/release.yaml ] && [ "$root/Package.swift" -nt .build/release.yaml ]; then
+    rm -f .build/release.yaml
+  fi
   # One product holds every target: one invocation, one link, and nothing else of the gateway's package.
   if ! swift build "${flags[@]}" --product ssegate-fuzz 2>&1 | grep -v "Cannot export local symbol" | tail -n 30; then
     echo "fuzz: build FAILED" >&2
