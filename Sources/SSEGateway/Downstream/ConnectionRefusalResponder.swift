@@ -1,4 +1,5 @@
 import NIOCore
+import ProxyProtocol
 
 /// The whole pipeline of a cleartext connection over `limits.new_connections_per_second`: it waits for
 /// the first bytes of the request, answers a canned `503` with a jittered `Retry-After` (1-2 s, the
@@ -53,20 +54,13 @@ final class ConnectionRefusalResponder: ChannelInboundHandler {
     /// Whether the head's first bytes accept `text/event-stream`, and its `Origin` (a value of visible
     /// ASCII only, else none). Reads header lines up to the blank line or the end of what arrived.
     /// A PROXY protocol header in front (a `proxy_protocol` listener's connections from a balancer) is
-    /// skipped: v1 is its own first line, v2 is binary and says its length.
+    /// skipped (`ProxyHeaderParser` says how long it is).
     static func eventSourceRequest(_ bytes: ByteBuffer) -> (acceptsEventStream: Bool, origin: String?) {
         var accepts = false
         var origin: String?
         var bytes = bytes
-        let v2Signature: [UInt8] = [0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A]
-        if bytes.readableBytesView.starts(with: v2Signature),
-            let length = bytes.getInteger(at: bytes.readerIndex + 14, as: UInt16.self)
-        {
-            bytes.moveReaderIndex(forwardBy: min(bytes.readableBytes, 16 + Int(length)))
-        } else if bytes.readableBytesView.starts(with: "PROXY ".utf8),
-            let end = bytes.readableBytesView.firstIndex(of: UInt8(ascii: "\n"))
-        {
-            bytes.moveReaderIndex(to: end + 1)
+        if case .parsed(let header) = ProxyHeaderParser.parse(bytes) {
+            bytes.moveReaderIndex(forwardBy: header.length)
         }
         let lines = bytes.readableBytesView.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
         for line in lines.dropFirst() {
