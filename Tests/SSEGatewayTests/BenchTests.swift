@@ -5,6 +5,7 @@ import NIOHPACK
 import NIOHTTP2
 import NIOPosix
 import NIOSSL
+import SSE
 import SSEOrigin
 import XCTest
 
@@ -122,10 +123,18 @@ final class BenchTests: XCTestCase {
             line: line
         )
         if gzip {
+            // Each batch is compressed on its own (compress-once: any client may join at any batch), so at
+            // 10 events/s a frame shrinks to about half, not much below the 64-byte payload (64.2 bytes a
+            // delivery failed in CI once the gzip header was counted). The bound: under 80% of the
+            // smallest plain frame the origin sends, which only a body that was not compressed reaches.
+            let micros = Int64(Date().timeIntervalSince1970 * 1_000_000)
+            let data = "{\"seq\":0,\"ts\":\(micros),\"pad\":\"\(String(repeating: "x", count: 64))\"}"
+            var plainFrame = ByteBuffer()
+            SSESerializer.write(ServerSentEvent(id: "0", type: nil, data: data), into: &plainFrame)
             XCTAssertLessThan(
-                report.bytes,
-                report.deliveries * 64,
-                "compressed below the 64-byte payloads",
+                Double(report.bytes),
+                Double(report.deliveries * plainFrame.readableBytes) * 0.8,
+                "compressed: under 80% of the \(plainFrame.readableBytes)-byte plain frames",
                 file: file,
                 line: line
             )
