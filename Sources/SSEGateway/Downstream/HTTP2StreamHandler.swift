@@ -7,6 +7,15 @@ import NIOHTTP2
 /// handler is the transport: events go out as DATA frames of the shared, unframed event buffers; the
 /// stream's writability follows HTTP/2 flow control, so a client that stops reading exhausts its window,
 /// goes over `max_queue`/`max_lag`, and only its stream is reset.
+///
+/// Under a connection with an `HTTP2DataWriter` (every connection the gateway serves), the stream's
+/// frames go straight to the connection's HTTP/2 handler instead of through its stream channel, and the
+/// handler keeps the stream's writability itself: the DATA bytes it handed over and not yet seen reach
+/// the socket (`heldBytes`, confirmed by the write promises of some frames: `confirmations`) over a
+/// 64 KiB high and 16 KiB low watermark, as the stream channel's own watermarks did. Bytes count against
+/// the high watermark only once a flush has gone through (`checkHeld`): until the fan-out pass ends they
+/// are held for every stream alike; after it, only for a stream whose client's window is shut, or when the
+/// socket does not take them.
 final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     typealias InboundIn = HTTP2Frame.FramePayload
     typealias OutboundOut = HTTP2Frame.FramePayload
@@ -24,13 +33,44 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// DATA was written since the last probe was issued, so a confirmed probe does not cover it.
     private var unprobedWrites = false
 
+    /// The connection's direct path, when it has one (`HTTP2DataWriter`).
+    private let dataWriter: HTTP2DataWriter?
+    /// The writer and this stream's id once the stream takes the direct path; nil: frames go through the
+    /// stream channel (a handler tested on its own, without a connection).
+    private var direct: (writer: HTTP2DataWriter, streamID: HTTP2StreamID)?
+    /// Direct path: DATA bytes handed to the connection and not yet confirmed written to the socket.
+    private var heldBytes = 0
+    /// Direct path: bytes written since the last write that carried a promise (no promise covers them yet).
+    private var uncoveredBytes = 0
+    /// Direct path: the promises in flight, oldest first (a stream's frames leave in order, so they
+    /// complete in this order): when each was issued and the bytes it confirms.
+    private var confirmations = CircularBuffer<(since: NIODeadline, covers: Int)>(initialCapacity: 2)
+    /// Direct path: the stream's own writability, from `heldBytes` and the watermarks.
+    private var directWritable = true
+    /// Direct path: the writer will call `checkHeld` after its next flush that reaches the socket.
+    private var awaitsCheck = false
+    /// The stream channel's watermarks (`DownstreamPipeline.configureHTTP2`), for the direct path.
+    static let highWatermark = 64 * 1024
+    static let lowWatermark = 16 * 1024
+    /// Direct path: a write that leaves this many bytes uncovered carries a promise, so that `heldBytes`
+    /// stays current for a stream that keeps writing; past twice that held, every write carries one, so
+    /// that a stream over the high watermark has all its bytes covered and turns writable again.
+    static let checkpointBytes = 16 * 1024
+
     /// The connection's address (the PROXY source on a `proxy_protocol` listener); nil: the parent channel's peer.
     private let peer: ConnectionPeer?
     /// The connection is TLS (h2) or not (h2c), for the access log.
     private let tls: Bool
 
-    init(gateway: GatewayContext, delivery: DeliveryMode? = nil, peer: ConnectionPeer? = nil, tls: Bool = false) {
+    init(
+        gateway: GatewayContext,
+        delivery: DeliveryMode? = nil,
+        peer: ConnectionPeer? = nil,
+        tls: Bool = false,
+        dataWriter: HTTP2DataWriter? = nil
+    ) {
         self.gateway = gateway
+        self.dataWriter = dataWriter
         self.peer = peer
         self.tls = tls
         self.delivery = delivery
@@ -43,6 +83,11 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        if let writer = self.dataWriter,
+            let streamID = try? context.channel.syncOptions?.getOption(HTTP2StreamChannelOptions.streamID)
+        {
+            self.direct = (writer, streamID)
+        }
     }
 
     /// Drops the context (which refers to this handler) when the stream's pipeline is torn down: kept,
@@ -181,12 +226,21 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     // MARK: StreamTransport
 
     let framing = StreamFraming.raw
-    var isWritable: Bool { self.context?.channel.isWritable ?? false }
+    var isWritable: Bool {
+        guard let context = self.context else { return false }
+        return context.channel.isWritable && (self.direct == nil || self.directWritable)
+    }
     /// DATA bytes of the stream (one integer add per write; read by the access log at the stream's end).
     private(set) var bytesWritten = 0
 
     func writeHead(_ head: ResponseHead) {
-        self.context?.write(self.wrapOutboundOut(.headers(.init(headers: Self.hpack(head)))), promise: nil)
+        let headers = HTTP2Frame.FramePayload.headers(.init(headers: Self.hpack(head)))
+        if let direct = self.direct {
+            // The DATA frames after it take the same path, so they cannot overtake it.
+            guard self.context != nil else { return }
+            return direct.writer.write(HTTP2Frame(streamID: direct.streamID, payload: headers), promise: nil)
+        }
+        self.context?.write(self.wrapOutboundOut(headers), promise: nil)
     }
 
     /// A plain write: the subscriber flushes a large batch in 32 KiB pieces (below the stream's 64 KiB
@@ -194,6 +248,9 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     func writeShared(_ bytes: ByteBuffer) {
         guard let context = self.context else { return }
         self.bytesWritten += bytes.readableBytes
+        if let direct = self.direct {
+            return self.writeDirect(bytes, via: direct, context: context)
+        }
         let frame = self.wrapOutboundOut(.data(.init(data: .byteBuffer(bytes))))
         guard self.probeArmedAt != nil, self.probeSince == nil else {
             self.unprobedWrites = true
@@ -203,6 +260,67 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         context.write(frame, promise: self.issueProbe(since: .now(), context: context))
     }
 
+    /// A DATA frame straight to the connection's HTTP/2 handler, with a promise when the lag probe is armed,
+    /// at a checkpoint, or while much is held (`checkpointBytes`); past the high watermark the stream turns
+    /// unwritable (its subscriber queues) until the promises confirm it is back under the low one.
+    private func writeDirect(
+        _ bytes: ByteBuffer,
+        via direct: (writer: HTTP2DataWriter, streamID: HTTP2StreamID),
+        context: ChannelHandlerContext
+    ) {
+        self.heldBytes += bytes.readableBytes
+        self.uncoveredBytes += bytes.readableBytes
+        var promise: EventLoopPromise<Void>?
+        if self.probeArmedAt != nil || self.uncoveredBytes >= Self.checkpointBytes
+            || self.heldBytes > 2 * Self.checkpointBytes
+        {
+            self.probeArmedAt = nil
+            promise = self.confirm(since: .now(), context: context)
+        }
+        direct.writer.write(
+            HTTP2Frame(streamID: direct.streamID, payload: .data(.init(data: .byteBuffer(bytes)))),
+            promise: promise
+        )
+        if self.directWritable && !self.awaitsCheck && self.heldBytes > Self.highWatermark {
+            // Not unwritable yet: during a fan-out pass nothing reaches the socket until the pass ends, so
+            // every stream holds what the pass wrote to it. What is still held once the writer's flush has
+            // gone through is held by the client (its window) or the socket: then `checkHeld` decides.
+            self.awaitsCheck = true
+            direct.writer.checkAfterFlush(self)
+        }
+    }
+
+    /// Called by the writer after a flush that went through to the socket: still over the high watermark,
+    /// the stream turns unwritable (its subscriber queues, against `max_queue` and `max_lag`).
+    func checkHeld() {
+        self.awaitsCheck = false
+        guard self.directWritable, self.heldBytes > Self.highWatermark else { return }
+        self.directWritable = false
+        self.session?.writabilityChanged()
+    }
+
+    /// A promise for the next direct write, confirming every byte written up to it.
+    private func confirm(since: NIODeadline, context: ChannelHandlerContext) -> EventLoopPromise<Void> {
+        self.confirmations.append((since, self.uncoveredBytes))
+        self.uncoveredBytes = 0
+        let written = context.eventLoop.makePromise(of: Void.self)
+        // The promise completes on this loop; a weak box so that it never keeps a closed stream's handler.
+        let handler = NIOLoopBound(WeakHandler(self), eventLoop: context.eventLoop)
+        written.futureResult.whenComplete { _ in handler.value.handler?.confirmed() }
+        return written
+    }
+
+    /// The oldest promise's write completed (or failed: the stream or connection is gone): what it covered
+    /// has reached the socket; an unwritable stream turns writable under the low watermark.
+    private func confirmed() {
+        guard let confirmation = self.confirmations.popFirst() else { return }
+        self.heldBytes = max(0, self.heldBytes - confirmation.covers)
+        if !self.directWritable && self.heldBytes <= Self.lowWatermark {
+            self.directWritable = true
+            self.session?.writabilityChanged()
+        }
+    }
+
     /// Whether this stream's DATA is leaving HTTP/2 flow control, at one promise per stream per tick, not
     /// per write. Frames of a stream leave in order, so once NIO fulfils a probe's write promise (the frame
     /// went to the connection), everything written before it has gone too; until then, the probe's write
@@ -210,6 +328,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     /// since its last probe and then stays quiet for a whole tick gets an empty DATA frame as its probe,
     /// so a window shut by a burst on a quiet feed is noticed within `max_lag` and two ticks.
     func heldSince() -> NIODeadline? {
+        if let direct = self.direct { return self.heldSinceDirect(via: direct) }
         if let since = self.probeSince { return since }
         guard let context = self.context else { return nil }
         guard let armedAt = self.probeArmedAt else {
@@ -221,6 +340,27 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
             self.probeArmedAt = nil
             let empty = self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()))))
             context.writeAndFlush(empty, promise: self.issueProbe(since: armedAt, context: context))
+        }
+        return nil
+    }
+
+    /// `heldSince` on the direct path: the oldest promise in flight says since when bytes are held; with
+    /// none, the same arming as above, and a quiet stream's uncovered bytes get an empty DATA frame.
+    private func heldSinceDirect(via direct: (writer: HTTP2DataWriter, streamID: HTTP2StreamID)) -> NIODeadline? {
+        if let oldest = self.confirmations.first { return oldest.since }
+        guard let context = self.context else { return nil }
+        guard let armedAt = self.probeArmedAt else {
+            self.probeArmedAt = .now()
+            return nil
+        }
+        if self.uncoveredBytes > 0 {
+            self.probeArmedAt = nil
+            let promise = self.confirm(since: armedAt, context: context)
+            direct.writer.write(
+                HTTP2Frame(streamID: direct.streamID, payload: .data(.init(data: .byteBuffer(ByteBuffer())))),
+                promise: promise
+            )
+            direct.writer.flush()
         }
         return nil
     }
@@ -240,6 +380,7 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func flush() {
+        if let direct = self.direct { return direct.writer.flush() }
         self.context?.flush()
     }
 
@@ -249,6 +390,12 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
     }
 
     func finish() {
+        if let direct = self.direct {
+            guard self.context != nil else { return }
+            let end = HTTP2Frame.FramePayload.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))
+            direct.writer.write(HTTP2Frame(streamID: direct.streamID, payload: end), promise: nil)
+            return direct.writer.flush()
+        }
         self.context?.writeAndFlush(
             self.wrapOutboundOut(.data(.init(data: .byteBuffer(ByteBuffer()), endStream: true))),
             promise: nil

@@ -178,7 +178,11 @@ enum DownstreamPipeline {
             }
         )
         // Below the HTTP/2 handler: one write per connection per batch, not one per stream.
-        try sync.addHandler(HTTP2FlushCoalescer(deferred: context.hub(for: channel.eventLoop).deferredFlushes))
+        let deferred = context.hub(for: channel.eventLoop).deferredFlushes
+        try sync.addHandler(HTTP2FlushCoalescer(deferred: deferred))
+        // Above the HTTP/2 handler: the streams' frames go straight to it (`HTTP2DataWriter`).
+        let dataWriter = HTTP2DataWriter(deferred: deferred)
+        let writer = NIOLoopBound(dataWriter, eventLoop: channel.eventLoop)
         _ = try sync.configureHTTP2Pipeline(
             mode: .server,
             connectionConfiguration: connection,
@@ -187,10 +191,17 @@ enum DownstreamPipeline {
         ) { streamChannel in
             streamChannel.eventLoop.makeCompletedFuture {
                 try streamChannel.pipeline.syncOperations.addHandler(
-                    HTTP2StreamHandler(gateway: context, delivery: delivery, peer: peer, tls: tls)
+                    HTTP2StreamHandler(
+                        gateway: context,
+                        delivery: delivery,
+                        peer: peer,
+                        tls: tls,
+                        dataWriter: writer.value
+                    )
                 )
             }
         }
+        try sync.addHandler(dataWriter)
         try sync.addHandler(guardHandler)
     }
 }
