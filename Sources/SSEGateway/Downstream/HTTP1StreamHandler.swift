@@ -163,21 +163,12 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             request.log = log
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            let session: MultiSession
-            switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
-            case .admitted(let admitted):
-                session = admitted
-            case .refused(let response, let body, let reason):
-                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
-                return self.respond(response, body: body, close: true, headOnly: false, context: context)
-            }
-            if request.poll != nil {
-                self.state = .polling(session, requestEnded: false)
-            } else {
-                self.state = .streaming(session)
-                self.removeRequestHandlers(context: context)
-            }
-            session.begin()
+            self.start(
+                MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop),
+                poll: request.poll != nil,
+                logAs: request.accessLogSubject,
+                context: context
+            )
         case .stream(var request):
             request.clientAddress = clientAddress
             request.log = log
@@ -196,21 +187,35 @@ final class HTTP1StreamHandler: ChannelInboundHandler, StreamTransport {
             }
             self.framing = request.http10 ? .raw : .chunked
             self.clientWantsClose = clientWantsClose
-            let session: StreamSession
-            switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
-            case .admitted(let admitted):
-                session = admitted
-            case .refused(let response, let body, let reason):
-                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
-                return self.respond(response, body: body, close: true, headOnly: false, context: context)
-            }
-            if request.poll != nil {
+            self.start(
+                StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop),
+                poll: request.poll != nil,
+                logAs: request.accessLogSubject,
+                context: context
+            )
+        }
+    }
+
+    /// Begins an admitted session: a stream takes over the connection (the request parsers leave), a poll
+    /// keeps them for the next request; or answers its refusal (access-logged as `subject`) and closes.
+    private func start(
+        _ admission: SessionAdmission<some ClientSession>,
+        poll: Bool,
+        logAs subject: AccessLogSubject?,
+        context: ChannelHandlerContext
+    ) {
+        switch admission {
+        case .admitted(let session):
+            if poll {
                 self.state = .polling(session, requestEnded: false)
             } else {
                 self.state = .streaming(session)
                 self.removeRequestHandlers(context: context)
             }
             session.begin()
+        case .refused(let response, let body, let reason):
+            self.gateway.accessLog.writeRefusal(subject, response, body: body, reason: reason)
+            self.respond(response, body: body, close: true, headOnly: false, context: context)
         }
     }
 

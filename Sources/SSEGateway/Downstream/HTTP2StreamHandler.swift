@@ -137,16 +137,10 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
         case .multi(var request):
             request.clientAddress = clientAddress
             request.log = log
-            let session: MultiSession
-            switch MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
-            case .admitted(let admitted):
-                session = admitted
-            case .refused(let response, let body, let reason):
-                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
-                return self.respond(response, body: body)
-            }
-            self.session = session
-            session.begin()
+            self.start(
+                MultiSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop),
+                logAs: request.accessLogSubject
+            )
         case .stream(var request):
             request.clientAddress = clientAddress
             request.log = log
@@ -162,16 +156,22 @@ final class HTTP2StreamHandler: ChannelInboundHandler, StreamTransport {
                 )
                 return
             }
-            let session: StreamSession
-            switch StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop) {
-            case .admitted(let admitted):
-                session = admitted
-            case .refused(let response, let body, let reason):
-                self.gateway.accessLog.writeRefusal(request.accessLogSubject, response, body: body, reason: reason)
-                return self.respond(response, body: body)
-            }
+            self.start(
+                StreamSession.admission(request, gateway: self.gateway, transport: self, loop: context.eventLoop),
+                logAs: request.accessLogSubject
+            )
+        }
+    }
+
+    /// Records and begins an admitted session, or answers its refusal (access-logged as `subject`).
+    private func start(_ admission: SessionAdmission<some ClientSession>, logAs subject: AccessLogSubject?) {
+        switch admission {
+        case .admitted(let session):
             self.session = session
             session.begin()
+        case .refused(let response, let body, let reason):
+            self.gateway.accessLog.writeRefusal(subject, response, body: body, reason: reason)
+            self.respond(response, body: body)
         }
     }
 

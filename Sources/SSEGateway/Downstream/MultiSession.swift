@@ -61,14 +61,6 @@ final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
     /// What the access log line is about, until it is written; nil when the log is off.
     private var logged: AccessLogSubject?
 
-    /// What `admission` decided.
-    enum Admission {
-        case admitted(MultiSession)
-        /// The 503 to answer (`max_clients`, `max_clients_per_address`).
-        /// The reason is the limit's name, for the access log.
-        case refused(ResponseHead, String, reason: String)
-    }
-
     /// Takes one `max_clients` slot and one slot of the client's address per feed, or none and says which
     /// 503 to answer when they are not all free.
     static func admission(
@@ -76,20 +68,18 @@ final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
         gateway: GatewayContext,
         transport: StreamTransport,
         loop: EventLoop
-    ) -> Admission {
+    ) -> SessionAdmission<MultiSession> {
         if gateway.draining {
-            let (head, body) = DrainingAnswer.response(
+            return .draining(
                 retry: request.members.map(\.target.definition.settings.retry).min() ?? .seconds(3),
                 corsHeaders: request.corsHeaders
             )
-            return .refused(head, body, reason: DrainingAnswer.reason)
         }
         if request.poll != nil {
             // A poll compresses its whole body once (`PollExchange`), not as a stream.
             guard gateway.admitPoll() else {
                 gateway.countPoll(.overCapacity)
-                let (head, body) = Self.overCapacity(request)
-                return .refused(head, body, reason: "max_poll_waiting")
+                return .refused(Self.overCapacity(request), reason: "max_poll_waiting")
             }
             return .admitted(MultiSession(request: request, gateway: gateway, transport: transport, loop: loop))
         }
@@ -97,8 +87,7 @@ final class MultiSession: SubscriberSink, ClientSession, CredentialWatcher {
         while taken < request.members.count, gateway.admitClient() { taken += 1 }
         guard taken == request.members.count else {
             for _ in 0..<taken { gateway.releaseClient() }
-            let (head, body) = Self.overCapacity(request)
-            return .refused(head, body, reason: "max_clients")
+            return .refused(Self.overCapacity(request), reason: "max_clients")
         }
         guard gateway.admitAddress(request.clientAddress, count: taken) else {
             for _ in 0..<taken { gateway.releaseClient() }

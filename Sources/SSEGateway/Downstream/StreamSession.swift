@@ -41,14 +41,6 @@ final class StreamSession: SubscriberSink, CredentialWatcher {
     /// The client resumed from an id older than the replay buffer (for the access log).
     private var gap = false
 
-    /// What `admission` decided.
-    enum Admission {
-        case admitted(StreamSession)
-        /// The 503 to answer (`max_clients`, `max_clients_per_address`, `poll.max_waiting`), or the
-        /// `DrainingAnswer`. The reason is the limit's name (or "draining"), for the access log.
-        case refused(ResponseHead, String, reason: String)
-    }
-
     /// Takes a client slot and a slot of the client's address for a stream (a poll slot for a poll), or
     /// says which 503 to answer. The caller records the session (so that writability changes reach it)
     /// and then calls `begin()`.
@@ -57,34 +49,27 @@ final class StreamSession: SubscriberSink, CredentialWatcher {
         gateway: GatewayContext,
         transport: StreamTransport,
         loop: EventLoop
-    ) -> Admission {
+    ) -> SessionAdmission<StreamSession> {
         if gateway.draining {
-            let (head, body) = DrainingAnswer.response(
-                retry: request.target.definition.settings.retry,
-                corsHeaders: request.corsHeaders
-            )
-            return .refused(head, body, reason: DrainingAnswer.reason)
+            return .draining(retry: request.target.definition.settings.retry, corsHeaders: request.corsHeaders)
         }
         if request.poll != nil {
             // A poll compresses its whole body once (`PollExchange`), not as a stream. It is not counted
             // per address: it holds its slot for one poll timeout at most, under `poll.max_waiting`.
             guard gateway.admitPoll() else {
                 gateway.countPoll(.overCapacity)
-                let (head, body) = Self.overCapacity(request)
-                return .refused(head, body, reason: "max_poll_waiting")
+                return .refused(Self.overCapacity(request), reason: "max_poll_waiting")
             }
             return .admitted(
                 StreamSession(request: request, gateway: gateway, transport: transport, loop: loop, slot: .poll)
             )
         }
         guard gateway.admitClient() else {
-            let (head, body) = Self.overCapacity(request)
-            return .refused(head, body, reason: "max_clients")
+            return .refused(Self.overCapacity(request), reason: "max_clients")
         }
         guard gateway.admitAddress(request.clientAddress, count: 1) else {
             gateway.releaseClient()
-            let (head, body) = Self.overAddressLimit(request)
-            return .refused(head, body, reason: "max_clients_per_address")
+            return .refused(Self.overAddressLimit(request), reason: "max_clients_per_address")
         }
         var transport = transport
         if request.gzip {
