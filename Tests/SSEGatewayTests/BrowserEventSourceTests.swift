@@ -108,17 +108,55 @@ final class BrowserEventSourceTests: XCTestCase {
             browser.received.contains { $0.contains("\"open\"") }
         }
         try await harness.waitUntilJoined(1)
-        var burst = ByteBuffer()
-        for index in 1...total {
-            burst.writeString(
-                "id: \(index)\ndata: {\"seq\":\(index),\"symbol\":\"ACME\",\"price\":\(100 + index % 7).25,\"note\":\"burst\"}\n\n"
-            )
-        }
-        harness.origin.broadcast(burst)
-        try await eventually("the browser fired all \(total) events", timeout: .seconds(3)) {
-            browser.received.contains { $0.contains("\"kind\":\"all\"") && $0.contains("\"value\":\"\(total)\"") }
-        }
+        harness.origin.broadcast(Self.burst(of: total))
+        try await Self.waitUntilAllFired(total, in: browser, timeout: .seconds(3))
         XCTAssertFalse(browser.received.contains { $0.contains("\"kind\":\"error\"") })
+    }
+
+    /// Over HTTPS Chromium speaks HTTP/2 (ALPN), so its EventSource is a stream whose DATA frames go straight
+    /// into the connection's HTTP/2 handler (`HTTP2DataWriter`): a burst of 1,000 events written upstream in
+    /// one piece (about 100 KB compressed or not, past a stream's 64 KiB watermark within one pass) must
+    /// all fire at once, and the ticker after it too.
+    func testChromiumOverHTTPSSpeaksHTTP2AndFiresEveryEventOfABurst() async throws {
+        let certificates = try TestCertificates.make()
+        let harness = try await Harness.start(
+            configure: { $0.listen.append(TLSTestConfig.listener(certificates)) },
+            feeds: { origin in
+                [try Harness.feed("/prices", upstream: "\(origin)/prices") { $0.settings.cors.allowOrigins = ["*"] }]
+            }
+        )
+        self.addTeardownBlock { await harness.stop() }
+        try await eventually("upstream connected") { harness.origin.openConnections == 1 }
+        let tlsPort = harness.gateway.listenerAddresses[1].port!
+        let total = 1_000
+        let page = """
+            <!doctype html><meta charset="utf-8"><title>ssegate</title><script>
+            let count = 0;
+            const post = (kind, value) => fetch('/report', {method: 'POST', body: JSON.stringify({kind, value})});
+            const es = new EventSource('https://localhost:\(tlsPort)/prices');
+            es.onopen = () => post('open', 0);
+            es.onerror = () => post('error', es.readyState);
+            es.onmessage = (e) => { count++; if (count === \(total)) post('all', e.lastEventId); };
+            setInterval(() => post('count', count), 500);
+            </script>
+            """
+        let browser = BrowserHarness(
+            page: page,
+            group: harness.clientGroup,
+            chromiumArguments: ["--ignore-certificate-errors"]
+        )
+        try await browser.start()
+        self.addTeardownBlock { await browser.stop() }
+        try await eventually("the browser connected", timeout: .seconds(30)) {
+            browser.received.contains { $0.contains("\"open\"") }
+        }
+        try await harness.waitUntilJoined(1)
+        XCTAssertGreaterThanOrEqual(LiveObjects.http2Streams.value, 1, "Chromium's EventSource is an HTTP/2 stream")
+        harness.origin.broadcast(Self.burst(of: total))
+        try await Self.waitUntilAllFired(total, in: browser, timeout: .seconds(5))
+        XCTAssertFalse(browser.received.contains { $0.contains("\"kind\":\"error\"") }, "\(browser.received.suffix(3))")
+        let clients = try await harness.metrics().clientsPerFeed["/prices"]
+        XCTAssertEqual(clients, 1, "still streaming: not evicted")
     }
 
     /// Poll mode with no change on the page but the URL: Chromium's own EventSource reconnects after each
@@ -170,5 +208,23 @@ final class BrowserEventSourceTests: XCTestCase {
             XCTAssertEqual(ids, Array(first..<(first + ids.count)), "in order, no gap, no duplicate")
         }
         XCTAssertGreaterThanOrEqual(value.responses, 5, "finite responses, each followed by a reconnect")
+    }
+
+    /// `total` short events (ids 1…total) in one buffer, for the origin to write in one piece.
+    private static func burst(of total: Int) -> ByteBuffer {
+        var burst = ByteBuffer()
+        for index in 1...total {
+            burst.writeString(
+                "id: \(index)\ndata: {\"seq\":\(index),\"symbol\":\"ACME\",\"price\":\(100 + index % 7).25,\"note\":\"burst\"}\n\n"
+            )
+        }
+        return burst
+    }
+
+    /// Until the page reported (`all`) that its EventSource fired the `total`-th event.
+    private static func waitUntilAllFired(_ total: Int, in browser: BrowserHarness, timeout: TimeAmount) async throws {
+        try await eventually("the browser fired all \(total) events", timeout: timeout) {
+            browser.received.contains { $0.contains("\"kind\":\"all\"") && $0.contains("\"value\":\"\(total)\"") }
+        }
     }
 }

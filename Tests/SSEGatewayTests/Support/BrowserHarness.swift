@@ -23,12 +23,15 @@ final class BrowserHarness: @unchecked Sendable {
     private var browser: Process?
     private let profile: URL
     private let responder: Responder?
+    /// More command-line switches for Chromium (`--ignore-certificate-errors` for a test CA).
+    private let chromiumArguments: [String]
     let page: String
 
-    init(page: String, group: EventLoopGroup, responder: Responder? = nil) {
+    init(page: String, group: EventLoopGroup, responder: Responder? = nil, chromiumArguments: [String] = []) {
         self.page = page
         self.group = group
         self.responder = responder
+        self.chromiumArguments = chromiumArguments
         self.profile = FileManager.default.temporaryDirectory.appendingPathComponent(
             "ssegate-chromium-\(UUID().uuidString)"
         )
@@ -74,10 +77,11 @@ final class BrowserHarness: @unchecked Sendable {
         let chromium = try ExternalTool.chromium.require()
         let process = Process()
         process.executableURL = URL(fileURLWithPath: chromium)
-        process.arguments = [
-            "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
-            "--user-data-dir=\(self.profile.path)", url,
-        ]
+        process.arguments =
+            [
+                "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+                "--user-data-dir=\(self.profile.path)",
+            ] + self.chromiumArguments + [url]
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
         try process.run()
